@@ -1,0 +1,116 @@
+"""The ``snhoo-dask`` command: parses options and hands off to the library."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import click
+
+from . import __version__
+from .cluster import DEFAULT_DASHBOARD, ClusterError, dask_client
+from .discover import DiscoveryError, parse_extensions
+from .extract import Settings
+from .job import Job, JobError, new_run_id, prepare_output
+from .progress import ProgressBar, failure_table, summary_line
+from .selection import SelectionError, parse_selection
+from .writers import FORMATS
+
+USAGE_ERROR = 2
+
+
+def fail_usage(message: str) -> None:
+    click.echo(f"snhoo-dask: error: {message}", err=True)
+    sys.exit(USAGE_ERROR)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="snhoo-dask")
+def main() -> None:
+    """Turn folders of videos into still images on a Dask cluster."""
+
+
+@main.command()
+@click.argument("roots", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "-o", default="snhoo-output", show_default=True, type=click.Path(),
+              help="Output folder: OUT/<root name>/<video path>/ per video, plus manifest.jsonl.")
+@click.option("--every", type=int, help="Every Nth frame (0, N, 2N, ...).")
+@click.option("--fps", help="R frames per second of video (e.g. 1, 0.5, 30000/1001).")
+@click.option("--frames", help="Exact frame indices, e.g. 0,25,1000 or 100-110.")
+@click.option("--times", help="Timestamps, e.g. 1.5,00:01:02.250.")
+@click.option("--keyframes", is_flag=True, help="Only key frames (no full decode).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpg", show_default=True)
+@click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG quality.")
+@click.option("--ext", help="Video extensions to look for, comma-separated (default: common video types).")
+@click.option("--stage/--no-stage", default=True, show_default=True,
+              help="Copy each video to the worker's local scratch before decoding.")
+@click.option("--scratch", type=click.Path(), help="Worker-local scratch folder (default $SNHOO_SCRATCH or /tmp).")
+@click.option("--overwrite", is_flag=True, help="Redo videos whose output is already complete.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=120, show_default=True,
+              help="Fail a video when ffmpeg produces no frame for this many seconds.")
+@click.option("--scheduler", envvar="SNHOO_SCHEDULER", help="Address of a running Dask scheduler "
+              "(or $SNHOO_SCHEDULER). Without it, a local cluster is started.")
+@click.option("--workers", type=click.IntRange(min=1), help="Local cluster: worker processes (default: cores).")
+@click.option("--threads-per-worker", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--dashboard-address", default=DEFAULT_DASHBOARD, show_default=True,
+              help="Local cluster: where the Dask dashboard listens.")
+@click.option("--dry-run", is_flag=True, help="List the videos and where their frames would go; process nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def run(roots: tuple[str, ...], out: str, every: int | None, fps: str | None, frames: str | None,
+        times: str | None, keyframes: bool, fmt: str, quality: int, ext: str | None, stage: bool,
+        scratch: str | None, overwrite: bool, timeout: float, scheduler: str | None, workers: int | None,
+        threads_per_worker: int, dashboard_address: str, dry_run: bool, quiet: bool) -> None:
+    """Extract frames from every video under ROOT(s)."""
+    try:
+        selection = parse_selection(every, fps, frames, times, keyframes)
+        extensions = parse_extensions(ext)
+        out_dir = os.path.abspath(out) if dry_run else prepare_output(out)
+        settings = Settings(out=out_dir, selection=selection, fmt=fmt, quality=quality, stage=stage,
+                            scratch=scratch, timeout=timeout, run_id=new_run_id())
+        job = Job(list(roots), settings, overwrite=overwrite, extensions=extensions)
+    except (SelectionError, DiscoveryError, JobError) as e:
+        fail_usage(str(e))
+    for path, reason in job.found.problems:
+        click.echo(f"warning: skipped {path}: {reason}", err=True)
+    if dry_run:
+        for v in job.videos:
+            click.echo(f"{v.path}\t-> {os.path.join(out_dir, v.out_rel)}/")
+        click.echo(f"{len(job.videos)} videos; {selection.describe()}; nothing processed (dry run)", err=True)
+        return
+    sys.exit(_run_job(job, scheduler, workers, threads_per_worker, dashboard_address, quiet))
+
+
+def _run_job(job: Job, scheduler: str | None, workers: int | None, threads: int, dashboard: str,
+             quiet: bool) -> int:
+    # SIGTERM gets the same orderly stop as Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with dask_client(scheduler, workers, threads, dashboard) as client:
+            click.echo(f"{len(job.videos)} videos, {job.settings.selection.describe()}, "
+                       f"output {job.settings.out}", err=True)
+            click.echo(f"Dask dashboard: {client.dashboard_link}", err=True)
+            bar = ProgressBar(len(job.videos), enabled=not quiet)
+            summary = job.run(client, on_record=lambda record, progress: bar.update(progress))
+    except ClusterError as e:
+        click.echo(f"snhoo-dask: error: {e}", err=True)
+        return 1
+    except JobError as e:
+        fail_usage(str(e))
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted before the job started; nothing was processed", err=True)
+        return 130
+    if summary.failures:
+        click.echo("\n" + failure_table(summary.failures), err=True)
+    if summary.interrupted:
+        click.echo(f"\ninterrupted: {summary.done} of {summary.total} videos finished; "
+                   "rerun the same command to do the rest", err=True)
+    if summary.scheduler_lost:
+        click.echo(f"snhoo-dask: error: {summary.scheduler_lost}", err=True)
+    click.echo(summary_line(summary), err=True)
+    return summary.exit_code
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+

@@ -1,0 +1,63 @@
+"""Get a Dask client: to a running scheduler, or to an embedded LocalCluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from distributed import Client, LocalCluster
+
+DEFAULT_DASHBOARD = ":8787"
+
+
+class ClusterError(Exception):
+    pass
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None, threads_per_worker: int = 1,
+                dashboard_address: str = DEFAULT_DASHBOARD, connect_timeout: float = 10.0,
+                worker_wait: float = 30.0) -> Iterator[Client]:
+    """Yield a connected client; raise ClusterError with a one-line reason if there is none."""
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=connect_timeout)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} "
+                               f"within {connect_timeout:g} s ({type(e).__name__})") from None
+        try:
+            try:
+                client.wait_for_workers(1, timeout=worker_wait)
+            except (TimeoutError, OSError):
+                raise ClusterError(f"the Dask scheduler at {scheduler} has no workers "
+                                   f"(waited {worker_wait:g} s)") from None
+            yield client
+        finally:
+            _quiet_close(client)
+        return
+    # Failed videos are reported in the failure table and manifest; the workers' own
+    # "Compute Failed" log lines would only repeat them as tracebacks.
+    # Worker processes, not threads: ffmpeg pipes and image encoding hold the GIL often
+    # enough that one process per core is what actually uses the machine.
+    cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=threads_per_worker,
+                           processes=True, dashboard_address=dashboard_address,
+                           silence_logs=logging.CRITICAL)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        _quiet_close(client)
+        cluster.close()
+
+
+def _quiet_close(client: Client) -> None:
+    try:
+        client.close(timeout=5)
+    except Exception:  # noqa: BLE001 - closing a client to a dead scheduler may raise anything
+        pass

@@ -1,0 +1,128 @@
+"""Find the videos under one or more roots."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+DEFAULT_EXTENSIONS = ("mp4", "m4v", "mov", "avi", "mkv", "webm", "flv", "wmv", "mpg", "mpeg",
+                      "ts", "mts", "m2ts", "3gp")
+
+
+class DiscoveryError(Exception):
+    """A root cannot be used; the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class Video:
+    """One video: where it lives and where its frames go, relative to the output folder."""
+
+    root: str       # absolute root folder as given (normalised)
+    root_name: str  # folder name under the output for this root
+    rel: str        # path of the video relative to its root, with "/" separators
+    size: int
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, *self.rel.split("/"))
+
+    @property
+    def out_rel(self) -> str:
+        """The video's output folder relative to OUT: <root name>/<rel path incl. extension>."""
+        return f"{self.root_name}/{self.rel}"
+
+
+def parse_extensions(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return DEFAULT_EXTENSIONS
+    exts = tuple(e.strip().lower().lstrip(".") for e in text.split(",") if e.strip())
+    if not exts:
+        raise DiscoveryError(f"--ext wants extensions like mp4,mov, got {text!r}")
+    return exts
+
+
+def check_root(root: str) -> str:
+    """The absolute root, or DiscoveryError saying what is wrong with it."""
+    path = os.path.abspath(os.path.expanduser(root))
+    if not os.path.exists(path):
+        raise DiscoveryError(f"root {root!r} does not exist")
+    if not os.path.isdir(path):
+        raise DiscoveryError(f"root {root!r} is not a directory")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise DiscoveryError(f"root {root!r} is not readable (permission denied)")
+    return path
+
+
+def root_names(roots: list[str]) -> dict[str, str]:
+    """A distinct output folder name per root: its own name, plus a short hash if two clash."""
+    base = {r: (os.path.basename(r.rstrip(os.sep)) or "root") for r in roots}
+    names = {}
+    for r in roots:
+        name = base[r]
+        if list(base.values()).count(name) > 1:
+            name = f"{name}-{hashlib.sha1(r.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+        names[r] = name
+    return names
+
+
+@dataclass
+class Discovery:
+    videos: list[Video]
+    problems: list[tuple[str, str]]  # (path, reason) for folders that could not be read
+
+
+def discover(roots: list[str], extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+             exclude: str | None = None) -> Discovery:
+    """Every video file (by extension, any case) in every subfolder of each root.
+
+    Symlinked folders are followed once each (by device and inode), so a link loop
+    cannot hang the walk.  ``exclude`` is a folder (the output) never to descend into.
+    """
+    absroots = [check_root(r) for r in roots]
+    names = root_names(absroots)
+    exts = {"." + e.lower() for e in extensions}
+    videos: list[Video] = []
+    problems: list[tuple[str, str]] = []
+    exclude_real = os.path.realpath(exclude) if exclude else None
+    for root in absroots:
+        seen: set[tuple[int, int]] = set()
+        stack = [root]
+        while stack:
+            folder = stack.pop()
+            try:
+                st = os.stat(folder)
+            except OSError as e:
+                problems.append((folder, e.strerror or str(e)))
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            if exclude_real and os.path.realpath(folder) == exclude_real:
+                continue
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as e:
+                problems.append((folder, f"cannot list folder: {e.strerror or e}"))
+                continue
+            subfolders = []
+            for entry in entries:
+                try:
+                    if entry.is_dir():
+                        subfolders.append(entry.path)
+                    elif os.path.splitext(entry.name)[1].lower() in exts:
+                        # Broken links and non-regular files are kept: extraction fails them
+                        # with a reason instead of letting them vanish from the job.
+                        rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
+                        videos.append(Video(root, names[root], rel, _size(entry)))
+                except OSError as e:
+                    problems.append((entry.path, e.strerror or str(e)))
+            stack.extend(reversed(subfolders))
+    return Discovery(videos, problems)
+
+
+def _size(entry: os.DirEntry) -> int:
+    try:
+        return entry.stat().st_size
+    except OSError:
+        return 0

@@ -1,0 +1,210 @@
+"""Extract the selected frames of one video: the body of every Dask task.
+
+check source -> stage locally -> probe -> plan -> read with scikit-video -> write
+images into a temporary folder -> publish it in one rename -> return the record.
+A video that yields nothing usable raises ``VideoFailed`` (carrying its record), so
+the Dask task is marked erred in the dashboard instead of showing a green success.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import shutil
+import socket
+import stat
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+from .discover import Video
+from .layout import DONE_FILE, new_tmp_dir, publish, video_dir
+from .probe import ProbeError, VideoInfo, keyframe_times, probe
+from .reader import FrameReader
+from .selection import Plan, Selection, plan
+from .staging import StagingError, staged
+from .writers import make_writer
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything about a job that every video's task needs."""
+
+    out: str
+    selection: Selection
+    fmt: str = "jpg"
+    quality: int = 90
+    stage: bool = True
+    scratch: str | None = None
+    timeout: float = 120.0
+    run_id: str = ""
+
+    def signature(self) -> dict:
+        """What a finished folder must match to be skipped on a rerun."""
+        return {"selection": self.selection.signature(), "format": self.fmt, "quality": self.quality}
+
+
+class VideoFailed(Exception):
+    """Raised by a task whose video produced no trustworthy output."""
+
+    def __init__(self, record: dict) -> None:
+        super().__init__(record.get("error"))
+        self.record = record
+
+    def __reduce__(self):
+        return (VideoFailed, (self.record,))
+
+
+class _Failure(Exception):
+    """Internal: stop this video with a human reason."""
+
+
+def worker_name() -> str:
+    try:
+        from distributed import get_worker
+        w = get_worker()
+        return str(w.name if w.name is not None else w.address)
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def base_record(video: Video, settings: Settings) -> dict:
+    return {"run": settings.run_id, "root": video.root, "video": video.rel, "out": video.out_rel,
+            "status": None, "frames": 0, "error": None, "missing": [], "worker": None,
+            "seconds": 0.0, "size": video.size, "codec": None, "width": None, "height": None,
+            "fps": None, "duration": None, "selection": settings.selection.describe(),
+            "staged": settings.stage, "finished_at": None}
+
+
+def extract_video(video: Video, settings: Settings) -> dict:
+    """Process one video; return its ``ok`` record or raise VideoFailed with a ``failed`` one."""
+    started = time.monotonic()
+    record = base_record(video, settings)
+    record["worker"] = worker_name()
+    tmp = None
+    try:
+        _check_source(video.path)
+        source = staged(video.path, settings.scratch) if settings.stage else nullcontext(video.path)
+        with source as local:
+            info = _probe(local)
+            record.update(info.for_manifest())
+            keys = keyframe_times(local, info) if settings.selection.mode == "keyframes" else None
+            frame_plan = plan(settings.selection, info, keys)
+            record["missing"] = frame_plan.missing
+            tmp = _make_tmp(settings.out)
+            written, log = _write_frames(local, info, frame_plan, settings, tmp, record)
+        record["frames"] = written
+        _check_complete(frame_plan, written, record, log)
+        record.update(status="ok", seconds=round(time.monotonic() - started, 3),
+                      finished_at=time.time())
+        _write_done(tmp, settings, record)
+        publish(tmp, video_dir(settings.out, video.out_rel))
+        tmp = None
+        return record
+    except (_Failure, ProbeError, StagingError) as e:
+        reason = str(e)
+    except OSError as e:
+        reason = _os_reason(e, settings.out)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    record.update(status="failed", error=reason, frames=0,
+                  seconds=round(time.monotonic() - started, 3), finished_at=time.time())
+    raise VideoFailed(record)
+
+
+def _check_source(path: str) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise _Failure(f"broken link: {path} points to {os.readlink(path)!r}, which does not exist")
+        raise _Failure("video not found (moved or deleted since the job started?)")
+    except OSError as e:
+        raise _Failure(f"cannot reach the video: {e.strerror}")
+    if not stat.S_ISREG(st.st_mode):
+        raise _Failure("not a regular file (a pipe, device or socket cannot be processed)")
+    if st.st_size == 0:
+        raise _Failure("the file is empty (0 bytes)")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise _Failure(f"cannot read the video: {e.strerror}")
+
+
+def _probe(path: str) -> VideoInfo:
+    return probe(path)
+
+
+def _make_tmp(out: str) -> str:
+    try:
+        return new_tmp_dir(out)
+    except OSError as e:
+        raise _Failure(f"cannot write to the output folder {out}: {e.strerror}")
+
+
+def _write_frames(path: str, info: VideoInfo, frame_plan: Plan, settings: Settings, tmp: str,
+                  record: dict) -> tuple[int, str]:
+    """Write every planned frame into ``tmp``; return the count and ffmpeg's condensed log."""
+    writer = make_writer(settings.fmt, settings.quality)
+    written = 0
+    rows = []
+    logs = []
+    for p in frame_plan.passes:
+        reader = FrameReader(path, info, p.input_options, p.output_options, settings.timeout)
+        got = 0
+        limit = len(p.expected) if p.expected is not None else None
+        complete = True
+        try:
+            for frame in reader.frames():
+                ref = p.ref(got)
+                name = f"{ref.index:06d}.{writer.extension}"
+                writer.save(frame, os.path.join(tmp, name))
+                rows.append((ref.index, f"{ref.timestamp:.6f}", name))
+                got += 1
+                if limit is not None and got >= limit:
+                    complete = False  # we stop ffmpeg ourselves; it may still be flushing
+                    break
+        finally:
+            reason = reader.finish(complete)
+        if reason:
+            raise _Failure(reason)
+        if p.expected is not None and got < len(p.expected):
+            record["missing"].extend(f"frame {r.index} (could not be decoded)" for r in p.expected[got:])
+        written += got
+        if reader.log:
+            logs.append(reader.log)
+    with open(os.path.join(tmp, "frames.csv"), "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["frame", "timestamp", "file"])
+        out.writerows(sorted(rows))
+    return written, "; ".join(logs)
+
+
+def _check_complete(frame_plan: Plan, written: int, record: dict, log: str) -> None:
+    expected = frame_plan.expected_count
+    if written == 0:
+        if record["missing"]:
+            raise _Failure("none of the requested frames exist: " + ", ".join(record["missing"][:5]))
+        raise _Failure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
+    if frame_plan.streaming:
+        # Container frame counts can be off by a frame or two; more than that is a cut-off file.
+        if written < expected - max(2, expected // 50):
+            detail = f": {log}" if log else ""
+            raise _Failure(f"truncated: decoded {written} of {expected} expected frames{detail}")
+
+
+def _write_done(tmp: str, settings: Settings, record: dict) -> None:
+    with open(os.path.join(tmp, DONE_FILE), "w", encoding="utf-8") as f:
+        json.dump({"signature": settings.signature(), "record": record}, f, ensure_ascii=True)
+
+
+def _os_reason(e: OSError, out: str) -> str:
+    if e.errno == errno.ENOSPC:
+        return f"no space left on device while writing to {out}"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write to the output folder {out}: {e.strerror}"
+    return f"{e.strerror or e} ({e.filename})" if e.filename else str(e)

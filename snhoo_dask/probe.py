@@ -1,0 +1,148 @@
+"""Ask ffprobe what a video file is, once per video, and explain failures in words."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+
+FFPROBE = "ffprobe"
+
+
+class ProbeError(Exception):
+    """The file is not a readable video; the message is the human reason."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    codec: str
+    width: int
+    height: int
+    fps: float
+    duration: float
+    start_time: float
+    pix_fmt: str
+    frame_rate: Fraction
+    nb_frames: int | None
+
+    @property
+    def estimated_frames(self) -> int:
+        """Frame count from the container, or from duration x rate when it has none."""
+        if self.nb_frames:
+            return self.nb_frames
+        return int(round(self.duration * float(self.frame_rate)))
+
+    def for_manifest(self) -> dict:
+        d = asdict(self)
+        return {k: d[k] for k in ("codec", "width", "height", "fps", "duration")}
+
+
+def _parse_rate(text: str | None) -> Fraction | None:
+    if not text or text in ("0/0", "0/1"):
+        return None
+    try:
+        rate = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return rate if rate > 0 else None
+
+
+_CONTEXT_PREFIX = re.compile(r"^\[[^\]]+ @ 0x[0-9a-f]+\]\s*")
+
+
+def ffmpeg_reason(stderr: str, path: str = "", limit: int = 3) -> str:
+    """The distinct lines of an ffmpeg/ffprobe error log, without addresses and the file name."""
+    seen: list[str] = []
+    for line in stderr.splitlines():
+        line = _CONTEXT_PREFIX.sub("", line.strip())
+        for prefix in ("file:" + path + ": ", path + ": "):
+            if path and line.startswith(prefix):
+                line = line[len(prefix):]
+        if line and line not in seen:
+            seen.append(line)
+    return "; ".join(seen[-limit:])
+
+
+def probe(path: str, timeout: float = 60.0) -> VideoInfo:
+    """Return the first video stream's facts, or raise ProbeError with the reason."""
+    # The file: protocol keeps names with a leading "-" or a ":" from reading as options or URLs.
+    cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "file:" + path]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"ffprobe did not answer within {timeout:.0f} s") from None
+    err = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        reason = ffmpeg_reason(err, path) or f"ffprobe exited with status {proc.returncode}"
+        raise ProbeError(f"not a readable video: {reason}")
+    try:
+        data = json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
+    except json.JSONDecodeError:
+        raise ProbeError("not a readable video: ffprobe printed no usable description") from None
+    streams = [s for s in data.get("streams", []) if s.get("codec_type") == "video"
+               and not (s.get("disposition") or {}).get("attached_pic")]
+    if not streams:
+        raise ProbeError("no video stream in this file")
+    s = streams[0]
+    width, height = int(s.get("width") or 0), int(s.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise ProbeError("video stream has no picture size (damaged or unsupported)")
+    if _rotation(s) in (90, 270):
+        # ffmpeg turns phone videos upright while decoding, so frames come out transposed.
+        width, height = height, width
+    rate = _parse_rate(s.get("avg_frame_rate")) or _parse_rate(s.get("r_frame_rate"))
+    if rate is None:
+        raise ProbeError("video stream has no frame rate (damaged or unsupported)")
+    fmt = data.get("format", {})
+    duration = _float(s.get("duration")) or _float(fmt.get("duration")) or 0.0
+    nb = s.get("nb_frames")
+    return VideoInfo(
+        codec=str(s.get("codec_name") or "unknown"),
+        width=width,
+        height=height,
+        fps=round(float(rate), 6),
+        duration=round(duration, 6),
+        start_time=_float(s.get("start_time")) or 0.0,
+        pix_fmt=str(s.get("pix_fmt") or "yuv420p"),
+        frame_rate=rate,
+        nb_frames=int(nb) if nb and str(nb).isdigit() and int(nb) > 0 else None,
+    )
+
+
+def keyframe_times(path: str, info: VideoInfo, timeout: float = 120.0) -> list[float]:
+    """Presentation times (from the stream start) of the key frames, by reading packets only.
+
+    Demuxing without decoding keeps this cheap even for long videos.
+    """
+    cmd = [FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+           "-of", "csv=p=0", "file:" + path]
+    proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise ProbeError(f"cannot list key frames: {ffmpeg_reason(proc.stderr.decode('utf-8', 'replace'), path)}")
+    times = []
+    for line in proc.stdout.decode().splitlines():
+        parts = line.split(",")
+        if len(parts) >= 2 and parts[0] not in ("", "N/A") and "K" in parts[1]:
+            times.append(float(parts[0]) - info.start_time)
+    return sorted(times)
+
+
+def _rotation(stream: dict) -> int:
+    angle = (stream.get("tags") or {}).get("rotate")
+    for side in stream.get("side_data_list") or []:
+        if "rotation" in side:
+            angle = side["rotation"]
+    try:
+        return int(float(angle or 0)) % 360
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(value) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and f >= 0 else None

@@ -1,0 +1,110 @@
+"""scikit-video's FFmpeg reader, fed by our single ffprobe and made to report errors.
+
+We subclass rather than call ``skvideo.io.vreader`` directly for three reasons:
+the probe we already ran is reused (scikit-video would run ffprobe again, and a
+full ``-count_frames`` decode for containers without a frame count); ffmpeg's
+error log is kept so a failure has a reason; and a stalled ffmpeg can be killed.
+Frames are still streamed one at a time by scikit-video's own ``nextFrame``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from .probe import VideoInfo, ffmpeg_reason
+from .skvideo_compat import FFmpegReader
+
+FFMPEG = "ffmpeg"
+
+
+class FrameReader(FFmpegReader):
+    """Yields RGB frames of one ffmpeg pass; ``finish()`` says whether ffmpeg succeeded."""
+
+    def __init__(self, path: str, info: VideoInfo, input_options: dict[str, str],
+                 output_options: dict[str, str], stall_timeout: float = 120.0) -> None:
+        self._info = info
+        self._log = tempfile.TemporaryFile()
+        self.stalled = False
+        self.log = ""  # ffmpeg's error lines, condensed; filled by finish()
+        self._stall_timeout = stall_timeout
+        self._last_progress = time.monotonic()
+        self._done = threading.Event()
+        super().__init__(path, inputdict=dict(input_options), outputdict=dict(output_options))
+        self._watchdog = threading.Thread(target=self._watch, daemon=True)
+        self._watchdog.start()
+
+    # -- scikit-video hooks -------------------------------------------------
+    def _probe(self) -> dict:
+        info = self._info
+        rate = info.frame_rate
+        # No "@nb_frames": the reader then streams until ffmpeg ends (see _probCountFrames),
+        # which is right for filtered output whose length the container cannot know.
+        return {"video": {"@width": str(info.width), "@height": str(info.height),
+                          "@pix_fmt": "yuv420p", "@duration": str(info.duration),
+                          "@r_frame_rate": f"{rate.numerator}/{rate.denominator}"}}
+
+    def _probCountFrames(self) -> int:
+        return 0  # 0 means "read until end of stream" to scikit-video
+
+    def _getSupportedDecoders(self):
+        return NotImplemented  # discovery already chose the files by extension
+
+    def _createProcess(self, inputdict: dict, outputdict: dict, verbosity: int) -> None:
+        outputdict.setdefault("-vcodec", "rawvideo")
+        cmd = ([FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"]
+               + self._dict2Args(inputdict) + ["-i", "file:" + self._filename]
+               + self._dict2Args(outputdict) + ["-"])
+        self._cmd = cmd
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=self._log)
+
+    # -- ours -----------------------------------------------------------------
+    def frames(self) -> Iterator[np.ndarray]:
+        for frame in self.nextFrame():
+            self._last_progress = time.monotonic()
+            yield frame
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.5):
+            if time.monotonic() - self._last_progress > self._stall_timeout:
+                self.stalled = True
+                proc = self._proc
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                return
+
+    def finish(self, complete: bool) -> str | None:
+        """Stop ffmpeg; return None if it ended well, else the reason.
+
+        ``complete`` is False when we stopped reading early on purpose, in which case
+        ffmpeg being told to stop is not a failure.
+        """
+        self._done.set()
+        proc = self._proc
+        reason = None
+        if proc is not None:
+            if complete:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            else:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            self._log.seek(0)
+            self.log = ffmpeg_reason(self._log.read().decode("utf-8", "replace"), self._filename)
+            if self.stalled:
+                reason = f"timed out: ffmpeg produced no frame for {self._stall_timeout:g} s"
+            elif complete and proc.returncode != 0:
+                reason = f"ffmpeg failed while decoding: {self.log or f'exit status {proc.returncode}'}"
+        self._proc = None
+        self._log.close()
+        return reason

@@ -1,0 +1,254 @@
+"""Which frames to take from a video, and how to make ffmpeg take only those.
+
+A ``Selection`` is what the user asked for (parsed from the command line or the web
+form).  ``plan()`` turns it, for one probed video, into ``Pass``es: ffmpeg input and
+output options for one scikit-video reader each, plus the source frame index and
+timestamp of every image that reader will yield.  Selection always happens inside
+ffmpeg (select filter, ``-skip_frame nokey``, input seeking); Python never decodes a
+frame only to drop it.
+
+Frame indices and timestamps assume a constant frame rate (index = time x rate),
+which is what cameras and screen recorders write; for variable-rate files they are
+nominal.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable
+
+from .probe import VideoInfo
+
+MODES = ("all", "every", "fps", "frames", "times", "keyframes")
+# Requested frames closer than this many seconds are decoded in one pass instead of
+# seeking again: a seek lands on the previous key frame and decodes forward anyway.
+_CLUSTER_SECONDS = 2.0
+# Bound on the select expression ffmpeg has to parse for one pass.
+_MAX_TERMS_PER_PASS = 200
+MAX_REQUESTED = 100_000
+
+
+class SelectionError(ValueError):
+    """A frame specification the user typed is not valid; the message says why."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    mode: str = "all"
+    every: int | None = None
+    fps: Fraction | None = None
+    frames: tuple[int, ...] = ()
+    times: tuple[float, ...] = ()
+
+    def describe(self) -> str:
+        if self.mode == "every":
+            return f"every {self.every}th frame"
+        if self.mode == "fps":
+            return f"{float(self.fps):g} frames per second"
+        if self.mode == "frames":
+            return f"{len(self.frames)} chosen frame(s)"
+        if self.mode == "times":
+            return f"{len(self.times)} chosen time(s)"
+        if self.mode == "keyframes":
+            return "key frames"
+        return "all frames"
+
+    def signature(self) -> dict:
+        """What identifies this selection in a finished folder (for resume)."""
+        return {"mode": self.mode, "every": self.every,
+                "fps": str(self.fps) if self.fps is not None else None,
+                "frames": list(self.frames), "times": list(self.times)}
+
+
+def parse_selection(every: int | None = None, fps: str | None = None, frames: str | None = None,
+                    times: str | None = None, keyframes: bool = False) -> Selection:
+    """Build a Selection from the command line's mutually exclusive options."""
+    given = [name for name, value in (("--every", every), ("--fps", fps), ("--frames", frames),
+                                      ("--times", times), ("--keyframes", keyframes or None))
+             if value is not None]
+    if len(given) > 1:
+        raise SelectionError(f"choose one frame selection, not {' and '.join(given)}")
+    if every is not None:
+        if every < 1:
+            raise SelectionError(f"--every must be 1 or more, not {every}")
+        return Selection("every", every=every)
+    if fps is not None:
+        return Selection("fps", fps=_parse_rate(fps))
+    if frames is not None:
+        return Selection("frames", frames=tuple(sorted(set(_parse_frames(frames)))))
+    if times is not None:
+        return Selection("times", times=tuple(sorted(set(_parse_times(times)))))
+    if keyframes:
+        return Selection("keyframes")
+    return Selection("all")
+
+
+def _parse_rate(text: str) -> Fraction:
+    try:
+        rate = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise SelectionError(f"--fps wants a number like 2 or 0.5 or 30000/1001, not {text!r}") from None
+    if rate <= 0:
+        raise SelectionError(f"--fps must be above 0, not {text!r}")
+    return rate.limit_denominator(1_000_000)
+
+
+def _split(text: str, option: str) -> list[str]:
+    items = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in items):
+        raise SelectionError(f"{option} wants a comma-separated list, got {text!r}")
+    if len(items) > MAX_REQUESTED:
+        raise SelectionError(f"{option} lists {len(items)} values; at most {MAX_REQUESTED} per job")
+    return items
+
+
+def _parse_frames(text: str) -> list[int]:
+    out = []
+    for item in _split(text, "--frames"):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
+        if not m:
+            raise SelectionError(f"--frames wants frame numbers like 0,25,1000 or ranges like 10-20, not {item!r}")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) else lo
+        if hi < lo:
+            raise SelectionError(f"--frames range {item!r} runs backwards")
+        if hi - lo + len(out) > MAX_REQUESTED:
+            raise SelectionError(f"--frames asks for more than {MAX_REQUESTED} frames")
+        out.extend(range(lo, hi + 1))
+    return out
+
+
+def parse_time(item: str) -> float:
+    """Seconds from '1.5', '62.25', '01:02.250' or '00:01:02.250'."""
+    m = re.fullmatch(r"(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?|\.\d+)", item.strip())
+    if not m:
+        raise SelectionError(f"--times wants times like 1.5 or 00:01:02.250, not {item!r}")
+    hours, minutes, seconds = m.group(1), m.group(2), float(m.group(3))
+    if (hours or minutes) and seconds >= 60:
+        raise SelectionError(f"--times: seconds must be below 60 in {item!r}")
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + seconds
+
+
+def _parse_times(text: str) -> list[float]:
+    return [parse_time(item) for item in _split(text, "--times")]
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    index: int
+    timestamp: float
+
+
+@dataclass
+class Pass:
+    """One ffmpeg run through scikit-video's reader, and what each output frame is."""
+
+    input_options: dict[str, str]
+    output_options: dict[str, str]
+    # For a seek pass: exactly the frames it yields, in order.  For a streaming pass:
+    # None, and ``label`` names the k-th output frame.
+    expected: list[FrameRef] | None = None
+    label: Callable[[int], FrameRef] | None = None
+
+    def ref(self, k: int) -> FrameRef:
+        if self.expected is not None:
+            return self.expected[k]
+        assert self.label is not None
+        return self.label(k)
+
+
+@dataclass
+class Plan:
+    passes: list[Pass]
+    expected_count: int          # images this plan should produce if the file is intact
+    streaming: bool              # True when the count is an estimate from the container
+    missing: list[str] = field(default_factory=list)  # requested frames past the end
+
+
+def _select(expr: str) -> dict[str, str]:
+    # passthrough: never duplicate or drop frames to fit an output rate.
+    return {"-vf": f"select='{expr}'", "-vsync": "0"}
+
+
+def _at(index: int, rate: Fraction) -> FrameRef:
+    return FrameRef(index, round(float(index / rate), 6))
+
+
+def plan(selection: Selection, info: VideoInfo, keyframe_times: list[float] | None = None) -> Plan:
+    """The ffmpeg passes that produce exactly the selected frames of this video."""
+    rate = info.frame_rate
+    total = info.estimated_frames
+    mode = selection.mode
+    if mode == "all":
+        return Plan([Pass({}, {}, label=lambda k: _at(k, rate))], total, True)
+    if mode == "every":
+        n = selection.every
+        return Plan([Pass({}, _select(f"not(mod(n,{n}))"), label=lambda k: _at(k * n, rate))],
+                    math.ceil(total / n), True)
+    if mode == "fps":
+        # Take the first frame of each 1/R interval: frame n is new when floor(n*R/F) steps.
+        step = Fraction(selection.fps) / rate
+        a, b = step.numerator, step.denominator
+        if step >= 1:
+            return plan(Selection("all"), info)
+        count = sum(1 for _ in _fps_indices(a, b, total))
+        return Plan([Pass({}, _select(f"gt(floor(n*{a}/{b}),floor((n-1)*{a}/{b}))"),
+                          label=lambda k: _at(-((-k * b) // a), rate))], count, True)
+    if mode == "keyframes":
+        times = keyframe_times or []
+        refs = [FrameRef(int(round(t * rate)), round(t, 6)) for t in times]
+        return Plan([Pass({"-skip_frame": "nokey"}, {"-vsync": "0"}, expected=refs)], len(refs), False)
+    if mode == "frames":
+        wanted = list(selection.frames)
+        inside = [i for i in wanted if i < total]
+        missing = [f"frame {i}" for i in wanted if i >= total]
+        if missing:
+            missing = [f"{m} (video has {total} frames)" for m in missing[:20]] + \
+                      ([f"and {len(missing) - 20} more"] if len(missing) > 20 else [])
+        return Plan(_seek_passes(inside, rate), len(inside), False, missing)
+    if mode == "times":
+        indices, missing = [], []
+        for t in selection.times:
+            i = int(math.floor(t * rate + 1e-6))
+            if t > info.duration or i >= total:
+                missing.append(f"time {t:g}s (video lasts {info.duration:g}s)")
+            else:
+                indices.append(i)
+        indices = sorted(set(indices))
+        return Plan(_seek_passes(indices, rate), len(indices), False, missing)
+    raise SelectionError(f"unknown frame selection {mode!r}")
+
+
+def _fps_indices(a: int, b: int, total: int):
+    k = 0
+    while True:
+        i = -((-k * b) // a)
+        if i >= total:
+            return
+        yield i
+        k += 1
+
+
+def _seek_passes(indices: list[int], rate: Fraction) -> list[Pass]:
+    """Group nearby frames; seek to each group's first frame and select the rest in ffmpeg."""
+    gap = max(1, int(_CLUSTER_SECONDS * rate))
+    groups: list[list[int]] = []
+    for i in indices:
+        if groups and i - groups[-1][-1] <= gap and len(groups[-1]) < _MAX_TERMS_PER_PASS:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    passes = []
+    for g in groups:
+        first = g[0]
+        # Seeking half a frame early lands exactly on `first` despite rounding.
+        inp = {"-ss": f"{max(0.0, (first - 0.5) / rate):.6f}"} if first > 0 else {}
+        out: dict[str, str] = {}
+        if len(g) > 1:
+            out.update(_select("+".join(f"eq(n,{i - first})" for i in g)))
+        out["-vframes"] = str(len(g))
+        passes.append(Pass(inp, out, expected=[_at(i, rate) for i in g]))
+    return passes
