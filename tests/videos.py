@@ -1,0 +1,39 @@
+"""Real test videos, made by ffmpeg at test time.
+
+``make_video`` encodes the frame number into the picture (grey level 16 + 2n, H.264
+lossless), so a test can tell from an image's brightness exactly which source frame
+it is, not only how many images there are.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+from PIL import Image
+
+
+def make_video(path: str | os.PathLike, seconds: float = 2.0, fps: int = 25, size: str = "64x48",
+               gop: int | None = None, codec: str = "libx264", extra: list[str] | None = None) -> str:
+    """A constant-rate video whose frame n has grey level 16 + 2n (mod 220)."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    gop = gop or fps
+    lum = "16+mod(2*N,220)"
+    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+           "-i", f"nullsrc=s={size}:r={fps},geq=lum='{lum}':cb=128:cr=128", "-t", str(seconds)]
+    if codec == "libx264":
+        cmd += ["-c:v", "libx264", "-qp", "0", "-g", str(gop), "-pix_fmt", "yuv444p"]
+    else:
+        cmd += ["-c:v", codec, "-g", str(gop)]
+    cmd += (extra or []) + ["file:" + path]
+    subprocess.run(cmd, check=True)
+    return path
+
+
+def frame_number(image_path: str | os.PathLike) -> int:
+    """Which source frame an image made from ``make_video`` shows (for frames below 110)."""
+    grey = np.asarray(Image.open(image_path).convert("L"), dtype=float).mean()
+    luma = grey * 219 / 255 + 16  # full-range RGB back to video-range luma
+    return int(round((luma - 16) / 2))
