@@ -108,7 +108,53 @@ def _run_job(job: Job, scheduler: str | None, workers: int | None, threads: int,
     if summary.scheduler_lost:
         click.echo(f"snhoo-dask: error: {summary.scheduler_lost}", err=True)
     click.echo(summary_line(summary), err=True)
+    _write_report(job.settings.out)
     return summary.exit_code
+
+
+def _write_report(out: str) -> None:
+    # The report is a by-product: failing to write it must not change the job's exit code.
+    from .report import build_report
+    try:
+        click.echo(f"report: {build_report(out)}", err=True)
+    except Exception as e:  # noqa: BLE001
+        click.echo(f"warning: could not write the report: {e}", err=True)
+
+
+@main.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False))
+def report(out: str) -> None:
+    """Rebuild OUT/report.html from OUT/manifest.jsonl and the frame folders."""
+    from .report import build_report
+    click.echo(build_report(out))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8888, show_default=True)
+@click.option("--allow", "allow", multiple=True, type=click.Path(), metavar="DIR",
+              help="Base folder that roots may lie under (repeatable). Nothing else can be read.")
+@click.option("--out-base", "out_base", multiple=True, type=click.Path(), metavar="DIR",
+              help="Base folder that output folders must lie under (repeatable; default: the --allow folders).")
+@click.option("--state-dir", default="snhoo-state", show_default=True, type=click.Path(),
+              help="Where the service keeps its job database (jobs.sqlite).")
+@click.option("--scheduler", envvar="SNHOO_SCHEDULER", help="Address of a running Dask scheduler "
+              "(or $SNHOO_SCHEDULER). Without it, a local cluster is started.")
+@click.option("--workers", type=click.IntRange(min=1), help="Local cluster: worker processes (default: cores).")
+@click.option("--threads-per-worker", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--dashboard-address", default=DEFAULT_DASHBOARD, show_default=True,
+              help="Local cluster: where the Dask dashboard listens.")
+def serve(host: str, port: int, allow: tuple[str, ...], out_base: tuple[str, ...], state_dir: str,
+          scheduler: str | None, workers: int | None, threads_per_worker: int, dashboard_address: str) -> None:
+    """Web pages to submit, watch and review jobs (the old :8888 form, plus Flower)."""
+    from .web.server import ServeError, serve as serve_web
+    try:
+        serve_web(host=host, port=port, allow=list(allow), out_base=list(out_base), state_dir=state_dir,
+                  scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
+                  dashboard_address=dashboard_address)
+    except (ServeError, ClusterError) as e:
+        click.echo(f"snhoo-dask: error: {e}", err=True)
+        sys.exit(1)
 
 
 def _raise_interrupt(signum, frame) -> None:

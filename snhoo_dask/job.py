@@ -8,6 +8,7 @@ record per video.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -94,6 +95,13 @@ def find_videos(roots: list[str], out: str | None,
     return found
 
 
+TASK_NAME = "extract-video"
+
+
+def _extract_each(videos: list[Video], settings: Settings) -> list[dict]:
+    return [extract_video(v, settings) for v in videos]
+
+
 class Job:
     def __init__(self, roots: list[str], settings: Settings, overwrite: bool = False,
                  extensions: tuple[str, ...] = DEFAULT_EXTENSIONS) -> None:
@@ -102,6 +110,7 @@ class Job:
         self.found = find_videos(roots, settings.out, extensions)
         self.videos = self.found.videos
         self._futures: list = []
+        self._stop = threading.Event()
 
     def skip_record(self, video: Video) -> dict | None:
         """A ``skipped`` record if this video's finished output matches this job."""
@@ -162,7 +171,10 @@ class Job:
                    summary: Summary, lost_grace: float) -> None:
         # Longest first (size stands in for length), so one long video does not finish alone.
         todo = sorted(todo, key=lambda v: v.size, reverse=True)
-        bag = db.from_sequence(todo, npartitions=len(todo)).map(extract_video, settings=self.settings)
+        # The token names the tasks, so the dashboard's task stream and progress read
+        # "extract-video" rather than a function name.
+        bag = db.from_sequence(todo, npartitions=len(todo)).map_partitions(
+            _extract_each, settings=self.settings, token=TASK_NAME)
         parts = bag.to_delayed()
         n = len(parts)
         self._futures = [client.compute(part, priority=n - i) for i, part in enumerate(parts)]
@@ -170,6 +182,8 @@ class Job:
         pending = set(self._futures)
         lost_since = None
         while pending:
+            if self._stop.is_set():
+                raise KeyboardInterrupt  # same orderly stop as Ctrl-C: cancel, record interrupted
             try:
                 done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
             except TimeoutError:
@@ -206,6 +220,10 @@ class Job:
                   if name == "KilledWorker" else f"unexpected error: {name}: {exc}")
         rec.update(status="failed", error=reason, finished_at=time.time())
         return rec
+
+    def stop(self) -> None:
+        """Ask a ``run`` in another thread to stop as if interrupted (the web service uses this)."""
+        self._stop.set()
 
     def cancel(self, client: Client) -> None:
         try:
