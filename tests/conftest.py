@@ -86,3 +86,13 @@ def dask_cluster(tmp_path) -> Iterator[DaskProcesses]:
 def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     """Run the installed ``snhoo-dask`` command as a user would."""
     return subprocess.run(["snhoo-dask", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory) -> Iterator[DaskProcesses]:
+    """One scheduler + two workers for a whole test module (starting them costs seconds)."""
+    procs = start_dask(str(tmp_path_factory.mktemp("dask")))
+    try:
+        yield procs
+    finally:
+        procs.stop()
