@@ -1,0 +1,1 @@
+"""``snhoo-dask serve``: submit, watch and review jobs in a browser (Tornado, from distributed)."""

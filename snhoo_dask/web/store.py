@@ -1,0 +1,144 @@
+"""The service's record of jobs: SQLite (standard library), one file in the state folder.
+
+It survives restarts: a job still marked running when the service starts again was
+cut off, and is shown as interrupted so it can be resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+
+DB_NAME = "jobs.sqlite"
+
+RUNNING, DONE, DONE_FAILURES, INTERRUPTED, ERROR = "running", "done", "done_failures", "interrupted", "error"
+STATE_LABELS = {RUNNING: "running", DONE: "done", DONE_FAILURES: "done with failures",
+                INTERRUPTED: "interrupted", ERROR: "error"}
+QUEUED = "queued"  # a video not finished in the current run (yet)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, created REAL NOT NULL, state TEXT NOT NULL, spec TEXT NOT NULL,
+    out TEXT NOT NULL, roots TEXT NOT NULL, selection TEXT NOT NULL, run TEXT,
+    runs INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0, ok INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    images INTEGER NOT NULL DEFAULT 0, started REAL, finished REAL, elapsed REAL NOT NULL DEFAULT 0,
+    message TEXT);
+CREATE TABLE IF NOT EXISTS videos (
+    job_id TEXT NOT NULL, out_rel TEXT NOT NULL, root TEXT NOT NULL, video TEXT NOT NULL,
+    status TEXT NOT NULL, worker TEXT, frames INTEGER, seconds REAL, reason TEXT, finished REAL,
+    PRIMARY KEY (job_id, out_rel));
+"""
+
+
+class JobStore:
+    """Thread-safe: job threads write records while the web loop reads."""
+
+    def __init__(self, state_dir: str) -> None:
+        os.makedirs(state_dir, exist_ok=True)
+        self.path = os.path.join(state_dir, DB_NAME)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _write(self, *statements: tuple[str, tuple]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for sql, args in statements:
+                    self._db.execute(sql, args)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _many(self, sql: str, rows: list[tuple]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(sql, rows)
+            self._db.execute("COMMIT")
+
+    def recover(self) -> int:
+        """Mark jobs left running by a previous service process as interrupted."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET state=?, message=? WHERE state=?",
+                (INTERRUPTED, "the service stopped while this job was running; resume it to finish", RUNNING))
+            return cur.rowcount
+
+    def create(self, job_id: str, spec: dict, out: str, roots: list[str], selection: str) -> None:
+        self._write(("INSERT INTO jobs (id, created, state, spec, out, roots, selection) VALUES (?,?,?,?,?,?,?)",
+                     (job_id, time.time(), RUNNING, json.dumps(spec), out, json.dumps(roots), selection)))
+
+    def begin_run(self, job_id: str, run_id: str, videos: list[tuple[str, str, str]]) -> None:
+        """A (re)started run: every video is queued again until its record arrives."""
+        self._write(("UPDATE jobs SET state=?, run=?, runs=runs+1, total=?, ok=0, skipped=0, failed=0, "
+                     "images=0, started=?, finished=NULL, elapsed=0, message=NULL WHERE id=?",
+                     (RUNNING, run_id, len(videos), time.time(), job_id)),
+                    ("UPDATE videos SET status=? WHERE job_id=?", (QUEUED, job_id)))
+        self._many("INSERT INTO videos (job_id, out_rel, root, video, status) VALUES (?,?,?,?,?) "
+                   "ON CONFLICT (job_id, out_rel) DO UPDATE SET status=excluded.status",
+                   [(job_id, out_rel, root, rel, QUEUED) for out_rel, root, rel in videos])
+
+    def record(self, job_id: str, rec: dict, summary) -> None:
+        reason = rec.get("error")
+        if not reason and rec.get("missing"):
+            reason = "missing: " + "; ".join(rec["missing"])
+        self._write(
+            ("UPDATE videos SET status=?, worker=?, frames=?, seconds=?, reason=?, finished=? "
+             "WHERE job_id=? AND out_rel=?",
+             (rec["status"], None if rec.get("worker") is None else str(rec["worker"]), rec.get("frames"),
+              rec.get("seconds"), reason, rec.get("finished_at"), job_id, rec["out"])),
+            ("UPDATE jobs SET ok=?, skipped=?, failed=?, images=?, elapsed=? WHERE id=?",
+             (summary.ok, summary.skipped, summary.failed, summary.images, summary.elapsed, job_id)))
+
+    def finish(self, job_id: str, state: str, message: str | None = None, elapsed: float | None = None) -> None:
+        sets, args = "state=?, message=?, finished=?", [state, message, time.time()]
+        if elapsed is not None:
+            sets += ", elapsed=?"
+            args.append(elapsed)
+        self._write((f"UPDATE jobs SET {sets} WHERE id=?", (*args, job_id)))
+
+    def get(self, job_id: str) -> dict | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def list(self) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY created DESC").fetchall()
+        return [_job(r) for r in rows]
+
+    def videos(self, job_id: str) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT out_rel, root, video, status, worker, frames, seconds, reason, finished FROM videos "
+                "WHERE job_id=? ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
+                "out_rel", (job_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def has_video(self, job_id: str, out_rel: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM videos WHERE job_id=? AND out_rel=?",
+                                    (job_id, out_rel)).fetchone() is not None
+
+
+def _job(row: sqlite3.Row) -> dict:
+    job = dict(row)
+    job["spec"] = json.loads(job["spec"])
+    job["roots"] = json.loads(job["roots"])
+    job["state_label"] = STATE_LABELS.get(job["state"], job["state"])
+    if job["state"] == RUNNING and job["started"]:
+        job["elapsed"] = time.time() - job["started"]  # live, not the last record's time
+    job["done"] = job["ok"] + job["skipped"] + job["failed"]
+    return job
