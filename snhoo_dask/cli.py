@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 
 import click
@@ -155,6 +156,19 @@ def serve(host: str, port: int, allow: tuple[str, ...], out_base: tuple[str, ...
     except (ServeError, ClusterError) as e:
         click.echo(f"snhoo-dask: error: {e}", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False), default="sample-videos")
+def samples(folder: str) -> None:
+    """Write a small corpus of test videos into FOLDER (default ./sample-videos)."""
+    from .samples import make_samples
+
+    try:
+        paths = make_samples(folder)
+    except (OSError, subprocess.CalledProcessError) as e:
+        fail_usage(f"cannot make sample videos in {folder}: {e}")
+    click.echo(f"{len(paths)} sample videos under {os.path.abspath(folder)}")
 
 
 def _raise_interrupt(signum, frame) -> None:

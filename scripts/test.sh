@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# One command from a fresh machine: install everything the tests need, then run them all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+# Docker engine for the Ansible container test (starts dockerd if it is not running).
+bash tests/ansible/setup_host.sh
+export PATH="$(pwd)/.venv/bin:$PATH"
+exec python -m pytest tests "$@"
