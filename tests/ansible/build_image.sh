@@ -10,7 +10,7 @@ set -euo pipefail
 
 CACHE="${SNHOO_CACHE:-$HOME/.cache/snhoo-dask}"
 # Bump when the package list changes so a stale cached image is not reused.
-IMAGE_VERSION=1
+IMAGE_VERSION=3
 IMAGE="${SNHOO_TEST_IMAGE:-snhoo-dask/bookworm-systemd:$IMAGE_VERSION}"
 # Only what Ansible itself needs on a fresh node; everything the roles install
 # (ffmpeg, ntfs-3g, nfs packages, ...) is deliberately left out so that the
@@ -54,7 +54,12 @@ if [ ! -s "$TARBALL" ]; then
         ln -sf /dev/null "$ROOTFS/etc/systemd/system/$unit"
     done
     : > "$ROOTFS/etc/machine-id"
-    rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*_Packages
+    # No package lists and no apt cache: the first apt task on a node updates
+    # them (a cached tarball may be older than the mirror's current lists).
+    rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin \
+           "$ROOTFS"/var/lib/apt/lists/*_Packages
+    # Ansible's apt module judges the lists' age by this folder's mtime.
+    touch -d @0 "$ROOTFS"/var/lib/apt/lists
     tar -C "$ROOTFS" -cf "$TARBALL.tmp" .
     mv "$TARBALL.tmp" "$TARBALL"
 fi

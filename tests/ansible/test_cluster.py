@@ -38,7 +38,7 @@ pytestmark = pytest.mark.cluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("SNHOO_CACHE", os.path.expanduser("~/.cache/snhoo-dask"))
-IMAGE = os.environ.get("SNHOO_TEST_IMAGE", "snhoo-dask/bookworm-systemd:1")
+IMAGE = os.environ.get("SNHOO_TEST_IMAGE", "snhoo-dask/bookworm-systemd:3")
 VENV = "/opt/snhoo-dask/venv"
 BASE = "/srv/snhoo"
 HOSTS = ("storage1", "worker1", "worker2")
