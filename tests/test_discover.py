@@ -1,0 +1,58 @@
+"""Finding videos: extensions in any case, nested folders, link loops, clashing root names."""
+
+import os
+
+import pytest
+
+from snhoo_dask.discover import DiscoveryError, discover, parse_extensions
+
+
+def touch(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"x")
+
+
+def test_every_video_in_every_subfolder_by_extension_any_case(tmp_path):
+    for rel in ["a.mp4", "deep/er/b.MOV", "deep/c.Mkv", "d.M2TS", "notes.txt", "e.mp4.part"]:
+        touch(tmp_path / "root" / rel)
+    found = discover([str(tmp_path / "root")])
+    assert sorted(v.rel for v in found.videos) == ["a.mp4", "d.M2TS", "deep/c.Mkv", "deep/er/b.MOV"]
+    only = discover([str(tmp_path / "root")], parse_extensions("mov,.MKV"))
+    assert sorted(v.rel for v in only.videos) == ["deep/c.Mkv", "deep/er/b.MOV"]
+
+
+def test_symlink_loops_do_not_hang_and_linked_folders_are_walked_once(tmp_path):
+    root = tmp_path / "root"
+    touch(root / "sub" / "a.mp4")
+    os.symlink(root, root / "sub" / "loop")          # points back up
+    os.symlink(root / "sub", root / "again")         # a second way into the same folder
+    found = discover([str(root)])
+    (video,) = found.videos
+    assert video.rel in ("again/a.mp4", "sub/a.mp4")
+
+
+def test_roots_with_the_same_name_get_distinct_output_folders(tmp_path):
+    touch(tmp_path / "disk1" / "videos" / "a.mp4")
+    touch(tmp_path / "disk2" / "videos" / "a.mp4")
+    found = discover([str(tmp_path / "disk1" / "videos"), str(tmp_path / "disk2" / "videos")])
+    outs = [v.out_rel for v in found.videos]
+    assert len(set(outs)) == 2 and all(o.startswith("videos-") and o.endswith("/a.mp4") for o in outs)
+
+
+def test_output_folder_inside_a_root_is_not_searched(tmp_path):
+    touch(tmp_path / "root" / "a.mp4")
+    touch(tmp_path / "root" / "out" / "root" / "a.mp4" / "old.mp4")
+    found = discover([str(tmp_path / "root")], exclude=str(tmp_path / "root" / "out"))
+    assert [v.rel for v in found.videos] == ["a.mp4"]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "does not exist"),
+    (lambda p: p.write_text("x"), "is not a directory"),
+])
+def test_bad_roots_say_why(tmp_path, make, message):
+    target = tmp_path / "r"
+    make(target)
+    with pytest.raises(DiscoveryError, match=message):
+        discover([str(target)])
