@@ -63,13 +63,14 @@ class Runner:
         except Exception as e:  # noqa: BLE001 - a job thread must always leave a final state
             log.exception("job %s crashed", job_id)
             self.store.finish(job_id, ERROR, f"unexpected error: {type(e).__name__}: {e}")
-        finally:
-            with self._lock:
-                self._active.pop(job_id, None)
         try:
             build_report(job.settings.out)
         except Exception:  # noqa: BLE001 - the report is a by-product; the job's state stands
             log.exception("could not write the report for job %s", job_id)
+        finally:
+            # Only now is the output folder free again (and the report there to link to).
+            with self._lock:
+                self._active.pop(job_id, None)
 
 
 def _outcome(s: Summary) -> tuple[str, str | None]:

@@ -1,0 +1,93 @@
+"""OUT/report.html: written by every run, rebuilt by ``snhoo-dask report``, readable offline."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from videos import make_video
+
+from snhoo_dask.report import contact_sheet, sheet_frames
+
+pytestmark = pytest.mark.timeout(120)
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def small_corpus(root: str) -> str:
+    make_video(os.path.join(root, "cam1", "a.mp4"), seconds=1)
+    make_video(os.path.join(root, "cam1", "b.mp4"), seconds=2)
+    make_video(os.path.join(root, "cam2", "测试.mp4"), seconds=1)
+    with open(os.path.join(root, "cam2", "bad.mp4"), "wb") as f:
+        f.write(b"this is not a video " * 50)
+    return root
+
+
+def test_contact_sheet_spreads_frames_over_the_video(tmp_path):
+    folder = tmp_path / "v"
+    folder.mkdir()
+    with open(folder / "frames.csv", "w") as f:
+        f.write("frame,timestamp,file\n")
+        for i in range(10):
+            Image.new("RGB", (64, 48), (i * 20,) * 3).save(folder / f"{i:06d}.jpg")
+            f.write(f"{i},{i / 25:.6f},{i:06d}.jpg\n")
+    picked = [os.path.basename(p) for p in sheet_frames(str(folder), 4)]
+    assert picked == ["000000.jpg", "000003.jpg", "000006.jpg", "000009.jpg"]
+    sheet = Image.open(io.BytesIO(contact_sheet(str(folder), 4, width=64)))
+    assert sheet.format == "JPEG" and sheet.size == (4 * 64 + 3 * 2, 48)
+    assert contact_sheet(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.cluster
+def test_run_writes_a_report_that_renders_offline(tmp_path, dask_cluster):
+    from playwright.sync_api import sync_playwright
+
+    root = small_corpus(str(tmp_path / "videos"))
+    out = str(tmp_path / "out")
+    res = run_cli("run", root, "-o", out, "--every", "5", "--scheduler", dask_cluster.address, "-q")
+    assert res.returncode == 1, res.stderr  # one video failed
+    report = os.path.join(out, "report.html")
+    assert os.path.exists(report), res.stderr
+    html = open(report, encoding="utf-8").read()
+    assert "<script src=" not in html and "<link rel=\"stylesheet\" href=" not in html
+
+    # `snhoo-dask report` rebuilds it from the manifest and the frame folders alone.
+    os.remove(report)
+    res = run_cli("report", out)
+    assert res.returncode == 0 and res.stdout.strip() == report, res.stderr
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    requested, errors = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+
+            def only_the_file(route):
+                requested.append(route.request.url)
+                if route.request.url == f"file://{report}":
+                    route.continue_()
+                else:
+                    route.abort()
+            page.route("**/*", only_the_file)
+            page.goto(f"file://{report}")
+            page.wait_for_selector("#chart canvas", timeout=20_000)  # Bokeh drew the chart
+            page.screenshot(path=str(shots / "report.png"), full_page=True)
+            summary = page.inner_text("#summary")
+            failures = page.inner_text("table.failures")
+            sheets = page.eval_on_selector_all("table.videos img", "els => els.map(e => e.naturalWidth)")
+        finally:
+            browser.close()
+    assert requested == [f"file://{report}"], requested  # nothing from the network, ever
+    assert errors == []
+    assert "4\nvideos" in summary and "3\nok" in summary and "1\nfailed" in summary
+    assert "cam2/bad.mp4" in failures and "not a readable video" in failures
+    assert len(sheets) == 3 and all(w > 0 for w in sheets)  # a decoded contact sheet per good video

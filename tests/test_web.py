@@ -1,0 +1,256 @@
+"""``snhoo-dask serve``: the JSON API and the pages in a real browser, against real Dask processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import pytest
+
+from conftest import free_port, start_dask, wait_for_port
+from test_report import CHROMIUM_ARGS, small_corpus
+from videos import make_video
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
+
+
+@dataclass
+class Service:
+    url: str
+    proc: subprocess.Popen
+    log: str
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_serve(tmp: str, scheduler: str, allow: list[str], out_base: list[str], state: str,
+                name: str = "serve") -> Service:
+    """The installed command, with exactly the options the Ansible role uses."""
+    port = free_port()
+    args = ["snhoo-dask", "serve", "--host", "127.0.0.1", "--port", str(port), "--scheduler", scheduler,
+            "--state-dir", state]
+    for a in allow:
+        args += ["--allow", a]
+    for o in out_base:
+        args += ["--out-base", o]
+    log = os.path.join(tmp, f"{name}.log")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
+    try:
+        wait_for_port(port, timeout=60)
+    except TimeoutError:
+        proc.kill()
+        raise AssertionError(open(log).read()) from None
+    return Service(f"http://127.0.0.1:{port}", proc, log)
+
+
+def call(url: str, method: str = "GET", body=None, ctype: str | None = "application/json",
+         raw: bytes | None = None) -> tuple[int, dict]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method)
+    if ctype and data is not None:
+        req.add_header("Content-Type", ctype)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def wait_job(url: str, job_id: str, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, job = call(f"{url}/api/jobs/{job_id}")
+        if not job["running"] and job["state"] != "running":
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still running after {timeout} s")
+
+
+@dataclass
+class Env:
+    tmp: str
+    base: str      # --allow
+    out_base: str  # --out-base
+    outside: str   # a folder with videos that the service must not read
+    svc: Service
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("web"))
+    base, out_base, outside = (os.path.join(tmp, d) for d in ("lab", "frames", "elsewhere"))
+    small_corpus(os.path.join(base, "160811测试", "test"))
+    os.makedirs(os.path.join(base, "empty"))
+    with open(os.path.join(base, "notes.txt"), "w") as f:
+        f.write("not a folder")
+    make_video(os.path.join(outside, "secret.mp4"), seconds=1)
+    os.makedirs(out_base)
+    dask = start_dask(tmp)
+    svc = start_serve(tmp, dask.address, [base], [out_base], os.path.join(tmp, "state"))
+    try:
+        yield Env(tmp, base, out_base, outside, svc)
+    finally:
+        svc.stop()
+        dask.stop()
+
+
+ROOT = "160811测试/test"
+
+BAD_REQUESTS = [
+    # (body, status, field, words in the message)
+    ({}, 400, "roots", "at least one root"),
+    ({"roots": "   "}, 400, "roots", "at least one root"),
+    ({"roots": 5}, 400, "roots", "list of folder paths"),
+    ({"roots": [ROOT], "colour": "red"}, 400, None, "unknown field"),
+    ({"roots": ["missing"]}, 400, "roots", "does not exist"),
+    ({"roots": ["notes.txt"]}, 400, "roots", "not a directory"),
+    ({"roots": ["empty"]}, 400, "roots", "no videos found"),
+    ({"roots": ["/etc"]}, 403, "roots", "outside the folders"),
+    ({"roots": ["../elsewhere"]}, 403, "roots", "outside the folders"),
+    ({"roots": [ROOT], "out": "/tmp/anywhere"}, 403, "out", "outside the folders"),
+    ({"roots": [ROOT], "mode": "every", "value": "0"}, 400, "value", "every must be 1 or more"),
+    ({"roots": [ROOT], "mode": "every", "value": "x"}, 400, "value", "whole number"),
+    ({"roots": [ROOT], "mode": "frames", "value": "5-1"}, 400, "value", "runs backwards"),
+    ({"roots": [ROOT], "mode": "times", "value": "1:75"}, 400, "value", "below 60"),
+    ({"roots": [ROOT], "mode": "fps", "value": ""}, 400, "value", "needs a value"),
+    ({"roots": [ROOT], "mode": "sometimes"}, 400, "mode", "unknown frame selection"),
+    ({"roots": [ROOT], "format": "gif"}, 400, "format", "unknown format"),
+    ({"roots": [ROOT], "quality": 101}, 400, "quality", "1 to 100"),
+    ({"roots": [ROOT], "quality": "high"}, 400, "quality", "1 to 100"),
+    ({"roots": [ROOT], "overwrite": "yes"}, 400, "overwrite", "true or false"),
+]
+
+
+@pytest.mark.parametrize("body,status,field,words", BAD_REQUESTS,
+                         ids=[f"{s}-{w.replace(' ', '_')}" for _, s, _, w in BAD_REQUESTS])
+def test_api_refuses_bad_jobs_with_a_reason_and_starts_nothing(env, body, status, field, words):
+    code, reply = call(f"{env.svc.url}/api/jobs", "POST", body)
+    assert (code, reply["field"]) == (status, field), reply
+    assert words in reply["error"], reply
+    _, listing = call(f"{env.svc.url}/api/jobs")
+    assert all(j["spec"] != body for j in listing["jobs"])
+    assert not os.path.exists(os.path.join(env.out_base, "anywhere"))
+
+
+def test_api_refuses_malformed_requests(env):
+    u = env.svc.url
+    assert call(f"{u}/api/jobs", "POST", raw=b"roots=x", ctype="application/x-www-form-urlencoded")[0] == 415
+    code, reply = call(f"{u}/api/jobs", "POST", raw=b"{not json")
+    assert code == 400 and "not valid JSON" in reply["error"]
+    assert call(f"{u}/api/jobs", "POST", body=["a list"])[0] == 400
+    assert call(f"{u}/api/jobs/nope")[0] == 404
+    assert call(f"{u}/api/jobs/nope/resume", "POST", body={})[0] == 404
+    assert call(f"{u}/api/jobs/nope/stop", "POST", body={})[0] == 404
+    assert call(f"{u}/api/nothing")[0] == 404
+    assert call(f"{u}/api/jobs/nope", "DELETE")[0] == 405
+
+
+def test_api_job_runs_to_the_end_and_reports_each_video(env):
+    u = env.svc.url
+    code, job = call(f"{u}/api/jobs", "POST", {"roots": [ROOT], "out": "api-run", "mode": "frames",
+                                              "value": "0,10,20"})
+    assert code == 201 and job["state"] == "running", job
+    # The same output folder cannot be taken by a second job while the first runs.
+    code, busy = call(f"{u}/api/jobs", "POST", {"roots": [ROOT], "out": "api-run"})
+    assert code == 409 and busy["field"] == "out", busy
+    done = wait_job(u, job["id"])
+    assert (done["state"], done["total"], done["ok"], done["failed"], done["images"]) == \
+           ("done_failures", 4, 3, 1, 9), done
+    assert done["videos"][0]["status"] == "failed"  # failures first
+    assert "not a readable video" in done["videos"][0]["reason"]
+    assert {v["worker"] for v in done["videos"] if v["status"] == "ok"} <= {"w0", "w1"}
+    out = os.path.join(env.out_base, "api-run")
+    assert sorted(os.listdir(os.path.join(out, "test", "cam1", "a.mp4"))) == \
+           [".snhoo-done.json", "000000.jpg", "000010.jpg", "000020.jpg", "frames.csv"]
+    assert os.path.exists(os.path.join(out, "report.html"))
+    assert call(f"{u}/api/jobs/{job['id']}/stop", "POST", body={})[0] == 409  # not running
+    # A finished job may be resumed: everything done is skipped.
+    code, again = call(f"{u}/api/jobs/{job['id']}/resume", "POST", body={})
+    assert code == 202, again
+    again = wait_job(u, job["id"])
+    assert (again["ok"], again["skipped"], again["failed"], again["runs"]) == (0, 3, 1, 2), again
+
+
+def test_browser_submit_watch_review(env):
+    """The old :8888 form, done right: errors on the page, then a job watched to the end."""
+    from playwright.sync_api import sync_playwright
+
+    u = env.svc.url
+    shots = os.path.join(env.tmp, "screenshots")
+    os.makedirs(shots, exist_ok=True)
+    _, before = call(f"{u}/api/jobs")
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(u + "/")
+
+            # A wrong root: the reason is on the page and nothing starts.
+            page.fill("#roots", "160811测试/tset")
+            page.click("#start")
+            page.wait_for_selector("#error")
+            assert "does not exist" in page.inner_text("#error")
+            assert page.input_value("#roots") == "160811测试/tset"  # what was typed is kept
+            page.screenshot(path=os.path.join(shots, "wrong-root.png"), full_page=True)
+
+            # A root outside the allowed folders is refused.
+            page.fill("#roots", env.outside)
+            page.click("#start")
+            page.wait_for_selector("#error")
+            assert "outside the folders" in page.inner_text("#error")
+            page.screenshot(path=os.path.join(shots, "outside-root.png"), full_page=True)
+            _, after = call(f"{u}/api/jobs")
+            assert len(after["jobs"]) == len(before["jobs"])
+            assert not os.listdir(env.out_base) or "elsewhere-frames" not in os.listdir(env.out_base)
+
+            # A real job: every 5th frame of the corpus with its one bad video.
+            page.fill("#roots", ROOT)
+            page.fill("#out", "browser-run")
+            page.check("input[name=mode][value=every]")
+            page.fill("#value", "5")
+            page.click("#start")
+            page.wait_for_url("**/jobs/*")
+            page.wait_for_selector("#state.done_failures", timeout=90_000)
+            page.wait_for_selector("#report-link:not([hidden])", timeout=10_000)
+            page.wait_for_function("[...document.querySelectorAll('img.sheet')].length == 3 && "
+                                   "[...document.querySelectorAll('img.sheet')].every(i => i.naturalWidth > 0)",
+                                   timeout=20_000)
+            page.screenshot(path=os.path.join(shots, "job.png"), full_page=True)
+            first = page.locator("#videos tbody tr").first
+            assert "bad.mp4" in first.inner_text() and "not a readable video" in first.inner_text()
+            summary = page.inner_text("#summary")
+            assert "3\nok" in summary and "1\nfailed" in summary
+            # Filter: only the failures.
+            page.select_option("#filter-status", "failed")
+            assert page.locator("#videos tbody tr").count() == 1
+            page.select_option("#filter-status", "")
+            page.fill("#filter-text", "cam1")
+            assert page.locator("#videos tbody tr").count() == 2
+            job_id = page.inner_text("#job-id")
+
+            # The jobs page lists it, finished, with its counts.
+            page.goto(u + "/jobs")
+            row = page.locator(f"tr[data-job='{job_id}']")
+            row.wait_for()
+            assert "done with failures" in row.inner_text()
+            assert page.locator("#nav-dashboard").get_attribute("href").startswith("http://127.0.0.1:")
+            page.screenshot(path=os.path.join(shots, "jobs.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
