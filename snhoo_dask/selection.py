@@ -115,7 +115,7 @@ def _parse_frames(text: str) -> list[int]:
         hi = int(m.group(2)) if m.group(2) else lo
         if hi < lo:
             raise SelectionError(f"--frames range {item!r} runs backwards")
-        if hi - lo + len(out) > MAX_REQUESTED:
+        if hi - lo + 1 + len(out) > MAX_REQUESTED:
             raise SelectionError(f"--frames asks for more than {MAX_REQUESTED} frames")
         out.extend(range(lo, hi + 1))
     return out
