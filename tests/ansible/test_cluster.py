@@ -34,7 +34,9 @@ import pytest
 
 from conftest import ANSIBLE_DIR, REPO
 
-pytestmark = pytest.mark.cluster
+# The module's fixture builds the image and converges twice: far more than the
+# suite's per-test timeout on a cold cache.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1500)]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("SNHOO_CACHE", os.path.expanduser("~/.cache/snhoo-dask"))
