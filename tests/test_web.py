@@ -87,6 +87,7 @@ class Env:
     out_base: str  # --out-base
     outside: str   # a folder with videos that the service must not read
     svc: Service
+    scheduler: str
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def env(tmp_path_factory):
     dask = start_dask(tmp)
     svc = start_serve(tmp, dask.address, [base], [out_base], os.path.join(tmp, "state"))
     try:
-        yield Env(tmp, base, out_base, outside, svc)
+        yield Env(tmp, base, out_base, outside, svc, dask.address)
     finally:
         svc.stop()
         dask.stop()
@@ -178,6 +179,11 @@ def test_api_job_runs_to_the_end_and_reports_each_video(env):
            [".snhoo-done.json", "000000.jpg", "000010.jpg", "000020.jpg", "frames.csv"]
     assert os.path.exists(os.path.join(out, "report.html"))
     assert call(f"{u}/api/jobs/{job['id']}/stop", "POST", body={})[0] == 409  # not running
+    # The dashboard's task stream and progress group tasks by key prefix: they read as videos.
+    from distributed import Client
+    with Client(env.scheduler, timeout=30) as c:
+        prefixes = c.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    assert "extract-video" in prefixes, prefixes
     # A finished job may be resumed: everything done is skipped.
     code, again = call(f"{u}/api/jobs/{job['id']}/resume", "POST", body={})
     assert code == 202, again
