@@ -44,7 +44,7 @@ class Base(tornado.web.RequestHandler):
         job = await IOLoop.current().run_in_executor(None, build_job, sub, svc.policy, svc.runner.busy_outs())
         if job_id is None:
             job_id = job.settings.run_id
-            svc.store.create(job_id, sub.spec(), job.settings.out, [v for v in _roots(job)],
+            svc.store.create(job_id, sub.spec(), job.settings.out, _roots(job),
                              job.settings.selection.describe())
         svc.runner.start(job_id, job)
         return job_id
