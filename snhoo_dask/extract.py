@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from .discover import Video
 from .layout import DONE_FILE, new_tmp_dir, publish, video_dir
-from .probe import ProbeError, VideoInfo, keyframe_times, probe
+from .probe import ProbeError, VideoInfo, probe, probe_keyframes
 from .reader import FrameReader
 from .selection import Plan, Selection, plan
 from .staging import StagingError, staged
@@ -88,9 +88,11 @@ def extract_video(video: Video, settings: Settings) -> dict:
         _check_source(video.path)
         source = staged(video.path, settings.scratch) if settings.stage else nullcontext(video.path)
         with source as local:
-            info = _probe(local)
+            if settings.selection.mode == "keyframes":
+                info, keys = probe_keyframes(local)  # one ffprobe run for both
+            else:
+                info, keys = _probe(local), None
             record.update(info.for_manifest())
-            keys = keyframe_times(local, info) if settings.selection.mode == "keyframes" else None
             frame_plan = plan(settings.selection, info, keys)
             record["missing"] = frame_plan.missing
             tmp = _make_tmp(settings.out)

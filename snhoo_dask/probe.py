@@ -67,8 +67,25 @@ def ffmpeg_reason(stderr: str, path: str = "", limit: int = 3) -> str:
 
 def probe(path: str, timeout: float = 60.0) -> VideoInfo:
     """Return the first video stream's facts, or raise ProbeError with the reason."""
+    return _probe(path, timeout, packets=False)[0]
+
+
+def probe_keyframes(path: str, timeout: float = 120.0) -> tuple[VideoInfo, list[float]]:
+    """``probe`` plus ``keyframe_times`` in one ffprobe run (packets are read, not decoded).
+
+    Every ffprobe start costs about 0.1 s of CPU (it loads the whole FFmpeg library
+    stack), which is most of the per-video overhead on short videos.
+    """
+    return _probe(path, timeout, packets=True)
+
+
+def _probe(path: str, timeout: float, packets: bool) -> tuple[VideoInfo, list[float]]:
     # The file: protocol keeps names with a leading "-" or a ":" from reading as options or URLs.
-    cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "file:" + path]
+    cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
+    if packets:
+        cmd += ["-show_packets", "-show_entries",
+                "packet=stream_index,pts_time,flags:stream:format"]
+    cmd.append("file:" + path)
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -98,7 +115,7 @@ def probe(path: str, timeout: float = 60.0) -> VideoInfo:
     fmt = data.get("format", {})
     duration = _float(s.get("duration")) or _float(fmt.get("duration")) or 0.0
     nb = s.get("nb_frames")
-    return VideoInfo(
+    info = VideoInfo(
         codec=str(s.get("codec_name") or "unknown"),
         width=width,
         height=height,
@@ -109,6 +126,12 @@ def probe(path: str, timeout: float = 60.0) -> VideoInfo:
         frame_rate=rate,
         nb_frames=int(nb) if nb and str(nb).isdigit() and int(nb) > 0 else None,
     )
+    keys = []
+    for pkt in data.get("packets", []) if packets else ():
+        t = _signed_float(pkt.get("pts_time"))
+        if pkt.get("stream_index") == s.get("index") and "K" in str(pkt.get("flags", "")) and t is not None:
+            keys.append(t - info.start_time)
+    return info, sorted(keys)
 
 
 def keyframe_times(path: str, info: VideoInfo, timeout: float = 120.0) -> list[float]:
@@ -138,6 +161,13 @@ def _rotation(stream: dict) -> int:
         return int(float(angle or 0)) % 360
     except (TypeError, ValueError):
         return 0
+
+
+def _signed_float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _float(value) -> float | None:
