@@ -15,12 +15,33 @@ import threading
 import time
 from collections.abc import Iterator
 
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None
+
 import numpy as np
 
 from .probe import VideoInfo, ffmpeg_reason
 from .skvideo_compat import FFmpegReader
 
 FFMPEG = "ffmpeg"
+PIPE_BYTES = 1 << 20
+
+
+def _widen_pipe(stream) -> None:
+    """Let ffmpeg write 1 MiB ahead instead of the default 64 KiB (Linux only).
+
+    A 720p RGB frame is 2.6 MiB: with the default pipe ffmpeg and Python take turns
+    about 40 times per frame; a wider pipe cuts those context switches.
+    """
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl else None
+    if setpipe is None:
+        return
+    try:
+        fcntl.fcntl(stream.fileno(), setpipe, PIPE_BYTES)
+    except OSError:
+        pass  # above /proc/sys/fs/pipe-max-size for this user: keep the default
 
 
 class FrameReader(FFmpegReader):
@@ -63,6 +84,7 @@ class FrameReader(FFmpegReader):
         self._cmd = cmd
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=self._log)
+        _widen_pipe(self._proc.stdout)
 
     # -- ours -----------------------------------------------------------------
     def frames(self) -> Iterator[np.ndarray]:
