@@ -1,0 +1,476 @@
+"""snhoo-dask against the shell loop people write instead: ``find | xargs -P <cores> ffmpeg``.
+
+One command::
+
+    python -m benchmarks.bench            # full corpus, about 10-15 minutes on 2 cores
+    python -m benchmarks.bench --quick    # small corpus, under 2 minutes
+
+It makes (and caches) a corpus of H.264 test videos with ffmpeg, runs every case
+twice side by side -- the baseline (one ``ffmpeg -threads 1`` per video through
+``xargs -P <cores>``, selecting with the select filter, writing JPEG) and
+``snhoo-dask run`` on its embedded LocalCluster -- prints a table and writes it as
+JSON under ``benchmarks/results/``.  One extra case runs snhoo-dask against a
+separate ``dask scheduler`` with two ``dask worker`` processes.
+
+Wall time is measured around the whole command (for snhoo-dask: process start,
+cluster start, discovery, all videos, shutdown).  Peak memory is the resident set
+size (RSS) of each process, sampled with psutil every 20 ms over the command's
+whole process tree (and the separate cluster's worker processes); a process that
+lives less than one sample can be missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+FPS = 30
+GOP = 2 * FPS  # a key frame every 2 s
+
+# Long videos: (name, seconds).  Mixed 5 s .. 2 min, 470 s in all.
+FULL_LENGTHS = [5, 10, 15, 20, 30, 45, 60, 75, 90, 120]
+QUICK_LENGTHS = [5, 10, 20, 30]
+FULL_CLIPS = 300
+QUICK_CLIPS = 40
+
+# Exact frames / timestamps: five per video, spread over two minutes.  Shorter videos
+# simply lack the later ones (snhoo-dask records them as missing; the select filter
+# matches nothing for them).
+FULL_FRAMES = [100, 900, 1700, 2500, 3400]
+FULL_TIMES = [3.5, 31.0, 58.2, 85.0, 113.4]
+QUICK_FRAMES = [40, 250, 460, 670, 880]
+QUICK_TIMES = [1.5, 8.2, 15.0, 22.4, 29.1]
+
+JPEG_Q_FFMPEG = "2"     # ffmpeg's -q:v 2: what the usual one-liners use
+JPEG_Q_SNHOO = "90"     # snhoo-dask's default --quality (Pillow)
+
+
+# --------------------------------------------------------------------------- corpus
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def _encode(src: str, seconds: float, out: Path, size: str = "1280x720") -> None:
+    tmp = out.with_suffix(".part.mp4")
+    _ffmpeg("-f", "lavfi", "-i", f"{src}=s={size}:r={FPS}", "-t", str(seconds),
+            "-vf", "noise=alls=8:allf=t", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+            "-g", str(GOP), "-keyint_min", str(GOP), "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+            "-movflags", "+faststart", str(tmp))
+    tmp.rename(out)
+
+
+def make_corpus(quick: bool) -> Path:
+    """The cached corpus folder: long/, clips/, mem-long/, mem-short/."""
+    base = RESULTS / ("corpus-quick" if quick else "corpus")
+    lengths = QUICK_LENGTHS if quick else FULL_LENGTHS
+    n_clips = QUICK_CLIPS if quick else FULL_CLIPS
+    long_dir, clip_dir = base / "long", base / "clips"
+    long_dir.mkdir(parents=True, exist_ok=True)
+    made = False
+    for s in lengths:
+        out = long_dir / f"v{s:03d}s.mp4"
+        if not out.exists():
+            print(f"  corpus: encoding {out.name} (720p, {s} s)", file=sys.stderr, flush=True)
+            _encode("testsrc2", s, out)
+            made = True
+    if not (clip_dir / ".complete").exists():
+        print(f"  corpus: encoding {n_clips} one-second clips", file=sys.stderr, flush=True)
+        shutil.rmtree(clip_dir, ignore_errors=True)
+        clip_dir.mkdir(parents=True)
+        src = base / "clips-source.mp4"
+        tmp = src.with_suffix(".part.mp4")
+        _ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=1280x720:r={FPS}", "-t", str(n_clips),
+                "-vf", "noise=alls=8:allf=t", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+                "-g", str(FPS), "-keyint_min", str(FPS), "-sc_threshold", "0", "-pix_fmt", "yuv420p", str(tmp))
+        _ffmpeg("-i", str(tmp), "-c", "copy", "-f", "segment", "-segment_time", "1",
+                "-reset_timestamps", "1", str(clip_dir / "c%04d.mp4"))
+        tmp.unlink()
+        (clip_dir / ".complete").touch()
+        made = True
+    # Memory case: the longest and a 10 s video, each alone in its own root.
+    longest = max(lengths)
+    short = 10 if 10 in lengths else min(lengths)
+    for name, s in (("mem-long", longest), ("mem-short", short)):
+        d = base / name
+        d.mkdir(exist_ok=True)
+        link = d / f"v{s:03d}s.mp4"
+        if not link.exists():
+            os.link(long_dir / f"v{s:03d}s.mp4", link)
+    if made:
+        print(f"  corpus ready in {base}", file=sys.stderr, flush=True)
+    return base
+
+
+# --------------------------------------------------------------------------- measuring
+@dataclass
+class Measured:
+    wall: float
+    returncode: int
+    peaks: dict[str, int]          # role -> largest single-process peak RSS (bytes)
+    worker_tree_peak: int = 0      # largest (worker + its ffmpeg/ffprobe children) at one instant
+    samples: int = 0
+    stderr_tail: str = ""
+
+
+def _role(p: psutil.Process) -> str:
+    try:
+        name = p.name()
+        if name in ("ffmpeg", "ffprobe", "xargs", "sh", "bash", "find"):
+            return name
+        cmd = " ".join(p.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return "?"
+    if "multiprocessing" in cmd or "dask worker" in cmd or "dask-worker" in cmd:
+        return "dask-worker"
+    if "distributed.cli.dask_worker" in cmd or "/dask worker" in cmd:
+        return "dask-worker"
+    if "snhoo-dask" in cmd or "snhoo_dask" in cmd:
+        return "snhoo-dask (client)"
+    return name
+
+
+class Poller:
+    """Samples the RSS of a process tree (plus extra root pids) until stopped."""
+
+    def __init__(self, roots: list[int], interval: float = 0.02) -> None:
+        self.roots = roots
+        self.interval = interval
+        self.peak_by_pid: dict[int, int] = {}
+        self.role_by_pid: dict[int, str] = {}
+        self.worker_tree_peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Poller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def add_root(self, pid: int) -> None:
+        self.roots.append(pid)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def _sample(self) -> None:
+        procs = []
+        for pid in list(self.roots):
+            try:
+                root = psutil.Process(pid)
+                procs.append(root)
+                procs.extend(root.children(recursive=True))
+            except psutil.NoSuchProcess:
+                continue
+        rss: dict[int, int] = {}
+        for p in procs:
+            try:
+                rss[p.pid] = p.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            if p.pid not in self.role_by_pid:
+                self.role_by_pid[p.pid] = _role(p)
+            self.peak_by_pid[p.pid] = max(self.peak_by_pid.get(p.pid, 0), rss[p.pid])
+        for p in procs:
+            if self.role_by_pid.get(p.pid) == "dask-worker" and p.pid in rss:
+                try:
+                    tree = rss[p.pid] + sum(rss.get(c.pid, 0) for c in p.children(recursive=True))
+                except psutil.NoSuchProcess:
+                    continue
+                self.worker_tree_peak = max(self.worker_tree_peak, tree)
+        self.samples += 1
+
+    def peaks(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for pid, peak in self.peak_by_pid.items():
+            role = self.role_by_pid.get(pid, "?")
+            out[role] = max(out.get(role, 0), peak)
+        return out
+
+
+def measure(cmd: str, extra_roots: list[int] | None = None, env: dict | None = None) -> Measured:
+    """Run a shell command; wall time and per-process peak RSS of its tree."""
+    err = tempfile.TemporaryFile()
+    start = time.perf_counter()
+    proc = subprocess.Popen(["bash", "-c", cmd], stdout=subprocess.DEVNULL, stderr=err,
+                            env=env or os.environ.copy())
+    with Poller([proc.pid] + list(extra_roots or [])) as poller:
+        rc = proc.wait()
+        wall = time.perf_counter() - start
+    err.seek(0)
+    tail = err.read().decode("utf-8", "replace")[-600:]
+    return Measured(wall, rc, poller.peaks(), poller.worker_tree_peak, poller.samples, tail)
+
+
+def count_images(folder: Path) -> tuple[int, int]:
+    n = size = 0
+    for dirpath, _, files in os.walk(folder):
+        for f in files:
+            if f.endswith(".jpg"):
+                n += 1
+                size += os.path.getsize(os.path.join(dirpath, f))
+    return n, size
+
+
+# --------------------------------------------------------------------------- cases
+@dataclass
+class Case:
+    name: str
+    root: str                    # corpus subfolder
+    snhoo_args: list[str]        # selection options for snhoo-dask run
+    select: str | None           # ffmpeg select expression for the baseline (None: all frames)
+    workers: int | None = None   # None: all cores
+    note: str = ""
+    scheduler: bool = False      # run snhoo-dask against the separate dask scheduler
+
+
+def _frames_expr(frames: list[int]) -> str:
+    return "+".join(f"eq(n,{i})" for i in frames)
+
+
+def _times_expr(times: list[float]) -> str:
+    # The frame whose presentation interval holds t (what snhoo-dask picks: floor(t * fps)).
+    return "+".join(f"between(n,{int(t * FPS + 1e-6)},{int(t * FPS + 1e-6)})" for t in times)
+
+
+def cases(quick: bool) -> list[Case]:
+    frames = QUICK_FRAMES if quick else FULL_FRAMES
+    times = QUICK_TIMES if quick else FULL_TIMES
+    return [
+        Case("all frames", "long", [], None),
+        Case("every 30th frame", "long", ["--every", "30"], "not(mod(n,30))"),
+        Case("keyframes", "long", ["--keyframes"], "eq(pict_type,I)"),
+        Case("5 exact frames", "long", ["--frames", ",".join(map(str, frames))], _frames_expr(frames)),
+        Case("5 timestamps", "long", ["--times", ",".join(f"{t:g}" for t in times)], _times_expr(times)),
+        Case("tiny clips, every 10th", "clips", ["--every", "10"], "not(mod(n,10))",
+             note="per-video overhead"),
+        Case("memory: long video, all", "mem-long", [], None, workers=1, note="one worker"),
+        Case("memory: 10 s video, all", "mem-short", [], None, workers=1, note="one worker"),
+        Case("every 30th, separate cluster", "long", ["--every", "30"], "not(mod(n,30))",
+             scheduler=True, note="dask scheduler + 2 dask worker"),
+    ]
+
+
+def baseline_cmd(case: Case, root: Path, out: Path, cores: int) -> str:
+    # Commas inside a filter argument are escaped for the filtergraph parser.
+    vf = f'-vf "select={case.select.replace(",", chr(92) + ",")}" ' if case.select else ""
+    inner = ('d="$0/$(basename "$1")"; mkdir -p "$d" && exec ffmpeg -nostdin -v error -threads 1 -i "$1" '
+             f'-threads 1 {vf}-vsync 0 -q:v {JPEG_Q_FFMPEG} "$d/%06d.jpg"')
+    p = case.workers or cores
+    return (f"find {shlex.quote(str(root))} -name '*.mp4' -print0 | "
+            f"xargs -0 -n 1 -P {p} sh -c {shlex.quote(inner)} {shlex.quote(str(out))}")
+
+
+def snhoo_cmd(case: Case, root: Path, out: Path, cores: int, scheduler: str | None) -> str:
+    args = ["snhoo-dask", "run", str(root), "--out", str(out), "--quiet",
+            "--quality", JPEG_Q_SNHOO, "--dashboard-address", ":0", *case.snhoo_args]
+    if scheduler:
+        args += ["--scheduler", scheduler]
+    else:
+        args += ["--workers", str(case.workers or cores)]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+class SeparateCluster:
+    """``dask scheduler`` plus two ``dask worker`` processes (1 thread each), for one case."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.file = workdir / "scheduler.json"
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "SeparateCluster":
+        self.file.unlink(missing_ok=True)
+        log = open(self.file.with_suffix(".log"), "w")
+        self.procs.append(subprocess.Popen(
+            ["dask", "scheduler", "--scheduler-file", str(self.file), "--port", "0",
+             "--dashboard-address", ":0"], stdout=log, stderr=log))
+        for _ in range(60):
+            if self.file.exists() and self.file.stat().st_size:
+                break
+            time.sleep(0.25)
+        self.address = json.loads(self.file.read_text())["address"]
+        for i in range(2):
+            self.procs.append(subprocess.Popen(
+                ["dask", "worker", "--scheduler-file", str(self.file), "--nworkers", "1",
+                 "--nthreads", "1", "--name", f"bench-{i}", "--no-dashboard"], stdout=log, stderr=log))
+        from distributed import Client
+        with Client(self.address, timeout=30) as c:
+            c.wait_for_workers(2, timeout=60)
+        return self
+
+    def worker_pids(self) -> list[int]:
+        return [p.pid for p in self.procs[1:]]
+
+    def __exit__(self, *exc) -> None:
+        for p in reversed(self.procs):
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+# --------------------------------------------------------------------------- running
+def run_pair(case: Case, corpus: Path, scratch: Path, cores: int, repeat: int,
+             scheduler: str | None = None, extra_roots: list[int] | None = None) -> dict:
+    root = corpus / case.root
+    rows: dict[str, list] = {"baseline": [], "snhoo-dask": []}
+    images: dict[str, tuple[int, int]] = {}
+    for r in range(repeat):
+        # Alternate which goes first, so neither always gets the warmer cache.
+        order = ["baseline", "snhoo-dask"] if r % 2 == 0 else ["snhoo-dask", "baseline"]
+        for who in order:
+            out = scratch / f"out-{who.replace('-', '')}"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            if who == "baseline":
+                cmd = baseline_cmd(case, root, out, cores)
+                m = measure(cmd)
+            else:
+                cmd = snhoo_cmd(case, root, out, cores, scheduler)
+                m = measure(cmd, extra_roots=extra_roots)
+            if m.returncode != 0:
+                print(f"  ! {who} exited {m.returncode}: {m.stderr_tail}", file=sys.stderr)
+            images[who] = count_images(out)
+            rows[who].append(m)
+            shutil.rmtree(out, ignore_errors=True)
+    result = {"case": case.name, "note": case.note, "videos": _count_videos(root), "runs": repeat}
+    for who, ms in rows.items():
+        n, size = images[who]
+        wall = statistics.median(m.wall for m in ms)
+        peaks: dict[str, int] = {}
+        for m in ms:
+            for role, b in m.peaks.items():
+                peaks[role] = max(peaks.get(role, 0), b)
+        result[who] = {
+            "wall_s": round(wall, 3), "walls_s": [round(m.wall, 3) for m in ms],
+            "images": n, "images_per_s": round(n / wall, 1) if wall else None,
+            "mean_jpeg_kb": round(size / n / 1024, 1) if n else None,
+            "peak_rss_mb": {k: round(v / 2**20, 1) for k, v in sorted(peaks.items())
+                            if k in ("ffmpeg", "ffprobe", "dask-worker", "snhoo-dask (client)")},
+            "worker_tree_peak_mb": round(max(m.worker_tree_peak for m in ms) / 2**20, 1) or None,
+            "exit_codes": [m.returncode for m in ms],
+        }
+    result["ratio"] = round(result["snhoo-dask"]["wall_s"] / result["baseline"]["wall_s"], 3)
+    return result
+
+
+def _count_videos(root: Path) -> int:
+    return sum(1 for _ in root.rglob("*.mp4"))
+
+
+def fmt_table(results: list[dict]) -> str:
+    head = ("| case | videos | baseline s | snhoo-dask s | ratio | baseline img/s | snhoo img/s "
+            "| images (base/snhoo) | peak RSS base ffmpeg MB | peak RSS worker MB (+children) | peak RSS snhoo ffmpeg MB |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        b, s = r["baseline"], r["snhoo-dask"]
+        w = s["peak_rss_mb"].get("dask-worker")
+        lines.append(
+            f"| {r['case']} | {r['videos']} | {b['wall_s']:.2f} | {s['wall_s']:.2f} | {r['ratio']:.2f}x "
+            f"| {b['images_per_s']} | {s['images_per_s']} | {b['images']}/{s['images']} "
+            f"| {b['peak_rss_mb'].get('ffmpeg', '-')} | {w if w is not None else '-'}"
+            f" ({s['worker_tree_peak_mb'] or '-'}) | {s['peak_rss_mb'].get('ffmpeg', '-')} |")
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ff = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "os": platform.platform(), "python": platform.python_version(), "ffmpeg": ff}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small corpus (4 videos, 40 clips); under 2 minutes")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per side per case (median is reported)")
+    ap.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)),
+                    help="parallel ffmpeg processes for the baseline and workers for snhoo-dask")
+    ap.add_argument("--cases", help="comma-separated substrings of case names to run (default: all)")
+    ap.add_argument("--json", type=Path, help="where to write the JSON (default benchmarks/results/bench-<time>.json)")
+    a = ap.parse_args(argv)
+    for tool in ("ffmpeg", "ffprobe", "snhoo-dask", "dask"):
+        if not shutil.which(tool):
+            ap.error(f"{tool} is not on PATH")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    corpus = make_corpus(a.quick)
+    todo = cases(a.quick)
+    if a.cases:
+        keys = [k.strip() for k in a.cases.split(",")]
+        todo = [c for c in todo if any(k in c.name for k in keys)]
+    load_before = os.getloadavg()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="snhoo-bench-") as tmp:
+        scratch = Path(tmp)
+        env_scratch = scratch / "stage"
+        os.environ["SNHOO_SCRATCH"] = str(env_scratch)
+        for case in todo:
+            print(f"  running: {case.name}", file=sys.stderr, flush=True)
+            if case.scheduler:
+                with SeparateCluster(scratch) as cl:
+                    r = run_pair(case, corpus, scratch, a.cores, a.repeat, cl.address, cl.worker_pids())
+            else:
+                r = run_pair(case, corpus, scratch, a.cores, a.repeat)
+            results.append(r)
+            b, s = r["baseline"], r["snhoo-dask"]
+            print(f"    baseline {b['wall_s']:.2f} s, snhoo-dask {s['wall_s']:.2f} s, ratio {r['ratio']:.2f}x",
+                  file=sys.stderr, flush=True)
+    report = {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine(), "quick": a.quick, "cores": a.cores, "repeat": a.repeat,
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "memory_method": "psutil RSS sampling every 20 ms of each process in the command's tree "
+                         "(and the separate cluster's workers); per process, largest single process per role",
+        "baseline": f"find ROOT -name '*.mp4' | xargs -P {a.cores} ffmpeg -threads 1 -i V "
+                    f"-threads 1 [-vf select=...] -vsync 0 -q:v {JPEG_Q_FFMPEG} OUT/%06d.jpg",
+        "snhoo": f"snhoo-dask run ROOT --out OUT --quality {JPEG_Q_SNHOO} --workers {a.cores} [selection]",
+        "total_seconds": round(time.time() - started, 1),
+        "results": results,
+    }
+    path = a.json or RESULTS / f"bench-{'quick-' if a.quick else ''}{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"\n{report['date']}  {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+          f"{report['machine']['mem_gib']} GiB; load avg before {report['load_avg_before'][0]}, "
+          f"after {report['load_avg_after'][0]}; {'quick' if a.quick else 'full'} corpus, "
+          f"{a.repeat} run(s) per side")
+    print(fmt_table(results))
+    print(f"\nPeak memory: {report['memory_method']}.\nJSON: {path}  ({report['total_seconds']} s in all)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
