@@ -14,6 +14,7 @@ from .cluster import DEFAULT_DASHBOARD, ClusterError, dask_client
 from .discover import DiscoveryError, parse_extensions
 from .extract import Settings
 from .job import Job, JobError, new_run_id, prepare_output
+from .lock import OutputBusy, OutputLock
 from .progress import ProgressBar, failure_table, summary_line
 from .selection import SelectionError, parse_selection
 from .writers import FORMATS
@@ -33,8 +34,8 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("roots", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "-o", default="snhoo-output", show_default=True, type=click.Path(),
+@click.argument("roots", nargs=-1, required=True, type=click.Path(readable=False))  # checked by discovery
+@click.option("--out", "-o", default="snhoo-output", show_default=True, type=click.Path(readable=False),
               help="Output folder: OUT/<root name>/<video path>/ per video, plus manifest.jsonl.")
 @click.option("--every", type=int, help="Every Nth frame (0, N, 2N, ...).")
 @click.option("--fps", help="R frames per second of video (e.g. 1, 0.5, 30000/1001).")
@@ -79,6 +80,13 @@ def run(roots: tuple[str, ...], out: str, every: int | None, fps: str | None, fr
             click.echo(f"{v.path}\t-> {os.path.join(out_dir, v.out_rel)}/")
         click.echo(f"{len(job.videos)} videos; {selection.describe()}; nothing processed (dry run)", err=True)
         return
+    try:  # refuse a second run on this output now, not after starting or joining a cluster
+        with OutputLock(out_dir):
+            pass
+    except OutputBusy as e:
+        fail_usage(str(e))
+    except OSError as e:
+        fail_usage(f"cannot write to the output folder {out_dir}: {e.strerror}")
     sys.exit(_run_job(job, scheduler, workers, threads_per_worker, dashboard_address, quiet))
 
 
@@ -108,6 +116,10 @@ def _run_job(job: Job, scheduler: str | None, workers: int | None, threads: int,
                    "rerun the same command to do the rest", err=True)
     if summary.scheduler_lost:
         click.echo(f"snhoo-dask: error: {summary.scheduler_lost}", err=True)
+    if summary.unsearched:
+        click.echo(f"snhoo-dask: error: {len(summary.unsearched)} folder(s) could not be read, so videos "
+                   f"in them were not searched: " + "; ".join(f"{p}: {r}" for p, r in summary.unsearched[:5]),
+                   err=True)
     click.echo(summary_line(summary), err=True)
     _write_report(job.settings.out)
     return summary.exit_code

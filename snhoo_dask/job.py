@@ -49,6 +49,8 @@ class Summary:
     interrupted: bool = False
     scheduler_lost: str | None = None
     failures: list[dict] = field(default_factory=list)
+    # Folders discovery could not read: videos in them were never seen, so not a success.
+    unsearched: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -67,7 +69,7 @@ class Summary:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 1 if (self.failed or self.scheduler_lost or self.done < self.total) else 0
+        return 1 if (self.failed or self.scheduler_lost or self.unsearched or self.done < self.total) else 0
 
 
 def prepare_output(out: str) -> str:
@@ -132,7 +134,7 @@ class Job:
             lost_grace: float = 20.0) -> Summary:
         """Run to the end (or until interrupted); every video gets exactly one record."""
         out = self.settings.out
-        summary = Summary(total=len(self.videos))
+        summary = Summary(total=len(self.videos), unsearched=list(self.found.problems))
         try:
             lock = OutputLock(out)
             lock.acquire()

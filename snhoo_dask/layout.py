@@ -59,7 +59,17 @@ def sweep_tmp(out: str) -> int:
     except OSError:
         return 0
     for name in names:
-        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        # Rename first: a task of an interrupted run may still be writing into its folder.
+        # After the (atomic) rename its next write or its publish fails, instead of racing
+        # the removal and publishing a folder with some images deleted.
+        path = os.path.join(base, name)
+        trash = os.path.join(base, "swept-" + uuid.uuid4().hex)
+        try:
+            os.rename(path, trash)
+            path = trash
+        except OSError:
+            pass
+        shutil.rmtree(path, ignore_errors=True)
     try:
         os.rmdir(base)
     except OSError:
