@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -94,6 +95,9 @@ def _run_job(job: Job, scheduler: str | None, workers: int | None, threads: int,
              quiet: bool) -> int:
     # SIGTERM gets the same orderly stop as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # A lost scheduler is reported below in one line; the client's own reconnect
+    # tracebacks would only bury it.
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     try:
         with dask_client(scheduler, workers, threads, dashboard) as client:
             click.echo(f"{len(job.videos)} videos, {job.settings.selection.describe()}, "

@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from concurrent.futures import CancelledError
+
 import dask.bag as db
 from distributed import Client, wait
 from distributed.client import FutureCancelledError
@@ -187,8 +189,14 @@ class Job:
             if self._stop.is_set():
                 raise KeyboardInterrupt  # same orderly stop as Ctrl-C: cancel, record interrupted
             try:
+                if client.status == "closed":
+                    raise CancelledError  # gave up reconnecting; wait() would find no client
                 done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
             except TimeoutError:
+                done = set()
+            except (CancelledError, ValueError):
+                # The scheduler is gone: newer distributed cancels the futures, and once the
+                # client closes wait() has no client at all.  Decided below.
                 done = set()
             for fut in done:
                 rec = self._final_record(fut, video_of[fut.key])
@@ -207,7 +215,10 @@ class Job:
 
     def _final_record(self, fut, video: Video) -> dict | None:
         if fut.status == "finished":
-            return fut.result()[0]
+            try:
+                return fut.result()[0]
+            except (CancelledError, OSError, TimeoutError):
+                return None  # finished, but the result went with the scheduler; a rerun skips it
         if fut.status == "cancelled":
             return None
         try:
