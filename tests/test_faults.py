@@ -254,7 +254,7 @@ def tree(out) -> dict[str, bytes]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupted_client_stops_cleanly_and_rerun_finishes_the_rest(shared_cluster, tmp_path, sig):
     root, out, clean = tmp_path / "cam", tmp_path / "out", tmp_path / "clean"
-    names = make_set(root, 10, seconds=4, size="320x240")
+    names = make_set(root, 8, seconds=4, size="320x240")
     proc = cli_popen("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q")
     try:
         wait_until(lambda: len(manifest(out)) >= 1, 120, "the first finished video")
