@@ -404,10 +404,10 @@ def nobody(tmp_path):
         def run(argv, timeout=120):
             return subprocess.run(wrap(argv), env=env, capture_output=True, text=True, timeout=timeout)
 
-    probe = Nobody.run([sys.executable, "-c", "import os, snhoo_dask; print(os.geteuid())"])
-    if probe.returncode != 0 or probe.stdout.strip() != str(UNPRIVILEGED):
-        pytest.skip(f"cannot run Python as an unprivileged user here: {probe.stderr.strip()[-300:]}")
     try:
+        probe = Nobody.run([sys.executable, "-c", "import os, snhoo_dask; print(os.geteuid())"])
+        if probe.returncode != 0 or probe.stdout.strip() != str(UNPRIVILEGED):
+            pytest.skip(f"cannot run Python as an unprivileged user here: {probe.stderr.strip()[-300:]}")
         yield Nobody
     finally:
         subprocess.run(["chmod", "-R", "u+rwX", home], check=False)
