@@ -120,6 +120,8 @@ def _run_job(job: Job, scheduler: str | None, workers: int | None, threads: int,
                    "rerun the same command to do the rest", err=True)
     if summary.scheduler_lost:
         click.echo(f"snhoo-dask: error: {summary.scheduler_lost}", err=True)
+    if summary.manifest_error:
+        click.echo(f"snhoo-dask: error: {summary.manifest_error}", err=True)
     if summary.unsearched:
         click.echo(f"snhoo-dask: error: {len(summary.unsearched)} folder(s) could not be read, so videos "
                    f"in them were not searched: " + "; ".join(f"{p}: {r}" for p, r in summary.unsearched[:5]),

@@ -103,7 +103,9 @@ def discover(roots: list[str], extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError as e:
-                problems.append((folder, f"cannot list folder: {e.strerror or e}"))
+                # Every ext4 disk has a root-only lost+found; it holds no videos of the user's.
+                if not (os.path.basename(folder) == "lost+found" and os.path.ismount(os.path.dirname(folder))):
+                    problems.append((folder, f"cannot list folder: {e.strerror or e}"))
                 continue
             subfolders = []
             for entry in entries:

@@ -53,6 +53,7 @@ class Summary:
     failures: list[dict] = field(default_factory=list)
     # Folders discovery could not read: videos in them were never seen, so not a success.
     unsearched: list[tuple[str, str]] = field(default_factory=list)
+    manifest_error: str | None = None
 
     @property
     def done(self) -> int:
@@ -71,7 +72,8 @@ class Summary:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 1 if (self.failed or self.scheduler_lost or self.unsearched or self.done < self.total) else 0
+        return 1 if (self.failed or self.scheduler_lost or self.unsearched or self.manifest_error
+                     or self.done < self.total) else 0
 
 
 def prepare_output(out: str) -> str:
@@ -148,7 +150,11 @@ class Job:
             sweep_tmp(out)
             with ManifestWriter(out) as manifest:
                 def record(rec: dict) -> None:
-                    manifest.write(rec)
+                    try:
+                        manifest.write(rec)
+                    except OSError as e:
+                        # The run goes on (the frames are safe); the exit status says the record is not.
+                        summary.manifest_error = f"could not append to {manifest.path}: {e.strerror or e}"
                     summary.add(rec)
                     on_record(rec, summary)
 
