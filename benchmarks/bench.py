@@ -14,7 +14,7 @@ separate ``dask scheduler`` with two ``dask worker`` processes.
 
 Wall time is measured around the whole command (for snhoo-dask: process start,
 cluster start, discovery, all videos, shutdown).  Peak memory is the resident set
-size (RSS) of each process, sampled with psutil every 20 ms over the command's
+size (RSS) of each process, sampled with psutil every 100 ms over the command's
 whole process tree (and the separate cluster's worker processes); a process that
 lives less than one sample can be missed.
 """
@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import statistics
@@ -127,6 +128,7 @@ class Measured:
     worker_tree_peak: int = 0      # largest (worker + its ffmpeg/ffprobe children) at one instant
     samples: int = 0
     stderr_tail: str = ""
+    cpu: float = 0.0               # user + sys seconds of the whole process tree
 
 
 def _role(p: psutil.Process) -> str:
@@ -149,7 +151,7 @@ def _role(p: psutil.Process) -> str:
 class Poller:
     """Samples the RSS of a process tree (plus extra root pids) until stopped."""
 
-    def __init__(self, roots: list[int], interval: float = 0.02) -> None:
+    def __init__(self, roots: list[int], interval: float = 0.1) -> None:
         self.roots = roots
         self.interval = interval
         self.peak_by_pid: dict[int, int] = {}
@@ -213,15 +215,39 @@ class Poller:
 def measure(cmd: str, extra_roots: list[int] | None = None, env: dict | None = None) -> Measured:
     """Run a shell command; wall time and per-process peak RSS of its tree."""
     err = tempfile.TemporaryFile()
+    cpu0 = _tree_cpu(extra_roots)
     start = time.perf_counter()
     proc = subprocess.Popen(["bash", "-c", cmd], stdout=subprocess.DEVNULL, stderr=err,
                             env=env or os.environ.copy())
     with Poller([proc.pid] + list(extra_roots or [])) as poller:
         rc = proc.wait()
         wall = time.perf_counter() - start
+    cpu = _tree_cpu(extra_roots) - cpu0
     err.seek(0)
     tail = err.read().decode("utf-8", "replace")[-600:]
-    return Measured(wall, rc, poller.peaks(), poller.worker_tree_peak, poller.samples, tail)
+    return Measured(wall, rc, poller.peaks(), poller.worker_tree_peak, poller.samples, tail, cpu)
+
+
+def _tree_cpu(extra_roots: list[int] | None) -> float:
+    """CPU seconds (user + sys) of every reaped descendant, plus the separate cluster's workers.
+
+    Unlike wall time this hardly moves when other people's jobs share the machine.
+    """
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = r.ru_utime + r.ru_stime
+    for pid in extra_roots or []:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+        try:
+            for child in psutil.Process(pid).children(recursive=True):
+                c = child.cpu_times()
+                total += c.user + c.system + c.children_user + c.children_system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def count_images(folder: Path) -> tuple[int, int]:
@@ -368,6 +394,7 @@ def run_pair(case: Case, corpus: Path, scratch: Path, cores: int, repeat: int,
                 peaks[role] = max(peaks.get(role, 0), b)
         result[who] = {
             "wall_s": round(wall, 3), "walls_s": [round(m.wall, 3) for m in ms],
+            "cpu_s": round(statistics.median(m.cpu for m in ms), 3),
             "images": n, "images_per_s": round(n / wall, 1) if wall else None,
             "mean_jpeg_kb": round(size / n / 1024, 1) if n else None,
             "peak_rss_mb": {k: round(v / 2**20, 1) for k, v in sorted(peaks.items())
@@ -376,6 +403,7 @@ def run_pair(case: Case, corpus: Path, scratch: Path, cores: int, repeat: int,
             "exit_codes": [m.returncode for m in ms],
         }
     result["ratio"] = round(result["snhoo-dask"]["wall_s"] / result["baseline"]["wall_s"], 3)
+    result["cpu_ratio"] = round(result["snhoo-dask"]["cpu_s"] / result["baseline"]["cpu_s"], 3)
     return result
 
 
@@ -384,7 +412,8 @@ def _count_videos(root: Path) -> int:
 
 
 def fmt_table(results: list[dict]) -> str:
-    head = ("| case | videos | baseline s | snhoo-dask s | ratio | baseline img/s | snhoo img/s "
+    head = ("| case | videos | baseline s | snhoo-dask s | ratio | CPU s base/snhoo | CPU ratio "
+            "| baseline img/s | snhoo img/s "
             "| images (base/snhoo) | peak RSS base ffmpeg MB | peak RSS worker MB (+children) | peak RSS snhoo ffmpeg MB |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
@@ -392,6 +421,7 @@ def fmt_table(results: list[dict]) -> str:
         w = s["peak_rss_mb"].get("dask-worker")
         lines.append(
             f"| {r['case']} | {r['videos']} | {b['wall_s']:.2f} | {s['wall_s']:.2f} | {r['ratio']:.2f}x "
+            f"| {b['cpu_s']:.1f}/{s['cpu_s']:.1f} | {r['cpu_ratio']:.2f}x "
             f"| {b['images_per_s']} | {s['images_per_s']} | {b['images']}/{s['images']} "
             f"| {b['peak_rss_mb'].get('ffmpeg', '-')} | {w if w is not None else '-'}"
             f" ({s['worker_tree_peak_mb'] or '-'}) | {s['peak_rss_mb'].get('ffmpeg', '-')} |")
@@ -446,14 +476,15 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_pair(case, corpus, scratch, a.cores, a.repeat)
             results.append(r)
             b, s = r["baseline"], r["snhoo-dask"]
-            print(f"    baseline {b['wall_s']:.2f} s, snhoo-dask {s['wall_s']:.2f} s, ratio {r['ratio']:.2f}x",
+            print(f"    baseline {b['wall_s']:.2f} s, snhoo-dask {s['wall_s']:.2f} s, ratio {r['ratio']:.2f}x "
+                  f"(CPU {b['cpu_s']:.1f} s vs {s['cpu_s']:.1f} s, {r['cpu_ratio']:.2f}x)",
                   file=sys.stderr, flush=True)
     report = {
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(), "quick": a.quick, "cores": a.cores, "repeat": a.repeat,
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
-        "memory_method": "psutil RSS sampling every 20 ms of each process in the command's tree "
+        "memory_method": "psutil RSS sampling every 100 ms of each process in the command's tree "
                          "(and the separate cluster's workers); per process, largest single process per role",
         "baseline": f"find ROOT -name '*.mp4' | xargs -P {a.cores} ffmpeg -threads 1 -i V "
                     f"-threads 1 [-vf select=...] -vsync 0 -q:v {JPEG_Q_FFMPEG} OUT/%06d.jpg",
