@@ -24,7 +24,7 @@ import time
 import pytest
 from PIL import Image
 
-from conftest import free_port, run_cli, start_dask, wait_for_port
+from helpers import free_port, run_cli, start_dask, wait_for_port
 from videos import frame_number, make_video
 
 pytestmark = pytest.mark.cluster

@@ -8,7 +8,7 @@ import os
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from helpers import run_cli
 from videos import make_video
 
 from snhoo_dask.report import contact_sheet, sheet_frames

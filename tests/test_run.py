@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 from videos import frame_number, make_video
 
 pytestmark = pytest.mark.cluster

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import free_port, start_dask, wait_for_port
+from helpers import free_port, start_dask, wait_for_port
 from test_report import CHROMIUM_ARGS, small_corpus
 from videos import make_video
 

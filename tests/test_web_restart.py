@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import run_cli, start_dask
+from helpers import run_cli, start_dask
 from test_report import CHROMIUM_ARGS
 from test_web import call, start_serve, wait_job
 from videos import make_video

@@ -32,7 +32,7 @@ import time
 
 import pytest
 
-from conftest import ANSIBLE_DIR, REPO
+from ansible_paths import ANSIBLE_DIR, REPO
 
 # The module's fixture builds the image (cold: debootstrap of ~300 packages)
 # and converges twice: more than the suite's per-test timeout.  Measured on a

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import ANSIBLE_DIR, REPO
+from ansible_paths import ANSIBLE_DIR, REPO
 
 PLAYBOOKS = ["site.yml", "detach-disk.yml"]
 
