@@ -93,8 +93,17 @@ def run(roots: tuple[str, ...], out: str, every: int | None, fps: str | None, fr
 
 def _run_job(job: Job, scheduler: str | None, workers: int | None, threads: int, dashboard: str,
              quiet: bool) -> int:
-    # SIGTERM gets the same orderly stop as Ctrl-C.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and SIGTERM ask a running job to stop at its next safe point (between
+    # records), so an interrupt never falls between writing a record and counting it.
+    # Before the job runs, or on a second signal, they interrupt at once.
+    def on_signal(signum, frame) -> None:
+        if job.running and not job.stopping:
+            job.stop()
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     # A lost scheduler is reported below in one line; the client's own reconnect
     # tracebacks would only bury it.
     logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
@@ -188,7 +197,4 @@ def samples(folder: str) -> None:
         fail_usage(f"cannot make sample videos in {folder}: {e}")
     click.echo(f"{len(paths)} sample videos under {os.path.abspath(folder)}")
 
-
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 

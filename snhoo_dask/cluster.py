@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -45,15 +47,33 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, thread
     # "Compute Failed" log lines would only repeat them as tracebacks.
     # Worker processes, not threads: ffmpeg pipes and image encoding hold the GIL often
     # enough that one process per core is what actually uses the machine.
-    cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=threads_per_worker,
-                           processes=True, dashboard_address=dashboard_address,
-                           silence_logs=logging.CRITICAL)
+    with _workers_ignore_ctrl_c():
+        cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=threads_per_worker,
+                               processes=True, dashboard_address=dashboard_address,
+                               silence_logs=logging.CRITICAL)
     client = Client(cluster)
     try:
         yield client
     finally:
         _quiet_close(client)
         cluster.close()
+
+
+@contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start local workers with SIGINT ignored (the disposition survives into them).
+
+    Ctrl-C reaches every process of the terminal's group: the client stops the job in
+    order and closes the cluster; workers dying on their own would only print tracebacks.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _quiet_close(client: Client) -> None:

@@ -117,6 +117,7 @@ class Job:
         self.videos = self.found.videos
         self._futures: list = []
         self._stop = threading.Event()
+        self._running = False
 
     def skip_record(self, video: Video) -> dict | None:
         """A ``skipped`` record if this video's finished output matches this job."""
@@ -146,6 +147,7 @@ class Job:
             raise JobError(str(e)) from None
         except OSError as e:
             raise JobError(f"cannot write to the output folder {out}: {e.strerror}") from None
+        self._running = True
         try:
             sweep_tmp(out)
             with ManifestWriter(out) as manifest:
@@ -171,6 +173,7 @@ class Job:
             summary.interrupted = True
             self.cancel(client)
         finally:
+            self._running = False
             if not summary.interrupted:
                 sweep_tmp(out)
             lock.release()
@@ -239,6 +242,14 @@ class Job:
                   if name == "KilledWorker" else f"unexpected error: {name}: {exc}")
         rec.update(status="failed", error=reason, finished_at=time.time())
         return rec
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def stop(self) -> None:
         """Ask a ``run`` in another thread to stop as if interrupted (the web service uses this)."""

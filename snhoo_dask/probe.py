@@ -71,7 +71,9 @@ def probe(path: str, timeout: float = 60.0) -> VideoInfo:
 
 
 def probe_keyframes(path: str, timeout: float = 120.0) -> tuple[VideoInfo, list[float]]:
-    """``probe`` plus ``keyframe_times`` in one ffprobe run (packets are read, not decoded).
+    """``probe`` plus the key frames' times from the stream start, in one ffprobe run.
+
+    Packets are read, not decoded, so this stays cheap even for long videos.
 
     Every ffprobe start costs about 0.1 s of CPU (it loads the whole FFmpeg library
     stack), which is most of the per-video overhead on short videos.
@@ -87,7 +89,7 @@ def _probe(path: str, timeout: float, packets: bool) -> tuple[VideoInfo, list[fl
                 "packet=stream_index,pts_time,flags:stream:format"]
     cmd.append("file:" + path)
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, start_new_session=True)
     except subprocess.TimeoutExpired:
         raise ProbeError(f"ffprobe did not answer within {timeout:.0f} s") from None
     err = proc.stderr.decode("utf-8", "replace")
@@ -132,24 +134,6 @@ def _probe(path: str, timeout: float, packets: bool) -> tuple[VideoInfo, list[fl
         if pkt.get("stream_index") == s.get("index") and "K" in str(pkt.get("flags", "")) and t is not None:
             keys.append(t - info.start_time)
     return info, sorted(keys)
-
-
-def keyframe_times(path: str, info: VideoInfo, timeout: float = 120.0) -> list[float]:
-    """Presentation times (from the stream start) of the key frames, by reading packets only.
-
-    Demuxing without decoding keeps this cheap even for long videos.
-    """
-    cmd = [FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
-           "-of", "csv=p=0", "file:" + path]
-    proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise ProbeError(f"cannot list key frames: {ffmpeg_reason(proc.stderr.decode('utf-8', 'replace'), path)}")
-    times = []
-    for line in proc.stdout.decode().splitlines():
-        parts = line.split(",")
-        if len(parts) >= 2 and parts[0] not in ("", "N/A") and "K" in parts[1]:
-            times.append(float(parts[0]) - info.start_time)
-    return sorted(times)
 
 
 def _rotation(stream: dict) -> int:

@@ -82,8 +82,10 @@ class FrameReader(FFmpegReader):
                + self._dict2Args(inputdict) + ["-i", "file:" + self._filename]
                + self._dict2Args(outputdict) + ["-"])
         self._cmd = cmd
+        # A session of its own: Ctrl-C at the user's terminal must stop the job in order
+        # (the client cancels it), not kill ffmpeg and fail the video it was decoding.
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=self._log)
+                                      stderr=self._log, start_new_session=True)
         _widen_pipe(self._proc.stdout)
 
     # -- ours -----------------------------------------------------------------
