@@ -36,7 +36,7 @@ from ansible_paths import ANSIBLE_DIR, REPO
 
 # The module's fixture builds the image (cold: debootstrap of ~300 packages)
 # and converges twice: more than the suite's per-test timeout.  Measured on a
-# cold, busy 2-core machine: about 11 minutes for the whole module.
+# cold, busy 2-core machine: about 8 minutes for the whole module.
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
