@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .discover import Video
 from .layout import DONE_FILE, new_tmp_dir, publish, video_dir
+from .malloc import tune_this_process
 from .probe import ProbeError, VideoInfo, probe, probe_keyframes
 from .reader import FrameReader
 from .selection import Plan, Selection, plan
@@ -81,6 +82,7 @@ def base_record(video: Video, settings: Settings) -> dict:
 def extract_video(video: Video, settings: Settings) -> dict:
     """Process one video; return its ``ok`` record or raise VideoFailed with a ``failed`` one."""
     started = time.monotonic()
+    tune_this_process()
     record = base_record(video, settings)
     record["worker"] = worker_name()
     tmp = None

@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
+from .malloc import child_env
+
 FFPROBE = "ffprobe"
 
 
@@ -89,7 +91,8 @@ def _probe(path: str, timeout: float, packets: bool) -> tuple[VideoInfo, list[fl
                 "packet=stream_index,pts_time,flags:stream:format"]
     cmd.append("file:" + path)
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, start_new_session=True)
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, start_new_session=True,
+                              env=child_env())
     except subprocess.TimeoutExpired:
         raise ProbeError(f"ffprobe did not answer within {timeout:.0f} s") from None
     err = proc.stderr.decode("utf-8", "replace")

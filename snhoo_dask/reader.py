@@ -22,6 +22,7 @@ except ImportError:  # not on Windows
 
 import numpy as np
 
+from .malloc import child_env
 from .probe import VideoInfo, ffmpeg_reason
 from .skvideo_compat import FFmpegReader
 
@@ -53,6 +54,7 @@ class FrameReader(FFmpegReader):
         self._log = tempfile.TemporaryFile()
         self.stalled = False
         self.log = ""  # ffmpeg's error lines, condensed; filled by finish()
+        self._buffer: np.ndarray | None = None
         self._stall_timeout = stall_timeout
         self._last_progress = time.monotonic()
         self._done = threading.Event()
@@ -85,8 +87,25 @@ class FrameReader(FFmpegReader):
         # A session of its own: Ctrl-C at the user's terminal must stop the job in order
         # (the client cancels it), not kill ffmpeg and fail the video it was decoding.
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=self._log, start_new_session=True)
+                                      stderr=self._log, start_new_session=True, env=child_env())
         _widen_pipe(self._proc.stdout)
+
+    def _read_frame_data(self) -> np.ndarray:
+        # One buffer for the whole pass, filled in place: a fresh 2.6 MiB array per 720p
+        # frame costs an mmap, page faults and munmap each time in Dask workers (they set
+        # MALLOC_TRIM_THRESHOLD_, which pins glibc's mmap threshold).  Safe because each
+        # frame is written out before the next one is read.
+        size = self.outputdepth * self.outputwidth * self.outputheight * self.dtype.itemsize
+        if self._buffer is None or self._buffer.size != size:
+            self._buffer = np.empty(size, dtype=np.uint8)
+        view = memoryview(self._buffer)
+        got = 0
+        while got < size:
+            n = self._proc.stdout.readinto(view[got:])
+            if not n:
+                return np.array([])
+            got += n
+        return self._buffer.view(self.dtype)
 
     # -- ours -----------------------------------------------------------------
     def frames(self) -> Iterator[np.ndarray]:
