@@ -28,6 +28,21 @@ def fail_usage(message: str) -> None:
     sys.exit(USAGE_ERROR)
 
 
+def cluster_options(command):
+    """--scheduler, or the size of the embedded LocalCluster: shared by run and serve."""
+    for option in reversed([
+        click.option("--scheduler", envvar="SNHOO_SCHEDULER", help="Address of a running Dask scheduler "
+                     "(or $SNHOO_SCHEDULER). Without it, a local cluster is started."),
+        click.option("--workers", type=click.IntRange(min=1),
+                     help="Local cluster: worker processes (default: cores)."),
+        click.option("--threads-per-worker", type=click.IntRange(min=1), default=1, show_default=True),
+        click.option("--dashboard-address", default=DEFAULT_DASHBOARD, show_default=True,
+                     help="Local cluster: where the Dask dashboard listens."),
+    ]):
+        command = option(command)
+    return command
+
+
 @click.group()
 @click.version_option(__version__, prog_name="snhoo-dask")
 def main() -> None:
@@ -52,12 +67,7 @@ def main() -> None:
 @click.option("--overwrite", is_flag=True, help="Redo videos whose output is already complete.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=120, show_default=True,
               help="Fail a video when ffmpeg produces no frame for this many seconds.")
-@click.option("--scheduler", envvar="SNHOO_SCHEDULER", help="Address of a running Dask scheduler "
-              "(or $SNHOO_SCHEDULER). Without it, a local cluster is started.")
-@click.option("--workers", type=click.IntRange(min=1), help="Local cluster: worker processes (default: cores).")
-@click.option("--threads-per-worker", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--dashboard-address", default=DEFAULT_DASHBOARD, show_default=True,
-              help="Local cluster: where the Dask dashboard listens.")
+@cluster_options
 @click.option("--dry-run", is_flag=True, help="List the videos and where their frames would go; process nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(roots: tuple[str, ...], out: str, every: int | None, fps: str | None, frames: str | None,
@@ -166,12 +176,7 @@ def report(out: str) -> None:
               help="Base folder that output folders must lie under (repeatable; default: the --allow folders).")
 @click.option("--state-dir", default="snhoo-state", show_default=True, type=click.Path(),
               help="Where the service keeps its job database (jobs.sqlite).")
-@click.option("--scheduler", envvar="SNHOO_SCHEDULER", help="Address of a running Dask scheduler "
-              "(or $SNHOO_SCHEDULER). Without it, a local cluster is started.")
-@click.option("--workers", type=click.IntRange(min=1), help="Local cluster: worker processes (default: cores).")
-@click.option("--threads-per-worker", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--dashboard-address", default=DEFAULT_DASHBOARD, show_default=True,
-              help="Local cluster: where the Dask dashboard listens.")
+@cluster_options
 def serve(host: str, port: int, allow: tuple[str, ...], out_base: tuple[str, ...], state_dir: str,
           scheduler: str | None, workers: int | None, threads_per_worker: int, dashboard_address: str) -> None:
     """Web pages to submit, watch and review jobs (the old :8888 form, plus Flower)."""
