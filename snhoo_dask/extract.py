@@ -93,7 +93,7 @@ def extract_video(video: Video, settings: Settings) -> dict:
             if settings.selection.mode == "keyframes":
                 info, keys = probe_keyframes(local)  # one ffprobe run for both
             else:
-                info, keys = _probe(local), None
+                info, keys = probe(local), None
             record.update(info.for_manifest())
             frame_plan = plan(settings.selection, info, keys)
             record["missing"] = frame_plan.missing
@@ -137,10 +137,6 @@ def _check_source(path: str) -> None:
             f.read(1)
     except OSError as e:
         raise _Failure(f"cannot read the video: {e.strerror}")
-
-
-def _probe(path: str) -> VideoInfo:
-    return probe(path)
 
 
 def _make_tmp(out: str) -> str:
