@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
+export PATH="$(pwd)/.venv/bin:$PATH"
 # Docker engine for the Ansible container test (starts dockerd if it is not running).
 bash tests/ansible/setup_host.sh
-export PATH="$(pwd)/.venv/bin:$PATH"
 exec python -m pytest tests "$@"
