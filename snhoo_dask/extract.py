@@ -41,6 +41,10 @@ class Settings:
     scratch: str | None = None
     timeout: float = 120.0
     run_id: str = ""
+    # ffmpeg decoder threads; 0 lets ffmpeg choose.  The job sets 1 when there are at
+    # least as many videos as worker threads: parallelism then comes from the videos,
+    # and frame threads only add overhead (a 2-min 720p decode: 18.1 s vs 19.9 s CPU).
+    decoder_threads: int = 0
 
     def signature(self) -> dict:
         """What a finished folder must match to be skipped on a rerun."""
@@ -154,7 +158,8 @@ def _write_frames(path: str, info: VideoInfo, frame_plan: Plan, settings: Settin
     rows = []
     logs = []
     for p in frame_plan.passes:
-        reader = FrameReader(path, info, p.input_options, p.output_options, settings.timeout)
+        threads = {"-threads": str(settings.decoder_threads)} if settings.decoder_threads else {}
+        reader = FrameReader(path, info, {**threads, **p.input_options}, p.output_options, settings.timeout)
         got = 0
         limit = len(p.expected) if p.expected is not None else None
         complete = True

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from concurrent.futures import CancelledError
 
@@ -187,7 +187,7 @@ class Job:
         # The token names the tasks, so the dashboard's task stream and progress read
         # "extract-video" rather than a function name.
         bag = db.from_sequence(todo, npartitions=len(todo)).map_partitions(
-            _extract_each, settings=self.settings, token=TASK_NAME)
+            _extract_each, settings=self._task_settings(client, len(todo)), token=TASK_NAME)
         parts = bag.to_delayed()
         n = len(parts)
         self._futures = [client.compute(part, priority=n - i) for i, part in enumerate(parts)]
@@ -221,6 +221,14 @@ class Job:
                 summary.scheduler_lost = (f"lost the connection to the Dask scheduler with "
                                           f"{len(pending)} video(s) unfinished; rerun to resume")
                 return
+
+    def _task_settings(self, client: Client, videos: int) -> Settings:
+        """This job's settings, with ffmpeg's threading fitted to the cluster's size."""
+        try:
+            slots = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+        except (KeyError, OSError, TimeoutError):
+            slots = 0
+        return replace(self.settings, decoder_threads=1 if slots and videos >= slots else 0)
 
     def _final_record(self, fut, video: Video) -> dict | None:
         if fut.status == "finished":
