@@ -296,6 +296,12 @@ def cases(quick: bool) -> list[Case]:
         Case("memory: 10 s video, all", "mem-short", [], None, workers=1, note="one worker"),
         Case("every 30th, separate cluster", "long", ["--every", "30"], "not(mod(n,30))",
              scheduler=True, note="dask scheduler + 2 dask worker"),
+        # A lab runs against a cluster that is already up: these show the exact-frame
+        # cases without the embedded cluster's start.
+        Case("5 exact frames, separate cluster", "long", ["--frames", ",".join(map(str, frames))],
+             _frames_expr(frames), scheduler=True, note="dask scheduler + 2 dask worker"),
+        Case("5 timestamps, separate cluster", "long", ["--times", ",".join(f"{t:g}" for t in times)],
+             _times_expr(times), scheduler=True, note="dask scheduler + 2 dask worker"),
     ]
 
 
