@@ -158,8 +158,6 @@ def _signed_float(value) -> float | None:
 
 
 def _float(value) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f and f >= 0 else None
+    """A duration or start time: a number that is neither NaN nor negative."""
+    f = _signed_float(value)
+    return f if f is not None and f == f and f >= 0 else None

@@ -166,6 +166,13 @@ class Api(Base):
     def refuse(self, e: RequestError) -> None:
         self.write_json({"error": e.message, "field": e.field, "status": e.status}, e.status)
 
+    def known_job(self, job_id: str) -> dict | None:
+        """The stored job, or None after answering 404."""
+        job = self.svc.store.get(job_id)
+        if job is None:
+            self.write_json({"error": f"no job {job_id}", "status": 404}, 404)
+        return job
+
     def body_json(self):
         ctype = self.request.headers.get("Content-Type", "").split(";")[0].strip()
         if ctype != "application/json":
@@ -193,9 +200,8 @@ class ApiJobs(Api):
 
 class ApiJob(Api):
     def get(self, job_id: str) -> None:
-        job = self.svc.store.get(job_id)
+        job = self.known_job(job_id)
         if job is None:
-            self.write_json({"error": f"no job {job_id}", "status": 404}, 404)
             return
         self.write_json(dict(self.public(job), videos=self.svc.store.videos(job_id),
                              dashboard=self.svc.dashboard))
@@ -203,8 +209,7 @@ class ApiJob(Api):
 
 class ApiResume(Api):
     async def post(self, job_id: str) -> None:
-        if self.svc.store.get(job_id) is None:
-            self.write_json({"error": f"no job {job_id}", "status": 404}, 404)
+        if self.known_job(job_id) is None:
             return
         try:
             await self.resume(job_id)
@@ -216,10 +221,9 @@ class ApiResume(Api):
 
 class ApiStop(Api):
     def post(self, job_id: str) -> None:
-        job = self.svc.store.get(job_id)
-        if job is None:
-            self.write_json({"error": f"no job {job_id}", "status": 404}, 404)
-        elif not self.svc.runner.stop(job_id):
+        if self.known_job(job_id) is None:
+            return
+        if not self.svc.runner.stop(job_id):
             self.write_json({"error": "this job is not running", "status": 409}, 409)
         else:
             self.write_json({"id": job_id, "stopping": True, "state": RUNNING}, 202)
