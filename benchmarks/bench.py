@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -59,8 +59,8 @@ FULL_TIMES = [3.5, 31.0, 58.2, 85.0, 113.4]
 QUICK_FRAMES = [40, 250, 460, 670, 880]
 QUICK_TIMES = [1.5, 8.2, 15.0, 22.4, 29.1]
 
-JPEG_Q_FFMPEG = "2"     # ffmpeg's -q:v 2: what the usual one-liners use
-JPEG_Q_SNHOO = "90"     # snhoo-dask's default --quality (Pillow)
+JPEG_Q_FFMPEG = "2"  # ffmpeg's -q:v 2: what the usual one-liners use
+JPEG_Q_SNHOO = "90"  # snhoo-dask's default --quality (Pillow)
 
 
 # --------------------------------------------------------------------------- corpus
@@ -70,10 +70,33 @@ def _ffmpeg(*args: str) -> None:
 
 def _encode(src: str, seconds: float, out: Path, size: str = "1280x720") -> None:
     tmp = out.with_suffix(".part.mp4")
-    _ffmpeg("-f", "lavfi", "-i", f"{src}=s={size}:r={FPS}", "-t", str(seconds),
-            "-vf", "noise=alls=8:allf=t", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
-            "-g", str(GOP), "-keyint_min", str(GOP), "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-            "-movflags", "+faststart", str(tmp))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"{src}=s={size}:r={FPS}",
+        "-t",
+        str(seconds),
+        "-vf",
+        "noise=alls=8:allf=t",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-g",
+        str(GOP),
+        "-keyint_min",
+        str(GOP),
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(tmp),
+    )
     tmp.rename(out)
 
 
@@ -97,11 +120,44 @@ def make_corpus(quick: bool) -> Path:
         clip_dir.mkdir(parents=True)
         src = base / "clips-source.mp4"
         tmp = src.with_suffix(".part.mp4")
-        _ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=1280x720:r={FPS}", "-t", str(n_clips),
-                "-vf", "noise=alls=8:allf=t", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
-                "-g", str(FPS), "-keyint_min", str(FPS), "-sc_threshold", "0", "-pix_fmt", "yuv420p", str(tmp))
-        _ffmpeg("-i", str(tmp), "-c", "copy", "-f", "segment", "-segment_time", "1",
-                "-reset_timestamps", "1", str(clip_dir / "c%04d.mp4"))
+        _ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s=1280x720:r={FPS}",
+            "-t",
+            str(n_clips),
+            "-vf",
+            "noise=alls=8:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-g",
+            str(FPS),
+            "-keyint_min",
+            str(FPS),
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            str(tmp),
+        )
+        _ffmpeg(
+            "-i",
+            str(tmp),
+            "-c",
+            "copy",
+            "-f",
+            "segment",
+            "-segment_time",
+            "1",
+            "-reset_timestamps",
+            "1",
+            str(clip_dir / "c%04d.mp4"),
+        )
         tmp.unlink()
         (clip_dir / ".complete").touch()
         made = True
@@ -124,11 +180,11 @@ def make_corpus(quick: bool) -> Path:
 class Measured:
     wall: float
     returncode: int
-    peaks: dict[str, int]          # role -> largest single-process peak RSS (bytes)
-    worker_tree_peak: int = 0      # largest (worker + its ffmpeg/ffprobe children) at one instant
+    peaks: dict[str, int]  # role -> largest single-process peak RSS (bytes)
+    worker_tree_peak: int = 0  # largest (worker + its ffmpeg/ffprobe children) at one instant
     samples: int = 0
     stderr_tail: str = ""
-    cpu: float = 0.0               # user + sys seconds of the whole process tree
+    cpu: float = 0.0  # user + sys seconds of the whole process tree
 
 
 def _role(p: psutil.Process) -> str:
@@ -161,7 +217,7 @@ class Poller:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "Poller":
+    def __enter__(self) -> Poller:
         self._thread.start()
         return self
 
@@ -217,8 +273,9 @@ def measure(cmd: str, extra_roots: list[int] | None = None, env: dict | None = N
     err = tempfile.TemporaryFile()
     cpu0 = _tree_cpu(extra_roots)
     start = time.perf_counter()
-    proc = subprocess.Popen(["bash", "-c", cmd], stdout=subprocess.DEVNULL, stderr=err,
-                            env=env or os.environ.copy())
+    proc = subprocess.Popen(
+        ["bash", "-c", cmd], stdout=subprocess.DEVNULL, stderr=err, env=env or os.environ.copy()
+    )
     with Poller([proc.pid] + list(extra_roots or [])) as poller:
         rc = proc.wait()
         wall = time.perf_counter() - start
@@ -264,12 +321,12 @@ def count_images(folder: Path) -> tuple[int, int]:
 @dataclass
 class Case:
     name: str
-    root: str                    # corpus subfolder
-    snhoo_args: list[str]        # selection options for snhoo-dask run
-    select: str | None           # ffmpeg select expression for the baseline (None: all frames)
-    workers: int | None = None   # None: all cores
+    root: str  # corpus subfolder
+    snhoo_args: list[str]  # selection options for snhoo-dask run
+    select: str | None  # ffmpeg select expression for the baseline (None: all frames)
+    workers: int | None = None  # None: all cores
     note: str = ""
-    scheduler: bool = False      # run snhoo-dask against the separate dask scheduler
+    scheduler: bool = False  # run snhoo-dask against the separate dask scheduler
 
 
 def _frames_expr(frames: list[int]) -> str:
@@ -290,34 +347,68 @@ def cases(quick: bool) -> list[Case]:
         Case("keyframes", "long", ["--keyframes"], "eq(pict_type,I)"),
         Case("5 exact frames", "long", ["--frames", ",".join(map(str, frames))], _frames_expr(frames)),
         Case("5 timestamps", "long", ["--times", ",".join(f"{t:g}" for t in times)], _times_expr(times)),
-        Case("tiny clips, every 10th", "clips", ["--every", "10"], "not(mod(n,10))",
-             note="per-video overhead"),
+        Case(
+            "tiny clips, every 10th", "clips", ["--every", "10"], "not(mod(n,10))", note="per-video overhead"
+        ),
         Case("memory: long video, all", "mem-long", [], None, workers=1, note="one worker"),
         Case("memory: 10 s video, all", "mem-short", [], None, workers=1, note="one worker"),
-        Case("every 30th, separate cluster", "long", ["--every", "30"], "not(mod(n,30))",
-             scheduler=True, note="dask scheduler + 2 dask worker"),
+        Case(
+            "every 30th, separate cluster",
+            "long",
+            ["--every", "30"],
+            "not(mod(n,30))",
+            scheduler=True,
+            note="dask scheduler + 2 dask worker",
+        ),
         # A lab runs against a cluster that is already up: these show the exact-frame
         # cases without the embedded cluster's start.
-        Case("5 exact frames, separate cluster", "long", ["--frames", ",".join(map(str, frames))],
-             _frames_expr(frames), scheduler=True, note="dask scheduler + 2 dask worker"),
-        Case("5 timestamps, separate cluster", "long", ["--times", ",".join(f"{t:g}" for t in times)],
-             _times_expr(times), scheduler=True, note="dask scheduler + 2 dask worker"),
+        Case(
+            "5 exact frames, separate cluster",
+            "long",
+            ["--frames", ",".join(map(str, frames))],
+            _frames_expr(frames),
+            scheduler=True,
+            note="dask scheduler + 2 dask worker",
+        ),
+        Case(
+            "5 timestamps, separate cluster",
+            "long",
+            ["--times", ",".join(f"{t:g}" for t in times)],
+            _times_expr(times),
+            scheduler=True,
+            note="dask scheduler + 2 dask worker",
+        ),
     ]
 
 
 def baseline_cmd(case: Case, root: Path, out: Path, cores: int) -> str:
     # Commas inside a filter argument are escaped for the filtergraph parser.
     vf = f'-vf "select={case.select.replace(",", chr(92) + ",")}" ' if case.select else ""
-    inner = ('d="$0/$(basename "$1")"; mkdir -p "$d" && exec ffmpeg -nostdin -v error -threads 1 -i "$1" '
-             f'-threads 1 {vf}-vsync 0 -q:v {JPEG_Q_FFMPEG} "$d/%06d.jpg"')
+    inner = (
+        'd="$0/$(basename "$1")"; mkdir -p "$d" && exec ffmpeg -nostdin -v error -threads 1 -i "$1" '
+        f'-threads 1 {vf}-vsync 0 -q:v {JPEG_Q_FFMPEG} "$d/%06d.jpg"'
+    )
     p = case.workers or cores
-    return (f"find {shlex.quote(str(root))} -name '*.mp4' -print0 | "
-            f"xargs -0 -n 1 -P {p} sh -c {shlex.quote(inner)} {shlex.quote(str(out))}")
+    return (
+        f"find {shlex.quote(str(root))} -name '*.mp4' -print0 | "
+        f"xargs -0 -n 1 -P {p} sh -c {shlex.quote(inner)} {shlex.quote(str(out))}"
+    )
 
 
 def snhoo_cmd(case: Case, root: Path, out: Path, cores: int, scheduler: str | None) -> str:
-    args = ["snhoo-dask", "run", str(root), "--out", str(out), "--quiet",
-            "--quality", JPEG_Q_SNHOO, "--dashboard-address", ":0", *case.snhoo_args]
+    args = [
+        "snhoo-dask",
+        "run",
+        str(root),
+        "--out",
+        str(out),
+        "--quiet",
+        "--quality",
+        JPEG_Q_SNHOO,
+        "--dashboard-address",
+        ":0",
+        *case.snhoo_args,
+    ]
     if scheduler:
         args += ["--scheduler", scheduler]
     else:
@@ -332,22 +423,52 @@ class SeparateCluster:
         self.file = workdir / "scheduler.json"
         self.procs: list[subprocess.Popen] = []
 
-    def __enter__(self) -> "SeparateCluster":
+    def __enter__(self) -> SeparateCluster:
         self.file.unlink(missing_ok=True)
         log = open(self.file.with_suffix(".log"), "w")
-        self.procs.append(subprocess.Popen(
-            ["dask", "scheduler", "--scheduler-file", str(self.file), "--port", "0",
-             "--dashboard-address", ":0"], stdout=log, stderr=log))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    "dask",
+                    "scheduler",
+                    "--scheduler-file",
+                    str(self.file),
+                    "--port",
+                    "0",
+                    "--dashboard-address",
+                    ":0",
+                ],
+                stdout=log,
+                stderr=log,
+            )
+        )
         for _ in range(60):
             if self.file.exists() and self.file.stat().st_size:
                 break
             time.sleep(0.25)
         self.address = json.loads(self.file.read_text())["address"]
         for i in range(2):
-            self.procs.append(subprocess.Popen(
-                ["dask", "worker", "--scheduler-file", str(self.file), "--nworkers", "1",
-                 "--nthreads", "1", "--name", f"bench-{i}", "--no-dashboard"], stdout=log, stderr=log))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        "dask",
+                        "worker",
+                        "--scheduler-file",
+                        str(self.file),
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--name",
+                        f"bench-{i}",
+                        "--no-dashboard",
+                    ],
+                    stdout=log,
+                    stderr=log,
+                )
+            )
         from distributed import Client
+
         with Client(self.address, timeout=30) as c:
             c.wait_for_workers(2, timeout=60)
         return self
@@ -367,8 +488,15 @@ class SeparateCluster:
 
 
 # --------------------------------------------------------------------------- running
-def run_pair(case: Case, corpus: Path, scratch: Path, cores: int, repeat: int,
-             scheduler: str | None = None, extra_roots: list[int] | None = None) -> dict:
+def run_pair(
+    case: Case,
+    corpus: Path,
+    scratch: Path,
+    cores: int,
+    repeat: int,
+    scheduler: str | None = None,
+    extra_roots: list[int] | None = None,
+) -> dict:
     root = corpus / case.root
     rows: dict[str, list] = {"baseline": [], "snhoo-dask": []}
     images: dict[str, tuple[int, int]] = {}
@@ -399,12 +527,17 @@ def run_pair(case: Case, corpus: Path, scratch: Path, cores: int, repeat: int,
             for role, b in m.peaks.items():
                 peaks[role] = max(peaks.get(role, 0), b)
         result[who] = {
-            "wall_s": round(wall, 3), "walls_s": [round(m.wall, 3) for m in ms],
+            "wall_s": round(wall, 3),
+            "walls_s": [round(m.wall, 3) for m in ms],
             "cpu_s": round(statistics.median(m.cpu for m in ms), 3),
-            "images": n, "images_per_s": round(n / wall, 1) if wall else None,
+            "images": n,
+            "images_per_s": round(n / wall, 1) if wall else None,
             "mean_jpeg_kb": round(size / n / 1024, 1) if n else None,
-            "peak_rss_mb": {k: round(v / 2**20, 1) for k, v in sorted(peaks.items())
-                            if k in ("ffmpeg", "ffprobe", "dask-worker", "snhoo-dask (client)")},
+            "peak_rss_mb": {
+                k: round(v / 2**20, 1)
+                for k, v in sorted(peaks.items())
+                if k in ("ffmpeg", "ffprobe", "dask-worker", "snhoo-dask (client)")
+            },
             "worker_tree_peak_mb": round(max(m.worker_tree_peak for m in ms) / 2**20, 1) or None,
             "exit_codes": [m.returncode for m in ms],
         }
@@ -418,9 +551,11 @@ def _count_videos(root: Path) -> int:
 
 
 def fmt_table(results: list[dict]) -> str:
-    head = ("| case | videos | baseline s | snhoo-dask s | ratio | CPU s base/snhoo | CPU ratio "
-            "| baseline img/s | snhoo img/s "
-            "| images (base/snhoo) | peak RSS base ffmpeg MB | peak RSS worker MB (+children) | peak RSS snhoo ffmpeg MB |")
+    head = (
+        "| case | videos | baseline s | snhoo-dask s | ratio | CPU s base/snhoo | CPU ratio "
+        "| baseline img/s | snhoo img/s "
+        "| images (base/snhoo) | peak RSS base ffmpeg MB | peak RSS worker MB (+children) | peak RSS snhoo ffmpeg MB |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         b, s = r["baseline"], r["snhoo-dask"]
@@ -430,7 +565,8 @@ def fmt_table(results: list[dict]) -> str:
             f"| {b['cpu_s']:.1f}/{s['cpu_s']:.1f} | {r['cpu_ratio']:.2f}x "
             f"| {b['images_per_s']} | {s['images_per_s']} | {b['images']}/{s['images']} "
             f"| {b['peak_rss_mb'].get('ffmpeg', '-')} | {w if w is not None else '-'}"
-            f" ({s['worker_tree_peak_mb'] or '-'}) | {s['peak_rss_mb'].get('ffmpeg', '-')} |")
+            f" ({s['worker_tree_peak_mb'] or '-'}) | {s['peak_rss_mb'].get('ffmpeg', '-')} |"
+        )
     return "\n".join(lines)
 
 
@@ -444,18 +580,30 @@ def machine() -> dict:
     except OSError:
         pass
     ff = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "os": platform.platform(), "python": platform.python_version(), "ffmpeg": ff}
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "ffmpeg": ff,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small corpus (4 videos, 40 clips); under 2 minutes")
     ap.add_argument("--repeat", type=int, default=1, help="runs per side per case (median is reported)")
-    ap.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)),
-                    help="parallel ffmpeg processes for the baseline and workers for snhoo-dask")
+    ap.add_argument(
+        "--cores",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="parallel ffmpeg processes for the baseline and workers for snhoo-dask",
+    )
     ap.add_argument("--cases", help="comma-separated substrings of case names to run (default: all)")
-    ap.add_argument("--json", type=Path, help="where to write the JSON (default benchmarks/results/bench-<time>.json)")
+    ap.add_argument(
+        "--json", type=Path, help="where to write the JSON (default benchmarks/results/bench-<time>.json)"
+    )
     a = ap.parse_args(argv)
     for tool in ("ffmpeg", "ffprobe", "snhoo-dask", "dask"):
         if not shutil.which(tool):
@@ -482,28 +630,36 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_pair(case, corpus, scratch, a.cores, a.repeat)
             results.append(r)
             b, s = r["baseline"], r["snhoo-dask"]
-            print(f"    baseline {b['wall_s']:.2f} s, snhoo-dask {s['wall_s']:.2f} s, ratio {r['ratio']:.2f}x "
-                  f"(CPU {b['cpu_s']:.1f} s vs {s['cpu_s']:.1f} s, {r['cpu_ratio']:.2f}x)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"    baseline {b['wall_s']:.2f} s, snhoo-dask {s['wall_s']:.2f} s, ratio {r['ratio']:.2f}x "
+                f"(CPU {b['cpu_s']:.1f} s vs {s['cpu_s']:.1f} s, {r['cpu_ratio']:.2f}x)",
+                file=sys.stderr,
+                flush=True,
+            )
     report = {
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine(), "quick": a.quick, "cores": a.cores, "repeat": a.repeat,
+        "machine": machine(),
+        "quick": a.quick,
+        "cores": a.cores,
+        "repeat": a.repeat,
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         "memory_method": "psutil RSS sampling every 100 ms of each process in the command's tree "
-                         "(and the separate cluster's workers); per process, largest single process per role",
+        "(and the separate cluster's workers); per process, largest single process per role",
         "baseline": f"find ROOT -name '*.mp4' | xargs -P {a.cores} ffmpeg -threads 1 -i V "
-                    f"-threads 1 [-vf select=...] -vsync 0 -q:v {JPEG_Q_FFMPEG} OUT/%06d.jpg",
+        f"-threads 1 [-vf select=...] -vsync 0 -q:v {JPEG_Q_FFMPEG} OUT/%06d.jpg",
         "snhoo": f"snhoo-dask run ROOT --out OUT --quality {JPEG_Q_SNHOO} --workers {a.cores} [selection]",
         "total_seconds": round(time.time() - started, 1),
         "results": results,
     }
     path = a.json or RESULTS / f"bench-{'quick-' if a.quick else ''}{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2))
-    print(f"\n{report['date']}  {report['machine']['cpu']}, {report['machine']['cores']} cores, "
-          f"{report['machine']['mem_gib']} GiB; load avg before {report['load_avg_before'][0]}, "
-          f"after {report['load_avg_after'][0]}; {'quick' if a.quick else 'full'} corpus, "
-          f"{a.repeat} run(s) per side")
+    print(
+        f"\n{report['date']}  {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+        f"{report['machine']['mem_gib']} GiB; load avg before {report['load_avg_before'][0]}, "
+        f"after {report['load_avg_after'][0]}; {'quick' if a.quick else 'full'} corpus, "
+        f"{a.repeat} run(s) per side"
+    )
     print(fmt_table(results))
     print(f"\nPeak memory: {report['memory_method']}.\nJSON: {path}  ({report['total_seconds']} s in all)")
     return 0

@@ -6,4 +6,7 @@ bash scripts/setup.sh --test
 export PATH="$(pwd)/.venv/bin:$PATH"
 # Docker engine for the Ansible container test (starts dockerd if it is not running).
 bash tests/ansible/setup_host.sh
+# Lint gate first: a style or lint error fails the run before the slow tests start.
+ruff check .
+ruff format --check .
 exec python -m pytest tests "$@"

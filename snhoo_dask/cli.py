@@ -30,15 +30,28 @@ def fail_usage(message: str) -> None:
 
 def cluster_options(command):
     """--scheduler, or the size of the embedded LocalCluster: shared by run and serve."""
-    for option in reversed([
-        click.option("--scheduler", envvar="SNHOO_SCHEDULER", help="Address of a running Dask scheduler "
-                     "(or $SNHOO_SCHEDULER). Without it, a local cluster is started."),
-        click.option("--workers", type=click.IntRange(min=1),
-                     help="Local cluster: worker processes (default: cores)."),
-        click.option("--threads-per-worker", type=click.IntRange(min=1), default=1, show_default=True),
-        click.option("--dashboard-address", default=DEFAULT_DASHBOARD, show_default=True,
-                     help="Local cluster: where the Dask dashboard listens."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--scheduler",
+                envvar="SNHOO_SCHEDULER",
+                help="Address of a running Dask scheduler "
+                "(or $SNHOO_SCHEDULER). Without it, a local cluster is started.",
+            ),
+            click.option(
+                "--workers",
+                type=click.IntRange(min=1),
+                help="Local cluster: worker processes (default: cores).",
+            ),
+            click.option("--threads-per-worker", type=click.IntRange(min=1), default=1, show_default=True),
+            click.option(
+                "--dashboard-address",
+                default=DEFAULT_DASHBOARD,
+                show_default=True,
+                help="Local cluster: where the Dask dashboard listens.",
+            ),
+        ]
+    ):
         command = option(command)
     return command
 
@@ -51,8 +64,14 @@ def main() -> None:
 
 @main.command()
 @click.argument("roots", nargs=-1, required=True, type=click.Path(readable=False))  # checked by discovery
-@click.option("--out", "-o", default="snhoo-output", show_default=True, type=click.Path(readable=False),
-              help="Output folder: OUT/<root name>/<video path>/ per video, plus manifest.jsonl.")
+@click.option(
+    "--out",
+    "-o",
+    default="snhoo-output",
+    show_default=True,
+    type=click.Path(readable=False),
+    help="Output folder: OUT/<root name>/<video path>/ per video, plus manifest.jsonl.",
+)
 @click.option("--every", type=int, help="Every Nth frame (0, N, 2N, ...).")
 @click.option("--fps", help="R frames per second of video (e.g. 1, 0.5, 30000/1001).")
 @click.option("--frames", help="Exact frame indices, e.g. 0,25,1000 or 100-110.")
@@ -61,26 +80,65 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG quality.")
 @click.option("--ext", help="Video extensions to look for, comma-separated (default: common video types).")
-@click.option("--stage/--no-stage", default=True, show_default=True,
-              help="Copy each video to the worker's local scratch before decoding.")
-@click.option("--scratch", type=click.Path(), help="Worker-local scratch folder (default $SNHOO_SCRATCH or /tmp).")
+@click.option(
+    "--stage/--no-stage",
+    default=True,
+    show_default=True,
+    help="Copy each video to the worker's local scratch before decoding.",
+)
+@click.option(
+    "--scratch", type=click.Path(), help="Worker-local scratch folder (default $SNHOO_SCRATCH or /tmp)."
+)
 @click.option("--overwrite", is_flag=True, help="Redo videos whose output is already complete.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=120, show_default=True,
-              help="Fail a video when ffmpeg produces no frame for this many seconds.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=120,
+    show_default=True,
+    help="Fail a video when ffmpeg produces no frame for this many seconds.",
+)
 @cluster_options
-@click.option("--dry-run", is_flag=True, help="List the videos and where their frames would go; process nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="List the videos and where their frames would go; process nothing."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def run(roots: tuple[str, ...], out: str, every: int | None, fps: str | None, frames: str | None,
-        times: str | None, keyframes: bool, fmt: str, quality: int, ext: str | None, stage: bool,
-        scratch: str | None, overwrite: bool, timeout: float, scheduler: str | None, workers: int | None,
-        threads_per_worker: int, dashboard_address: str, dry_run: bool, quiet: bool) -> None:
+def run(
+    roots: tuple[str, ...],
+    out: str,
+    every: int | None,
+    fps: str | None,
+    frames: str | None,
+    times: str | None,
+    keyframes: bool,
+    fmt: str,
+    quality: int,
+    ext: str | None,
+    stage: bool,
+    scratch: str | None,
+    overwrite: bool,
+    timeout: float,
+    scheduler: str | None,
+    workers: int | None,
+    threads_per_worker: int,
+    dashboard_address: str,
+    dry_run: bool,
+    quiet: bool,
+) -> None:
     """Extract frames from every video under ROOT(s)."""
     try:
         selection = parse_selection(every, fps, frames, times, keyframes)
         extensions = parse_extensions(ext)
         out_dir = os.path.abspath(out) if dry_run else prepare_output(out)
-        settings = Settings(out=out_dir, selection=selection, fmt=fmt, quality=quality, stage=stage,
-                            scratch=scratch, timeout=timeout, run_id=new_run_id())
+        settings = Settings(
+            out=out_dir,
+            selection=selection,
+            fmt=fmt,
+            quality=quality,
+            stage=stage,
+            scratch=scratch,
+            timeout=timeout,
+            run_id=new_run_id(),
+        )
         job = Job(list(roots), settings, overwrite=overwrite, extensions=extensions)
     except (SelectionError, DiscoveryError, JobError) as e:
         fail_usage(str(e))
@@ -101,8 +159,9 @@ def run(roots: tuple[str, ...], out: str, every: int | None, fps: str | None, fr
     sys.exit(_run_job(job, scheduler, workers, threads_per_worker, dashboard_address, quiet))
 
 
-def _run_job(job: Job, scheduler: str | None, workers: int | None, threads: int, dashboard: str,
-             quiet: bool) -> int:
+def _run_job(
+    job: Job, scheduler: str | None, workers: int | None, threads: int, dashboard: str, quiet: bool
+) -> int:
     # Ctrl-C and SIGTERM ask a running job to stop at its next safe point (between
     # records), so an interrupt never falls between writing a record and counting it.
     # Before the job runs, or on a second signal, they interrupt at once.
@@ -119,8 +178,10 @@ def _run_job(job: Job, scheduler: str | None, workers: int | None, threads: int,
     logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     try:
         with dask_client(scheduler, workers, threads, dashboard) as client:
-            click.echo(f"{len(job.videos)} videos, {job.settings.selection.describe()}, "
-                       f"output {job.settings.out}", err=True)
+            click.echo(
+                f"{len(job.videos)} videos, {job.settings.selection.describe()}, output {job.settings.out}",
+                err=True,
+            )
             click.echo(f"Dask dashboard: {client.dashboard_link}", err=True)
             bar = ProgressBar(len(job.videos), enabled=not quiet)
             summary = job.run(client, on_record=lambda record, progress: bar.update(progress))
@@ -135,16 +196,21 @@ def _run_job(job: Job, scheduler: str | None, workers: int | None, threads: int,
     if summary.failures:
         click.echo("\n" + failure_table(summary.failures), err=True)
     if summary.interrupted:
-        click.echo(f"\ninterrupted: {summary.done} of {summary.total} videos finished; "
-                   "rerun the same command to do the rest", err=True)
+        click.echo(
+            f"\ninterrupted: {summary.done} of {summary.total} videos finished; "
+            "rerun the same command to do the rest",
+            err=True,
+        )
     if summary.scheduler_lost:
         click.echo(f"snhoo-dask: error: {summary.scheduler_lost}", err=True)
     if summary.manifest_error:
         click.echo(f"snhoo-dask: error: {summary.manifest_error}", err=True)
     if summary.unsearched:
-        click.echo(f"snhoo-dask: error: {len(summary.unsearched)} folder(s) could not be read, so videos "
-                   f"in them were not searched: " + "; ".join(f"{p}: {r}" for p, r in summary.unsearched[:5]),
-                   err=True)
+        click.echo(
+            f"snhoo-dask: error: {len(summary.unsearched)} folder(s) could not be read, so videos "
+            f"in them were not searched: " + "; ".join(f"{p}: {r}" for p, r in summary.unsearched[:5]),
+            err=True,
+        )
     click.echo(summary_line(summary), err=True)
     _write_report(job.settings.out)
     return summary.exit_code
@@ -153,6 +219,7 @@ def _run_job(job: Job, scheduler: str | None, workers: int | None, threads: int,
 def _write_report(out: str) -> None:
     # The report is a by-product: failing to write it must not change the job's exit code.
     from .report import build_report
+
     try:
         click.echo(f"report: {build_report(out)}", err=True)
     except Exception as e:  # noqa: BLE001
@@ -164,27 +231,64 @@ def _write_report(out: str) -> None:
 def report(out: str) -> None:
     """Rebuild OUT/report.html from OUT/manifest.jsonl and the frame folders."""
     from .report import build_report
+
     click.echo(build_report(out))
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8888, show_default=True)
-@click.option("--allow", "allow", multiple=True, type=click.Path(), metavar="DIR",
-              help="Base folder that roots may lie under (repeatable). Nothing else can be read.")
-@click.option("--out-base", "out_base", multiple=True, type=click.Path(), metavar="DIR",
-              help="Base folder that output folders must lie under (repeatable; default: the --allow folders).")
-@click.option("--state-dir", default="snhoo-state", show_default=True, type=click.Path(),
-              help="Where the service keeps its job database (jobs.sqlite).")
+@click.option(
+    "--allow",
+    "allow",
+    multiple=True,
+    type=click.Path(),
+    metavar="DIR",
+    help="Base folder that roots may lie under (repeatable). Nothing else can be read.",
+)
+@click.option(
+    "--out-base",
+    "out_base",
+    multiple=True,
+    type=click.Path(),
+    metavar="DIR",
+    help="Base folder that output folders must lie under (repeatable; default: the --allow folders).",
+)
+@click.option(
+    "--state-dir",
+    default="snhoo-state",
+    show_default=True,
+    type=click.Path(),
+    help="Where the service keeps its job database (jobs.sqlite).",
+)
 @cluster_options
-def serve(host: str, port: int, allow: tuple[str, ...], out_base: tuple[str, ...], state_dir: str,
-          scheduler: str | None, workers: int | None, threads_per_worker: int, dashboard_address: str) -> None:
+def serve(
+    host: str,
+    port: int,
+    allow: tuple[str, ...],
+    out_base: tuple[str, ...],
+    state_dir: str,
+    scheduler: str | None,
+    workers: int | None,
+    threads_per_worker: int,
+    dashboard_address: str,
+) -> None:
     """Web pages to submit, watch and review jobs (the old :8888 form, plus Flower)."""
-    from .web.server import ServeError, serve as serve_web
+    from .web.server import ServeError
+    from .web.server import serve as serve_web
+
     try:
-        serve_web(host=host, port=port, allow=list(allow), out_base=list(out_base), state_dir=state_dir,
-                  scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
-                  dashboard_address=dashboard_address)
+        serve_web(
+            host=host,
+            port=port,
+            allow=list(allow),
+            out_base=list(out_base),
+            state_dir=state_dir,
+            scheduler=scheduler,
+            workers=workers,
+            threads_per_worker=threads_per_worker,
+            dashboard_address=dashboard_address,
+        )
     except (ServeError, ClusterError) as e:
         click.echo(f"snhoo-dask: error: {e}", err=True)
         sys.exit(1)
@@ -201,5 +305,3 @@ def samples(folder: str) -> None:
     except (OSError, subprocess.CalledProcessError) as e:
         fail_usage(f"cannot make sample videos in {folder}: {e}")
     click.echo(f"{len(paths)} sample videos under {os.path.abspath(folder)}")
-
-

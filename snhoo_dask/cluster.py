@@ -23,22 +23,30 @@ def default_workers() -> int:
 
 
 @contextmanager
-def dask_client(scheduler: str | None = None, workers: int | None = None, threads_per_worker: int = 1,
-                dashboard_address: str = DEFAULT_DASHBOARD, connect_timeout: float = 10.0,
-                worker_wait: float = 30.0) -> Iterator[Client]:
+def dask_client(
+    scheduler: str | None = None,
+    workers: int | None = None,
+    threads_per_worker: int = 1,
+    dashboard_address: str = DEFAULT_DASHBOARD,
+    connect_timeout: float = 10.0,
+    worker_wait: float = 30.0,
+) -> Iterator[Client]:
     """Yield a connected client; raise ClusterError with a one-line reason if there is none."""
     if scheduler:
         try:
             client = Client(scheduler, timeout=connect_timeout)
         except (OSError, TimeoutError, ValueError) as e:
-            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} "
-                               f"within {connect_timeout:g} s ({type(e).__name__})") from None
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {scheduler} "
+                f"within {connect_timeout:g} s ({type(e).__name__})"
+            ) from None
         try:
             try:
                 client.wait_for_workers(1, timeout=worker_wait)
             except (TimeoutError, OSError):
-                raise ClusterError(f"the Dask scheduler at {scheduler} has no workers "
-                                   f"(waited {worker_wait:g} s)") from None
+                raise ClusterError(
+                    f"the Dask scheduler at {scheduler} has no workers (waited {worker_wait:g} s)"
+                ) from None
             yield client
         finally:
             _quiet_close(client)
@@ -48,9 +56,13 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, thread
     # Worker processes, not threads: ffmpeg pipes and image encoding hold the GIL often
     # enough that one process per core is what actually uses the machine.
     with _workers_ignore_ctrl_c():
-        cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=threads_per_worker,
-                               processes=True, dashboard_address=dashboard_address,
-                               silence_logs=logging.CRITICAL)
+        cluster = LocalCluster(
+            n_workers=workers or default_workers(),
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=dashboard_address,
+            silence_logs=logging.CRITICAL,
+        )
     client = Client(cluster)
     try:
         yield client

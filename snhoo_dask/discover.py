@@ -6,8 +6,22 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-DEFAULT_EXTENSIONS = ("mp4", "m4v", "mov", "avi", "mkv", "webm", "flv", "wmv", "mpg", "mpeg",
-                      "ts", "mts", "m2ts", "3gp")
+DEFAULT_EXTENSIONS = (
+    "mp4",
+    "m4v",
+    "mov",
+    "avi",
+    "mkv",
+    "webm",
+    "flv",
+    "wmv",
+    "mpg",
+    "mpeg",
+    "ts",
+    "mts",
+    "m2ts",
+    "3gp",
+)
 
 
 class DiscoveryError(Exception):
@@ -18,9 +32,9 @@ class DiscoveryError(Exception):
 class Video:
     """One video: where it lives and where its frames go, relative to the output folder."""
 
-    root: str       # absolute root folder as given (normalised)
+    root: str  # absolute root folder as given (normalised)
     root_name: str  # folder name under the output for this root
-    rel: str        # path of the video relative to its root, with "/" separators
+    rel: str  # path of the video relative to its root, with "/" separators
     size: int
 
     @property
@@ -72,8 +86,9 @@ class Discovery:
     problems: list[tuple[str, str]]  # (path, reason) for folders that could not be read
 
 
-def discover(roots: list[str], extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
-             exclude: str | None = None) -> Discovery:
+def discover(
+    roots: list[str], extensions: tuple[str, ...] = DEFAULT_EXTENSIONS, exclude: str | None = None
+) -> Discovery:
     """Every video file (by extension, any case) in every subfolder of each root.
 
     Symlinked folders are followed once each (by device and inode), so a link loop
@@ -104,7 +119,9 @@ def discover(roots: list[str], extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError as e:
                 # Every ext4 disk has a root-only lost+found; it holds no videos of the user's.
-                if not (os.path.basename(folder) == "lost+found" and os.path.ismount(os.path.dirname(folder))):
+                if not (
+                    os.path.basename(folder) == "lost+found" and os.path.ismount(os.path.dirname(folder))
+                ):
                     problems.append((folder, f"cannot list folder: {e.strerror or e}"))
                 continue
             subfolders = []

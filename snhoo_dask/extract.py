@@ -69,6 +69,7 @@ class _Failure(Exception):
 def worker_name() -> str:
     try:
         from distributed import get_worker
+
         w = get_worker()
         return str(w.name if w.name is not None else w.address)
     except (ImportError, ValueError):
@@ -76,11 +77,27 @@ def worker_name() -> str:
 
 
 def base_record(video: Video, settings: Settings) -> dict:
-    return {"run": settings.run_id, "root": video.root, "video": video.rel, "out": video.out_rel,
-            "status": None, "frames": 0, "error": None, "missing": [], "worker": None,
-            "seconds": 0.0, "size": video.size, "codec": None, "width": None, "height": None,
-            "fps": None, "duration": None, "selection": settings.selection.describe(),
-            "staged": settings.stage, "finished_at": None}
+    return {
+        "run": settings.run_id,
+        "root": video.root,
+        "video": video.rel,
+        "out": video.out_rel,
+        "status": None,
+        "frames": 0,
+        "error": None,
+        "missing": [],
+        "worker": None,
+        "seconds": 0.0,
+        "size": video.size,
+        "codec": None,
+        "width": None,
+        "height": None,
+        "fps": None,
+        "duration": None,
+        "selection": settings.selection.describe(),
+        "staged": settings.stage,
+        "finished_at": None,
+    }
 
 
 def extract_video(video: Video, settings: Settings) -> dict:
@@ -105,8 +122,7 @@ def extract_video(video: Video, settings: Settings) -> dict:
             written, log = _write_frames(local, info, frame_plan, settings, tmp, record)
         record["frames"] = written
         _check_complete(frame_plan, written, record, log)
-        record.update(status="ok", seconds=round(time.monotonic() - started, 3),
-                      finished_at=time.time())
+        record.update(status="ok", seconds=round(time.monotonic() - started, 3), finished_at=time.time())
         _write_done(tmp, settings, record)
         publish(tmp, video_dir(settings.out, video.out_rel))
         tmp = None
@@ -118,8 +134,13 @@ def extract_video(video: Video, settings: Settings) -> dict:
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    record.update(status="failed", error=reason, frames=0,
-                  seconds=round(time.monotonic() - started, 3), finished_at=time.time())
+    record.update(
+        status="failed",
+        error=reason,
+        frames=0,
+        seconds=round(time.monotonic() - started, 3),
+        finished_at=time.time(),
+    )
     raise VideoFailed(record)
 
 
@@ -128,10 +149,12 @@ def _check_source(path: str) -> None:
         st = os.stat(path)
     except FileNotFoundError:
         if os.path.islink(path):
-            raise _Failure(f"broken link: {path} points to {os.readlink(path)!r}, which does not exist")
-        raise _Failure("video not found (moved or deleted since the job started?)")
+            raise _Failure(
+                f"broken link: {path} points to {os.readlink(path)!r}, which does not exist"
+            ) from None
+        raise _Failure("video not found (moved or deleted since the job started?)") from None
     except OSError as e:
-        raise _Failure(f"cannot reach the video: {e.strerror}")
+        raise _Failure(f"cannot reach the video: {e.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise _Failure("not a regular file (a pipe, device or socket cannot be processed)")
     if st.st_size == 0:
@@ -140,18 +163,19 @@ def _check_source(path: str) -> None:
         with open(path, "rb") as f:
             f.read(1)
     except OSError as e:
-        raise _Failure(f"cannot read the video: {e.strerror}")
+        raise _Failure(f"cannot read the video: {e.strerror}") from None
 
 
 def _make_tmp(out: str) -> str:
     try:
         return new_tmp_dir(out)
     except OSError as e:
-        raise _Failure(f"cannot write to the output folder {out}: {e.strerror}")
+        raise _Failure(f"cannot write to the output folder {out}: {e.strerror}") from None
 
 
-def _write_frames(path: str, info: VideoInfo, frame_plan: Plan, settings: Settings, tmp: str,
-                  record: dict) -> tuple[int, str]:
+def _write_frames(
+    path: str, info: VideoInfo, frame_plan: Plan, settings: Settings, tmp: str, record: dict
+) -> tuple[int, str]:
     """Write every planned frame into ``tmp``; return the count and ffmpeg's condensed log."""
     writer = make_writer(settings.fmt, settings.quality)
     written = 0

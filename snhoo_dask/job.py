@@ -12,9 +12,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-
 from concurrent.futures import CancelledError
+from dataclasses import dataclass, field, replace
 
 import dask.bag as db
 from distributed import Client, wait
@@ -72,8 +71,17 @@ class Summary:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 1 if (self.failed or self.scheduler_lost or self.unsearched or self.manifest_error
-                     or self.done < self.total) else 0
+        return (
+            1
+            if (
+                self.failed
+                or self.scheduler_lost
+                or self.unsearched
+                or self.manifest_error
+                or self.done < self.total
+            )
+            else 0
+        )
 
 
 def prepare_output(out: str) -> str:
@@ -87,8 +95,9 @@ def prepare_output(out: str) -> str:
     return out
 
 
-def find_videos(roots: list[str], out: str | None,
-                extensions: tuple[str, ...] = DEFAULT_EXTENSIONS) -> Discovery:
+def find_videos(
+    roots: list[str], out: str | None, extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+) -> Discovery:
     if not roots:
         raise JobError("give at least one root folder")
     try:
@@ -109,8 +118,13 @@ def _extract_each(videos: list[Video], settings: Settings) -> list[dict]:
 
 
 class Job:
-    def __init__(self, roots: list[str], settings: Settings, overwrite: bool = False,
-                 extensions: tuple[str, ...] = DEFAULT_EXTENSIONS) -> None:
+    def __init__(
+        self,
+        roots: list[str],
+        settings: Settings,
+        overwrite: bool = False,
+        extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+    ) -> None:
         self.settings = settings
         self.overwrite = overwrite
         self.found = find_videos(roots, settings.out, extensions)
@@ -135,8 +149,12 @@ class Job:
         record.update(status="skipped", finished_at=time.time())
         return record
 
-    def run(self, client: Client, on_record: Callable[[dict, Summary], None] = lambda r, s: None,
-            lost_grace: float = 20.0) -> Summary:
+    def run(
+        self,
+        client: Client,
+        on_record: Callable[[dict, Summary], None] = lambda r, s: None,
+        lost_grace: float = 20.0,
+    ) -> Summary:
         """Run to the end (or until interrupted); every video gets exactly one record."""
         out = self.settings.out
         summary = Summary(total=len(self.videos), unsearched=list(self.found.problems))
@@ -151,6 +169,7 @@ class Job:
         try:
             sweep_tmp(out)
             with ManifestWriter(out) as manifest:
+
                 def record(rec: dict) -> None:
                     try:
                         manifest.write(rec)
@@ -180,18 +199,25 @@ class Job:
         summary.elapsed = time.monotonic() - summary.started
         return summary
 
-    def _run_tasks(self, client: Client, todo: list[Video], record: Callable[[dict], None],
-                   summary: Summary, lost_grace: float) -> None:
+    def _run_tasks(
+        self,
+        client: Client,
+        todo: list[Video],
+        record: Callable[[dict], None],
+        summary: Summary,
+        lost_grace: float,
+    ) -> None:
         # Longest first (size stands in for length), so one long video does not finish alone.
         todo = sorted(todo, key=lambda v: v.size, reverse=True)
         # The token names the tasks, so the dashboard's task stream and progress read
         # "extract-video" rather than a function name.
         bag = db.from_sequence(todo, npartitions=len(todo)).map_partitions(
-            _extract_each, settings=self._task_settings(client, len(todo)), token=TASK_NAME)
+            _extract_each, settings=self._task_settings(client, len(todo)), token=TASK_NAME
+        )
         parts = bag.to_delayed()
         n = len(parts)
         self._futures = [client.compute(part, priority=n - i) for i, part in enumerate(parts)]
-        video_of = {f.key: v for f, v in zip(self._futures, todo)}
+        video_of = {f.key: v for f, v in zip(self._futures, todo, strict=True)}
         pending = set(self._futures)
         lost_since = None
         while pending:
@@ -218,8 +244,10 @@ class Job:
                 continue
             lost_since = lost_since or time.monotonic()
             if time.monotonic() - lost_since > lost_grace or client.status == "closed":
-                summary.scheduler_lost = (f"lost the connection to the Dask scheduler with "
-                                          f"{len(pending)} video(s) unfinished; rerun to resume")
+                summary.scheduler_lost = (
+                    f"lost the connection to the Dask scheduler with "
+                    f"{len(pending)} video(s) unfinished; rerun to resume"
+                )
                 return
 
     def _task_settings(self, client: Client, videos: int) -> Settings:
@@ -246,8 +274,11 @@ class Job:
             return exc.record
         rec = base_record(video, self.settings)
         name = type(exc).__name__
-        reason = ("the worker processing it died repeatedly (out of memory or killed)"
-                  if name == "KilledWorker" else f"unexpected error: {name}: {exc}")
+        reason = (
+            "the worker processing it died repeatedly (out of memory or killed)"
+            if name == "KilledWorker"
+            else f"unexpected error: {name}: {exc}"
+        )
         rec.update(status="failed", error=reason, finished_at=time.time())
         return rec
 

@@ -1,9 +1,9 @@
 """Where things live in the output folder, and the one-rename publish of a video's frames.
 
-    OUT/manifest.jsonl                 one record per video per run
-    OUT/<root name>/<rel video path>/  finished frames of one video (appears whole or not at all)
-        000123.jpg ... frames.csv .snhoo-done.json
-    OUT/.snhoo-tmp/                    folders being written; swept at start and end of a run
+OUT/manifest.jsonl                 one record per video per run
+OUT/<root name>/<rel video path>/  finished frames of one video (appears whole or not at all)
+    000123.jpg ... frames.csv .snhoo-done.json
+OUT/.snhoo-tmp/                    folders being written; swept at start and end of a run
 """
 
 from __future__ import annotations

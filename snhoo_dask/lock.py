@@ -38,11 +38,21 @@ class OutputLock:
                 who = f"pid {h['pid']} on {h['host']}, started {h['started']}"
             except (ValueError, KeyError):
                 who = "another process"
-            raise OutputBusy(f"the output folder is in use by another snhoo-dask run ({who}); "
-                             "wait for it to finish or choose another --out") from None
+            raise OutputBusy(
+                f"the output folder is in use by another snhoo-dask run ({who}); "
+                "wait for it to finish or choose another --out"
+            ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+        os.write(
+            fd,
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                }
+            ).encode(),
+        )
         self._fd = fd
 
     def release(self) -> None:
@@ -50,7 +60,7 @@ class OutputLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         self.acquire()
         return self
 

@@ -15,7 +15,7 @@ import os
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD = 32 * 1024 * 1024   # glibc's upper limit on 64-bit
+_MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's upper limit on 64-bit
 _TRIM_THRESHOLD = 64 * 1024 * 1024
 _tuned = False
 

@@ -9,9 +9,27 @@ from collections.abc import Iterator
 from .layout import MANIFEST
 
 # The keys every record carries; README documents each.
-RECORD_KEYS = ("run", "root", "video", "out", "status", "frames", "error", "missing", "worker",
-               "seconds", "size", "codec", "width", "height", "fps", "duration", "selection",
-               "staged", "finished_at")
+RECORD_KEYS = (
+    "run",
+    "root",
+    "video",
+    "out",
+    "status",
+    "frames",
+    "error",
+    "missing",
+    "worker",
+    "seconds",
+    "size",
+    "codec",
+    "width",
+    "height",
+    "fps",
+    "duration",
+    "selection",
+    "staged",
+    "finished_at",
+)
 
 
 def encode(record: dict) -> str:
@@ -40,7 +58,7 @@ class ManifestWriter:
     def close(self) -> None:
         self._f.close()
 
-    def __enter__(self) -> "ManifestWriter":
+    def __enter__(self) -> ManifestWriter:
         return self
 
     def __exit__(self, *exc) -> None:

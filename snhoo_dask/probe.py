@@ -61,7 +61,7 @@ def ffmpeg_reason(stderr: str, path: str = "", limit: int = 3) -> str:
         line = _CONTEXT_PREFIX.sub("", line.strip())
         for prefix in ("file:" + path + ": ", path + ": "):
             if path and line.startswith(prefix):
-                line = line[len(prefix):]
+                line = line[len(prefix) :]
         if line and line not in seen:
             seen.append(line)
     return "; ".join(seen[-limit:])
@@ -87,12 +87,12 @@ def _probe(path: str, timeout: float, packets: bool) -> tuple[VideoInfo, list[fl
     # The file: protocol keeps names with a leading "-" or a ":" from reading as options or URLs.
     cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
     if packets:
-        cmd += ["-show_packets", "-show_entries",
-                "packet=stream_index,pts_time,flags:stream:format"]
+        cmd += ["-show_packets", "-show_entries", "packet=stream_index,pts_time,flags:stream:format"]
     cmd.append("file:" + path)
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, start_new_session=True,
-                              env=child_env())
+        proc = subprocess.run(
+            cmd, capture_output=True, timeout=timeout, start_new_session=True, env=child_env()
+        )
     except subprocess.TimeoutExpired:
         raise ProbeError(f"ffprobe did not answer within {timeout:.0f} s") from None
     err = proc.stderr.decode("utf-8", "replace")
@@ -103,8 +103,11 @@ def _probe(path: str, timeout: float, packets: bool) -> tuple[VideoInfo, list[fl
         data = json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
     except json.JSONDecodeError:
         raise ProbeError("not a readable video: ffprobe printed no usable description") from None
-    streams = [s for s in data.get("streams", []) if s.get("codec_type") == "video"
-               and not (s.get("disposition") or {}).get("attached_pic")]
+    streams = [
+        s
+        for s in data.get("streams", [])
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
     if not streams:
         raise ProbeError("no video stream in this file")
     s = streams[0]

@@ -28,8 +28,10 @@ class ProgressBar:
         self._last = now
         width = 30
         filled = int(width * s.done / max(1, self.total))
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {s.done}/{self.total} videos, "
-                f"{s.images} images, {s.failed} failed")
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {s.done}/{self.total} videos, "
+            f"{s.images} images, {s.failed} failed"
+        )
         if self.tty:
             self.stream.write("\r" + line)
             if s.done >= self.total:
@@ -54,5 +56,7 @@ def failure_table(failures: list[dict]) -> str:
 
 def summary_line(s: Summary) -> str:
     rate = s.images / s.elapsed if s.elapsed > 0 else 0.0
-    return (f"{s.ok} ok, {s.skipped} skipped, {s.failed} failed of {s.total} videos; "
-            f"{s.images} images in {s.elapsed:.1f} s ({rate:.1f} images/s)")
+    return (
+        f"{s.ok} ok, {s.skipped} skipped, {s.failed} failed of {s.total} videos; "
+        f"{s.images} images in {s.elapsed:.1f} s ({rate:.1f} images/s)"
+    )

@@ -48,8 +48,14 @@ def _widen_pipe(stream) -> None:
 class FrameReader(FFmpegReader):
     """Yields RGB frames of one ffmpeg pass; ``finish()`` says whether ffmpeg succeeded."""
 
-    def __init__(self, path: str, info: VideoInfo, input_options: dict[str, str],
-                 output_options: dict[str, str], stall_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        info: VideoInfo,
+        input_options: dict[str, str],
+        output_options: dict[str, str],
+        stall_timeout: float = 120.0,
+    ) -> None:
         self._info = info
         self._log = tempfile.TemporaryFile()
         self.stalled = False
@@ -68,9 +74,15 @@ class FrameReader(FFmpegReader):
         rate = info.frame_rate
         # No "@nb_frames": the reader then streams until ffmpeg ends (see _probCountFrames),
         # which is right for filtered output whose length the container cannot know.
-        return {"video": {"@width": str(info.width), "@height": str(info.height),
-                          "@pix_fmt": "yuv420p", "@duration": str(info.duration),
-                          "@r_frame_rate": f"{rate.numerator}/{rate.denominator}"}}
+        return {
+            "video": {
+                "@width": str(info.width),
+                "@height": str(info.height),
+                "@pix_fmt": "yuv420p",
+                "@duration": str(info.duration),
+                "@r_frame_rate": f"{rate.numerator}/{rate.denominator}",
+            }
+        }
 
     def _probCountFrames(self) -> int:
         return 0  # 0 means "read until end of stream" to scikit-video
@@ -80,14 +92,24 @@ class FrameReader(FFmpegReader):
 
     def _createProcess(self, inputdict: dict, outputdict: dict, verbosity: int) -> None:
         outputdict.setdefault("-vcodec", "rawvideo")
-        cmd = ([FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"]
-               + self._dict2Args(inputdict) + ["-i", "file:" + self._filename]
-               + self._dict2Args(outputdict) + ["-"])
+        cmd = (
+            [FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"]
+            + self._dict2Args(inputdict)
+            + ["-i", "file:" + self._filename]
+            + self._dict2Args(outputdict)
+            + ["-"]
+        )
         self._cmd = cmd
         # A session of its own: Ctrl-C at the user's terminal must stop the job in order
         # (the client cancels it), not kill ffmpeg and fail the video it was decoding.
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=self._log, start_new_session=True, env=child_env())
+        self._proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+            env=child_env(),
+        )
         _widen_pipe(self._proc.stdout)
 
     def _read_frame_data(self) -> np.ndarray:

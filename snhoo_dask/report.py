@@ -80,11 +80,15 @@ def summarize(records: list[dict]) -> dict:
     processed = [r for r in records if r.get("status") in ("ok", "failed") and r.get("finished_at")]
     start = min((r["finished_at"] - (r.get("seconds") or 0) for r in processed), default=None)
     end = max((r["finished_at"] for r in processed), default=None)
-    return {"total": len(records), **counts,
-            "images": sum(r.get("frames") or 0 for r in records if r.get("status") == "ok"),
-            "elapsed": (end - start) if start is not None else 0.0,
-            "started": start, "run": records[-1].get("run") if records else None,
-            "workers": sorted({str(r["worker"]) for r in processed if r.get("worker")})}
+    return {
+        "total": len(records),
+        **counts,
+        "images": sum(r.get("frames") or 0 for r in records if r.get("status") == "ok"),
+        "elapsed": (end - start) if start is not None else 0.0,
+        "started": start,
+        "run": records[-1].get("run") if records else None,
+        "workers": sorted({str(r["worker"]) for r in processed if r.get("worker")}),
+    }
 
 
 def ordered(records: list[dict]) -> list[dict]:
@@ -104,9 +108,14 @@ def throughput_chart(records: list[dict]):
             by_worker[str(r["worker"])].append(r)
     starts = [r["finished_at"] - (r.get("seconds") or 0) for rs in by_worker.values() for r in rs]
     t0 = min(starts, default=0.0)
-    fig = figure(title="Images written per worker over time (steeper = faster)", height=320,
-                 sizing_mode="stretch_width", tools="pan,wheel_zoom,box_zoom,reset,save",
-                 x_axis_label="seconds since the first video started", y_axis_label="images written")
+    fig = figure(
+        title="Images written per worker over time (steeper = faster)",
+        height=320,
+        sizing_mode="stretch_width",
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+        x_axis_label="seconds since the first video started",
+        y_axis_label="images written",
+    )
     for i, (worker, recs) in enumerate(sorted(by_worker.items())):
         recs.sort(key=lambda r: r["finished_at"])
         first_start = recs[0]["finished_at"] - (recs[0].get("seconds") or 0)
@@ -123,8 +132,16 @@ def throughput_chart(records: list[dict]):
         color = Category10_10[i % 10]
         fig.line("t", "n", source=src, color=color, line_width=2, legend_label=f"worker {worker}")
         fig.scatter("t", "n", source=src, color=color, size=6)
-    fig.add_tools(HoverTool(tooltips=[("video", "@video"), ("images", "@frames"),
-                                      ("seconds", "@seconds{0.00}"), ("total", "@n")]))
+    fig.add_tools(
+        HoverTool(
+            tooltips=[
+                ("video", "@video"),
+                ("images", "@frames"),
+                ("seconds", "@seconds{0.00}"),
+                ("total", "@n"),
+            ]
+        )
+    )
     if by_worker:
         fig.legend.location = "top_left"
     return fig
@@ -152,23 +169,33 @@ def render(out: str, records: list[dict]) -> str:
     failures = [r for r in rows if r.get("status") == "failed"]
     failure_rows = "".join(
         f"<tr><td>{_e(r.get('out'))}</td><td>{_e(r.get('worker'))}</td><td>{_e(r.get('error'))}</td></tr>"
-        for r in failures)
-    failure_html = (f"<table class='failures'><tr><th>video</th><th>worker</th><th>reason</th></tr>"
-                    f"{failure_rows}</table>" if failures else "<p class='good'>No video failed.</p>")
+        for r in failures
+    )
+    failure_html = (
+        f"<table class='failures'><tr><th>video</th><th>worker</th><th>reason</th></tr>{failure_rows}</table>"
+        if failures
+        else "<p class='good'>No video failed.</p>"
+    )
     video_rows = []
     for i, r in enumerate(rows):
         sheet = ""
         if r.get("status") in ("ok", "skipped") and i < MAX_SHEETS:
             jpeg = contact_sheet(video_dir(out, r.get("out") or ""))
             sheet = f"<img alt='frames of {_e(r.get('out'))}' src='{_data_uri(jpeg)}'>" if jpeg else ""
-        reason = r.get("error") or ("; ".join(r.get("missing") or []) and "missing: " + "; ".join(r["missing"]))
+        reason = r.get("error") or (
+            "; ".join(r.get("missing") or []) and "missing: " + "; ".join(r["missing"])
+        )
         video_rows.append(
             f"<tr class='{_e(r.get('status'))}'><td>{_e(r.get('out'))}</td>"
             f"<td class='st'>{_e(r.get('status'))}</td><td>{_e(r.get('worker'))}</td>"
             f"<td class='num'>{_e(r.get('frames'))}</td><td class='num'>{(r.get('seconds') or 0):.2f}</td>"
-            f"<td>{_e(reason)}</td><td>{sheet}</td></tr>")
-    more = (f"<p>Contact sheets are shown for the first {MAX_SHEETS} videos only.</p>"
-            if len(rows) > MAX_SHEETS else "")
+            f"<td>{_e(reason)}</td><td>{sheet}</td></tr>"
+        )
+    more = (
+        f"<p>Contact sheets are shown for the first {MAX_SHEETS} videos only.</p>"
+        if len(rows) > MAX_SHEETS
+        else ""
+    )
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["started"])) if s["started"] else "-"
     state = "done with failures" if s["failed"] else "done"
     return f"""<!DOCTYPE html>
@@ -178,15 +205,15 @@ def render(out: str, records: list[dict]) -> str:
 <style>{_CSS}</style>
 </head><body>
 <h1>snhoo-dask report</h1>
-<p class="where">Output folder <code>{_e(out)}</code> &middot; run {_e(s['run'])} &middot; started {started}</p>
+<p class="where">Output folder <code>{_e(out)}</code> &middot; run {_e(s["run"])} &middot; started {started}</p>
 <section id="summary" class="summary">
- <div class="card"><b>{s['total']}</b>videos</div>
- <div class="card ok"><b>{s['ok']}</b>ok</div>
- <div class="card"><b>{s['skipped']}</b>skipped (already done)</div>
- <div class="card {'failed' if s['failed'] else ''}"><b>{s['failed']}</b>failed</div>
- <div class="card"><b>{s['images']}</b>images</div>
- <div class="card"><b>{s['elapsed']:.1f} s</b>processing time</div>
- <div class="card"><b>{len(s['workers'])}</b>workers</div>
+ <div class="card"><b>{s["total"]}</b>videos</div>
+ <div class="card ok"><b>{s["ok"]}</b>ok</div>
+ <div class="card"><b>{s["skipped"]}</b>skipped (already done)</div>
+ <div class="card {"failed" if s["failed"] else ""}"><b>{s["failed"]}</b>failed</div>
+ <div class="card"><b>{s["images"]}</b>images</div>
+ <div class="card"><b>{s["elapsed"]:.1f} s</b>processing time</div>
+ <div class="card"><b>{len(s["workers"])}</b>workers</div>
 </section>
 <p class="state">State: <b>{state}</b></p>
 <h2 id="failures">Failures ({len(failures)})</h2>
@@ -197,9 +224,9 @@ def render(out: str, records: list[dict]) -> str:
 {more}
 <table class="videos"><tr><th>video</th><th>status</th><th>worker</th><th>images</th><th>seconds</th>
 <th>reason / missing frames</th><th>frames</th></tr>
-{''.join(video_rows)}
+{"".join(video_rows)}
 </table>
-<p class="foot">Built {time.strftime('%Y-%m-%d %H:%M:%S')} from manifest.jsonl by
+<p class="foot">Built {time.strftime("%Y-%m-%d %H:%M:%S")} from manifest.jsonl by
 <code>snhoo-dask report</code>.</p>
 {script}
 </body></html>

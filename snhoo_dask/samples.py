@@ -25,9 +25,26 @@ def make_samples(folder: str) -> list[str]:
         if os.path.exists(path):
             continue
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        codec = ["-c:v", "mpeg4", "-q:v", "5"] if path.endswith(".avi") else \
-                ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", str(2 * fps)]
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
-                        "-i", f"testsrc2=size={size}:rate={fps}", "-t", str(seconds), *codec,
-                        "file:" + path], check=True)
+        codec = (
+            ["-c:v", "mpeg4", "-q:v", "5"]
+            if path.endswith(".avi")
+            else ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", str(2 * fps)]
+        )
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=size={size}:rate={fps}",
+                "-t",
+                str(seconds),
+                *codec,
+                "file:" + path,
+            ],
+            check=True,
+        )
     return paths

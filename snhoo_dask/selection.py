@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable
 
 from .probe import VideoInfo
 
@@ -58,17 +58,34 @@ class Selection:
 
     def signature(self) -> dict:
         """What identifies this selection in a finished folder (for resume)."""
-        return {"mode": self.mode, "every": self.every,
-                "fps": str(self.fps) if self.fps is not None else None,
-                "frames": list(self.frames), "times": list(self.times)}
+        return {
+            "mode": self.mode,
+            "every": self.every,
+            "fps": str(self.fps) if self.fps is not None else None,
+            "frames": list(self.frames),
+            "times": list(self.times),
+        }
 
 
-def parse_selection(every: int | None = None, fps: str | None = None, frames: str | None = None,
-                    times: str | None = None, keyframes: bool = False) -> Selection:
+def parse_selection(
+    every: int | None = None,
+    fps: str | None = None,
+    frames: str | None = None,
+    times: str | None = None,
+    keyframes: bool = False,
+) -> Selection:
     """Build a Selection from the command line's mutually exclusive options."""
-    given = [name for name, value in (("--every", every), ("--fps", fps), ("--frames", frames),
-                                      ("--times", times), ("--keyframes", keyframes or None))
-             if value is not None]
+    given = [
+        name
+        for name, value in (
+            ("--every", every),
+            ("--fps", fps),
+            ("--frames", frames),
+            ("--times", times),
+            ("--keyframes", keyframes or None),
+        )
+        if value is not None
+    ]
     if len(given) > 1:
         raise SelectionError(f"choose one frame selection, not {' and '.join(given)}")
     if every is not None:
@@ -110,7 +127,9 @@ def _parse_frames(text: str) -> list[int]:
     for item in _split(text, "--frames"):
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
         if not m:
-            raise SelectionError(f"--frames wants frame numbers like 0,25,1000 or ranges like 10-20, not {item!r}")
+            raise SelectionError(
+                f"--frames wants frame numbers like 0,25,1000 or ranges like 10-20, not {item!r}"
+            )
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) else lo
         if hi < lo:
@@ -163,8 +182,8 @@ class Pass:
 @dataclass
 class Plan:
     passes: list[Pass]
-    expected_count: int          # images this plan should produce if the file is intact
-    streaming: bool              # True when the count is an estimate from the container
+    expected_count: int  # images this plan should produce if the file is intact
+    streaming: bool  # True when the count is an estimate from the container
     missing: list[str] = field(default_factory=list)  # requested frames past the end
 
 
@@ -186,8 +205,11 @@ def plan(selection: Selection, info: VideoInfo, keyframe_times: list[float] | No
         return Plan([Pass({}, {}, label=lambda k: _at(k, rate))], total, True)
     if mode == "every":
         n = selection.every
-        return Plan([Pass({}, _select(f"not(mod(n,{n}))"), label=lambda k: _at(k * n, rate))],
-                    math.ceil(total / n), True)
+        return Plan(
+            [Pass({}, _select(f"not(mod(n,{n}))"), label=lambda k: _at(k * n, rate))],
+            math.ceil(total / n),
+            True,
+        )
     if mode == "fps":
         # Take the first frame of each 1/R interval: frame n is new when floor(n*R/F) steps.
         step = Fraction(selection.fps) / rate
@@ -195,8 +217,17 @@ def plan(selection: Selection, info: VideoInfo, keyframe_times: list[float] | No
         if step >= 1:
             return plan(Selection("all"), info)
         count = sum(1 for _ in _fps_indices(a, b, total))
-        return Plan([Pass({}, _select(f"gt(floor(n*{a}/{b}),floor((n-1)*{a}/{b}))"),
-                          label=lambda k: _at(-((-k * b) // a), rate))], count, True)
+        return Plan(
+            [
+                Pass(
+                    {},
+                    _select(f"gt(floor(n*{a}/{b}),floor((n-1)*{a}/{b}))"),
+                    label=lambda k: _at(-((-k * b) // a), rate),
+                )
+            ],
+            count,
+            True,
+        )
     if mode == "keyframes":
         times = keyframe_times or []
         refs = [FrameRef(int(round(t * rate)), round(t, 6)) for t in times]
@@ -206,8 +237,9 @@ def plan(selection: Selection, info: VideoInfo, keyframe_times: list[float] | No
         inside = [i for i in wanted if i < total]
         missing = [f"frame {i}" for i in wanted if i >= total]
         if missing:
-            missing = [f"{m} (video has {total} frames)" for m in missing[:20]] + \
-                      ([f"and {len(missing) - 20} more"] if len(missing) > 20 else [])
+            missing = [f"{m} (video has {total} frames)" for m in missing[:20]] + (
+                [f"and {len(missing) - 20} more"] if len(missing) > 20 else []
+            )
         return Plan(_seek_passes(inside, rate), len(inside), False, missing)
     if mode == "times":
         indices, missing = [], []

@@ -11,8 +11,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class StagingError(Exception):
@@ -21,7 +21,9 @@ class StagingError(Exception):
 
 def scratch_dir(configured: str | None = None) -> str:
     """The worker-local scratch folder: option, then $SNHOO_SCRATCH, then the temp dir."""
-    return configured or os.environ.get("SNHOO_SCRATCH") or os.path.join(tempfile.gettempdir(), "snhoo-scratch")
+    return (
+        configured or os.environ.get("SNHOO_SCRATCH") or os.path.join(tempfile.gettempdir(), "snhoo-scratch")
+    )
 
 
 @contextmanager
@@ -40,7 +42,9 @@ def staged(path: str, scratch: str | None) -> Iterator[str]:
         what = e.strerror or str(e)
         if e.filename == path:
             raise StagingError(f"cannot read the video: {what}") from None
-        raise StagingError(f"could not copy the video to local scratch {os.path.dirname(folder)}: {what}") from None
+        raise StagingError(
+            f"could not copy the video to local scratch {os.path.dirname(folder)}: {what}"
+        ) from None
     try:
         if before != after or os.path.getsize(local) != after:
             raise StagingError("the video changed size while being copied (is it still being written?)")

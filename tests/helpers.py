@@ -10,6 +10,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,17 +54,39 @@ def start_dask(tmp_path, n_workers: int = 2, worker_env: dict | None = None) -> 
     os.makedirs(log_dir, exist_ok=True)
     sched = subprocess.Popen(
         ["dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(log_dir, "scheduler.log"), "wb"))
+        stdout=subprocess.DEVNULL,
+        stderr=open(os.path.join(log_dir, "scheduler.log"), "wb"),
+    )
     wait_for_port(port)
     env = dict(os.environ, **(worker_env or {}))
     workers = []
     for i in range(n_workers):
-        workers.append(subprocess.Popen(
-            ["dask", "worker", address, "--nworkers", "1", "--nthreads", "1", "--name", f"w{i}",
-             "--host", "127.0.0.1", "--no-dashboard", "--local-directory", os.path.join(tmp_path, f"w{i}")],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(log_dir, f"worker{i}.log"), "wb"), env=env))
+        workers.append(
+            subprocess.Popen(
+                [
+                    "dask",
+                    "worker",
+                    address,
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--name",
+                    f"w{i}",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                    "--local-directory",
+                    os.path.join(tmp_path, f"w{i}"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=open(os.path.join(log_dir, f"worker{i}.log"), "wb"),
+                env=env,
+            )
+        )
     procs = DaskProcesses(address, sched, workers, log_dir)
     from distributed import Client
+
     with Client(address, timeout=30) as c:
         c.wait_for_workers(n_workers, timeout=60)
     return procs

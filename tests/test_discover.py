@@ -25,8 +25,8 @@ def test_every_video_in_every_subfolder_by_extension_any_case(tmp_path):
 def test_symlink_loops_do_not_hang_and_linked_folders_are_walked_once(tmp_path):
     root = tmp_path / "root"
     touch(root / "sub" / "a.mp4")
-    os.symlink(root, root / "sub" / "loop")          # points back up
-    os.symlink(root / "sub", root / "again")         # a second way into the same folder
+    os.symlink(root, root / "sub" / "loop")  # points back up
+    os.symlink(root / "sub", root / "again")  # a second way into the same folder
     found = discover([str(root)])
     (video,) = found.videos
     assert video.rel in ("again/a.mp4", "sub/a.mp4")
@@ -47,10 +47,13 @@ def test_output_folder_inside_a_root_is_not_searched(tmp_path):
     assert [v.rel for v in found.videos] == ["a.mp4"]
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: None, "does not exist"),
-    (lambda p: p.write_text("x"), "is not a directory"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.write_text("x"), "is not a directory"),
+    ],
+)
 def test_bad_roots_say_why(tmp_path, make, message):
     target = tmp_path / "r"
     make(target)

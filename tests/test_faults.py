@@ -22,9 +22,8 @@ import threading
 import time
 
 import pytest
-from PIL import Image
-
 from helpers import free_port, run_cli, start_dask, wait_for_port
+from PIL import Image
 from videos import frame_number, make_video
 
 pytestmark = pytest.mark.cluster
@@ -34,6 +33,7 @@ TMP = ".snhoo-tmp"
 
 
 # -- helpers ------------------------------------------------------------------------------
+
 
 def manifest(out) -> list[dict]:
     path = os.path.join(out, "manifest.jsonl")
@@ -96,9 +96,14 @@ def no_traceback(result_or_text) -> None:
 
 def cli_popen(*args: str, **kwargs) -> subprocess.Popen:
     """``snhoo-dask`` in the background, with Ctrl-C delivered as in a terminal."""
-    return subprocess.Popen(["snhoo-dask", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-                            **kwargs)
+    return subprocess.Popen(
+        ["snhoo-dask", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **kwargs,
+    )
 
 
 def wait_until(predicate, timeout: float, what: str, step: float = 0.05):
@@ -117,7 +122,7 @@ def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        raise AssertionError(f"snhoo-dask did not end within {timeout} s; stderr:\n{err}")
+        raise AssertionError(f"snhoo-dask did not end within {timeout} s; stderr:\n{err}") from None
     return proc.returncode, out, err
 
 
@@ -140,7 +145,7 @@ def _proc_table() -> dict[int, tuple[int, list[str]]]:
                 argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
         table[int(d)] = (ppid, argv)
     return table
 
@@ -157,7 +162,7 @@ def ffmpeg_workers(marker: str, worker_pids: set[int]) -> list[int]:
     """Pids of our worker processes that are running an ffmpeg whose arguments hold ``marker``."""
     table = _proc_table()
     found = []
-    for pid, (ppid, argv) in table.items():
+    for _pid, (ppid, argv) in table.items():
         if argv and os.path.basename(argv[0]) == "ffmpeg" and any(marker in a for a in argv):
             if ppid not in worker_pids and _descends_from(ppid, worker_pids, table):
                 found.append(ppid)
@@ -191,21 +196,43 @@ def stalling_playlist(folder, segs, name: str = "stuck.mp4") -> tuple[str, str, 
     folder, segs = os.fspath(folder), os.fspath(segs)
     os.makedirs(segs, exist_ok=True)
     src = make_video(os.path.join(segs, "src.mp4"), seconds=4, fps=25, gop=25)
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", "file:" + src, "-c", "copy", "-f", "segment",
-                    "-segment_time", "2", "-segment_format", "mpegts", "-reset_timestamps", "0",
-                    os.path.join(segs, "seg%d.ts")], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            "file:" + src,
+            "-c",
+            "copy",
+            "-f",
+            "segment",
+            "-segment_time",
+            "2",
+            "-segment_format",
+            "mpegts",
+            "-reset_timestamps",
+            "0",
+            os.path.join(segs, "seg%d.ts"),
+        ],
+        check=True,
+    )
     seg0, seg1 = os.path.join(segs, "seg0.ts"), os.path.join(segs, "seg1.ts")
     data = open(seg1, "rb").read()
     os.unlink(seg1)
     os.mkfifo(seg1)
     playlist = os.path.join(folder, name)
     with open(playlist, "w") as f:
-        f.write("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
-                f"#EXTINF:2.0,\n{seg0}\n#EXTINF:2.0,\n{seg1}\n#EXT-X-ENDLIST\n")
+        f.write(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+            f"#EXTINF:2.0,\n{seg0}\n#EXTINF:2.0,\n{seg1}\n#EXT-X-ENDLIST\n"
+        )
     return playlist, seg1, data
 
 
 # -- 1. a worker is SIGKILLed while extracting -----------------------------------------------
+
 
 @pytest.mark.timeout(180)
 def test_worker_killed_mid_job_loses_nothing(tmp_path):
@@ -218,8 +245,9 @@ def test_worker_killed_mid_job_loses_nothing(tmp_path):
         proc = cli_popen("run", str(root), "--out", str(out), "--scheduler", procs.address, "-q")
         nanny_pids = {w.pid for w in procs.workers}
         # Kill the worker process (not the nanny) that is running ffmpeg on one of our videos.
-        victims = wait_until(lambda: ffmpeg_workers(scratch, nanny_pids), 90, "a worker running ffmpeg",
-                             step=0.01)
+        victims = wait_until(
+            lambda: ffmpeg_workers(scratch, nanny_pids), 90, "a worker running ffmpeg", step=0.01
+        )
         os.kill(victims[0], signal.SIGKILL)
         rc, _, err = finish(proc, 150)
     finally:
@@ -239,6 +267,7 @@ def test_worker_killed_mid_job_loses_nothing(tmp_path):
 
 
 # -- 2. the client is interrupted --------------------------------------------------------
+
 
 def tree(out) -> dict[str, bytes]:
     """Every image and frames.csv under OUT with its bytes (what a clean run must equal)."""
@@ -291,12 +320,32 @@ def test_interrupted_client_stops_cleanly_and_rerun_finishes_the_rest(shared_clu
 
 # -- 3. the output disk fills up ----------------------------------------------------------
 
+
 def noise_video(path, seconds: float = 2, size: str = "320x240") -> str:
     """Incompressible pictures: every PNG frame is about as large as the raw frame."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=10",
-                    "-t", str(seconds), "-vf", "noise=alls=100:allf=t", "-c:v", "libx264", "-qp", "0",
-                    "file:" + os.fspath(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s={size}:r=10",
+            "-t",
+            str(seconds),
+            "-vf",
+            "noise=alls=100:allf=t",
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "file:" + os.fspath(path),
+        ],
+        check=True,
+    )
     return os.fspath(path)
 
 
@@ -305,8 +354,9 @@ def small_fs(tmp_path):
     """A 3 MiB filesystem (tmpfs with a size limit) mounted for the test only."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=755", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m,mode=755", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -318,12 +368,22 @@ def small_fs(tmp_path):
 @pytest.mark.timeout(180)
 def test_full_output_disk_fails_the_video_with_a_reason(shared_cluster, tmp_path, small_fs):
     root = tmp_path / "cam"
-    make_video(root / "small.mp4", seconds=1)              # about 25 KB of JPEGs: fits
-    noise_video(root / "big1.mp4")                          # about 4.6 MB of PNGs each: cannot fit
+    make_video(root / "small.mp4", seconds=1)  # about 25 KB of JPEGs: fits
+    noise_video(root / "big1.mp4")  # about 4.6 MB of PNGs each: cannot fit
     noise_video(root / "big2.mp4")
     out = small_fs / "out"
-    result = run_cli("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address,
-                     "--format", "png", "-q", timeout=150)
+    result = run_cli(
+        "run",
+        str(root),
+        "--out",
+        str(out),
+        "--scheduler",
+        shared_cluster.address,
+        "--format",
+        "png",
+        "-q",
+        timeout=150,
+    )
     no_traceback(result)
     assert result.returncode == 1, result.stderr
     by_video = {r["video"]: r for r in manifest(out)}
@@ -381,8 +441,13 @@ def nobody(tmp_path):
     script = os.path.join(home, "as-nobody.sh")
     with open(script, "w") as f:
         f.write(AS_NOBODY)
-    env = dict(os.environ, HOME=os.path.join(home, "home"), PYENV_TREE=_python_tree() or "/nonexistent",
-               SNHOO_SCRATCH=os.path.join(home, "scratch"), DASK_TEMPORARY_DIRECTORY=os.path.join(home, "dask"))
+    env = dict(
+        os.environ,
+        HOME=os.path.join(home, "home"),
+        PYENV_TREE=_python_tree() or "/nonexistent",
+        SNHOO_SCRATCH=os.path.join(home, "scratch"),
+        DASK_TEMPORARY_DIRECTORY=os.path.join(home, "dask"),
+    )
     for d in ("home", "scratch", "dask", "work"):
         os.makedirs(os.path.join(home, d))
         os.chown(os.path.join(home, d), UNPRIVILEGED, UNPRIVILEGED)
@@ -420,44 +485,76 @@ def test_permissions_give_clear_reasons_never_success(nobody):
     cam = os.path.join(base, "cam")
     make_video(os.path.join(cam, "good.mp4"), seconds=1)
     shutil.copyfile(os.path.join(cam, "good.mp4"), os.path.join(cam, "locked.mp4"))
-    os.chmod(os.path.join(cam, "locked.mp4"), 0)                       # unreadable video
+    os.chmod(os.path.join(cam, "locked.mp4"), 0)  # unreadable video
     shutil.copyfile(os.path.join(cam, "good.mp4"), os.path.join(base, "hidden.mp4"))
     vault = os.path.join(base, "vault")
     make_video(os.path.join(vault, "good.mp4"), seconds=1)
     os.makedirs(os.path.join(vault, "private"))
     shutil.copyfile(os.path.join(cam, "good.mp4"), os.path.join(vault, "private", "secret.mp4"))
-    os.chmod(os.path.join(vault, "private"), 0)                       # unreadable folder
+    os.chmod(os.path.join(vault, "private"), 0)  # unreadable folder
     closed = os.path.join(base, "closed")
     os.makedirs(closed)
-    os.chmod(closed, 0o700)                                           # an unreadable root
+    os.chmod(closed, 0o700)  # an unreadable root
     for p in (base, cam, vault):
         os.chmod(p, 0o755)
-    mine = os.path.join(base, "out")                                  # nobody's own output folder
+    mine = os.path.join(base, "out")  # nobody's own output folder
     os.makedirs(mine)
     os.chown(mine, UNPRIVILEGED, UNPRIVILEGED)
-    theirs = os.path.join(base, "theirs")                             # root's output folder
+    theirs = os.path.join(base, "theirs")  # root's output folder
     os.makedirs(theirs)
     os.chmod(theirs, 0o755)
-    half = os.path.join(base, "half")                                 # writable, but cam/ inside is not
+    half = os.path.join(base, "half")  # writable, but cam/ inside is not
     os.makedirs(os.path.join(half, "cam"))
     os.chown(half, UNPRIVILEGED, UNPRIVILEGED)
 
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = open(os.path.join(nobody.base, "dask.log"), "wb")
-    sched = nobody.popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                          "--port", str(port), "--dashboard-address", ":0"], stdout=logs, stderr=logs)
+    sched = nobody.popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-address",
+            ":0",
+        ],
+        stdout=logs,
+        stderr=logs,
+    )
     workers = []
     try:
         wait_for_port(port)
         for i in range(2):
-            workers.append(nobody.popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
-                                         "--nthreads", "1", "--name", f"n{i}", "--host", "127.0.0.1",
-                                         "--no-dashboard", "--local-directory",
-                                         os.path.join(nobody.base, "dask", f"n{i}")], stdout=logs, stderr=logs))
+            workers.append(
+                nobody.popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "distributed.cli.dask_worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--name",
+                        f"n{i}",
+                        "--host",
+                        "127.0.0.1",
+                        "--no-dashboard",
+                        "--local-directory",
+                        os.path.join(nobody.base, "dask", f"n{i}"),
+                    ],
+                    stdout=logs,
+                    stderr=logs,
+                )
+            )
 
         def cli(*args):
-            return nobody.run([sys.executable, "-m", "snhoo_dask", "run", *args, "--scheduler", address, "-q"])
+            return nobody.run(
+                [sys.executable, "-m", "snhoo_dask", "run", *args, "--scheduler", address, "-q"]
+            )
 
         # An unreadable video: a failed record saying why, and exit 1.
         r = cli(cam, "--out", mine)
@@ -489,7 +586,8 @@ def test_permissions_give_clear_reasons_never_success(nobody):
         no_traceback(r)
         assert r.returncode == 2
         assert r.stderr.strip().splitlines() == [
-            f"snhoo-dask: error: the output folder {theirs} is not writable (permission denied)"]
+            f"snhoo-dask: error: the output folder {theirs} is not writable (permission denied)"
+        ]
         assert os.listdir(theirs) == []
 
         # Writable output, but the video's own folder inside it is not: each video fails with why.
@@ -515,6 +613,7 @@ def test_permissions_give_clear_reasons_never_success(nobody):
 
 
 # -- 5. the scheduler is unreachable, or dies mid-job --------------------------------------
+
 
 @pytest.mark.timeout(60)
 def test_unreachable_scheduler_is_a_quick_clear_error(tmp_path):
@@ -565,8 +664,9 @@ def test_scheduler_dying_mid_job_is_reported_and_a_rerun_resumes(tmp_path):
     assert again.returncode == 0, again.stderr
     (rerun,) = [recs for run, recs in runs(out).items() if run != first[0]["run"]]
     assert sorted(r["video"] for r in rerun) == names
-    assert {r["video"] for r in first if r["status"] == "ok"} <= {r["video"] for r in rerun
-                                                                   if r["status"] == "skipped"}
+    assert {r["video"] for r in first if r["status"] == "ok"} <= {
+        r["video"] for r in rerun if r["status"] == "skipped"
+    }
     assert published(out) == [f"cam/{n}" for n in names]
     for n in names:
         assert_complete(out / "cam" / n, list(range(100)), check_pictures=False)
@@ -574,6 +674,7 @@ def test_scheduler_dying_mid_job_is_reported_and_a_rerun_resumes(tmp_path):
 
 
 # -- 6. the same job twice at once on one output ------------------------------------------
+
 
 @pytest.mark.timeout(180)
 def test_second_concurrent_run_on_the_same_output_is_refused(shared_cluster, tmp_path):
@@ -584,24 +685,29 @@ def test_second_concurrent_run_on_the_same_output_is_refused(shared_cluster, tmp
     first = cli_popen("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q")
     feeder = None
     try:
+
         def holder():
             try:
                 return json.load(open(out / ".snhoo.lock"))["pid"]
             except (OSError, ValueError, KeyError):
                 return None
+
         assert wait_until(holder, 60, "the first run to take the lock") == first.pid
-        second = run_cli("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q",
-                         timeout=60)
+        second = run_cli(
+            "run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q", timeout=60
+        )
         no_traceback(second)
         assert second.returncode == 2
         assert second.stderr.strip().splitlines() == [
             f"snhoo-dask: error: the output folder is in use by another snhoo-dask run (pid {first.pid} on "
             f"{socket.gethostname()}, started {json.load(open(out / '.snhoo.lock'))['started']}); "
-            "wait for it to finish or choose another --out"]
+            "wait for it to finish or choose another --out"
+        ]
 
         def feed():
             with open(pipe, "wb") as f:
                 f.write(data)
+
         feeder = threading.Thread(target=feed, daemon=True)
         feeder.start()
         rc, _, err = finish(first, 120)
@@ -624,8 +730,15 @@ def test_second_concurrent_run_on_the_same_output_is_refused(shared_cluster, tmp
 
 # -- 7. hostile names and files -------------------------------------------------------------
 
-HOSTILE = [b"with space.mp4", b"quote'single\"double.mp4", b"percent%d%s%n.mp4", b"-leading-dash.mp4",
-           b"new\nline.mp4", b"not-utf8-\xff\xfe.mp4", "\u6d4b\u8bd5 \u4e2d\u6587.mp4".encode()]
+HOSTILE = [
+    b"with space.mp4",
+    b"quote'single\"double.mp4",
+    b"percent%d%s%n.mp4",
+    b"-leading-dash.mp4",
+    b"new\nline.mp4",
+    b"not-utf8-\xff\xfe.mp4",
+    "\u6d4b\u8bd5 \u4e2d\u6587.mp4".encode(),
+]
 
 
 @pytest.mark.timeout(180)
@@ -638,9 +751,9 @@ def test_hostile_names_and_files_work_or_fail_with_a_reason(shared_cluster, tmp_
         shutil.copyfile(base, broot + b"/" + name)
     shutil.copyfile(base, broot + b"/-dir with 'odd' %s\n/inner.mp4")
     outside = make_video(tmp_path / "elsewhere" / "real.mp4", seconds=2)
-    os.symlink(outside, root / "link-to-outside.mp4")                   # followed: it is a video
-    os.symlink(tmp_path / "nowhere.mp4", root / "dangling.mp4")         # fails: says where it points
-    growing = root / "growing.mp4"                                       # a file still being written
+    os.symlink(outside, root / "link-to-outside.mp4")  # followed: it is a video
+    os.symlink(tmp_path / "nowhere.mp4", root / "dangling.mp4")  # fails: says where it points
+    growing = root / "growing.mp4"  # a file still being written
     shutil.copyfile(make_video(tmp_path / "long.mp4", seconds=8, size="640x480"), growing)
     stop = threading.Event()
 
@@ -652,6 +765,7 @@ def test_hostile_names_and_files_work_or_fail_with_a_reason(shared_cluster, tmp_
                 f.write(b"\0" * 4096)
                 f.flush()
                 time.sleep(0.002)
+
     grower = threading.Thread(target=append, daemon=True)
     grower.start()
     try:
@@ -662,13 +776,19 @@ def test_hostile_names_and_files_work_or_fail_with_a_reason(shared_cluster, tmp_
     no_traceback(r)
     assert r.returncode == 1, r.stderr  # the dangling link failed
     recs = {os.fsencode(rec["video"]): rec for rec in manifest(out)}
-    expected = set(HOSTILE) | {b"-dir with 'odd' %s\n/inner.mp4", b"link-to-outside.mp4", b"dangling.mp4",
-                               b"growing.mp4"}
+    expected = set(HOSTILE) | {
+        b"-dir with 'odd' %s\n/inner.mp4",
+        b"link-to-outside.mp4",
+        b"dangling.mp4",
+        b"growing.mp4",
+    }
     assert set(recs) == expected
     for name in HOSTILE + [b"-dir with 'odd' %s\n/inner.mp4", b"link-to-outside.mp4"]:
         assert recs[name]["status"] == "ok", recs[name]
         assert recs[name]["frames"] == 50
-        assert_complete(os.fsdecode(os.fsencode(out) + b"/cam/" + name), list(range(50)), check_pictures=False)
+        assert_complete(
+            os.fsdecode(os.fsencode(out) + b"/cam/" + name), list(range(50)), check_pictures=False
+        )
     assert recs[b"dangling.mp4"]["status"] == "failed"
     assert "broken link" in recs[b"dangling.mp4"]["error"] and "nowhere.mp4" in recs[b"dangling.mp4"]["error"]
     grew = recs[b"growing.mp4"]
@@ -679,8 +799,9 @@ def test_hostile_names_and_files_work_or_fail_with_a_reason(shared_cluster, tmp_
     assert_no_leftovers(out)
 
     # A dry run lists them all (names as the bytes they are) without choking on them.
-    dry = subprocess.run(["snhoo-dask", "run", str(root), "--out", str(out), "--dry-run"],
-                         capture_output=True, timeout=120)
+    dry = subprocess.run(
+        ["snhoo-dask", "run", str(root), "--out", str(out), "--dry-run"], capture_output=True, timeout=120
+    )
     assert b"Traceback" not in dry.stderr
     assert dry.returncode == 0, dry.stderr
     assert b"/cam/not-utf8-\xff\xfe.mp4\t-> " in dry.stdout
@@ -692,8 +813,17 @@ def test_huge_frame_request_lists(shared_cluster, tmp_path):
     root, out = tmp_path / "cam", tmp_path / "out"
     make_video(root / "clip.mp4", seconds=2)
     # 100,000 frames (the limit) of a 50-frame video: the 50 that exist, the rest reported missing.
-    r = run_cli("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q",
-                "--frames", "0-99999")
+    r = run_cli(
+        "run",
+        str(root),
+        "--out",
+        str(out),
+        "--scheduler",
+        shared_cluster.address,
+        "-q",
+        "--frames",
+        "0-99999",
+    )
     assert r.returncode == 0, r.stderr
     (rec,) = manifest(out)
     assert rec["status"] == "ok" and rec["frames"] == 50
@@ -701,8 +831,17 @@ def test_huge_frame_request_lists(shared_cluster, tmp_path):
     assert_complete(out / "cam" / "clip.mp4", list(range(50)))
     # A long comma list (about 110 KB of command line) works too.
     many = ",".join(str(i) for i in range(0, 100_000, 5))
-    r = run_cli("run", str(root), "--out", str(tmp_path / "out2"), "--scheduler", shared_cluster.address,
-                "-q", "--frames", many)
+    r = run_cli(
+        "run",
+        str(root),
+        "--out",
+        str(tmp_path / "out2"),
+        "--scheduler",
+        shared_cluster.address,
+        "-q",
+        "--frames",
+        many,
+    )
     assert r.returncode == 0, r.stderr
     assert_complete(tmp_path / "out2" / "cam" / "clip.mp4", list(range(0, 50, 5)))
     # Over the limit: a usage error before any work.
@@ -716,15 +855,30 @@ def test_huge_frame_request_lists(shared_cluster, tmp_path):
 
 # -- 8. ffmpeg hangs ---------------------------------------------------------------------------
 
+
 @pytest.mark.timeout(120)
 def test_video_that_hangs_ffmpeg_times_out_as_failed(shared_cluster, tmp_path):
     root, out = tmp_path / "cam", tmp_path / "out"
     make_video(root / "fine.mp4", seconds=1)
-    _, pipe, _ = stalling_playlist(root, tmp_path / "segments", "stuck.mp4")   # real ffmpeg, blocked reading a real file
+    _, pipe, _ = stalling_playlist(
+        root, tmp_path / "segments", "stuck.mp4"
+    )  # real ffmpeg, blocked reading a real file
     started = time.monotonic()
     scratch = str(tmp_path / "scratch")
-    r = run_cli("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q",
-                "--timeout", "3", "--scratch", scratch, timeout=90)
+    r = run_cli(
+        "run",
+        str(root),
+        "--out",
+        str(out),
+        "--scheduler",
+        shared_cluster.address,
+        "-q",
+        "--timeout",
+        "3",
+        "--scratch",
+        scratch,
+        timeout=90,
+    )
     took = time.monotonic() - started
     no_traceback(r)
     assert r.returncode == 1, r.stderr
@@ -738,8 +892,11 @@ def test_video_that_hangs_ffmpeg_times_out_as_failed(shared_cluster, tmp_path):
     assert took < 60
     assert_no_leftovers(out)
     # No ffmpeg is left blocked on the pipe.
-    assert not [pid for pid, (_, argv) in _proc_table().items()
-                if argv and os.path.basename(argv[0]) == "ffmpeg" and any(scratch in a for a in argv)]
+    assert not [
+        pid
+        for pid, (_, argv) in _proc_table().items()
+        if argv and os.path.basename(argv[0]) == "ffmpeg" and any(scratch in a for a in argv)
+    ]
 
 
 def test_timeout_option_has_a_sane_default():

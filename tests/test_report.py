@@ -6,17 +6,23 @@ import io
 import os
 
 import pytest
-from PIL import Image
-
 from helpers import run_cli
+from PIL import Image
 from videos import make_video
 
 from snhoo_dask.report import contact_sheet, sheet_frames
 
 pytestmark = pytest.mark.timeout(120)
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def small_corpus(root: str) -> str:
@@ -54,7 +60,7 @@ def test_run_writes_a_report_that_renders_offline(tmp_path, dask_cluster):
     report = os.path.join(out, "report.html")
     assert os.path.exists(report), res.stderr
     html = open(report, encoding="utf-8").read()
-    assert "<script src=" not in html and "<link rel=\"stylesheet\" href=" not in html
+    assert "<script src=" not in html and '<link rel="stylesheet" href=' not in html
 
     # `snhoo-dask report` rebuilds it from the manifest and the frame folders alone.
     os.remove(report)
@@ -77,6 +83,7 @@ def test_run_writes_a_report_that_renders_offline(tmp_path, dask_cluster):
                     route.continue_()
                 else:
                     route.abort()
+
             page.route("**/*", only_the_file)
             page.goto(f"file://{report}")
             page.wait_for_selector("#chart canvas", timeout=20_000)  # Bokeh drew the chart

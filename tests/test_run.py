@@ -8,7 +8,6 @@ import os
 import subprocess
 
 import pytest
-
 from helpers import run_cli
 from videos import frame_number, make_video
 
@@ -41,15 +40,20 @@ def run_on(cluster, *args):
     return run_cli("run", *args, "--scheduler", cluster.address, "-q")
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ([], list(range(100))),
-    (["--every", "7"], list(range(0, 100, 7))),
-    (["--fps", "2"], [0, 13, 25, 38, 50, 63, 75, 88]),
-    (["--frames", "0,1,37,99"], [0, 1, 37, 99]),
-    (["--times", "0,1.5,00:00:02.040,3.99"], [0, 37, 51, 99]),
-    (["--keyframes"], list(range(0, 100, 10))),
-])
-def test_each_frame_mode_writes_exactly_the_selected_frames(shared_cluster, one_video, tmp_path, spec, expected):
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ([], list(range(100))),
+        (["--every", "7"], list(range(0, 100, 7))),
+        (["--fps", "2"], [0, 13, 25, 38, 50, 63, 75, 88]),
+        (["--frames", "0,1,37,99"], [0, 1, 37, 99]),
+        (["--times", "0,1.5,00:00:02.040,3.99"], [0, 37, 51, 99]),
+        (["--keyframes"], list(range(0, 100, 10))),
+    ],
+)
+def test_each_frame_mode_writes_exactly_the_selected_frames(
+    shared_cluster, one_video, tmp_path, spec, expected
+):
     out = tmp_path / "out"
     result = run_on(shared_cluster, str(one_video), "--out", str(out), "--format", "png", *spec)
     assert result.returncode == 0, result.stderr
@@ -119,8 +123,21 @@ def make_bad_corpus(root):
     (root / "empty.mp4").write_bytes(b"")
     (root / "notavideo.mp4").write_text("this is a text file\n")
     os.symlink(root / "gone.mp4", root / "missing.mp4")
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac",
-                    str(root / "audio_only.mp4")], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=1",
+            "-c:a",
+            "aac",
+            str(root / "audio_only.mp4"),
+        ],
+        check=True,
+    )
     # Index at the front, data cut in half: ffprobe is happy, ffmpeg fails half way.
     make_video(root / "full.mp4", seconds=4, fps=25, extra=["-movflags", "+faststart"])
     data = (root / "full.mp4").read_bytes()
@@ -171,20 +188,28 @@ def erred_video_tasks(address: str) -> int:
     from distributed import Client
 
     def count(dask_scheduler):
-        return len({t[0] for t in dask_scheduler.transition_log
-                    if t[2] == "erred" and isinstance(t[0], tuple) and t[0][0].startswith("extract-video-")})
+        return len(
+            {
+                t[0]
+                for t in dask_scheduler.transition_log
+                if t[2] == "erred" and isinstance(t[0], tuple) and t[0][0].startswith("extract-video-")
+            }
+        )
 
     with Client(address, timeout=10) as c:
         return c.run_on_scheduler(count)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["/does/not/exist"], "does not exist"),
-    (["{file}"], "is not a directory"),
-    (["{empty}"], "no videos found"),
-    (["{root}", "--frames", "a,b"], "--frames wants frame numbers"),
-    (["{root}", "--every", "3", "--keyframes"], "choose one frame selection"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/does/not/exist"], "does not exist"),
+        (["{file}"], "is not a directory"),
+        (["{empty}"], "no videos found"),
+        (["{root}", "--frames", "a,b"], "--frames wants frame numbers"),
+        (["{root}", "--every", "3", "--keyframes"], "choose one frame selection"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(tmp_path, one_video, args, message):
     (tmp_path / "empty").mkdir()
     (tmp_path / "file.txt").write_text("x")
@@ -257,8 +282,18 @@ def test_dry_run_lists_and_processes_nothing(tmp_path, one_video):
 
 def test_embedded_local_cluster_and_dashboard_link(tmp_path, one_video):
     out = tmp_path / "out"
-    result = run_cli("run", str(one_video), "--out", str(out), "--every", "10", "--workers", "2",
-                     "--dashboard-address", "127.0.0.1:0")
+    result = run_cli(
+        "run",
+        str(one_video),
+        "--out",
+        str(out),
+        "--every",
+        "10",
+        "--workers",
+        "2",
+        "--dashboard-address",
+        "127.0.0.1:0",
+    )
     assert result.returncode == 0, result.stderr
     assert "Dask dashboard: http://127.0.0.1:" in result.stderr
     assert "1 ok, 0 skipped, 0 failed of 1 videos; 10 images" in result.stderr

@@ -8,22 +8,34 @@ import pytest
 from snhoo_dask.probe import VideoInfo
 from snhoo_dask.selection import SelectionError, parse_selection, parse_time, plan
 
-INFO = VideoInfo(codec="h264", width=64, height=48, fps=25.0, duration=4.0, start_time=0.0,
-                 pix_fmt="yuv420p", frame_rate=Fraction(25), nb_frames=100)
+INFO = VideoInfo(
+    codec="h264",
+    width=64,
+    height=48,
+    fps=25.0,
+    duration=4.0,
+    start_time=0.0,
+    pix_fmt="yuv420p",
+    frame_rate=Fraction(25),
+    nb_frames=100,
+)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(every=0), "--every must be 1 or more"),
-    (dict(fps="fast"), "--fps wants a number"),
-    (dict(fps="-2"), "--fps must be above 0"),
-    (dict(frames="1,,2"), "comma-separated"),
-    (dict(frames="ten"), "--frames wants frame numbers"),
-    (dict(frames="20-10"), "runs backwards"),
-    (dict(frames="0-200000"), "more than 100000"),
-    (dict(times="1:75"), "seconds must be below 60"),
-    (dict(times="noon"), "--times wants times"),
-    (dict(every=2, keyframes=True), "choose one frame selection"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(every=0), "--every must be 1 or more"),
+        (dict(fps="fast"), "--fps wants a number"),
+        (dict(fps="-2"), "--fps must be above 0"),
+        (dict(frames="1,,2"), "comma-separated"),
+        (dict(frames="ten"), "--frames wants frame numbers"),
+        (dict(frames="20-10"), "runs backwards"),
+        (dict(frames="0-200000"), "more than 100000"),
+        (dict(times="1:75"), "seconds must be below 60"),
+        (dict(times="noon"), "--times wants times"),
+        (dict(every=2, keyframes=True), "choose one frame selection"),
+    ],
+)
 def test_bad_specs_say_why(kwargs, message):
     with pytest.raises(SelectionError, match=message):
         parse_selection(**kwargs)

@@ -12,7 +12,6 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
-
 from helpers import free_port, start_dask, wait_for_port
 from test_report import CHROMIUM_ARGS, small_corpus
 from videos import make_video
@@ -37,12 +36,23 @@ class Service:
         return self.proc.returncode
 
 
-def start_serve(tmp: str, scheduler: str, allow: list[str], out_base: list[str], state: str,
-                name: str = "serve") -> Service:
+def start_serve(
+    tmp: str, scheduler: str, allow: list[str], out_base: list[str], state: str, name: str = "serve"
+) -> Service:
     """The installed command, with exactly the options the Ansible role uses."""
     port = free_port()
-    args = ["snhoo-dask", "serve", "--host", "127.0.0.1", "--port", str(port), "--scheduler", scheduler,
-            "--state-dir", state]
+    args = [
+        "snhoo-dask",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--scheduler",
+        scheduler,
+        "--state-dir",
+        state,
+    ]
     for a in allow:
         args += ["--allow", a]
     for o in out_base:
@@ -57,8 +67,9 @@ def start_serve(tmp: str, scheduler: str, allow: list[str], out_base: list[str],
     return Service(f"http://127.0.0.1:{port}", proc, log)
 
 
-def call(url: str, method: str = "GET", body=None, ctype: str | None = "application/json",
-         raw: bytes | None = None) -> tuple[int, dict]:
+def call(
+    url: str, method: str = "GET", body=None, ctype: str | None = "application/json", raw: bytes | None = None
+) -> tuple[int, dict]:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(url, data=data, method=method)
     if ctype and data is not None:
@@ -83,9 +94,9 @@ def wait_job(url: str, job_id: str, timeout: float = 90) -> dict:
 @dataclass
 class Env:
     tmp: str
-    base: str      # --allow
+    base: str  # --allow
     out_base: str  # --out-base
-    outside: str   # a folder with videos that the service must not read
+    outside: str  # a folder with videos that the service must not read
     svc: Service
     scheduler: str
 
@@ -136,8 +147,9 @@ BAD_REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize("body,status,field,words", BAD_REQUESTS,
-                         ids=[f"{s}-{w.replace(' ', '_')}" for _, s, _, w in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    "body,status,field,words", BAD_REQUESTS, ids=[f"{s}-{w.replace(' ', '_')}" for _, s, _, w in BAD_REQUESTS]
+)
 def test_api_refuses_bad_jobs_with_a_reason_and_starts_nothing(env, body, status, field, words):
     code, reply = call(f"{env.svc.url}/api/jobs", "POST", body)
     assert (code, reply["field"]) == (status, field), reply
@@ -162,25 +174,37 @@ def test_api_refuses_malformed_requests(env):
 
 def test_api_job_runs_to_the_end_and_reports_each_video(env):
     u = env.svc.url
-    code, job = call(f"{u}/api/jobs", "POST", {"roots": [ROOT], "out": "api-run", "mode": "frames",
-                                              "value": "0,10,20"})
+    code, job = call(
+        f"{u}/api/jobs", "POST", {"roots": [ROOT], "out": "api-run", "mode": "frames", "value": "0,10,20"}
+    )
     assert code == 201 and job["state"] == "running", job
     # The same output folder cannot be taken by a second job while the first runs.
     code, busy = call(f"{u}/api/jobs", "POST", {"roots": [ROOT], "out": "api-run"})
     assert code == 409 and busy["field"] == "out", busy
     done = wait_job(u, job["id"])
-    assert (done["state"], done["total"], done["ok"], done["failed"], done["images"]) == \
-           ("done_failures", 4, 3, 1, 9), done
+    assert (done["state"], done["total"], done["ok"], done["failed"], done["images"]) == (
+        "done_failures",
+        4,
+        3,
+        1,
+        9,
+    ), done
     assert done["videos"][0]["status"] == "failed"  # failures first
     assert "not a readable video" in done["videos"][0]["reason"]
     assert {v["worker"] for v in done["videos"] if v["status"] == "ok"} <= {"w0", "w1"}
     out = os.path.join(env.out_base, "api-run")
-    assert sorted(os.listdir(os.path.join(out, "test", "cam1", "a.mp4"))) == \
-           [".snhoo-done.json", "000000.jpg", "000010.jpg", "000020.jpg", "frames.csv"]
+    assert sorted(os.listdir(os.path.join(out, "test", "cam1", "a.mp4"))) == [
+        ".snhoo-done.json",
+        "000000.jpg",
+        "000010.jpg",
+        "000020.jpg",
+        "frames.csv",
+    ]
     assert os.path.exists(os.path.join(out, "report.html"))
     assert call(f"{u}/api/jobs/{job['id']}/stop", "POST", body={})[0] == 409  # not running
     # The dashboard's task stream and progress group tasks by key prefix: they read as videos.
     from distributed import Client
+
     with Client(env.scheduler, timeout=30) as c:
         prefixes = c.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
     assert "extract-video" in prefixes, prefixes
@@ -234,9 +258,11 @@ def test_browser_submit_watch_review(env):
             page.wait_for_url("**/jobs/*")
             page.wait_for_selector("#state.done_failures", timeout=90_000)
             page.wait_for_selector("#report-link:not([hidden])", timeout=10_000)
-            page.wait_for_function("[...document.querySelectorAll('img.sheet')].length == 3 && "
-                                   "[...document.querySelectorAll('img.sheet')].every(i => i.naturalWidth > 0)",
-                                   timeout=20_000)
+            page.wait_for_function(
+                "[...document.querySelectorAll('img.sheet')].length == 3 && "
+                "[...document.querySelectorAll('img.sheet')].every(i => i.naturalWidth > 0)",
+                timeout=20_000,
+            )
             page.screenshot(path=os.path.join(shots, "job.png"), full_page=True)
             first = page.locator("#videos tbody tr").first
             assert "bad.mp4" in first.inner_text() and "not a readable video" in first.inner_text()

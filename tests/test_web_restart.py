@@ -8,11 +8,11 @@ import subprocess
 import time
 
 import pytest
-
 from helpers import run_cli, start_dask
 from test_report import CHROMIUM_ARGS
 from test_web import call, start_serve, wait_job
 from videos import make_video
+
 from snhoo_dask.web.store import RUNNING, JobStore
 
 pytestmark = pytest.mark.timeout(240)
@@ -22,8 +22,26 @@ def long_video(path: str, seconds: int = 12) -> None:
     # testsrc is much faster to encode than make_video's per-pixel expression, and this
     # video only has to keep one worker busy for a few seconds.
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=s=480x360:r=25",
-                    "-t", str(seconds), "-c:v", "mpeg4", "-q:v", "5", path], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=480x360:r=25",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "5",
+            path,
+        ],
+        check=True,
+    )
 
 
 def tree(out: str) -> dict[str, bytes]:
@@ -63,8 +81,9 @@ def test_restart_mid_job_then_resume_from_the_page(tmp_path):
     dask = start_dask(tmp)
     svc = start_serve(tmp, dask.address, [base], [out_base], state, name="serve1")
     try:
-        code, job = call(f"{svc.url}/api/jobs", "POST", {"roots": ["day1"], "out": "day1-frames",
-                                                         "format": "png"})
+        code, job = call(
+            f"{svc.url}/api/jobs", "POST", {"roots": ["day1"], "out": "day1-frames", "format": "png"}
+        )
         assert code == 201, job
         # Stop the service once some videos are done but the long one is not.
         deadline = time.monotonic() + 60
@@ -96,8 +115,12 @@ def test_restart_mid_job_then_resume_from_the_page(tmp_path):
             finally:
                 browser.close()
         done = wait_job(svc.url, job["id"])
-        assert (done["state"], done["ok"] + done["skipped"], done["failed"], done["runs"]) == \
-               ("done", 5, 0, 2), done
+        assert (done["state"], done["ok"] + done["skipped"], done["failed"], done["runs"]) == (
+            "done",
+            5,
+            0,
+            2,
+        ), done
         assert done["skipped"] >= 1  # what finished before the stop was not redone
 
         clean = os.path.join(tmp, "clean")

@@ -14,15 +14,32 @@ import numpy as np
 from PIL import Image
 
 
-def make_video(path: str | os.PathLike, seconds: float = 2.0, fps: int = 25, size: str = "64x48",
-               gop: int | None = None, codec: str = "libx264", extra: list[str] | None = None) -> str:
+def make_video(
+    path: str | os.PathLike,
+    seconds: float = 2.0,
+    fps: int = 25,
+    size: str = "64x48",
+    gop: int | None = None,
+    codec: str = "libx264",
+    extra: list[str] | None = None,
+) -> str:
     """A constant-rate video whose frame n has grey level 16 + 2n (mod 220)."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     gop = gop or fps
     lum = "16+mod(2*N,220)"
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
-           "-i", f"nullsrc=s={size}:r={fps},geq=lum='{lum}':cb=128:cr=128", "-t", str(seconds)]
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"nullsrc=s={size}:r={fps},geq=lum='{lum}':cb=128:cr=128",
+        "-t",
+        str(seconds),
+    ]
     if codec == "libx264":
         cmd += ["-c:v", "libx264", "-qp", "0", "-g", str(gop), "-pix_fmt", "yuv444p"]
     else:

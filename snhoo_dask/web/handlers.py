@@ -16,9 +16,14 @@ from ..writers import FORMATS
 from .store import RUNNING
 from .validate import RequestError, Submission, build_job
 
-
-MODE_LABELS = {"all": "All frames", "every": "Every Nth frame", "fps": "Frames per second",
-               "frames": "Chosen frame numbers", "times": "Chosen times", "keyframes": "Key frames only"}
+MODE_LABELS = {
+    "all": "All frames",
+    "every": "Every Nth frame",
+    "fps": "Frames per second",
+    "frames": "Chosen frame numbers",
+    "times": "Chosen times",
+    "keyframes": "Key frames only",
+}
 
 
 class Base(tornado.web.RequestHandler):
@@ -44,8 +49,9 @@ class Base(tornado.web.RequestHandler):
         job = await IOLoop.current().run_in_executor(None, build_job, sub, svc.policy, svc.runner.busy_outs())
         if job_id is None:
             job_id = job.settings.run_id
-            svc.store.create(job_id, sub.spec(), job.settings.out, _roots(job),
-                             job.settings.selection.describe())
+            svc.store.create(
+                job_id, sub.spec(), job.settings.out, _roots(job), job.settings.selection.describe()
+            )
         svc.runner.start(job_id, job)
         return job_id
 
@@ -67,15 +73,24 @@ def _roots(job) -> list[str]:
 
 # -- pages ------------------------------------------------------------------------------
 
+
 class SubmitPage(Base):
     def get(self) -> None:
         self.form(Submission(roots=[]), None, 200)
 
     def form(self, sub: Submission, error: RequestError | None, status: int) -> None:
         self.set_status(status)
-        self.render("submit.html", sub=sub, error=error, modes=MODES, mode_labels=MODE_LABELS, formats=FORMATS,
-                    allow=self.svc.policy.allow, out_base=self.svc.policy.out_base,
-                    dashboard=self.svc.dashboard)
+        self.render(
+            "submit.html",
+            sub=sub,
+            error=error,
+            modes=MODES,
+            mode_labels=MODE_LABELS,
+            formats=FORMATS,
+            allow=self.svc.policy.allow,
+            out_base=self.svc.policy.out_base,
+            dashboard=self.svc.dashboard,
+        )
 
     async def post(self) -> None:
         sub = Submission(roots=[])
@@ -140,12 +155,15 @@ class ReportFile(Base):
             with open(os.path.join(job["out"], REPORT), "rb") as f:
                 body = f.read()
         except FileNotFoundError:
-            raise tornado.web.HTTPError(404, reason="no report yet (it is written when the job ends)") from None
+            raise tornado.web.HTTPError(
+                404, reason="no report yet (it is written when the job ends)"
+            ) from None
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.write(body)
 
 
 # -- JSON API ---------------------------------------------------------------------------
+
 
 class Api(Base):
     def check_xsrf_cookie(self) -> None:
@@ -185,8 +203,13 @@ class Api(Base):
 
 class ApiJobs(Api):
     def get(self) -> None:
-        self.write_json({"jobs": [self.public(j) for j in self.svc.store.list()],
-                         "dashboard": self.svc.dashboard, "now": time.time()})
+        self.write_json(
+            {
+                "jobs": [self.public(j) for j in self.svc.store.list()],
+                "dashboard": self.svc.dashboard,
+                "now": time.time(),
+            }
+        )
 
     async def post(self) -> None:
         try:
@@ -203,8 +226,9 @@ class ApiJob(Api):
         job = self.known_job(job_id)
         if job is None:
             return
-        self.write_json(dict(self.public(job), videos=self.svc.store.videos(job_id),
-                             dashboard=self.svc.dashboard))
+        self.write_json(
+            dict(self.public(job), videos=self.svc.store.videos(job_id), dashboard=self.svc.dashboard)
+        )
 
 
 class ApiResume(Api):

@@ -84,6 +84,8 @@ def _outcome(s: Summary) -> tuple[str, str | None]:
         return ERROR, f"only {s.done} of {s.total} videos finished"
     if s.unsearched:
         # Videos in a folder we could not list were never looked at: not a clean "done".
-        return DONE_FAILURES, (f"{len(s.unsearched)} folder(s) could not be read: "
-                               + "; ".join(f"{p}: {r}" for p, r in s.unsearched[:5]))
+        return DONE_FAILURES, (
+            f"{len(s.unsearched)} folder(s) could not be read: "
+            + "; ".join(f"{p}: {r}" for p, r in s.unsearched[:5])
+        )
     return (DONE_FAILURES if s.failed else DONE), None

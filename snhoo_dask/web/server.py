@@ -37,13 +37,26 @@ def make_app(service: Service) -> tornado.web.Application:
     job = r"/jobs/([0-9A-Za-z-]+)"
     api = r"/api/jobs/([0-9A-Za-z-]+)"
     return tornado.web.Application(
-        [(r"/", h.SubmitPage), (r"/submit", h.SubmitPage), (r"/jobs", h.JobsPage), (job, h.JobPage),
-         (job + "/resume", h.ResumeForm), (job + "/stop", h.StopForm), (job + "/sheet", h.SheetImage),
-         (job + "/report", h.ReportFile),
-         (r"/api/jobs", h.ApiJobs), (api, h.ApiJob), (api + "/resume", h.ApiResume),
-         (api + "/stop", h.ApiStop), (r"/api/.*", h.ApiNotFound)],
-        template_path=os.path.join(HERE, "templates"), static_path=os.path.join(HERE, "static"),
-        service=service, compress_response=True)
+        [
+            (r"/", h.SubmitPage),
+            (r"/submit", h.SubmitPage),
+            (r"/jobs", h.JobsPage),
+            (job, h.JobPage),
+            (job + "/resume", h.ResumeForm),
+            (job + "/stop", h.StopForm),
+            (job + "/sheet", h.SheetImage),
+            (job + "/report", h.ReportFile),
+            (r"/api/jobs", h.ApiJobs),
+            (api, h.ApiJob),
+            (api + "/resume", h.ApiResume),
+            (api + "/stop", h.ApiStop),
+            (r"/api/.*", h.ApiNotFound),
+        ],
+        template_path=os.path.join(HERE, "templates"),
+        static_path=os.path.join(HERE, "static"),
+        service=service,
+        compress_response=True,
+    )
 
 
 def check_bases(allow: list[str], out_base: list[str]) -> PathPolicy:
@@ -55,9 +68,17 @@ def check_bases(allow: list[str], out_base: list[str]) -> PathPolicy:
     return PathPolicy.make(allow, out_base)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8888, allow: list[str] = (), out_base: list[str] = (),
-          state_dir: str = "snhoo-state", scheduler: str | None = None, workers: int | None = None,
-          threads_per_worker: int = 1, dashboard_address: str = DEFAULT_DASHBOARD) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8888,
+    allow: list[str] = (),
+    out_base: list[str] = (),
+    state_dir: str = "snhoo-state",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    threads_per_worker: int = 1,
+    dashboard_address: str = DEFAULT_DASHBOARD,
+) -> None:
     """Run until SIGINT/SIGTERM; running jobs are then stopped and recorded as interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     policy = check_bases(list(allow), list(out_base))
@@ -94,8 +115,14 @@ async def _main(service: Service, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("snhoo-dask serve on http://%s:%d/ (roots under %s; outputs under %s; Dask dashboard %s)",
-             host, port, ", ".join(service.policy.allow), ", ".join(service.policy.out_base), service.dashboard)
+    log.info(
+        "snhoo-dask serve on http://%s:%d/ (roots under %s; outputs under %s; Dask dashboard %s)",
+        host,
+        port,
+        ", ".join(service.policy.allow),
+        ", ".join(service.policy.out_base),
+        service.dashboard,
+    )
     await stop.wait()
     log.info("stopping: interrupting running jobs")
     server.stop()

@@ -15,8 +15,13 @@ import time
 DB_NAME = "jobs.sqlite"
 
 RUNNING, DONE, DONE_FAILURES, INTERRUPTED, ERROR = "running", "done", "done_failures", "interrupted", "error"
-STATE_LABELS = {RUNNING: "running", DONE: "done", DONE_FAILURES: "done with failures",
-                INTERRUPTED: "interrupted", ERROR: "error"}
+STATE_LABELS = {
+    RUNNING: "running",
+    DONE: "done",
+    DONE_FAILURES: "done with failures",
+    INTERRUPTED: "interrupted",
+    ERROR: "error",
+}
 QUEUED = "queued"  # a video not finished in the current run (yet)
 
 _SCHEMA = """
@@ -73,36 +78,62 @@ class JobStore:
         with self._lock:
             cur = self._db.execute(
                 "UPDATE jobs SET state=?, message=? WHERE state=?",
-                (INTERRUPTED, "the service stopped while this job was running; resume it to finish", RUNNING))
+                (INTERRUPTED, "the service stopped while this job was running; resume it to finish", RUNNING),
+            )
             return cur.rowcount
 
     def create(self, job_id: str, spec: dict, out: str, roots: list[str], selection: str) -> None:
-        self._write(("INSERT INTO jobs (id, created, state, spec, out, roots, selection) VALUES (?,?,?,?,?,?,?)",
-                     (job_id, time.time(), RUNNING, json.dumps(spec), out, json.dumps(roots), selection)))
+        self._write(
+            (
+                "INSERT INTO jobs (id, created, state, spec, out, roots, selection) VALUES (?,?,?,?,?,?,?)",
+                (job_id, time.time(), RUNNING, json.dumps(spec), out, json.dumps(roots), selection),
+            )
+        )
 
     def begin_run(self, job_id: str, run_id: str, videos: list[tuple[str, str, str]]) -> None:
         """A (re)started run: every video is queued again until its record arrives."""
-        self._write(("UPDATE jobs SET state=?, run=?, runs=runs+1, total=?, ok=0, skipped=0, failed=0, "
-                     "images=0, started=?, finished=NULL, elapsed=0, message=NULL WHERE id=?",
-                     (RUNNING, run_id, len(videos), time.time(), job_id)),
-                    ("UPDATE videos SET status=? WHERE job_id=?", (QUEUED, job_id)))
-        self._many("INSERT INTO videos (job_id, out_rel, root, video, status) VALUES (?,?,?,?,?) "
-                   "ON CONFLICT (job_id, out_rel) DO UPDATE SET status=excluded.status",
-                   [(job_id, out_rel, root, rel, QUEUED) for out_rel, root, rel in videos])
+        self._write(
+            (
+                "UPDATE jobs SET state=?, run=?, runs=runs+1, total=?, ok=0, skipped=0, failed=0, "
+                "images=0, started=?, finished=NULL, elapsed=0, message=NULL WHERE id=?",
+                (RUNNING, run_id, len(videos), time.time(), job_id),
+            ),
+            ("UPDATE videos SET status=? WHERE job_id=?", (QUEUED, job_id)),
+        )
+        self._many(
+            "INSERT INTO videos (job_id, out_rel, root, video, status) VALUES (?,?,?,?,?) "
+            "ON CONFLICT (job_id, out_rel) DO UPDATE SET status=excluded.status",
+            [(job_id, out_rel, root, rel, QUEUED) for out_rel, root, rel in videos],
+        )
 
     def record(self, job_id: str, rec: dict, summary) -> None:
         reason = rec.get("error")
         if not reason and rec.get("missing"):
             reason = "missing: " + "; ".join(rec["missing"])
         self._write(
-            ("UPDATE videos SET status=?, worker=?, frames=?, seconds=?, reason=?, finished=? "
-             "WHERE job_id=? AND out_rel=?",
-             (rec["status"], None if rec.get("worker") is None else str(rec["worker"]), rec.get("frames"),
-              rec.get("seconds"), reason, rec.get("finished_at"), job_id, rec["out"])),
-            ("UPDATE jobs SET ok=?, skipped=?, failed=?, images=?, elapsed=? WHERE id=?",
-             (summary.ok, summary.skipped, summary.failed, summary.images, summary.elapsed, job_id)))
+            (
+                "UPDATE videos SET status=?, worker=?, frames=?, seconds=?, reason=?, finished=? "
+                "WHERE job_id=? AND out_rel=?",
+                (
+                    rec["status"],
+                    None if rec.get("worker") is None else str(rec["worker"]),
+                    rec.get("frames"),
+                    rec.get("seconds"),
+                    reason,
+                    rec.get("finished_at"),
+                    job_id,
+                    rec["out"],
+                ),
+            ),
+            (
+                "UPDATE jobs SET ok=?, skipped=?, failed=?, images=?, elapsed=? WHERE id=?",
+                (summary.ok, summary.skipped, summary.failed, summary.images, summary.elapsed, job_id),
+            ),
+        )
 
-    def finish(self, job_id: str, state: str, message: str | None = None, elapsed: float | None = None) -> None:
+    def finish(
+        self, job_id: str, state: str, message: str | None = None, elapsed: float | None = None
+    ) -> None:
         sets, args = "state=?, message=?, finished=?", [state, message, time.time()]
         if elapsed is not None:
             sets += ", elapsed=?"
@@ -124,13 +155,19 @@ class JobStore:
             rows = self._db.execute(
                 "SELECT out_rel, root, video, status, worker, frames, seconds, reason, finished FROM videos "
                 "WHERE job_id=? ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
-                "out_rel", (job_id,)).fetchall()
+                "out_rel",
+                (job_id,),
+            ).fetchall()
         return [dict(r) for r in rows]
 
     def has_video(self, job_id: str, out_rel: str) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1 FROM videos WHERE job_id=? AND out_rel=?",
-                                    (job_id, out_rel)).fetchone() is not None
+            return (
+                self._db.execute(
+                    "SELECT 1 FROM videos WHERE job_id=? AND out_rel=?", (job_id, out_rel)
+                ).fetchone()
+                is not None
+            )
 
 
 def _job(row: sqlite3.Row) -> dict:

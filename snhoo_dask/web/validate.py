@@ -45,7 +45,7 @@ class PathPolicy:
     out_base: list[str]
 
     @classmethod
-    def make(cls, allow: list[str], out_base: list[str]) -> "PathPolicy":
+    def make(cls, allow: list[str], out_base: list[str]) -> PathPolicy:
         allow_real = [_real(a) for a in allow]
         return cls(allow_real, [_real(o) for o in out_base] or allow_real)
 
@@ -56,16 +56,23 @@ class PathPolicy:
         if not path:
             raise RequestError(400, f"give the {what}", field)
         if not bases:
-            raise RequestError(403, f"this service was started without any allowed folder for the {what} "
-                                    "(start it with --allow DIR)", field)
+            raise RequestError(
+                403,
+                f"this service was started without any allowed folder for the {what} "
+                "(start it with --allow DIR)",
+                field,
+            )
         if os.path.isabs(path) or path.startswith("~"):
             real = _real(path)
         else:
             candidates = [_real(os.path.join(b, path)) for b in bases]
             real = next((c for c in candidates if os.path.exists(c)), candidates[0])
         if not any(_inside(real, b) for b in bases):
-            raise RequestError(403, f"{what} {path!r} is outside the folders this service may use "
-                                    f"({', '.join(bases)})", field)
+            raise RequestError(
+                403,
+                f"{what} {path!r} is outside the folders this service may use ({', '.join(bases)})",
+                field,
+            )
         return real
 
 
@@ -83,7 +90,7 @@ class Submission:
     overwrite: bool = False
 
     @classmethod
-    def from_json(cls, body) -> "Submission":
+    def from_json(cls, body) -> Submission:
         if not isinstance(body, dict):
             raise RequestError(400, "the request body must be a JSON object")
         unknown = set(body) - {"roots", "out", "mode", "value", "format", "quality", "ext", "overwrite"}
@@ -102,25 +109,47 @@ class Submission:
             raise RequestError(400, "quality must be a whole number from 1 to 100", "quality")
         if not isinstance(body.get("overwrite", False), bool):
             raise RequestError(400, "overwrite must be true or false", "overwrite")
-        return cls(roots=roots, out=body.get("out", ""), mode=body.get("mode", "all"),
-                   value=body.get("value", ""), fmt=body.get("format", "jpg"), quality=quality,
-                   ext=body.get("ext", ""), overwrite=body.get("overwrite", False))
+        return cls(
+            roots=roots,
+            out=body.get("out", ""),
+            mode=body.get("mode", "all"),
+            value=body.get("value", ""),
+            fmt=body.get("format", "jpg"),
+            quality=quality,
+            ext=body.get("ext", ""),
+            overwrite=body.get("overwrite", False),
+        )
 
     @classmethod
-    def from_form(cls, get) -> "Submission":
+    def from_form(cls, get) -> Submission:
         """``get(name, default)`` reads one form field."""
         try:
             quality = int(get("quality", "90") or 90)
         except ValueError:
             raise RequestError(400, "quality must be a whole number from 1 to 100", "quality") from None
-        return cls(roots=get("roots", "").splitlines(), out=get("out", ""), mode=get("mode", "all"),
-                   value=get("value", ""), fmt=get("format", "jpg"), quality=quality,
-                   ext=get("ext", ""), overwrite=get("overwrite", "") in ("on", "1", "true"))
+        return cls(
+            roots=get("roots", "").splitlines(),
+            out=get("out", ""),
+            mode=get("mode", "all"),
+            value=get("value", ""),
+            fmt=get("format", "jpg"),
+            quality=quality,
+            ext=get("ext", ""),
+            overwrite=get("overwrite", "") in ("on", "1", "true"),
+        )
 
     def spec(self) -> dict:
         """The JSON-able form kept with the job, to resume it later with the same options."""
-        return {"roots": self.roots, "out": self.out, "mode": self.mode, "value": self.value,
-                "format": self.fmt, "quality": self.quality, "ext": self.ext, "overwrite": self.overwrite}
+        return {
+            "roots": self.roots,
+            "out": self.out,
+            "mode": self.mode,
+            "value": self.value,
+            "format": self.fmt,
+            "quality": self.quality,
+            "ext": self.ext,
+            "overwrite": self.overwrite,
+        }
 
 
 def _selection(mode: str, value: str):
@@ -140,8 +169,9 @@ def _selection(mode: str, value: str):
         return parse_selection(**{mode: value})
     except SelectionError as e:
         # The library words its errors for the command line (--frames ...); the form has no dashes.
-        raise RequestError(400, re.sub(r"--(every|fps|frames|times|keyframes)\b", r"\1", str(e)),
-                           "value") from None
+        raise RequestError(
+            400, re.sub(r"--(every|fps|frames|times|keyframes)\b", r"\1", str(e)), "value"
+        ) from None
 
 
 def build_job(sub: Submission, policy: PathPolicy, busy_outs: set[str]) -> Job:
@@ -154,8 +184,11 @@ def build_job(sub: Submission, policy: PathPolicy, busy_outs: set[str]) -> Job:
     out = policy.resolve(out_text, policy.out_base, "output folder", "out")
     for r in real_roots:
         if _inside(r, out):
-            raise RequestError(400, f"the output folder {out} contains the root {r}; "
-                                    "choose an output folder outside the videos", "out")
+            raise RequestError(
+                400,
+                f"the output folder {out} contains the root {r}; choose an output folder outside the videos",
+                "out",
+            )
     if sub.fmt not in FORMATS:
         raise RequestError(400, f"unknown format {sub.fmt!r}; choose one of {', '.join(FORMATS)}", "format")
     if not 1 <= sub.quality <= 100:
@@ -166,8 +199,11 @@ def build_job(sub: Submission, policy: PathPolicy, busy_outs: set[str]) -> Job:
     except DiscoveryError as e:
         raise RequestError(400, str(e).replace("--ext", "extensions"), "ext") from None
     if out in busy_outs:
-        raise RequestError(409, f"another job of this service is writing to {out}; "
-                                "wait for it or choose another output folder", "out")
+        raise RequestError(
+            409,
+            f"another job of this service is writing to {out}; wait for it or choose another output folder",
+            "out",
+        )
     settings = Settings(out=out, selection=selection, fmt=sub.fmt, quality=sub.quality, run_id=new_run_id())
     try:
         job = Job(real_roots, settings, overwrite=sub.overwrite, extensions=extensions)

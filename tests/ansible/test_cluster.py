@@ -31,7 +31,6 @@ import tempfile
 import time
 
 import pytest
-
 from ansible_paths import ANSIBLE_DIR, REPO
 
 # The module's fixture builds the image (cold: debootstrap of ~300 packages)
@@ -120,24 +119,59 @@ class Lab:
             for rel, seconds in videos:
                 path = os.path.join(mnt, rel)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
-                sh(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-                    f"testsrc=size=96x64:rate=10", "-t", str(seconds),
-                    "-pix_fmt", "yuv420p", "file:" + path])
+                sh(
+                    [
+                        "ffmpeg",
+                        "-v",
+                        "error",
+                        "-y",
+                        "-f",
+                        "lavfi",
+                        "-i",
+                        "testsrc=size=96x64:rate=10",
+                        "-t",
+                        str(seconds),
+                        "-pix_fmt",
+                        "yuv420p",
+                        "file:" + path,
+                    ]
+                )
         finally:
             sh(["umount", mnt])
         return loop
 
     # -- containers --------------------------------------------------------
     def start(self, host: str, devices: list[str], propagation: str) -> None:
-        cmd = ["docker", "run", "-d", "--name", self.name(host), "--network", "host",
-               "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
-               # As on a real machine, root may look at every process's open
-               # files: detach-disk.yml's fuser must see the snhoo services'.
-               "--cap-add", "SYS_PTRACE",
-               "--security-opt", "apparmor=unconfined",
-               "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-               "--tmpfs", "/run", "--tmpfs", "/run/lock", "--device", "/dev/fuse",
-               "--mount", f"type=bind,src={self.srv},dst={BASE},bind-propagation={propagation}"]
+        cmd = [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            self.name(host),
+            "--network",
+            "host",
+            "--cap-add",
+            "SYS_ADMIN",
+            "--security-opt",
+            "seccomp=unconfined",
+            # As on a real machine, root may look at every process's open
+            # files: detach-disk.yml's fuser must see the snhoo services'.
+            "--cap-add",
+            "SYS_PTRACE",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--cgroupns=host",
+            "-v",
+            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            "--tmpfs",
+            "/run",
+            "--tmpfs",
+            "/run/lock",
+            "--device",
+            "/dev/fuse",
+            "--mount",
+            f"type=bind,src={self.srv},dst={BASE},bind-propagation={propagation}",
+        ]
         for dev in devices:
             cmd += ["--device", dev]
         sh(cmd + [self.image])
@@ -146,7 +180,9 @@ class Lab:
     def wait_booted(self) -> None:
         for c in self.containers:
             for _ in range(60):
-                state = sh(["docker", "exec", c, "systemctl", "is-system-running"], check=False).stdout.strip()
+                state = sh(
+                    ["docker", "exec", c, "systemctl", "is-system-running"], check=False
+                ).stdout.strip()
                 if state in ("running", "degraded"):
                     break
                 time.sleep(1)
@@ -158,16 +194,29 @@ class Lab:
 
     # -- ansible -----------------------------------------------------------
     def playbook(self, playbook: str, *args: str, check=True):
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ANSIBLE_DIR, "ansible.cfg"),
-                   ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-                   # Each task's duration in the log: where the time goes.
-                   ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
-        proc = sh(["ansible-playbook", "-i", self.inventory, playbook, *args],
-                  check=False, cwd=ANSIBLE_DIR, env=env, timeout=900)
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=os.path.join(ANSIBLE_DIR, "ansible.cfg"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+            # Each task's duration in the log: where the time goes.
+            ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
+        )
+        proc = sh(
+            ["ansible-playbook", "-i", self.inventory, playbook, *args],
+            check=False,
+            cwd=ANSIBLE_DIR,
+            env=env,
+            timeout=900,
+        )
         with open(self.log, "a", encoding="utf-8") as fh:
-            fh.write(f"\n===== {playbook} {' '.join(args)} (rc={proc.returncode})\n{proc.stdout}\n{proc.stderr}\n")
+            fh.write(
+                f"\n===== {playbook} {' '.join(args)} (rc={proc.returncode})\n{proc.stdout}\n{proc.stderr}\n"
+            )
         if check and proc.returncode != 0:
-            raise AssertionError(f"{playbook} failed (rc={proc.returncode}):\n{proc.stdout[-8000:]}\n{proc.stderr[-3000:]}")
+            raise AssertionError(
+                f"{playbook} failed (rc={proc.returncode}):\n{proc.stdout[-8000:]}\n{proc.stderr[-3000:]}"
+            )
         return proc
 
     def teardown(self) -> None:
@@ -204,9 +253,25 @@ def lab():
         # the checkout while the test runs must not change the wheel between
         # the two converges (that would rightly count as a change).
         src = os.path.join(work, "src")
-        shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(
-            ".git", "tests", "ansible", "benchmarks", "node_modules", "build", "dist",
-            "*.egg-info", "__pycache__", ".pytest_cache", ".venv", "venv"))
+        shutil.copytree(
+            REPO,
+            src,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(
+                ".git",
+                "tests",
+                "ansible",
+                "benchmarks",
+                "node_modules",
+                "build",
+                "dist",
+                "*.egg-info",
+                "__pycache__",
+                ".pytest_cache",
+                ".venv",
+                "venv",
+            ),
+        )
         # A shared mount point, so mounts made in storage1 reach the workers.
         sh(["mount", "--bind", lab.srv, lab.srv])
         sh(["mount", "--make-rshared", lab.srv])
@@ -218,19 +283,21 @@ def lab():
         lab.start("worker1", [], "rslave")
         lab.start("worker2", [], "rslave")
         lab.wait_booted()
-        disks = [{"name": "ext4disk", "uuid": ext4_uuid, "fstype": "ext4"},
-                 {"name": "ntfsdisk", "label": "SNHOONTFS", "fstype": "ntfs"}]
+        disks = [
+            {"name": "ext4disk", "uuid": ext4_uuid, "fstype": "ext4"},
+            {"name": "ntfsdisk", "label": "SNHOONTFS", "fstype": "ntfs"},
+        ]
         with open(lab.inventory, "w", encoding="utf-8") as fh:
             fh.write(f"""# Generated by tests/ansible/test_cluster.py
 [storage]
-storage1 ansible_host={lab.name('storage1')}
+storage1 ansible_host={lab.name("storage1")}
 
 [scheduler]
 storage1
 
 [workers]
-worker1 ansible_host={lab.name('worker1')} snhoo_dask_worker_nworkers=1 snhoo_dask_worker_nthreads=1 snhoo_dask_worker_memory_limit=1GiB
-worker2 ansible_host={lab.name('worker2')} snhoo_dask_worker_nworkers=2 snhoo_dask_worker_nthreads=1 snhoo_dask_worker_memory_limit=1GiB
+worker1 ansible_host={lab.name("worker1")} snhoo_dask_worker_nworkers=1 snhoo_dask_worker_nthreads=1 snhoo_dask_worker_memory_limit=1GiB
+worker2 ansible_host={lab.name("worker2")} snhoo_dask_worker_nworkers=2 snhoo_dask_worker_nthreads=1 snhoo_dask_worker_memory_limit=1GiB
 
 [all:vars]
 ansible_connection=community.docker.docker
@@ -238,18 +305,18 @@ ansible_python_interpreter=/usr/bin/python3
 snhoo_disks_list={json.dumps(disks)}
 # The only place this is ever set: this kernel has no NFS.
 snhoo_nfs_simulate=true
-snhoo_common_wheelhouse={os.path.join(CACHE, 'wheelhouse')}
+snhoo_common_wheelhouse={os.path.join(CACHE, "wheelhouse")}
 snhoo_common_source_dir={src}
 snhoo_tls_enabled=true
-snhoo_tls_local_dir={os.path.join(work, 'tls')}
+snhoo_tls_local_dir={os.path.join(work, "tls")}
 snhoo_dask_scheduler_host=127.0.0.1
 snhoo_dask_scheduler_listen_host=127.0.0.1
-snhoo_dask_scheduler_port={lab.ports['scheduler']}
+snhoo_dask_scheduler_port={lab.ports["scheduler"]}
 snhoo_dask_scheduler_dashboard_host=127.0.0.1
-snhoo_dask_scheduler_dashboard_port={lab.ports['dashboard']}
+snhoo_dask_scheduler_dashboard_port={lab.ports["dashboard"]}
 snhoo_dask_worker_listen_host=127.0.0.1
 snhoo_web_host=127.0.0.1
-snhoo_web_port={lab.ports['web']}
+snhoo_web_port={lab.ports["web"]}
 """)
         lab.first = lab.playbook("site.yml")
         lab.second = lab.playbook("site.yml")
@@ -296,7 +363,7 @@ def test_disks_mounted_by_uuid_and_label_with_nofail(lab):
 
 def test_exports_rendered_per_host_root_squash_disks_read_only(lab):
     exports = lab.exec("storage1", "cat /etc/exports.d/snhoo-dask.exports").stdout
-    lines = [l for l in exports.splitlines() if l and not l.startswith("#")]
+    lines = [ln for ln in exports.splitlines() if ln and not ln.startswith("#")]
     assert len(lines) == 3, exports
     for line in lines:
         path, *clients = line.split()
@@ -312,7 +379,11 @@ def test_exports_rendered_per_host_root_squash_disks_read_only(lab):
 def test_clients_fstab_rendered(lab):
     for w in ("worker1", "worker2"):
         fstab = lab.exec(w, "cat /etc/fstab").stdout
-        for path, mode in ((f"{BASE}/disks/ext4disk", "ro"), (f"{BASE}/disks/ntfsdisk", "ro"), (f"{BASE}/output", "rw")):
+        for path, mode in (
+            (f"{BASE}/disks/ext4disk", "ro"),
+            (f"{BASE}/disks/ntfsdisk", "ro"),
+            (f"{BASE}/output", "rw"),
+        ):
             assert re.search(rf"^storage1:{path}\s+{path}\s+nfs\s+{mode},\S*nofail", fstab, re.M), fstab
 
 
@@ -351,15 +422,18 @@ def test_tls_required(lab):
 
 
 def test_dashboard_answers(lab):
-    lab.exec("storage1", f"{VENV}/bin/python -c \"import urllib.request as u; "
-                         f"u.urlopen('http://127.0.0.1:{lab.ports['dashboard']}/status', timeout=10)\"")
+    lab.exec(
+        "storage1",
+        f'{VENV}/bin/python -c "import urllib.request as u; '
+        f"u.urlopen('http://127.0.0.1:{lab.ports['dashboard']}/status', timeout=10)\"",
+    )
 
 
 def _frames_dir(out: str, disk: str, rel: str) -> str:
     """OUT/<root folder name>/<path under the root> for a video of VIDEOS."""
     for d, root in JOB_ROOTS:
         if d == disk and rel.startswith(root + "/"):
-            return f"{out}/{root}/{rel[len(root) + 1:]}"
+            return f"{out}/{root}/{rel[len(root) + 1 :]}"
     raise AssertionError((disk, rel))
 
 
@@ -370,16 +444,26 @@ def test_run_extracts_frames_on_the_cluster(lab):
         "storage1",
         f"runuser -u snhoo -- {VENV}/bin/snhoo-dask run {roots} "
         f"--out {out} --scheduler {_scheduler(lab)} --every {EVERY} --quiet",
-        check=False, timeout=300)
+        check=False,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    manifest = [json.loads(l) for l in lab.exec("storage1", f"cat {out}/manifest.jsonl").stdout.splitlines() if l.strip()]
+    manifest = [
+        json.loads(ln)
+        for ln in lab.exec("storage1", f"cat {out}/manifest.jsonl").stdout.splitlines()
+        if ln.strip()
+    ]
     assert len(manifest) == len(VIDEOS) and all(r["status"] == "ok" for r in manifest), manifest
     for disk, rel, seconds in VIDEOS:
         expected = -(-seconds * 10 // EVERY)
-        n = lab.exec("storage1", f"ls {shlex.quote(_frames_dir(out, disk, rel))}/*.jpg | wc -l").stdout.strip()
+        n = lab.exec(
+            "storage1", f"ls {shlex.quote(_frames_dir(out, disk, rel))}/*.jpg | wc -l"
+        ).stdout.strip()
         assert int(n) == expected, (disk, rel, n)
     # Workers wrote through the shared output folder as the snhoo user.
-    owner = lab.exec("worker1", f"stat -c %U {shlex.quote(_frames_dir(out, *VIDEOS[0][:2]) + '/frames.csv')}").stdout.strip()
+    owner = lab.exec(
+        "worker1", f"stat -c %U {shlex.quote(_frames_dir(out, *VIDEOS[0][:2]) + '/frames.csv')}"
+    ).stdout.strip()
     assert owner == "snhoo"
 
 
@@ -389,10 +473,15 @@ def test_web_front_end_answers(lab):
     url = f"http://127.0.0.1:{lab.ports['web']}/"
     code = f"import urllib.request as u; print(u.urlopen({url!r}, timeout=5).status)"
     for _ in range(30):
-        if lab.exec("storage1", f"{VENV}/bin/python -c {shlex.quote(code)}", check=False).stdout.strip() == "200":
+        if (
+            lab.exec("storage1", f"{VENV}/bin/python -c {shlex.quote(code)}", check=False).stdout.strip()
+            == "200"
+        ):
             return
         time.sleep(2)
-    raise AssertionError(lab.exec("storage1", "journalctl -u snhoo-dask-web -n 40 --no-pager", check=False).stdout)
+    raise AssertionError(
+        lab.exec("storage1", "journalctl -u snhoo-dask-web -n 40 --no-pager", check=False).stdout
+    )
 
 
 def test_detach_disk_refuses_while_busy_then_detaches(lab):

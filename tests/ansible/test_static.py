@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from ansible_paths import ANSIBLE_DIR, REPO
 
 PLAYBOOKS = ["site.yml", "detach-disk.yml"]
@@ -23,7 +22,10 @@ def _tool(name: str) -> str:
 def test_ansible_lint_production_profile():
     proc = subprocess.run(
         [_tool("ansible-lint"), "--profile", "production", "--nocolor"],
-        cwd=ANSIBLE_DIR, capture_output=True, text=True, timeout=300,
+        cwd=ANSIBLE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -32,7 +34,10 @@ def test_ansible_lint_production_profile():
 def test_syntax_check(playbook):
     proc = subprocess.run(
         [_tool("ansible-playbook"), "--syntax-check", playbook, "-e", "disk=x"],
-        cwd=ANSIBLE_DIR, capture_output=True, text=True, timeout=120,
+        cwd=ANSIBLE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -40,7 +45,9 @@ def test_syntax_check(playbook):
 def test_example_inventory_has_the_three_groups():
     proc = subprocess.run(
         [_tool("ansible-inventory"), "-i", os.path.join(REPO, "inventory.ini"), "--list"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     for group in ("storage", "scheduler", "workers"):
@@ -54,7 +61,11 @@ def test_only_the_test_inventory_turns_nfs_simulation_on():
         for name in files:
             with open(os.path.join(root, name), encoding="utf-8", errors="replace") as fh:
                 for line in fh:
-                    if "snhoo_nfs_simulate" in line and "true" in line.lower() and not line.lstrip().startswith("#"):
+                    if (
+                        "snhoo_nfs_simulate" in line
+                        and "true" in line.lower()
+                        and not line.lstrip().startswith("#")
+                    ):
                         offenders.append(os.path.join(root, name))
     with open(os.path.join(REPO, "inventory.ini"), encoding="utf-8") as fh:
         for line in fh:
