@@ -17,45 +17,24 @@ import socket
 import stat
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 from .discover import Video
-from .layout import DONE_FILE, new_tmp_dir, publish, video_dir
+from .layout import DONE_FILE, UnsafePath, new_tmp_dir, publish
 from .malloc import tune_this_process
 from .probe import ProbeError, VideoInfo, probe, probe_keyframes
 from .reader import FrameReader
-from .selection import Plan, Selection, plan
+from .record import FAILED, OK, VideoRecord
+from .selection import Plan, plan
+from .settings import Settings
 from .staging import StagingError, staged
 from .writers import make_writer
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything about a job that every video's task needs."""
-
-    out: str
-    selection: Selection
-    fmt: str = "jpg"
-    quality: int = 90
-    stage: bool = True
-    scratch: str | None = None
-    timeout: float = 120.0
-    run_id: str = ""
-    # ffmpeg decoder threads; 0 lets ffmpeg choose.  The job sets 1 when there are at
-    # least as many videos as worker threads: parallelism then comes from the videos,
-    # and frame threads only add overhead (a 2-min 720p decode: 18.1 s vs 19.9 s CPU).
-    decoder_threads: int = 0
-
-    def signature(self) -> dict:
-        """What a finished folder must match to be skipped on a rerun."""
-        return {"selection": self.selection.signature(), "format": self.fmt, "quality": self.quality}
 
 
 class VideoFailed(Exception):
     """Raised by a task whose video produced no trustworthy output."""
 
-    def __init__(self, record: dict) -> None:
-        super().__init__(record.get("error"))
+    def __init__(self, record: VideoRecord) -> None:
+        super().__init__(record.error)
         self.record = record
 
     def __reduce__(self):
@@ -76,36 +55,25 @@ def worker_name() -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def base_record(video: Video, settings: Settings) -> dict:
-    return {
-        "run": settings.run_id,
-        "root": video.root,
-        "video": video.rel,
-        "out": video.out_rel,
-        "status": None,
-        "frames": 0,
-        "error": None,
-        "missing": [],
-        "worker": None,
-        "seconds": 0.0,
-        "size": video.size,
-        "codec": None,
-        "width": None,
-        "height": None,
-        "fps": None,
-        "duration": None,
-        "selection": settings.selection.describe(),
-        "staged": settings.stage,
-        "finished_at": None,
-    }
+def new_record(video: Video, settings: Settings) -> VideoRecord:
+    """A video's record before anything is known about it."""
+    return VideoRecord(
+        run=settings.run_id,
+        root=video.root,
+        video=video.rel,
+        out=video.out_rel,
+        size=video.size,
+        selection=settings.selection.describe(),
+        staged=settings.stage,
+    )
 
 
-def extract_video(video: Video, settings: Settings) -> dict:
+def extract_video(video: Video, settings: Settings) -> VideoRecord:
     """Process one video; return its ``ok`` record or raise VideoFailed with a ``failed`` one."""
     started = time.monotonic()
     tune_this_process()
-    record = base_record(video, settings)
-    record["worker"] = worker_name()
+    record = new_record(video, settings)
+    record.worker = worker_name()
     tmp = None
     try:
         _check_source(video.path)
@@ -115,32 +83,26 @@ def extract_video(video: Video, settings: Settings) -> dict:
                 info, keys = probe_keyframes(local)  # one ffprobe run for both
             else:
                 info, keys = probe(local), None
-            record.update(info.for_manifest())
+            info.fill(record)
             frame_plan = plan(settings.selection, info, keys)
-            record["missing"] = frame_plan.missing
+            record.missing = list(frame_plan.missing)
             tmp = _make_tmp(settings.out)
             written, log = _write_frames(local, info, frame_plan, settings, tmp, record)
-        record["frames"] = written
+        record.frames = written
         _check_complete(frame_plan, written, record, log)
-        record.update(status="ok", seconds=round(time.monotonic() - started, 3), finished_at=time.time())
+        record.finish(OK, seconds=round(time.monotonic() - started, 3))
         _write_done(tmp, settings, record)
-        publish(tmp, video_dir(settings.out, video.out_rel))
+        publish(tmp, settings.out, video.out_rel, settings.signature(), video.size)
         tmp = None
         return record
-    except (_Failure, ProbeError, StagingError) as e:
+    except (_Failure, ProbeError, StagingError, UnsafePath) as e:
         reason = str(e)
     except OSError as e:
         reason = _os_reason(e, settings.out)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    record.update(
-        status="failed",
-        error=reason,
-        frames=0,
-        seconds=round(time.monotonic() - started, 3),
-        finished_at=time.time(),
-    )
+    record.finish(FAILED, error=reason, frames=0, seconds=round(time.monotonic() - started, 3))
     raise VideoFailed(record)
 
 
@@ -174,7 +136,7 @@ def _make_tmp(out: str) -> str:
 
 
 def _write_frames(
-    path: str, info: VideoInfo, frame_plan: Plan, settings: Settings, tmp: str, record: dict
+    path: str, info: VideoInfo, frame_plan: Plan, settings: Settings, tmp: str, record: VideoRecord
 ) -> tuple[int, str]:
     """Write every planned frame into ``tmp``; return the count and ffmpeg's condensed log."""
     writer = make_writer(settings.fmt, settings.quality)
@@ -202,7 +164,7 @@ def _write_frames(
         if reason:
             raise _Failure(reason)
         if p.expected is not None and got < len(p.expected):
-            record["missing"].extend(f"frame {r.index} (could not be decoded)" for r in p.expected[got:])
+            record.missing.extend(f"frame {r.index} (could not be decoded)" for r in p.expected[got:])
         written += got
         if reader.log:
             logs.append(reader.log)
@@ -213,11 +175,11 @@ def _write_frames(
     return written, "; ".join(logs)
 
 
-def _check_complete(frame_plan: Plan, written: int, record: dict, log: str) -> None:
+def _check_complete(frame_plan: Plan, written: int, record: VideoRecord, log: str) -> None:
     expected = frame_plan.expected_count
     if written == 0:
-        if record["missing"]:
-            raise _Failure("none of the requested frames exist: " + ", ".join(record["missing"][:5]))
+        if record.missing:
+            raise _Failure("none of the requested frames exist: " + ", ".join(record.missing[:5]))
         raise _Failure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
     if frame_plan.streaming:
         # Container frame counts can be off by a frame or two; more than that is a cut-off file.
@@ -226,9 +188,9 @@ def _check_complete(frame_plan: Plan, written: int, record: dict, log: str) -> N
             raise _Failure(f"truncated: decoded {written} of {expected} expected frames{detail}")
 
 
-def _write_done(tmp: str, settings: Settings, record: dict) -> None:
+def _write_done(tmp: str, settings: Settings, record: VideoRecord) -> None:
     with open(os.path.join(tmp, DONE_FILE), "w", encoding="utf-8") as f:
-        json.dump({"signature": settings.signature(), "record": record}, f, ensure_ascii=True)
+        json.dump({"signature": settings.signature(), "record": record.to_dict()}, f, ensure_ascii=True)
 
 
 def _os_reason(e: OSError, out: str) -> str:
