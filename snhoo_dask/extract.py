@@ -8,7 +8,6 @@ the Dask task is marked erred in the dashboard instead of showing a green succes
 
 from __future__ import annotations
 
-import csv
 import errno
 import json
 import os
@@ -26,8 +25,9 @@ from .reader import FrameReader
 from .record import FAILED, OK, VideoRecord
 from .selection import Plan, plan
 from .settings import Settings
+from .sinks import FolderSink
 from .staging import StagingError, staged
-from .writers import make_writer
+from .writers import make_encoder
 
 
 class VideoFailed(Exception):
@@ -84,6 +84,7 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
             else:
                 info, keys = probe(local), None
             info.fill(record)
+            record.out_width, record.out_height = info.width, info.height
             frame_plan = plan(settings.selection, info, keys)
             record.missing = list(frame_plan.missing)
             tmp = _make_tmp(settings.out)
@@ -139,7 +140,8 @@ def _write_frames(
     path: str, info: VideoInfo, frame_plan: Plan, settings: Settings, tmp: str, record: VideoRecord
 ) -> tuple[int, str]:
     """Write every planned frame into ``tmp``; return the count and ffmpeg's condensed log."""
-    writer = make_writer(settings.fmt, settings.quality)
+    encoder = make_encoder(settings.fmt, settings.quality)
+    sink = FolderSink(tmp)
     written = 0
     rows = []
     logs = []
@@ -152,8 +154,8 @@ def _write_frames(
         try:
             for frame in reader.frames():
                 ref = p.ref(got)
-                name = f"{ref.index:06d}.{writer.extension}"
-                writer.save(frame, os.path.join(tmp, name))
+                name = f"{ref.index:06d}.{encoder.extension}"
+                sink.add(name, encoder.encode(frame))
                 rows.append((ref.index, f"{ref.timestamp:.6f}", name))
                 got += 1
                 if limit is not None and got >= limit:
@@ -168,10 +170,7 @@ def _write_frames(
         written += got
         if reader.log:
             logs.append(reader.log)
-    with open(os.path.join(tmp, "frames.csv"), "w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
-        out.writerow(["frame", "timestamp", "file"])
-        out.writerows(sorted(rows))
+    sink.close(rows)
     return written, "; ".join(logs)
 
 
