@@ -132,6 +132,8 @@ def _check_source(path: str) -> None:
 def _make_tmp(out: str) -> str:
     try:
         return new_tmp_dir(out)
+    except UnsafePath:
+        raise
     except OSError as e:
         raise _Failure(f"cannot write to the output folder {out}: {e.strerror}") from None
 
