@@ -18,7 +18,7 @@ import time
 from contextlib import nullcontext
 
 from .discover import Video
-from .layout import DONE_FILE, UnsafePath, new_tmp_dir, publish
+from .layout import DONE_FILE, UnsafePath, finished_record, new_tmp_dir, publish
 from .malloc import tune_this_process
 from .probe import ProbeError, VideoInfo, probe, probe_keyframes
 from .reader import FrameReader
@@ -72,6 +72,11 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
     """Process one video; return its ``ok`` record or raise VideoFailed with a ``failed`` one."""
     started = time.monotonic()
     tune_this_process()
+    done = _done_by_this_run(video, settings)
+    if done is not None:
+        # The task ran again (its result was lost with a worker) after the video was
+        # published by this same run: report that output instead of redoing it.
+        return done
     record = new_record(video, settings)
     record.worker = worker_name()
     tmp = None
@@ -93,7 +98,10 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
         _check_complete(frame_plan, written, record, log)
         record.finish(OK, seconds=round(time.monotonic() - started, 3))
         _write_done(tmp, settings, record)
-        publish(tmp, settings.out, video.out_rel, settings.signature(), video.size)
+        if not publish(tmp, settings.out, video.out_rel, settings.signature(), video.size):
+            # An equal result was published meanwhile; the record must describe what is on disk.
+            tmp = None
+            return _done_by_this_run(video, settings) or record
         tmp = None
         return record
     except (_Failure, ProbeError, StagingError, UnsafePath) as e:
@@ -105,6 +113,13 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
             shutil.rmtree(tmp, ignore_errors=True)
     record.finish(FAILED, error=reason, frames=0, seconds=round(time.monotonic() - started, 3))
     raise VideoFailed(record)
+
+
+def _done_by_this_run(video: Video, settings: Settings) -> VideoRecord | None:
+    previous = finished_record(settings.out, video.out_rel, settings.signature(), video.size)
+    if previous is None or previous.run != settings.run_id or previous.status != OK:
+        return None
+    return previous
 
 
 def _check_source(path: str) -> None:

@@ -19,6 +19,8 @@ import shutil
 import stat
 import uuid
 
+from .record import VideoRecord
+
 TMP_DIR = ".snhoo-tmp"
 DONE_FILE = ".snhoo-done.json"
 MANIFEST = "manifest.jsonl"
@@ -83,6 +85,18 @@ def read_done(final: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return done if isinstance(done, dict) else None
+
+
+def finished_record(out: str, out_rel: str, signature: dict, size: int) -> VideoRecord | None:
+    """The record of a published output made with these settings from a source of this size."""
+    done = read_done(video_dir(out, out_rel))
+    if not done or done.get("signature") != signature:
+        return None
+    try:
+        previous = VideoRecord.from_dict(done.get("record") or {})
+    except (TypeError, ValueError):
+        return None
+    return previous if previous.size == size else None  # else the source changed since
 
 
 def publish(tmp: str, out: str, out_rel: str, signature: dict, size: int) -> bool:

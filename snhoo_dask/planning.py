@@ -9,7 +9,7 @@ from __future__ import annotations
 from .discover import DEFAULT_EXTENSIONS, Discovery, DiscoveryError, Video, discover
 from .errors import JobError
 from .extract import new_record
-from .layout import read_done, video_dir
+from .layout import finished_record
 from .record import SKIPPED, VideoRecord
 from .settings import Settings
 
@@ -32,15 +32,9 @@ def find_videos(
 
 def skip_record(video: Video, settings: Settings) -> VideoRecord | None:
     """A ``skipped`` record if this video's finished output matches these settings."""
-    done = read_done(video_dir(settings.out, video.out_rel))
-    if not done or done.get("signature") != settings.signature():
+    previous = finished_record(settings.out, video.out_rel, settings.signature(), video.size)
+    if previous is None:
         return None
-    try:
-        previous = VideoRecord.from_dict(done.get("record") or {})
-    except (TypeError, ValueError):
-        return None
-    if previous.size != video.size:
-        return None  # the source changed since it was extracted
     record = new_record(video, settings)
     for key in (
         "frames",

@@ -215,6 +215,12 @@ def test_killed_worker_leaves_no_task_running_after_the_job(tmp_path):
         assert all(r["status"] == "ok" and r["frames"] == 50 for r in recs), recs
         published = _published(out)
         assert len(published) == 6
+        # Each folder on disk is the one its manifest record describes: a task run again
+        # after it was recorded would have swapped in a folder with another finish time.
+        for r in recs:
+            with open(out / r["out"] / ".snhoo-done.json", encoding="utf-8") as f:
+                on_disk = json.load(f)["record"]
+            assert (on_disk["finished_at"], on_disk["worker"]) == (r["finished_at"], r["worker"]), r["out"]
         # The job has ended: within a bounded window, no task of it may still run,
         # write into OUT/.snhoo-tmp, or swap a finished folder for a new one.
         from distributed import Client
