@@ -131,8 +131,10 @@ class PathPolicy:
             missing = [b.path for b in bases if not b.available and _inside(_real(path), b.path)]
         else:
             candidates = [_real(os.path.join(b, path)) for b in ready]
-            real = next((c for c in candidates if os.path.exists(c)), candidates[0] if candidates else "")
-            missing = [] if candidates else [b.path for b in bases]
+            real = next((c for c in candidates if os.path.exists(c)), "")
+            # Not in any folder there now: it may well be on the one that is missing.
+            missing = [] if real else [b.path for b in bases if not b.available]
+            real = real or (candidates[0] if candidates else "")
         if missing:
             raise RequestError(
                 409,
