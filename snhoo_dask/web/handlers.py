@@ -7,6 +7,7 @@ import os
 import time
 from urllib.parse import urlencode
 
+import tornado.escape
 import tornado.web
 from tornado.ioloop import IOLoop
 
@@ -74,6 +75,22 @@ class Base(tornado.web.RequestHandler):
 
     def prepare(self) -> None:
         self.guard()
+
+    def why(self, status_code: int, kwargs: dict) -> str:
+        """A short reason for an error answer: ours or Tornado's, never a traceback."""
+        if status_code >= 500:
+            return "internal error (logged by the service with its traceback)"
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, tornado.web.HTTPError) and exc.log_message and not exc.args:
+            return exc.log_message  # e.g. Tornado's XSRF refusal
+        return self._reason
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        reason = tornado.escape.xhtml_escape(self.why(status_code, kwargs))
+        self.finish(
+            f"<!DOCTYPE html><html><head><title>{status_code}: {reason}</title></head>"
+            f"<body><h1>{status_code}</h1><p>{reason}</p></body></html>"
+        )
 
     def check_xsrf_cookie(self) -> None:
         # Tornado calls this before prepare(): who is asking is settled first.
@@ -243,13 +260,7 @@ class Api(Base):
         self.finish(json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace"))
 
     def write_error(self, status_code: int, **kwargs) -> None:
-        reason = self._reason
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
-            reason = exc.log_message
-        if status_code >= 500:
-            reason = "internal error (logged by the service)"
-        self.write_json({"error": reason, "status": status_code}, status_code)
+        self.write_json({"error": self.why(status_code, kwargs), "status": status_code}, status_code)
 
     def refuse(self, e: RequestError) -> None:
         self.write_json({"error": e.message, "field": e.field, "status": e.status}, e.status)
