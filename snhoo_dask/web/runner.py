@@ -21,6 +21,7 @@ class Runner:
         self._lock = threading.Lock()
         self._active: dict[str, tuple[Job, threading.Thread]] = {}
         self._claimed: set[str] = set()  # output folders of running jobs and of jobs being set up
+        self._closing = threading.Event()
 
     def claim(self, out: str) -> bool:
         """Take ``out`` for one job; False if another job of this service has it.  Check and
@@ -58,6 +59,7 @@ class Runner:
 
     def stop_all(self, timeout: float = 15.0) -> None:
         """Stop every job (service shutdown) and wait for them to record it."""
+        self._closing.set()
         with self._lock:
             entries = list(self._active.values())
         for job, _ in entries:
@@ -67,7 +69,9 @@ class Runner:
 
     def _run(self, job_id: str, job: Job) -> None:
         try:
-            if self._run_job(job_id, job):
+            # At shutdown the report waits for the resumed run: building it (Bokeh) can take
+            # longer than the service manager waits for the stop.
+            if self._run_job(job_id, job) and not self._closing.is_set():
                 build_report(job.settings.out)
         except Exception:  # noqa: BLE001 - logged; the job's state stands
             log.exception("job %s: could not record its end or write its report", job_id)
