@@ -155,6 +155,26 @@ def test_names_that_are_not_utf8_are_stored_shown_and_found_again(tmp_path):
     store.close()
 
 
+def test_a_database_from_before_raw_names_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "jobs.sqlite")
+    old.executescript(
+        "CREATE TABLE videos (job_id TEXT NOT NULL, out_rel TEXT NOT NULL, root TEXT NOT NULL, "
+        "video TEXT NOT NULL, status TEXT NOT NULL, worker TEXT, frames INTEGER, seconds REAL, "
+        "reason TEXT, finished REAL, PRIMARY KEY (job_id, out_rel));"
+        "INSERT INTO videos VALUES ('j0', 'day/a.mp4', '/lab/day', 'a.mp4', 'ok', 'w0', 5, 1.0, NULL, 1.0);"
+    )
+    old.commit()
+    old.close()
+    store = JobStore(str(tmp_path))
+    assert store.video_path("j0", "day/a.mp4") == "day/a.mp4"  # rows from before keep working
+    store.create("j1", {"roots": ["day"]}, "/out", ["/lab/day"], "all frames")
+    store.begin_run("j1", "r1", [("day/b.mp4", "/lab/day", "b.mp4")])
+    assert store.video_path("j1", "day/b.mp4") == "day/b.mp4"
+    store.close()
+
+
 class _Counts:
     ok = skipped = images = 0
     failed = 1

@@ -16,7 +16,7 @@ from ..report import REPORT, contact_sheet
 from ..selection import MODES
 from ..writers import FORMATS
 from . import auth
-from .store import RUNNING
+from .store import ERROR, RUNNING
 from .validate import RequestError, Submission, build_job
 
 MODE_LABELS = {
@@ -132,7 +132,12 @@ class Base(tornado.web.RequestHandler):
                 svc.store.create(
                     job_id, sub.spec(), job.settings.out, _roots(job), job.settings.selection.describe()
                 )
-            svc.runner.start(job_id, job)
+            try:
+                svc.runner.start(job_id, job)
+            except Exception as e:
+                # The job row exists: it must not stay "running" with nothing behind it.
+                svc.store.finish(job_id, ERROR, f"could not start: {type(e).__name__}")
+                raise
         except BaseException:
             for out in claimed:
                 svc.runner.release(out)
