@@ -18,6 +18,7 @@ from .planning import find_videos
 from .selection import SelectionError, parse_selection
 from .settings import Settings
 from .summary import EXIT_USAGE
+from .web.command import OneLineErrors, config_error
 from .writers import FORMATS
 
 
@@ -160,7 +161,7 @@ def report(out: str) -> None:
     click.echo(build_report(out))
 
 
-@main.command()
+@main.command(cls=OneLineErrors)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8888, show_default=True)
 @click.option(
@@ -169,7 +170,8 @@ def report(out: str) -> None:
     multiple=True,
     type=click.Path(),
     metavar="DIR",
-    help="Base folder that roots may lie under (repeatable). Nothing else can be read.",
+    help="Base folder that roots may lie under (repeatable). Nothing else can be read. "
+    "A folder missing now (an unplugged disk) is shown as unavailable until it appears.",
 )
 @click.option(
     "--out-base",
@@ -184,7 +186,21 @@ def report(out: str) -> None:
     default="snhoo-state",
     show_default=True,
     type=click.Path(),
-    help="Where the service keeps its job database (jobs.sqlite).",
+    help="Where the service keeps its job database (jobs.sqlite) and its token (token, mode 0600).",
+)
+@click.option(
+    "--token",
+    envvar="SNHOO_TOKEN",
+    help="The token every page and API call needs (or $SNHOO_TOKEN). "
+    "Without it, one is made once and kept in STATE_DIR/token.",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A Host name the service answers to besides loopback names, IP addresses and this "
+    "machine's own names (repeatable; e.g. the name users type).",
 )
 @cluster_options
 def serve(
@@ -193,12 +209,16 @@ def serve(
     allow: tuple[str, ...],
     out_base: tuple[str, ...],
     state_dir: str,
+    token: str | None,
+    allowed_hosts: tuple[str, ...],
     scheduler: str | None,
     workers: int | None,
     threads_per_worker: int,
     dashboard_address: str,
 ) -> None:
-    """Web pages to submit, watch and review jobs (the old :8888 form, plus Flower)."""
+    """Web pages to submit, watch and review jobs (the old :8888 form, plus Flower).
+
+    Configuration errors exit with status 2, other failures (no scheduler) with 1."""
     from .web.server import ServeError
     from .web.server import serve as serve_web
 
@@ -213,8 +233,12 @@ def serve(
             workers=workers,
             threads_per_worker=threads_per_worker,
             dashboard_address=dashboard_address,
+            token=token,
+            allowed_hosts=list(allowed_hosts),
         )
-    except (ServeError, ClusterError) as e:
+    except ServeError as e:
+        config_error(str(e))
+    except ClusterError as e:
         click.echo(f"snhoo-dask: error: {e}", err=True)
         sys.exit(1)
 
