@@ -13,7 +13,7 @@ from videos import make_video
 
 from snhoo_dask.web.store import RUNNING, JobStore
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(400)  # a restart and a resume; slow on a loaded machine
 
 
 def long_video(path: str, seconds: int = 12) -> None:

@@ -17,7 +17,7 @@ from ..sheets import contact_sheet
 from ..writers import FORMATS
 from . import auth
 from .store import ERROR, RUNNING
-from .validate import RequestError, Submission, build_job
+from .validate import MAX_BODY, RequestError, Submission, build_job
 
 MODE_LABELS = {
     "all": "All frames",
@@ -47,6 +47,8 @@ class Base(tornado.web.RequestHandler):
             raise tornado.web.HTTPError(
                 403, reason="this service does not answer to that Host name (see --allowed-host)"
             )
+        if len(self.request.body) > MAX_BODY:
+            raise tornado.web.HTTPError(413, reason=f"the request body is larger than {MAX_BODY // 1024} KiB")
         token = self.svc.token
         offered = auth.header_token(self.request.headers.get("Authorization"))
         if offered is not None:

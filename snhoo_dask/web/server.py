@@ -20,9 +20,11 @@ from . import auth
 from . import handlers as h
 from .runner import Runner
 from .store import JobStore
-from .validate import PathPolicy
+from .validate import MAX_BODY, PathPolicy
 
-MAX_BODY = 1024 * 1024  # a job is a few hundred bytes of JSON; a form even less
+# Bodies past MAX_BODY (a job is a few hundred bytes) get a 413 with a reason; past HARD_BODY the
+# connection is dropped unread (the client then sees a broken pipe rather than an answer).
+HARD_BODY = 4 * MAX_BODY
 
 HERE = os.path.dirname(__file__)
 log = logging.getLogger("snhoo_dask.web")
@@ -163,7 +165,7 @@ def _dashboard(client: Client) -> str | None:
 
 
 async def _main(service: Service, sockets: list[socket.socket], login: str) -> None:
-    server = HTTPServer(make_app(service), xheaders=False, max_body_size=MAX_BODY)
+    server = HTTPServer(make_app(service), xheaders=False, max_body_size=HARD_BODY)
     server.add_sockets(sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -39,6 +39,7 @@ class RequestError(Exception):
 
 
 # Bounds on what one request may carry: far above any real job, far below a memory problem.
+MAX_BODY = 1024 * 1024
 MAX_ROOTS = 64
 MAX_PATH = 4096
 MAX_VALUE = 65536  # a long list of frame numbers or times
