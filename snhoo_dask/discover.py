@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .layout import RESERVED_NAMES
@@ -95,20 +92,6 @@ class Discovery:
 
 OUTSIDE = "leads outside the allowed folders; not followed"
 
-# The folders a discovery may not leave (the web service's --allow), for callers that
-# reach ``discover`` through ``Job`` and cannot pass ``confine`` themselves.
-_confine: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("confine", default=None)
-
-
-@contextmanager
-def confined_to(bases: list[str]) -> Iterator[None]:
-    """Within this block (this thread), ``discover`` never leaves ``bases``."""
-    token = _confine.set(tuple(os.path.realpath(b) for b in bases))
-    try:
-        yield
-    finally:
-        _confine.reset(token)
-
 
 def inside(path: str, bases: tuple[str, ...] | list[str]) -> bool:
     """Whether the resolved ``path`` is one of ``bases`` or below one (both already resolved)."""
@@ -126,12 +109,12 @@ def discover(
     Each folder and each file is taken once over all roots (by device and inode): the
     same root twice, a root and its subfolder, or two links to one folder give each
     video once, under the first root that reaches it; a link loop cannot hang the walk.
-    ``exclude`` is a folder (the output) never to descend into.  With ``confine`` (or
-    inside ``confined_to``), a folder or file whose resolved path leaves those folders
+    ``exclude`` is a folder (the output) never to descend into.  With ``confine`` (the
+    web service's allowed folders), a folder or file whose resolved path leaves those folders
     is not read, only reported.
     """
     absroots = list(dict.fromkeys(check_root(r) for r in roots))
-    bases = tuple(os.path.realpath(b) for b in confine) if confine is not None else _confine.get()
+    bases = tuple(os.path.realpath(b) for b in confine) if confine is not None else None
     names = root_names(absroots)
     exts = {"." + e.lower() for e in extensions}
     videos: list[Video] = []

@@ -2,7 +2,8 @@
 
 import os
 
-from snhoo_dask.discover import OUTSIDE, confined_to, discover
+from snhoo_dask.discover import OUTSIDE, discover
+from snhoo_dask.planning import find_videos
 
 
 def touch(path) -> None:
@@ -67,9 +68,8 @@ def test_confined_discovery_does_not_follow_links_out_of_the_allowed_folders(tmp
         "out-file.mp4",
         "slash",
     ]
-    # Through Job (the web service) the same confinement comes from the context.
-    with confined_to(allowed):
-        assert rels(discover([str(root)])) == rels(found)
+    # Through planning (the web service's path) the same confinement applies.
+    assert rels(find_videos([str(root)], None, confine=allowed)) == rels(found)
 
 
 def test_a_root_given_through_a_link_out_of_the_allowed_folders_reads_nothing(tmp_path):

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..discover import DiscoveryError, confined_to, inside, parse_extensions
+from ..discover import DiscoveryError, inside, parse_extensions
 from ..errors import JobError
 from ..job import Job, new_run_id
 from ..output import check_apart, prepare_output
@@ -327,8 +327,10 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
     settings = Settings(out=out, selection=selection, fmt=sub.fmt, quality=sub.quality, run_id=new_run_id())
     try:
         # Discovery follows links; under the service it must not leave the allowed folders.
-        with confined_to([b.path for b in policy.allow_bases if b.available]):
-            job = Job(find_videos(real_roots, out, extensions), settings, overwrite=sub.overwrite)
+        allowed = [b.path for b in policy.allow_bases if b.available]
+        job = Job(
+            find_videos(real_roots, out, extensions, confine=allowed), settings, overwrite=sub.overwrite
+        )
     except JobError as e:
         raise RequestError(400, str(e), "roots") from None
     try:
