@@ -107,6 +107,20 @@ def test_scenes_writes_the_first_frame_of_every_shot_with_its_score(shared_clust
     assert rec["selection"] == "first frame of each shot (scene score above 0.3)"
 
 
+def test_scenes_agree_with_pyscenedetect_on_the_known_cuts(shared_cluster, tmp_path):
+    scenedetect = pytest.importorskip("scenedetect")
+    root = tmp_path / "cam"
+    video = three_shots(root / "shots.mp4")
+    out = tmp_path / "out"
+    res = run_on(shared_cluster, str(root), "-o", str(out), "--scenes", "--pack", "tar")
+    assert res.returncode == 0, res.stderr
+    with tarfile.open(out / "cam" / "shots.mp4.tar") as t:
+        ours = sorted(int(m.name.split(".")[0]) for m in t if m.name.endswith(".jpg"))
+    # PySceneDetect's ContentDetector with its defaults (threshold 27, HSV differences).
+    theirs = [scene[0].frame_num for scene in scenedetect.detect(str(video), scenedetect.ContentDetector())]
+    assert ours == theirs == SHOT_STARTS
+
+
 def test_dedup_drops_a_still_stretch_and_counts_it(shared_cluster, tmp_path):
     root = tmp_path / "cam"
     video = still_then_motion(root / "still.mp4")
