@@ -2,8 +2,13 @@
 
 One command::
 
-    python -m benchmarks.bench_dataset            # about 3 minutes on 2 cores
+    python -m benchmarks.bench_dataset            # about 5 minutes on 2 cores
     python -m benchmarks.bench_dataset --repeat 3 # medians of 3
+    python -m benchmarks.bench_dataset --corpus   # only make the videos and print where
+
+The README's figures were taken with farm-bench on these videos (A/B in turn, paired
+ratios; the commands are in ``measured-2026-11-26-dataset.txt``), which holds up better
+on a shared machine than this script's plain timings.
 
 It makes (and caches) its videos with ffmpeg and prints a table; ``--json PATH`` also
 writes it.  Kept apart from ``bench.py`` (the comparison with the shell loop) so each
@@ -184,7 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=1, help="runs per case (median is reported)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--corpus", action="store_true", help="only make the videos and print their paths")
     args = ap.parse_args(argv)
+    if args.corpus:
+        print(resize_corpus())
+        print(scenes_video(), "shots start at", shot_starts())
+        return 0
     result = bench(args.repeat)
     print(f"{'case':58} {'images':>7} {'wall s':>7} {'CPU s':>7} {'video fps':>9}")
     for r in result["rows"]:
