@@ -12,11 +12,12 @@ from . import __version__, terminal
 from .cluster import DEFAULT_DASHBOARD, ClusterError, ClusterSpec
 from .discover import DiscoveryError, parse_extensions
 from .errors import JobError
+from .filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO, FilterError
 from .job import Job, new_run_id
 from .output import prepare_output
 from .planning import find_videos
-from .selection import SelectionError, parse_selection
-from .settings import Settings
+from .selection import DEFAULT_SCENE_THRESHOLD, SelectionError, parse_selection
+from .settings import PACKS, Settings, dataset_options
 from .summary import EXIT_USAGE
 from .web.command import OneLineErrors, config_error
 from .writers import FORMATS
@@ -76,7 +77,39 @@ def main() -> None:
 @click.option("--frames", help="Exact frame indices, e.g. 0,25,1000 or 100-110.")
 @click.option("--times", help="Timestamps, e.g. 1.5,00:01:02.250.")
 @click.option("--keyframes", is_flag=True, help="Only key frames (no full decode).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpg", show_default=True)
+@click.option("--scenes", is_flag=True, help="The first frame of every shot (ffmpeg's scene score).")
+@click.option(
+    "--scene-threshold",
+    type=float,
+    help=f"Scene score (0-1) above which a frame starts a shot [default: {DEFAULT_SCENE_THRESHOLD}].",
+)
+@click.option("--dedup", is_flag=True, help="Drop frames nearly identical to the last one kept.")
+@click.option(
+    "--dedup-hi",
+    type=int,
+    help=f"--dedup: per-8x8-block difference that always keeps a frame [default: {DEDUP_HI}].",
+)
+@click.option(
+    "--dedup-lo",
+    type=int,
+    help=f"--dedup: per-block difference that counts as changed [default: {DEDUP_LO}].",
+)
+@click.option(
+    "--dedup-frac",
+    type=float,
+    help=f"--dedup: share of changed blocks that keeps a frame [default: {DEDUP_FRAC}].",
+)
+@click.option("--max-side", type=int, help="Scale so the longer side is N pixels (never enlarged).")
+@click.option("--square", type=int, help="Scale the shorter side to N, then centre-crop to NxN.")
+@click.option(
+    "--pack",
+    default="folder",
+    show_default=True,
+    help=f"{' or '.join(PACKS)}: a folder of images per video, or one WebDataset tar per video.",
+)
+@click.option(
+    "--format", "fmt", default="jpg", show_default=True, help=f"Image format: {' or '.join(FORMATS)}."
+)
 @click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG quality.")
 @click.option("--ext", help="Video extensions to look for, comma-separated (default: common video types).")
 @click.option(
@@ -109,6 +142,15 @@ def run(
     frames: str | None,
     times: str | None,
     keyframes: bool,
+    scenes: bool,
+    scene_threshold: float | None,
+    dedup: bool,
+    dedup_hi: int | None,
+    dedup_lo: int | None,
+    dedup_frac: float | None,
+    max_side: int | None,
+    square: int | None,
+    pack: str,
     fmt: str,
     quality: int,
     ext: str | None,
@@ -125,7 +167,10 @@ def run(
 ) -> None:
     """Extract frames from every video under ROOT(s)."""
     try:
-        selection = parse_selection(every, fps, frames, times, keyframes)
+        selection = parse_selection(every, fps, frames, times, keyframes, scenes, scene_threshold)
+        dataset = dataset_options(
+            selection, fmt, max_side, square, dedup, dedup_hi, dedup_lo, dedup_frac, pack
+        )
         extensions = parse_extensions(ext)
         out_dir = os.path.abspath(out) if dry_run else prepare_output(out, list(roots))
         settings = Settings(
@@ -137,9 +182,12 @@ def run(
             scratch=scratch,
             timeout=timeout,
             run_id=new_run_id(),
+            resize=dataset.resize,
+            dedup=dataset.dedup,
+            pack=dataset.pack,
         )
         job = Job(find_videos(list(roots), out_dir, extensions), settings, overwrite=overwrite)
-    except (SelectionError, DiscoveryError, JobError) as e:
+    except (SelectionError, FilterError, DiscoveryError, JobError) as e:
         fail_usage(str(e))
     if dry_run:
         sys.exit(terminal.dry_run(job))

@@ -38,6 +38,7 @@ class Video:
     root_name: str  # folder name under the output for this root
     rel: str  # path of the video relative to its root, with "/" separators
     size: int
+    suffix: str = ""  # after the output name: ".tar" when the frames are packed
 
     @property
     def path(self) -> str:
@@ -45,8 +46,8 @@ class Video:
 
     @property
     def out_rel(self) -> str:
-        """The video's output folder relative to OUT: <root name>/<rel path incl. extension>."""
-        return f"{self.root_name}/{self.rel}"
+        """The video's output relative to OUT: <root name>/<rel path incl. extension>[.tar]."""
+        return f"{self.root_name}/{self.rel}{self.suffix}"
 
 
 def parse_extensions(text: str | None) -> tuple[str, ...]:

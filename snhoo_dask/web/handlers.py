@@ -26,6 +26,7 @@ MODE_LABELS = {
     "frames": "Chosen frame numbers",
     "times": "Chosen times",
     "keyframes": "Key frames only",
+    "scenes": "First frame of each shot",
 }
 
 

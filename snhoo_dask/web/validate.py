@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 from ..discover import DiscoveryError, inside, parse_extensions
 from ..errors import JobError
+from ..filters import FilterError
 from ..job import Job, new_run_id
 from ..output import check_apart, prepare_output
 from ..planning import find_videos
 from ..selection import MODES, SelectionError, parse_selection
-from ..settings import Settings
+from ..settings import Settings, dataset_options
 from ..writers import FORMATS
 
 
@@ -179,12 +180,23 @@ class Submission:
     quality: int = 90
     ext: str = ""
     overwrite: bool = False
+    # Dataset options (see settings.dataset_options); for mode "scenes", value is the threshold.
+    max_side: int | None = None
+    square: int | None = None
+    dedup: bool = False
+    dedup_hi: int | None = None
+    dedup_lo: int | None = None
+    dedup_frac: float | None = None
+    pack: str = "folder"
 
     @classmethod
     def from_json(cls, body) -> Submission:
         if not isinstance(body, dict):
             raise RequestError(400, "the request body must be a JSON object")
-        unknown = set(body) - {"roots", "out", "mode", "value", "format", "quality", "ext", "overwrite"}
+        dataset = {"max_side", "square", "dedup", "dedup_hi", "dedup_lo", "dedup_frac", "pack"}
+        unknown = (
+            set(body) - {"roots", "out", "mode", "value", "format", "quality", "ext", "overwrite"} - dataset
+        )
         if unknown:
             raise RequestError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
         roots = body.get("roots", [])
@@ -200,6 +212,16 @@ class Submission:
             raise RequestError(400, "quality must be a whole number from 1 to 100", "quality")
         if not isinstance(body.get("overwrite", False), bool):
             raise RequestError(400, "overwrite must be true or false", "overwrite")
+        for key in ("max_side", "square", "dedup_hi", "dedup_lo"):
+            if body.get(key) is not None and (isinstance(body[key], bool) or not isinstance(body[key], int)):
+                raise RequestError(400, f"{key} must be a whole number", key)
+        frac = body.get("dedup_frac")
+        if frac is not None and (isinstance(frac, bool) or not isinstance(frac, int | float)):
+            raise RequestError(400, "dedup_frac must be a number from 0 to 1", "dedup_frac")
+        if not isinstance(body.get("dedup", False), bool):
+            raise RequestError(400, "dedup must be true or false", "dedup")
+        if not isinstance(body.get("pack", "folder"), str):
+            raise RequestError(400, "pack must be a string", "pack")
         return cls.checked(
             roots=roots,
             out=body.get("out", ""),
@@ -209,6 +231,13 @@ class Submission:
             quality=quality,
             ext=body.get("ext", ""),
             overwrite=body.get("overwrite", False),
+            max_side=body.get("max_side"),
+            square=body.get("square"),
+            dedup=body.get("dedup", False),
+            dedup_hi=body.get("dedup_hi"),
+            dedup_lo=body.get("dedup_lo"),
+            dedup_frac=body.get("dedup_frac"),
+            pack=body.get("pack", "folder"),
         )
 
     @classmethod
@@ -218,6 +247,12 @@ class Submission:
             quality = int(get("quality", "90") or 90)
         except ValueError:
             raise RequestError(400, "quality must be a whole number from 1 to 100", "quality") from None
+        sizes = {}
+        for key in ("max_side", "square"):
+            text = get(key, "").strip()
+            if text and not re.fullmatch(r"\d+", text):
+                raise RequestError(400, f"{key.replace('_', ' ')} must be a whole number of pixels", key)
+            sizes[key] = int(text) if text else None
         return cls.checked(
             roots=get("roots", "").splitlines(),
             out=get("out", ""),
@@ -227,6 +262,9 @@ class Submission:
             quality=quality,
             ext=get("ext", ""),
             overwrite=get("overwrite", "") in ("on", "1", "true"),
+            dedup=get("dedup", "") in ("on", "1", "true"),
+            pack=get("pack", "folder"),
+            **sizes,
         )
 
     @classmethod
@@ -269,6 +307,13 @@ class Submission:
             "quality": self.quality,
             "ext": self.ext,
             "overwrite": self.overwrite,
+            "max_side": self.max_side,
+            "square": self.square,
+            "dedup": self.dedup,
+            "dedup_hi": self.dedup_hi,
+            "dedup_lo": self.dedup_lo,
+            "dedup_frac": self.dedup_frac,
+            "pack": self.pack,
         }
 
 
@@ -281,6 +326,17 @@ def _selection(mode: str, value: str):
     value = value.strip()
     if mode in ("all", "keyframes"):
         return parse_selection(keyframes=mode == "keyframes")
+    if mode == "scenes":
+        try:
+            threshold = float(value) if value else None
+        except ValueError:
+            raise RequestError(
+                400, f"scenes wants a scene threshold like 0.3 (or nothing), not {value!r}", "value"
+            ) from None
+        try:
+            return parse_selection(scenes=True, scene_threshold=threshold)
+        except SelectionError as e:
+            raise RequestError(400, str(e).replace("--scene-threshold", "scene threshold"), "value") from None
     if not value:
         raise RequestError(400, f"frame selection {short(mode)} needs a value", "value")
     try:
@@ -320,11 +376,36 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
         raise RequestError(400, "quality must be a whole number from 1 to 100", "quality")
     selection = _selection(sub.mode, sub.value)
     try:
+        dataset = dataset_options(
+            selection,
+            sub.fmt,
+            sub.max_side,
+            sub.square,
+            sub.dedup,
+            sub.dedup_hi,
+            sub.dedup_lo,
+            sub.dedup_frac,
+            sub.pack,
+        )
+    except FilterError as e:
+        raise RequestError(
+            400, re.sub(r"--([a-z-]+)", lambda m: m.group(1).replace("-", " "), str(e)), e.field
+        ) from None
+    try:
         extensions = parse_extensions(sub.ext or None)
     except DiscoveryError as e:
         raise RequestError(400, str(e).replace("--ext", "extensions"), "ext") from None
     claim(out)
-    settings = Settings(out=out, selection=selection, fmt=sub.fmt, quality=sub.quality, run_id=new_run_id())
+    settings = Settings(
+        out=out,
+        selection=selection,
+        fmt=sub.fmt,
+        quality=sub.quality,
+        run_id=new_run_id(),
+        resize=dataset.resize,
+        dedup=dataset.dedup,
+        pack=dataset.pack,
+    )
     try:
         # Discovery follows links; under the service it must not leave the allowed folders.
         allowed = [b.path for b in policy.allow_bases if b.available]
