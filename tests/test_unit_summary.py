@@ -20,58 +20,46 @@ def summary(total: int, statuses: list[str], **state) -> Summary:
     return s
 
 
-@pytest.mark.parametrize(
-    "s, exit_code, state, words",
-    [
-        pytest.param(summary(3, ["ok", "ok", "skipped"]), 0, "done", None, id="all ok or skipped"),
-        pytest.param(
-            summary(3, ["ok", "failed", "skipped"]),
-            1,
-            "done_failures",
-            "1 of 3 videos failed",
-            id="a video failed",
-        ),
-        pytest.param(
-            summary(3, ["ok"], interrupted=True),
-            130,
-            "interrupted",
-            "stopped with 1 of 3 videos finished; resume to do the rest",
-            id="interrupted",
-        ),
-        pytest.param(
-            summary(3, ["failed"], interrupted=True),
-            130,
-            "interrupted",
-            "1 of 3",
-            id="interrupted outranks a failure",
-        ),
-        pytest.param(
-            summary(3, ["ok"], scheduler_lost="lost the connection to the Dask scheduler"),
-            1,
-            "error",
-            "lost the connection",
-            id="scheduler lost",
-        ),
-        pytest.param(
-            summary(2, ["ok", "ok"], manifest_error="cannot write manifest.jsonl: No space left"),
-            1,
-            "error",
-            "cannot write manifest.jsonl",
-            id="manifest not written",
-        ),
-        pytest.param(
-            summary(1, ["ok"], unsearched=[("/cam/private", "cannot list folder: Permission denied")]),
-            1,
-            "done_failures",
-            "1 folder(s) could not be read, so videos in them were not searched: /cam/private",
-            id="unsearched folders",
-        ),
-        pytest.param(
-            summary(3, ["ok", "ok"]), 1, "error", "only 2 of 3 videos finished", id="unfinished videos"
-        ),
-    ],
-)
-def test_outcome_for_each_way_a_job_ends(s, exit_code, state, words):
+LOST = "lost the connection to the Dask scheduler with 2 video(s) unfinished; rerun to resume"
+UNREADABLE = [("/cam/private", "cannot list folder: Permission denied")]
+
+# case: (videos, final statuses, how the job ended) -> (exit code, web state, words of its message)
+OUTCOMES = {
+    "all ok or skipped": (3, "ok ok skipped", {}, 0, "done", None),
+    "a video failed": (3, "ok failed skipped", {}, 1, "done_failures", "1 of 3 videos failed"),
+    "interrupted": (3, "ok", dict(interrupted=True), 130, "interrupted", "stopped with 1 of 3 videos"),
+    "interrupted beats failed": (
+        3,
+        "failed",
+        dict(interrupted=True),
+        130,
+        "interrupted",
+        "resume to do the rest",
+    ),
+    "scheduler lost": (3, "ok", dict(scheduler_lost=LOST), 1, "error", LOST),
+    "manifest error": (
+        2,
+        "ok ok",
+        dict(manifest_error="cannot write manifest.jsonl"),
+        1,
+        "error",
+        "manifest",
+    ),
+    "unsearched folders": (
+        1,
+        "ok",
+        dict(unsearched=UNREADABLE),
+        1,
+        "done_failures",
+        "not searched: /cam/private",
+    ),
+    "unfinished": (3, "ok ok", {}, 1, "error", "only 2 of 3 videos finished"),
+}
+
+
+@pytest.mark.parametrize("total, statuses, ended, exit_code, state, words", OUTCOMES.values(), ids=OUTCOMES)
+def test_outcome_for_each_way_a_job_ends(total, statuses, ended, exit_code, state, words):
+    s = summary(total, statuses.split(), **ended)
     outcome = s.outcome
     assert (outcome.exit_code, outcome.state, s.exit_code) == (exit_code, state, exit_code)
     if words is None:
