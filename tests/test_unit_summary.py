@@ -24,37 +24,18 @@ LOST = "lost the connection to the Dask scheduler with 2 video(s) unfinished; re
 UNREADABLE = [("/cam/private", "cannot list folder: Permission denied")]
 
 # case: (videos, final statuses, how the job ended) -> (exit code, web state, words of its message)
+# fmt: off
 OUTCOMES = {
     "all ok or skipped": (3, "ok ok skipped", {}, 0, "done", None),
     "a video failed": (3, "ok failed skipped", {}, 1, "done_failures", "1 of 3 videos failed"),
     "interrupted": (3, "ok", dict(interrupted=True), 130, "interrupted", "stopped with 1 of 3 videos"),
-    "interrupted beats failed": (
-        3,
-        "failed",
-        dict(interrupted=True),
-        130,
-        "interrupted",
-        "resume to do the rest",
-    ),
+    "interrupted beats failed": (3, "failed", dict(interrupted=True), 130, "interrupted", "resume to do the rest"),
     "scheduler lost": (3, "ok", dict(scheduler_lost=LOST), 1, "error", LOST),
-    "manifest error": (
-        2,
-        "ok ok",
-        dict(manifest_error="cannot write manifest.jsonl"),
-        1,
-        "error",
-        "manifest",
-    ),
-    "unsearched folders": (
-        1,
-        "ok",
-        dict(unsearched=UNREADABLE),
-        1,
-        "done_failures",
-        "not searched: /cam/private",
-    ),
+    "manifest error": (2, "ok ok", dict(manifest_error="cannot write manifest.jsonl"), 1, "error", "manifest"),
+    "unsearched folders": (1, "ok", dict(unsearched=UNREADABLE), 1, "done_failures", "not searched: /cam/private"),
     "unfinished": (3, "ok ok", {}, 1, "error", "only 2 of 3 videos finished"),
 }
+# fmt: on
 
 
 @pytest.mark.parametrize("total, statuses, ended, exit_code, state, words", OUTCOMES.values(), ids=OUTCOMES)
