@@ -185,6 +185,7 @@ def stalling_playlist(folder, segs, name: str = "stuck.mp4") -> tuple[str, str, 
     Returns (playlist path, pipe path, the second segment's bytes).
     """
     folder, segs = os.fspath(folder), os.fspath(segs)
+    os.makedirs(folder, exist_ok=True)
     os.makedirs(segs, exist_ok=True)
     src = make_video(os.path.join(segs, "src.mp4"), seconds=4, fps=25, gop=25)
     subprocess.run(
