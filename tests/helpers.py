@@ -1,14 +1,32 @@
-"""Test helpers: real Dask scheduler/worker processes, ports, and the snhoo-dask CLI.
+"""Test helpers: real Dask scheduler/worker processes, ports, the snhoo-dask CLI, and readers
+for what a run leaves in OUT (manifest, frames.csv, images).
 
-A plain module rather than conftest.py, so tests import it by one unambiguous name."""
+A plain module rather than conftest.py, so tests import it by one unambiguous name, and
+the one place test modules share code (they never import each other)."""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
+
+from videos import make_video
+
+# Chromium as the tests drive it: headless, and never calling home while a test watches
+# what the page requests.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -97,23 +115,54 @@ def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedP
     return subprocess.run(["snhoo-dask", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
-# -- the web service (``snhoo-dask serve``) ------------------------------------------------
+def wait_until(predicate, timeout: float, what: str, step: float = 0.05):
+    """Poll ``predicate`` until it returns something true, and return that; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+
+# -- what a run leaves in OUT -----------------------------------------------------------------
+
+
+def manifest(out) -> list[dict]:
+    """OUT/manifest.jsonl as dicts, in order; [] when no run has written one."""
+    path = os.path.join(out, "manifest.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def frames_csv(folder) -> list[dict]:
+    with open(os.path.join(folder, "frames.csv"), encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def images(folder) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n.endswith((".jpg", ".png")))
+
+
+def tree(out) -> dict[str, bytes]:
+    """Every image and frames.csv under OUT by relative path, with its bytes: what two runs
+    that should agree must both hold (run bookkeeping, .snhoo-* files and folders, left out)."""
+    files = {}
+    for folder, dirs, names in os.walk(out):
+        dirs[:] = [d for d in dirs if not d.startswith(".snhoo")]
+        for name in names:
+            if name.endswith((".jpg", ".png", ".csv")):
+                path = os.path.join(folder, name)
+                with open(path, "rb") as f:
+                    files[os.path.relpath(path, out)] = f.read()
+    return files
 
 
 def small_corpus(root: str) -> str:
-    """Three good videos and one that is not a video, in two camera folders."""
-    from videos import make_video
-
+    """Three good videos in two folders (one with a Chinese name) and one that is not a video."""
     make_video(os.path.join(root, "cam1", "a.mp4"), seconds=1)
     make_video(os.path.join(root, "cam1", "b.mp4"), seconds=2)
     make_video(os.path.join(root, "cam2", "测试.mp4"), seconds=1)

@@ -8,8 +8,7 @@ import tarfile
 
 import pytest
 from dataset_videos import SHOT_STARTS, three_shots
-from helpers import start_dask
-from test_web import call, start_serve, wait_job
+from helpers import start_dask, start_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -52,7 +51,7 @@ BAD = [
 )
 def test_api_refuses_bad_dataset_options_naming_the_field(service, extra, field, words):
     svc, out_base = service
-    code, reply = call(f"{svc.url}/api/jobs", "POST", {"roots": ["shots"], "out": "bad", **extra})
+    code, reply = svc.call("/api/jobs", "POST", {"roots": ["shots"], "out": "bad", **extra})
     assert (code, reply["field"]) == (400, field), reply
     assert words in reply["error"], reply
     assert not os.path.exists(os.path.join(out_base, "bad"))
@@ -61,16 +60,16 @@ def test_api_refuses_bad_dataset_options_naming_the_field(service, extra, field,
 def test_api_runs_scenes_resized_into_a_tar(service):
     svc, out_base = service
     body = {"roots": ["shots"], "out": "set", "mode": "scenes", "value": "", "square": 64, "pack": "tar"}
-    code, reply = call(f"{svc.url}/api/jobs", "POST", body)
+    code, reply = svc.call("/api/jobs", "POST", body)
     assert code == 201, reply
-    job = wait_job(svc.url, reply["id"])
+    job = svc.wait_job(reply["id"], timeout=240)
     assert job["state"] == "done", job
     with tarfile.open(os.path.join(out_base, "set", "shots", "a.mp4.tar")) as t:
         metas = [json.load(t.extractfile(m)) for m in t if m.name.endswith(".json")]
     assert [m["index"] for m in metas] == SHOT_STARTS
     assert {(m["width"], m["height"]) for m in metas} == {(64, 64)}
     # Resume from the web keeps the options: the rerun finds the tar complete.
-    code, again = call(f"{svc.url}/api/jobs/{reply['id']}/resume", "POST", {})
+    code, again = svc.call(f"/api/jobs/{reply['id']}/resume", "POST", {})
     assert code == 202, again
-    job = wait_job(svc.url, reply["id"])
+    job = svc.wait_job(reply["id"], timeout=240)
     assert (job["state"], job["ok"], job["skipped"], job["runs"]) == ("done", 0, 1, 2), job

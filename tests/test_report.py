@@ -30,6 +30,8 @@ def test_contact_sheet_spreads_frames_over_the_video(tmp_path):
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.timeout(240)  # a cluster, a run and a browser: minutes on a loaded 2-core machine
 def test_run_writes_a_report_that_renders_offline(tmp_path, dask_cluster):
     from playwright.sync_api import sync_playwright
 
