@@ -14,7 +14,7 @@ from .discover import DiscoveryError, parse_extensions
 from .errors import JobError
 from .filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO, FilterError
 from .job import Job, new_run_id
-from .output import prepare_output
+from .output import check_apart, prepare_output
 from .planning import find_videos
 from .selection import DEFAULT_SCENE_THRESHOLD, SelectionError, parse_selection
 from .settings import PACKS, Settings, dataset_options
@@ -172,7 +172,7 @@ def run(
             selection, fmt, max_side, square, dedup, dedup_hi, dedup_lo, dedup_frac, pack
         )
         extensions = parse_extensions(ext)
-        out_dir = os.path.abspath(out) if dry_run else prepare_output(out, list(roots))
+        out_dir = check_apart(out, list(roots)) if dry_run else prepare_output(out, list(roots))
         settings = Settings(
             out=out_dir,
             selection=selection,
