@@ -363,7 +363,7 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
         raise RequestError(400, "give at least one root folder", "roots")
     real_roots = list(dict.fromkeys(policy.resolve(r, policy.allow_bases, "root", "roots") for r in roots))
     out_text = sub.out.strip() or f"{os.path.basename(real_roots[0])}-frames"
-    out = policy.resolve(out_text, policy.out_base, "output folder", "out")
+    out = policy.resolve(out_text, policy.out_bases, "output folder", "out")
     try:
         check_apart(out, real_roots)
     except JobError as e:
