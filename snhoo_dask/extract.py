@@ -1,6 +1,7 @@
 """Extract the selected frames of one video: the body of every Dask task.
 
-check source -> stage locally -> probe -> plan -> read with scikit-video -> write
+check source -> read its header (a file that is no video fails here, before any copy)
+-> stage locally -> plan -> read with scikit-video -> write
 images into a temporary folder -> publish it in one rename -> return the record.
 A video that yields nothing usable raises ``VideoFailed`` (carrying its record), so
 the Dask task is marked erred in the dashboard instead of showing a green success.
@@ -21,13 +22,13 @@ from .discover import Video
 from .layout import DONE_FILE, UnsafePath, new_tmp_dir, publish
 from .malloc import tune_this_process
 from .probe import ProbeError, VideoInfo, probe, probe_keyframes
-from .reader import FrameReader
+from .reader import FrameReader, can_hand_planes
 from .record import FAILED, OK, VideoRecord
-from .selection import Plan, plan
+from .selection import Plan, join_seeks, plan
 from .settings import Settings
 from .sinks import FolderSink
 from .staging import StagingError, staged
-from .writers import make_encoder
+from .writers import make_encoder, wants_planes
 
 
 class VideoFailed(Exception):
@@ -77,12 +78,12 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
     tmp = None
     try:
         _check_source(video.path)
+        info = probe(video.path)  # the header only: cheap even over a share, and before the copy
         source = staged(video.path, settings.scratch) if settings.stage else nullcontext(video.path)
         with source as local:
+            keys = None
             if settings.selection.mode == "keyframes":
-                info, keys = probe_keyframes(local)  # one ffprobe run for both
-            else:
-                info, keys = probe(local), None
+                info, keys = probe_keyframes(local)  # every packet is read: from the local copy
             info.fill(record)
             record.out_width, record.out_height = info.width, info.height
             frame_plan = plan(settings.selection, info, keys)
@@ -141,13 +142,15 @@ def _write_frames(
 ) -> tuple[int, str]:
     """Write every planned frame into ``tmp``; return the count and ffmpeg's condensed log."""
     encoder = make_encoder(settings.fmt, settings.quality)
+    planes = wants_planes(settings.fmt) and can_hand_planes(info)
     sink = FolderSink(tmp)
     written = 0
     rows = []
     logs = []
-    for p in frame_plan.passes:
-        threads = {"-threads": str(settings.decoder_threads)} if settings.decoder_threads else {}
-        reader = FrameReader(path, info, {**threads, **p.input_options}, p.output_options, settings.timeout)
+    threads = {"-threads": str(settings.decoder_threads)} if settings.decoder_threads else {}
+    for p in join_seeks(frame_plan.passes, info.frame_rate):
+        options = {**threads, **p.input_options}
+        reader = FrameReader(path, info, options, p.output_options, settings.timeout, planes, p.inputs)
         got = 0
         limit = len(p.expected) if p.expected is not None else None
         complete = True
