@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ class ClusterSpec:
     workers: int | None = None  # default: one per core (dask.system.CPU_COUNT honours cgroup limits)
     threads_per_worker: int = 1
     dashboard_address: str = DEFAULT_DASHBOARD
+    processes: bool = False  # embedded workers as threads of this process (see dask_client)
 
 
 @contextmanager
@@ -56,13 +58,15 @@ def dask_client(
         return
     # Failed videos are reported in the failure table and manifest; the workers' own
     # "Compute Failed" log lines would only repeat them as tracebacks.
-    # Worker processes, not threads: ffmpeg pipes and image encoding hold the GIL often
-    # enough that one process per core is what actually uses the machine.
+    # Workers in this process by default: decoding runs in ffmpeg, JPEG encoding in
+    # libjpeg-turbo without the GIL, and pipe reads and file writes release it too, so
+    # threads use the cores as well as worker processes do, while a LocalCluster of
+    # processes costs each its own interpreter, imports and start (measured in README).
     with _workers_ignore_ctrl_c():
         cluster = LocalCluster(
             n_workers=spec.workers or CPU_COUNT,
             threads_per_worker=spec.threads_per_worker,
-            processes=True,
+            processes=spec.processes or os.environ.get("SNHOO_BENCH_PROCESSES") == "1",
             dashboard_address=spec.dashboard_address,
             silence_logs=logging.CRITICAL,
         )
