@@ -139,7 +139,9 @@ class FrameReader(FFmpegReader):
         outputdict.setdefault("-vcodec", "rawvideo")
         if self._planes:
             # scikit-video cannot size yuv420p frames; it keeps believing rgb24, we read the planes.
-            outputdict = {**outputdict, "-pix_fmt": "yuv420p"}
+            # The decoder's own format, so ffmpeg converts nothing (yuvj420p is full range already).
+            own = "yuvj420p" if self._info.pix_fmt == "yuvj420p" else "yuv420p"
+            outputdict = {**outputdict, "-pix_fmt": own}
             if self._expand:
                 outputdict = _with_filter(outputdict, TO_FULL_RANGE)
         url = input_url(self._filename)
