@@ -359,6 +359,7 @@ class Case:
     workers: int | None = None  # None: all cores
     note: str = ""
     scheduler: bool = False  # run snhoo-dask against the separate dask scheduler
+    with_before: bool = True  # also run --before (not against a running cluster: its workers run this code)
 
 
 def _frames_expr(frames: list[int]) -> str:
@@ -392,7 +393,12 @@ def cases(quick: bool) -> list[Case]:
             "600 clips, every 10th", "clips600", ["--every", "10"], "not(mod(n,10))", note="per-clip overhead"
         ),
         Case(
-            "3000 clips, every 10th", "clips3000", ["--every", "10"], "not(mod(n,10))", note="scale: per-clip"
+            "3000 clips, every 10th",
+            "clips3000",
+            ["--every", "10"],
+            "not(mod(n,10))",
+            note="scale: per-clip",
+            with_before=False,
         ),
         Case(
             "every 30th, running cluster",
@@ -528,13 +534,16 @@ def run_pair(
     repeat: int,
     scheduler: str | None = None,
     extra_roots: list[int] | None = None,
+    before: Path | None = None,
 ) -> dict:
     root = corpus / case.root
     rows: dict[str, list] = {"baseline": [], "snhoo-dask": []}
+    if before:
+        rows["before"] = []
     images: dict[str, tuple[int, int]] = {}
     for r in range(repeat):
         # Alternate which goes first, so neither always gets the warmer cache.
-        order = ["baseline", "snhoo-dask"] if r % 2 == 0 else ["snhoo-dask", "baseline"]
+        order = list(rows) if r % 2 == 0 else list(reversed(rows))
         for who in order:
             out = scratch / f"out-{who.replace('-', '')}"
             shutil.rmtree(out, ignore_errors=True)
@@ -544,6 +553,8 @@ def run_pair(
                 m = measure(cmd)
             else:
                 cmd = snhoo_cmd(case, root, out, cores, scheduler)
+                if who == "before":  # the same command on an older checkout of the package
+                    cmd = f"PYTHONPATH={shlex.quote(str(before))} {cmd}"
                 m = measure(cmd, extra_roots=extra_roots)
             if m.returncode != 0:
                 print(f"  ! {who} exited {m.returncode}: {m.stderr_tail}", file=sys.stderr)
@@ -574,6 +585,8 @@ def run_pair(
             "exit_codes": [m.returncode for m in ms],
         }
     result["ratio"] = round(result["snhoo-dask"]["wall_s"] / result["baseline"]["wall_s"], 3)
+    if before:
+        result["before_ratio"] = round(result["before"]["wall_s"] / result["baseline"]["wall_s"], 3)
     # What each video costs us beyond the shell loop's ffmpeg (process start, probe, Dask).
     result["extra_cpu_ms_per_video"] = round(
         (result["snhoo-dask"]["cpu_s"] - result["baseline"]["cpu_s"]) * 1000 / max(1, result["videos"]), 1
@@ -589,7 +602,7 @@ def _count_videos(root: Path) -> int:
 def fmt_table(results: list[dict]) -> str:
     head = (
         "| case | videos | baseline s | snhoo-dask s | ratio | CPU s base/snhoo | CPU ratio "
-        "| extra CPU ms/video | baseline img/s | snhoo img/s "
+        "| extra CPU ms/video | before s (ratio, CPU) | baseline img/s | snhoo img/s "
         "| images (base/snhoo) | peak RSS base ffmpeg MB | peak RSS worker MB (+children) | peak RSS snhoo ffmpeg MB |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -599,11 +612,17 @@ def fmt_table(results: list[dict]) -> str:
         lines.append(
             f"| {r['case']} | {r['videos']} | {b['wall_s']:.2f} | {s['wall_s']:.2f} | {r['ratio']:.2f}x "
             f"| {b['cpu_s']:.1f}/{s['cpu_s']:.1f} | {r['cpu_ratio']:.2f}x "
-            f"| {r['extra_cpu_ms_per_video']:+.0f} | {b['images_per_s']} | {s['images_per_s']} | {b['images']}/{s['images']} "
+            f"| {r['extra_cpu_ms_per_video']:+.0f} | {_before(r)} | {b['images_per_s']} | {s['images_per_s']} | {b['images']}/{s['images']} "
             f"| {b['peak_rss_mb'].get('ffmpeg', '-')} | {w if w is not None else '-'}"
             f" ({s['worker_tree_peak_mb'] or '-'}) | {s['peak_rss_mb'].get('ffmpeg', '-')} |"
         )
     return "\n".join(lines)
+
+
+def _before(r: dict) -> str:
+    if "before" not in r:
+        return "-"
+    return f"{r['before']['wall_s']:.2f} ({r['before_ratio']:.2f}x, {r['before']['cpu_s']:.1f})"
 
 
 def dry_run(corpus: Path, scratch: Path, repeat: int) -> dict:
@@ -651,6 +670,11 @@ def main(argv: list[str] | None = None) -> int:
         default=len(os.sched_getaffinity(0)),
         help="parallel ffmpeg processes for the baseline and workers for snhoo-dask",
     )
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="a folder holding an older snhoo_dask package: each case also runs it (same CLI, PYTHONPATH)",
+    )
     ap.add_argument("--cases", help="comma-separated substrings of case names to run (default: all)")
     ap.add_argument(
         "--json", type=Path, help="where to write the JSON (default benchmarks/results/bench-<time>.json)"
@@ -681,9 +705,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  running: {case.name}", file=sys.stderr, flush=True)
             if case.scheduler:
                 with SeparateCluster(scratch) as cl:
-                    r = run_pair(case, corpus, scratch, a.cores, a.repeat, cl.address, cl.worker_pids())
+                    r = run_pair(
+                        case, corpus, scratch, a.cores, a.repeat, cl.address, cl.worker_pids(), a.before
+                    )
             else:
-                r = run_pair(case, corpus, scratch, a.cores, a.repeat)
+                r = run_pair(
+                    case, corpus, scratch, a.cores, a.repeat, before=a.before if case.with_before else None
+                )
             results.append(r)
             b, s = r["baseline"], r["snhoo-dask"]
             print(
