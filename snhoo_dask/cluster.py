@@ -67,6 +67,10 @@ def dask_client(
             n_workers=spec.workers or CPU_COUNT,
             threads_per_worker=spec.threads_per_worker,
             processes=spec.processes,
+            # Loopback TCP, as worker processes would use: in-process workers would
+            # otherwise default to inproc:// and a dashboard link on the machine's address.
+            protocol="tcp://",
+            host="127.0.0.1",
             dashboard_address=spec.dashboard_address,
             silence_logs=logging.CRITICAL,
         )
