@@ -45,19 +45,27 @@ RESULTS = HERE / "results"
 FPS = 30
 GOP = 2 * FPS  # a key frame every 2 s
 
-# Long videos: (name, seconds).  Mixed 5 s .. 2 min, 470 s in all.
-FULL_LENGTHS = [5, 10, 15, 20, 30, 45, 60, 75, 90, 120]
-QUICK_LENGTHS = [5, 10, 20, 30]
+# The corpus the issue measured (what labs have): six 720p videos of 10-60 s, two of
+# 2 minutes, and one-second 360p clips, 300 made and hard-linked up to 600 and 3,000.
+FULL_LENGTHS = [10, 20, 30, 40, 50, 60]
+QUICK_LENGTHS = [10, 20]
+FULL_LONG2 = [120, 120]
+QUICK_LONG2 = [40]
 FULL_CLIPS = 300
 QUICK_CLIPS = 40
+CLIP_SIZE = "640x360"
+CLIP_COPIES = {"clips600": 2, "clips3000": 10}
+DRY_RUN_FOLDERS, DRY_RUN_PER_FOLDER = 1000, 100
 
-# Exact frames / timestamps: five per video, spread over two minutes.  Shorter videos
-# simply lack the later ones (snhoo-dask records them as missing; the select filter
-# matches nothing for them).
-FULL_FRAMES = [100, 900, 1700, 2500, 3400]
-FULL_TIMES = [3.5, 31.0, 58.2, 85.0, 113.4]
-QUICK_FRAMES = [40, 250, 460, 670, 880]
-QUICK_TIMES = [1.5, 8.2, 15.0, 22.4, 29.1]
+# Exact frames / timestamps: five per video, each more than 2 s from the next (so each
+# is a seek of its own), all inside the shortest video.
+FULL_FRAMES = [20, 90, 160, 230, 290]
+FULL_TIMES = [0.5, 3.1, 5.4, 7.7, 9.6]
+QUICK_FRAMES = FULL_FRAMES
+QUICK_TIMES = FULL_TIMES
+# The 2-minute videos: five frames spread over the whole length.
+LONG2_FRAMES = [100, 900, 1700, 2500, 3400]
+QUICK_LONG2_FRAMES = [100, 400, 700, 900, 1100]
 
 JPEG_Q_FFMPEG = "2"  # ffmpeg's -q:v 2: what the usual one-liners use
 JPEG_Q_SNHOO = "90"  # snhoo-dask's default --quality (Pillow)
@@ -100,76 +108,100 @@ def _encode(src: str, seconds: float, out: Path, size: str = "1280x720") -> None
     tmp.rename(out)
 
 
+def _clips(n: int, out_dir: Path, base: Path) -> None:
+    """n one-second 360p clips cut from one encode (key frame every second)."""
+    src = base / "clips-source.mp4"
+    tmp = src.with_suffix(".part.mp4")
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=s={CLIP_SIZE}:r={FPS}",
+        "-t",
+        str(n),
+        "-vf",
+        "noise=alls=8:allf=t",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-g",
+        str(FPS),
+        "-keyint_min",
+        str(FPS),
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        str(tmp),
+    )
+    _ffmpeg(
+        "-i",
+        str(tmp),
+        "-c",
+        "copy",
+        "-f",
+        "segment",
+        "-segment_time",
+        "1",
+        "-reset_timestamps",
+        "1",
+        str(out_dir / "c%04d.mp4"),
+    )
+    tmp.unlink()
+
+
 def make_corpus(quick: bool) -> Path:
-    """The cached corpus folder: long/, clips/, mem-long/, mem-short/."""
+    """The cached corpus folder: long/, long2/, clips/, clips600/, clips3000/, dryrun/."""
     base = RESULTS / ("corpus-quick" if quick else "corpus")
-    lengths = QUICK_LENGTHS if quick else FULL_LENGTHS
-    n_clips = QUICK_CLIPS if quick else FULL_CLIPS
-    long_dir, clip_dir = base / "long", base / "clips"
-    long_dir.mkdir(parents=True, exist_ok=True)
     made = False
-    for s in lengths:
-        out = long_dir / f"v{s:03d}s.mp4"
-        if not out.exists():
-            print(f"  corpus: encoding {out.name} (720p, {s} s)", file=sys.stderr, flush=True)
-            _encode("testsrc2", s, out)
-            made = True
+    for folder, lengths in (
+        ("long", QUICK_LENGTHS if quick else FULL_LENGTHS),
+        ("long2", QUICK_LONG2 if quick else FULL_LONG2),
+    ):
+        d = base / folder
+        d.mkdir(parents=True, exist_ok=True)
+        for k, s in enumerate(lengths):
+            out = d / f"v{s:03d}s-{k}.mp4"
+            if not out.exists():
+                print(f"  corpus: encoding {folder}/{out.name} (720p, {s} s)", file=sys.stderr, flush=True)
+                _encode("testsrc2", s, out)
+                made = True
+    n_clips = QUICK_CLIPS if quick else FULL_CLIPS
+    clip_dir = base / "clips"
     if not (clip_dir / ".complete").exists():
         print(f"  corpus: encoding {n_clips} one-second clips", file=sys.stderr, flush=True)
         shutil.rmtree(clip_dir, ignore_errors=True)
         clip_dir.mkdir(parents=True)
-        src = base / "clips-source.mp4"
-        tmp = src.with_suffix(".part.mp4")
-        _ffmpeg(
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=s=1280x720:r={FPS}",
-            "-t",
-            str(n_clips),
-            "-vf",
-            "noise=alls=8:allf=t",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "23",
-            "-g",
-            str(FPS),
-            "-keyint_min",
-            str(FPS),
-            "-sc_threshold",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            str(tmp),
-        )
-        _ffmpeg(
-            "-i",
-            str(tmp),
-            "-c",
-            "copy",
-            "-f",
-            "segment",
-            "-segment_time",
-            "1",
-            "-reset_timestamps",
-            "1",
-            str(clip_dir / "c%04d.mp4"),
-        )
-        tmp.unlink()
+        _clips(n_clips, clip_dir, base)
         (clip_dir / ".complete").touch()
         made = True
-    # Memory case: the longest and a 10 s video, each alone in its own root.
-    longest = max(lengths)
-    short = 10 if 10 in lengths else min(lengths)
-    for name, s in (("mem-long", longest), ("mem-short", short)):
+    clips = sorted(clip_dir.glob("*.mp4"))
+    # Hard links: the same clips again in folders of 300, as many times as asked.
+    for name, copies in CLIP_COPIES.items():
         d = base / name
-        d.mkdir(exist_ok=True)
-        link = d / f"v{s:03d}s.mp4"
-        if not link.exists():
-            os.link(long_dir / f"v{s:03d}s.mp4", link)
+        if (d / ".complete").exists():
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        for c in range(copies):
+            sub = d / f"part{c:02d}"
+            sub.mkdir(parents=True)
+            for clip in clips:
+                os.link(clip, sub / clip.name)
+        (d / ".complete").touch()
+    # Dry run: 100,000 (empty) files named like videos in 1,000 folders; nothing is read.
+    dry = base / "dryrun"
+    if not (dry / ".complete").exists():
+        shutil.rmtree(dry, ignore_errors=True)
+        folders, per = (100, 100) if quick else (DRY_RUN_FOLDERS, DRY_RUN_PER_FOLDER)
+        for f in range(folders):
+            sub = dry / f"day{f:04d}"
+            sub.mkdir(parents=True)
+            for i in range(per):
+                (sub / f"cam{i:03d}.mp4").touch()
+        (dry / ".complete").touch()
     if made:
         print(f"  corpus ready in {base}", file=sys.stderr, flush=True)
     return base
@@ -327,6 +359,7 @@ class Case:
     workers: int | None = None  # None: all cores
     note: str = ""
     scheduler: bool = False  # run snhoo-dask against the separate dask scheduler
+    with_before: bool = True  # also run --before (not against a running cluster: its workers run this code)
 
 
 def _frames_expr(frames: list[int]) -> str:
@@ -341,42 +374,47 @@ def _times_expr(times: list[float]) -> str:
 def cases(quick: bool) -> list[Case]:
     frames = QUICK_FRAMES if quick else FULL_FRAMES
     times = QUICK_TIMES if quick else FULL_TIMES
+    frames2 = QUICK_LONG2_FRAMES if quick else LONG2_FRAMES
+    running = "dask scheduler + 2 dask worker, already up"
     return [
         Case("all frames", "long", [], None),
         Case("every 30th frame", "long", ["--every", "30"], "not(mod(n,30))"),
-        Case("keyframes", "long", ["--keyframes"], "eq(pict_type,I)"),
         Case("5 exact frames", "long", ["--frames", ",".join(map(str, frames))], _frames_expr(frames)),
         Case("5 timestamps", "long", ["--times", ",".join(f"{t:g}" for t in times)], _times_expr(times)),
         Case(
-            "tiny clips, every 10th", "clips", ["--every", "10"], "not(mod(n,10))", note="per-video overhead"
+            "5 exact frames, 2-minute videos",
+            "long2",
+            ["--frames", ",".join(map(str, frames2))],
+            _frames_expr(frames2),
         ),
-        Case("memory: long video, all", "mem-long", [], None, workers=1, note="one worker"),
-        Case("memory: 10 s video, all", "mem-short", [], None, workers=1, note="one worker"),
+        Case("keyframes, 2-minute videos", "long2", ["--keyframes"], "eq(pict_type,I)"),
+        Case("300 clips, every 10th", "clips", ["--every", "10"], "not(mod(n,10))", note="per-clip overhead"),
         Case(
-            "every 30th, separate cluster",
+            "600 clips, every 10th", "clips600", ["--every", "10"], "not(mod(n,10))", note="per-clip overhead"
+        ),
+        Case(
+            "3000 clips, every 10th",
+            "clips3000",
+            ["--every", "10"],
+            "not(mod(n,10))",
+            note="scale: per-clip",
+            with_before=False,
+        ),
+        Case(
+            "every 30th, running cluster",
             "long",
             ["--every", "30"],
             "not(mod(n,30))",
             scheduler=True,
-            note="dask scheduler + 2 dask worker",
-        ),
-        # A lab runs against a cluster that is already up: these show the exact-frame
-        # cases without the embedded cluster's start.
-        Case(
-            "5 exact frames, separate cluster",
-            "long",
-            ["--frames", ",".join(map(str, frames))],
-            _frames_expr(frames),
-            scheduler=True,
-            note="dask scheduler + 2 dask worker",
+            note=running,
         ),
         Case(
-            "5 timestamps, separate cluster",
-            "long",
-            ["--times", ",".join(f"{t:g}" for t in times)],
-            _times_expr(times),
+            "600 clips, running cluster",
+            "clips600",
+            ["--every", "10"],
+            "not(mod(n,10))",
             scheduler=True,
-            note="dask scheduler + 2 dask worker",
+            note=running,
         ),
     ]
 
@@ -496,13 +534,16 @@ def run_pair(
     repeat: int,
     scheduler: str | None = None,
     extra_roots: list[int] | None = None,
+    before: Path | None = None,
 ) -> dict:
     root = corpus / case.root
     rows: dict[str, list] = {"baseline": [], "snhoo-dask": []}
+    if before:
+        rows["before"] = []
     images: dict[str, tuple[int, int]] = {}
     for r in range(repeat):
         # Alternate which goes first, so neither always gets the warmer cache.
-        order = ["baseline", "snhoo-dask"] if r % 2 == 0 else ["snhoo-dask", "baseline"]
+        order = list(rows) if r % 2 == 0 else list(reversed(rows))
         for who in order:
             out = scratch / f"out-{who.replace('-', '')}"
             shutil.rmtree(out, ignore_errors=True)
@@ -512,6 +553,8 @@ def run_pair(
                 m = measure(cmd)
             else:
                 cmd = snhoo_cmd(case, root, out, cores, scheduler)
+                if who == "before":  # the same command on an older checkout of the package
+                    cmd = f"PYTHONPATH={shlex.quote(str(before))} {cmd}"
                 m = measure(cmd, extra_roots=extra_roots)
             if m.returncode != 0:
                 print(f"  ! {who} exited {m.returncode}: {m.stderr_tail}", file=sys.stderr)
@@ -542,6 +585,12 @@ def run_pair(
             "exit_codes": [m.returncode for m in ms],
         }
     result["ratio"] = round(result["snhoo-dask"]["wall_s"] / result["baseline"]["wall_s"], 3)
+    if before:
+        result["before_ratio"] = round(result["before"]["wall_s"] / result["baseline"]["wall_s"], 3)
+    # What each video costs us beyond the shell loop's ffmpeg (process start, probe, Dask).
+    result["extra_cpu_ms_per_video"] = round(
+        (result["snhoo-dask"]["cpu_s"] - result["baseline"]["cpu_s"]) * 1000 / max(1, result["videos"]), 1
+    )
     result["cpu_ratio"] = round(result["snhoo-dask"]["cpu_s"] / result["baseline"]["cpu_s"], 3)
     return result
 
@@ -553,7 +602,7 @@ def _count_videos(root: Path) -> int:
 def fmt_table(results: list[dict]) -> str:
     head = (
         "| case | videos | baseline s | snhoo-dask s | ratio | CPU s base/snhoo | CPU ratio "
-        "| baseline img/s | snhoo img/s "
+        "| extra CPU ms/video | before s (ratio, CPU) | baseline img/s | snhoo img/s "
         "| images (base/snhoo) | peak RSS base ffmpeg MB | peak RSS worker MB (+children) | peak RSS snhoo ffmpeg MB |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -563,11 +612,32 @@ def fmt_table(results: list[dict]) -> str:
         lines.append(
             f"| {r['case']} | {r['videos']} | {b['wall_s']:.2f} | {s['wall_s']:.2f} | {r['ratio']:.2f}x "
             f"| {b['cpu_s']:.1f}/{s['cpu_s']:.1f} | {r['cpu_ratio']:.2f}x "
-            f"| {b['images_per_s']} | {s['images_per_s']} | {b['images']}/{s['images']} "
+            f"| {r['extra_cpu_ms_per_video']:+.0f} | {_before(r)} | {b['images_per_s']} | {s['images_per_s']} | {b['images']}/{s['images']} "
             f"| {b['peak_rss_mb'].get('ffmpeg', '-')} | {w if w is not None else '-'}"
             f" ({s['worker_tree_peak_mb'] or '-'}) | {s['peak_rss_mb'].get('ffmpeg', '-')} |"
         )
     return "\n".join(lines)
+
+
+def _before(r: dict) -> str:
+    if "before" not in r:
+        return "-"
+    return f"{r['before']['wall_s']:.2f} ({r['before_ratio']:.2f}x, {r['before']['cpu_s']:.1f})"
+
+
+def dry_run(corpus: Path, scratch: Path, repeat: int) -> dict:
+    """``--dry-run`` over the 100,000-file tree: discovery and listing only."""
+    root = corpus / "dryrun"
+    cmd = f"snhoo-dask run {shlex.quote(str(root))} --out {shlex.quote(str(scratch / 'dry-out'))} --dry-run"
+    runs = [measure(cmd) for _ in range(repeat)]
+    return {
+        "files": sum(1 for _ in root.rglob("*.mp4")),
+        "folders": sum(1 for p in root.iterdir() if p.is_dir()),
+        "wall_s": round(statistics.median(m.wall for m in runs), 3),
+        "cpu_s": round(statistics.median(m.cpu for m in runs), 3),
+        "client_peak_rss_mb": round(max(max(m.peaks.values(), default=0) for m in runs) / 2**20, 1),
+        "exit_codes": [m.returncode for m in runs],
+    }
 
 
 def machine() -> dict:
@@ -600,6 +670,11 @@ def main(argv: list[str] | None = None) -> int:
         default=len(os.sched_getaffinity(0)),
         help="parallel ffmpeg processes for the baseline and workers for snhoo-dask",
     )
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="a folder holding an older snhoo_dask package: each case also runs it (same CLI, PYTHONPATH)",
+    )
     ap.add_argument("--cases", help="comma-separated substrings of case names to run (default: all)")
     ap.add_argument(
         "--json", type=Path, help="where to write the JSON (default benchmarks/results/bench-<time>.json)"
@@ -617,17 +692,26 @@ def main(argv: list[str] | None = None) -> int:
         todo = [c for c in todo if any(k in c.name for k in keys)]
     load_before = os.getloadavg()
     results = []
+    dry = None
     with tempfile.TemporaryDirectory(prefix="snhoo-bench-") as tmp:
         scratch = Path(tmp)
         env_scratch = scratch / "stage"
         os.environ["SNHOO_SCRATCH"] = str(env_scratch)
+        if not a.cases or "dry" in a.cases:
+            print("  running: dry run", file=sys.stderr, flush=True)
+            dry = dry_run(corpus, scratch, a.repeat)
+            print(f"    {dry}", file=sys.stderr, flush=True)
         for case in todo:
             print(f"  running: {case.name}", file=sys.stderr, flush=True)
             if case.scheduler:
                 with SeparateCluster(scratch) as cl:
-                    r = run_pair(case, corpus, scratch, a.cores, a.repeat, cl.address, cl.worker_pids())
+                    r = run_pair(
+                        case, corpus, scratch, a.cores, a.repeat, cl.address, cl.worker_pids(), a.before
+                    )
             else:
-                r = run_pair(case, corpus, scratch, a.cores, a.repeat)
+                r = run_pair(
+                    case, corpus, scratch, a.cores, a.repeat, before=a.before if case.with_before else None
+                )
             results.append(r)
             b, s = r["baseline"], r["snhoo-dask"]
             print(
@@ -651,6 +735,7 @@ def main(argv: list[str] | None = None) -> int:
         "snhoo": f"snhoo-dask run ROOT --out OUT --quality {JPEG_Q_SNHOO} --workers {a.cores} [selection]",
         "total_seconds": round(time.time() - started, 1),
         "results": results,
+        "dry_run": dry,
     }
     path = a.json or RESULTS / f"bench-{'quick-' if a.quick else ''}{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2))
@@ -661,6 +746,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{a.repeat} run(s) per side"
     )
     print(fmt_table(results))
+    if dry:
+        print(
+            f"\n--dry-run over {dry['files']} files in {dry['folders']} folders: {dry['wall_s']} s wall, "
+            f"{dry['cpu_s']} s CPU, peak RSS {dry['client_peak_rss_mb']} MB"
+        )
     print(f"\nPeak memory: {report['memory_method']}.\nJSON: {path}  ({report['total_seconds']} s in all)")
     return 0
 

@@ -1,6 +1,7 @@
 """Extract the selected frames of one video: the body of every Dask task.
 
-check source -> stage locally -> probe -> plan -> read with scikit-video -> write
+check source -> read its header (a file that is no video fails here, before any copy)
+-> stage locally -> plan -> read with scikit-video -> write
 images into a temporary folder -> publish it in one rename -> return the record.
 A video that yields nothing usable raises ``VideoFailed`` (carrying its record), so
 the Dask task is marked erred in the dashboard instead of showing a green success.
@@ -21,13 +22,13 @@ from .frame_log import FrameLogError
 from .layout import UnsafePath, finished_record, new_tmp_dir, publish
 from .malloc import tune_this_process
 from .probe import ProbeError, VideoInfo, probe, probe_keyframes
-from .reader import FrameReader
+from .reader import FrameReader, can_hand_planes
 from .record import FAILED, OK, VideoRecord
-from .selection import Plan, plan
+from .selection import Plan, join_seeks, plan
 from .settings import Settings
 from .sinks import FrameRow, make_sink
 from .staging import StagingError, staged
-from .writers import make_encoder
+from .writers import make_encoder, wants_planes
 
 
 class VideoFailed(Exception):
@@ -82,12 +83,12 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
     tmp = sink = None
     try:
         _check_source(video.path)
+        info = probe(video.path)  # the header only: cheap even over a share, and before the copy
         source = staged(video.path, settings.scratch) if settings.stage else nullcontext(video.path)
         with source as local:
+            keys = None
             if settings.selection.mode == "keyframes":
-                info, keys = probe_keyframes(local)  # one ffprobe run for both
-            else:
-                info, keys = probe(local), None
+                info, keys = probe_keyframes(local)  # every packet is read: from the local copy
             info.fill(record)
             frame_plan = plan(settings.selection, info, keys, settings.resize, settings.dedup)
             record.out_width, record.out_height = frame_plan.out_size
@@ -161,14 +162,14 @@ def _write_frames(
     decoded (for the truncation check) and ffmpeg's condensed log."""
     encoder = make_encoder(settings.fmt, settings.quality)
     width, height = frame_plan.out_size
+    planes = wants_planes(settings.fmt) and can_hand_planes(info)
     written = decoded = 0
     logs = []
-    for planned in frame_plan.passes:
+    threads = {"-threads": str(settings.decoder_threads)} if settings.decoder_threads else {}
+    for planned in join_seeks(frame_plan.passes, info.frame_rate):
         with planned.opened(info.frame_rate) as p:  # scenes/dedup: ffmpeg names the frames
-            threads = {"-threads": str(settings.decoder_threads)} if settings.decoder_threads else {}
-            reader = FrameReader(
-                path, info, {**threads, **p.input_options}, p.output_options, settings.timeout
-            )
+            options = {**threads, **p.input_options}
+            reader = FrameReader(path, info, options, p.output_options, settings.timeout, planes, p.inputs)
             got = 0
             limit = len(p.expected) if p.expected is not None else None
             complete = True

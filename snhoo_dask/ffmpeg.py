@@ -7,11 +7,62 @@ import re
 FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"
 
+# Demuxers of real video containers, none of which opens another file.  Playlists
+# (hls, dash), concat lists, image sequences and the like are not among them.  A name
+# matches any part of a demuxer's comma-separated name ("mov" is mov,mp4,m4a,3gp,...).
+SAFE_DEMUXERS = ",".join(
+    [
+        "mov",
+        "matroska",
+        "avi",
+        "flv",
+        "live_flv",
+        "asf",
+        "mpeg",
+        "mpegts",
+        "mpegvideo",
+        "m4v",
+        "h264",
+        "hevc",
+        "ogg",
+        "mxf",
+        "dv",
+        "nut",
+        "ivf",
+        "yuv4mpegpipe",
+        "rm",
+        "wtv",
+        "obu",
+    ]
+)
+
 # ffmpeg may open only the local file it is given: no network protocols, and no
 # playlist (HLS), concat or similar demuxer that would make it read other files.
-SAFE_INPUT_OPTIONS = ["-protocol_whitelist", "file"]
+SAFE_INPUT_OPTIONS = ["-protocol_whitelist", "file", "-format_whitelist", SAFE_DEMUXERS]
+
+# What such files start with, to say what a refused file is (FFmpeg's own refusal
+# only says "not on whitelist").
+_READS_OTHER_FILES = [
+    (b"#EXTM3U", "an HLS playlist (hls)"),
+    (b"ffconcat version", "a concat list (concat)"),
+    (b"<?xml", "an XML manifest (DASH or IMF)"),
+    (b"<MPD", "a DASH manifest (dash)"),
+]
 
 _CONTEXT_PREFIX = re.compile(r"^\[[^\]]+ @ 0x[0-9a-f]+\]\s*")
+
+
+def refused_format(path: str) -> str | None:
+    """Why this file must not be handed to ffmpeg as a video, from its first bytes; None if fine."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return None  # the open below reports it
+    for magic, what in _READS_OTHER_FILES:
+        if head.startswith(magic):
+            return f"{what}, which would make ffmpeg read other files"
+    return None
 
 
 def input_url(path: str) -> str:

@@ -1,14 +1,23 @@
-"""Ask ffprobe what a video file is, once per video, and explain failures in words."""
+"""What a video file is, read in-process from its container header, with failures in words.
+
+PyAV opens the header with FFmpeg's own demuxers, the way ffprobe would, but inside the
+worker: no second FFmpeg process per video (ffprobe's start alone costs about 0.1 s of
+CPU, most of the per-video overhead on short clips).  Only the local file may be opened
+(``file`` protocol) and only by demuxers of real video containers: a playlist (HLS,
+DASH), a concat list or any other format that makes FFmpeg read further files is
+refused before it can open anything.
+"""
 
 from __future__ import annotations
 
-import json
-import subprocess
+import errno
+import math
+import os
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .ffmpeg import FFPROBE, SAFE_INPUT_OPTIONS, ffmpeg_reason, input_url
-from .malloc import child_env
+from .ffmpeg import SAFE_DEMUXERS, input_url, refused_format
 from .record import VideoRecord
 
 
@@ -27,6 +36,8 @@ class VideoInfo:
     pix_fmt: str
     frame_rate: Fraction
     nb_frames: int | None
+    color_matrix: str = ""  # "" when the file does not say (ffmpeg then assumes BT.601)
+    full_range: bool = False  # JPEG-range samples (yuvj*, or tagged full range)
 
     @property
     def estimated_frames(self) -> int:
@@ -41,118 +52,218 @@ class VideoInfo:
         record.fps, record.duration = self.fps, self.duration
 
 
-def _parse_rate(text: str | None) -> Fraction | None:
-    if not text or text in ("0/0", "0/1"):
+def _rate(value) -> Fraction | None:
+    if value is None:
         return None
     try:
-        rate = Fraction(text)
-    except (ValueError, ZeroDivisionError):
+        rate = Fraction(value)
+    except (TypeError, ValueError, ZeroDivisionError):
         return None
     return rate if rate > 0 else None
 
 
-def probe(path: str, timeout: float = 60.0) -> VideoInfo:
+def probe(path: str) -> VideoInfo:
     """Return the first video stream's facts, or raise ProbeError with the reason."""
-    return _probe(path, timeout, packets=False)[0]
+    with _open(path) as container:
+        return _facts(container, path)[0]
 
 
-def probe_keyframes(path: str, timeout: float = 120.0) -> tuple[VideoInfo, list[float]]:
-    """``probe`` plus the key frames' times from the stream start, in one ffprobe run.
+def probe_keyframes(path: str) -> tuple[VideoInfo, list[float]]:
+    """``probe`` plus the key frames' times from the stream start.
 
     Packets are read, not decoded, so this stays cheap even for long videos.
-
-    Every ffprobe start costs about 0.1 s of CPU (it loads the whole FFmpeg library
-    stack), which is most of the per-video overhead on short videos.
     """
-    return _probe(path, timeout, packets=True)
+    with _open(path) as container:
+        info, stream = _facts(container, path)
+        container.seek(0)
+        keys = []
+        for packet in container.demux(stream):
+            if packet.is_keyframe and packet.pts is not None:
+                keys.append(float(packet.pts * stream.time_base) - info.start_time)
+        return info, sorted(keys)
 
 
-def _probe(path: str, timeout: float, packets: bool) -> tuple[VideoInfo, list[float]]:
-    cmd = [
-        FFPROBE,
-        *SAFE_INPUT_OPTIONS,
-        "-v",
-        "error",
-        "-print_format",
-        "json",
-        "-show_format",
-        "-show_streams",
-    ]
-    if packets:
-        cmd += ["-show_packets", "-show_entries", "packet=stream_index,pts_time,flags:stream:format"]
-    cmd.append(input_url(path))
+def _open(path: str):
+    import av  # here, not at import: the client process never probes
+
+    reason = refused_format(path)
+    if reason:
+        raise ProbeError(f"not a video file: {reason}")
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, timeout=timeout, start_new_session=True, env=child_env()
+        return av.open(
+            input_url(path),
+            container_options={"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS},
+            # One decoder thread for the few frames the header analysis decodes: starting a
+            # thread per core costs more than the decoding.
+            options={"threads": "1"},
+            metadata_errors="replace",
         )
-    except subprocess.TimeoutExpired:
-        raise ProbeError(f"ffprobe did not answer within {timeout:.0f} s") from None
-    err = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        reason = ffmpeg_reason(err, path) or f"ffprobe exited with status {proc.returncode}"
-        raise ProbeError(f"not a readable video: {reason}")
-    try:
-        data = json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
-    except json.JSONDecodeError:
-        raise ProbeError("not a readable video: ffprobe printed no usable description") from None
-    streams = [
-        s
-        for s in data.get("streams", [])
-        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
-    ]
+    except av.FFmpegError as e:
+        if e.errno == errno.EINVAL and not getattr(e, "log", None):
+            # What the format whitelist answers for a container outside it (an mp3, a
+            # picture, a subtitle file): FFmpeg gives no more words than "Invalid argument".
+            raise ProbeError(
+                "not a readable video: not in a video container format snhoo-dask opens "
+                "(an audio file, a picture or another kind of file?)"
+            ) from None
+        raise ProbeError(f"not a readable video: {_why(e, path)}") from None
+    except OSError as e:
+        raise ProbeError(f"not a readable video: {e.strerror or e}") from None
+
+
+def _why(error: Exception, path: str) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    log = getattr(error, "log", None)  # (level, context, message) of FFmpeg's last error line
+    if log and log[2] and "whitelist" not in log[2]:
+        return f"{log[2].strip()}; {text}"
+    return text
+
+
+def _facts(container, path: str) -> tuple[VideoInfo, object]:
+    streams = [s for s in container.streams.video if not _attached_picture(s)]
     if not streams:
         raise ProbeError("no video stream in this file")
     s = streams[0]
-    width, height = int(s.get("width") or 0), int(s.get("height") or 0)
+    cc = s.codec_context
+    width, height = int(cc.width or 0), int(cc.height or 0)
     if width <= 0 or height <= 0:
         raise ProbeError("video stream has no picture size (damaged or unsupported)")
-    if _rotation(s) in (90, 270):
+    if _rotation(container, s, path) in (90, 270):
         # ffmpeg turns phone videos upright while decoding, so frames come out transposed.
         width, height = height, width
-    rate = _parse_rate(s.get("avg_frame_rate")) or _parse_rate(s.get("r_frame_rate"))
+    rate = _rate(s.average_rate) or _rate(s.base_rate)
     if rate is None:
         raise ProbeError("video stream has no frame rate (damaged or unsupported)")
-    fmt = data.get("format", {})
-    duration = _float(s.get("duration")) or _float(fmt.get("duration")) or 0.0
-    nb = s.get("nb_frames")
+    tb = s.time_base
+    duration = _nonneg(s.duration * tb if s.duration is not None and tb else None)
+    if duration is None and container.duration is not None:
+        duration = _nonneg(container.duration / 1_000_000)
+    start = _nonneg(s.start_time * tb if s.start_time is not None and tb else None)
+    pix_fmt = str(cc.pix_fmt or "yuv420p")
     info = VideoInfo(
-        codec=str(s.get("codec_name") or "unknown"),
+        codec=_codec_name(cc),
         width=width,
         height=height,
         fps=round(float(rate), 6),
-        duration=round(duration, 6),
-        start_time=_float(s.get("start_time")) or 0.0,
-        pix_fmt=str(s.get("pix_fmt") or "yuv420p"),
+        duration=round(duration or 0.0, 6),
+        start_time=start or 0.0,
+        pix_fmt=pix_fmt,
         frame_rate=rate,
-        nb_frames=int(nb) if nb and str(nb).isdigit() and int(nb) > 0 else None,
+        nb_frames=int(s.frames) if s.frames and s.frames > 0 else None,
+        color_matrix=_matrix_name(cc),
+        full_range=pix_fmt.startswith("yuvj") or _full_range(cc),
     )
-    keys = []
-    for pkt in data.get("packets", []) if packets else ():
-        t = _signed_float(pkt.get("pts_time"))
-        if pkt.get("stream_index") == s.get("index") and "K" in str(pkt.get("flags", "")) and t is not None:
-            keys.append(t - info.start_time)
-    return info, sorted(keys)
+    return info, s
 
 
-def _rotation(stream: dict) -> int:
-    angle = (stream.get("tags") or {}).get("rotate")
-    for side in stream.get("side_data_list") or []:
-        if "rotation" in side:
-            angle = side["rotation"]
+def _attached_picture(stream) -> bool:
+    import av
+
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def _codec_name(cc) -> str:
+    # The codec's own name (ffprobe's codec_name), not the decoder's (e.g. "libdav1d").
     try:
-        return int(float(angle or 0)) % 360
-    except (TypeError, ValueError):
-        return 0
+        return str(cc.codec.descriptor.name)
+    except AttributeError:
+        return str(cc.name or "unknown")
 
 
-def _signed_float(value) -> float | None:
+_MATRICES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc", 10: "bt2020c"}
+
+
+def _matrix_name(cc) -> str:
+    value = int(getattr(cc, "colorspace", 2) or 2)
+    return "" if value == 2 else _MATRICES.get(value, f"matrix {value}")
+
+
+def _full_range(cc) -> bool:
+    return int(getattr(cc, "color_range", 0) or 0) == 2
+
+
+def _rotation(container, stream, path: str) -> int:
+    """The display rotation ffmpeg applies while decoding (it turns phone videos upright).
+
+    For MP4/MOV it is read from the track header, where ffmpeg finds it; other
+    containers have no cheap place to read it from here, so their first frame is decoded.
+    """
+    if "mov" in container.format.name.split(","):
+        return _mov_rotation(path)
     try:
-        return float(value)
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                return int(round(frame.rotation)) % 360
+    except av_error() as e:
+        raise ProbeError(f"not a readable video: {_why(e, path)}") from None
+    return 0
+
+
+def av_error():
+    import av
+
+    return av.FFmpegError
+
+
+def _boxes(f, start: int, end: int):
+    """(type, payload start, box end) of the ISO-BMFF boxes between start and end."""
+    pos = start
+    while pos + 8 <= end:
+        f.seek(pos)
+        head = f.read(16)
+        if len(head) < 8:
+            return
+        size, kind = struct.unpack(">I4s", head[:8])
+        body = pos + 8
+        if size == 1 and len(head) == 16:
+            size, body = struct.unpack(">Q", head[8:16])[0], pos + 16
+        elif size == 0:
+            size = end - pos
+        if size < body - pos:
+            return
+        yield kind, body, min(pos + size, end)
+        pos += size
+
+
+def _mov_rotation(path: str) -> int:
+    with open(path, "rb") as f:
+        end = os.fstat(f.fileno()).st_size
+        for kind, body, box_end in _boxes(f, 0, end):
+            if kind != b"moov":
+                continue
+            for trak, tbody, tend in _boxes(f, body, box_end):
+                if trak == b"trak":
+                    angle = _video_track_rotation(f, tbody, tend)
+                    if angle is not None:
+                        return angle
+    return 0
+
+
+def _video_track_rotation(f, start: int, end: int) -> int | None:
+    matrix, video = None, False
+    for kind, body, box_end in _boxes(f, start, end):
+        if kind == b"tkhd":
+            f.seek(body)
+            version = f.read(1)
+            f.seek(body + (52 if version == b"\x01" else 40))
+            matrix = struct.unpack(">9i", f.read(36))
+        elif kind == b"mdia":
+            for sub, sbody, _ in _boxes(f, body, box_end):
+                if sub == b"hdlr":
+                    f.seek(sbody + 8)
+                    video = f.read(4) == b"vide"
+    if not video or matrix is None:
+        return None
+    a, b, c, d = matrix[0], matrix[1], matrix[3], matrix[4]
+    # As av_display_rotation_get reads the same matrix.
+    angle = -math.degrees(math.atan2(b / (math.hypot(b, d) or 1), a / (math.hypot(a, c) or 1)))
+    return int(round(angle)) % 360
+
+
+def _nonneg(value) -> float | None:
+    """A duration or start time: a number that is neither NaN nor negative."""
+    try:
+        f = float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _float(value) -> float | None:
-    """A duration or start time: a number that is neither NaN nor negative."""
-    f = _signed_float(value)
-    return f if f is not None and f == f and f >= 0 else None
+    return f if f == f and f >= 0 else None

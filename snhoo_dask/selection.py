@@ -36,6 +36,9 @@ DEFAULT_SCENE_THRESHOLD = 0.3
 _CLUSTER_SECONDS = 2.0
 # Bound on the select expression ffmpeg has to parse for one pass.
 _MAX_TERMS_PER_PASS = 200
+# Seeks joined into one ffmpeg run (one input each): one process start instead of one
+# per seek, and few enough open demuxers to stay small.
+_MAX_SEEKS_PER_PASS = 32
 MAX_REQUESTED = 100_000
 
 
@@ -203,6 +206,10 @@ class Pass:
     chain: Callable[[FrameLog], str] | None = None
     log: FrameLog | None = None
     dedup: bool = False
+    # Several seeks in one ffmpeg: the file is opened once per entry, each entry's options
+    # added to ``input_options`` for that input; ``output_options`` then has the
+    # ``-filter_complex`` that picks each input's frames and joins them in order, instead of -vf.
+    inputs: list[dict[str, str]] | None = None
 
     def ref(self, k: int) -> FrameRef:
         if self.expected is not None:
@@ -412,3 +419,59 @@ def _seek_passes(indices: list[int], rate: Fraction) -> list[Pass]:
         out["-vframes"] = str(len(g))
         passes.append(Pass(inp, out, expected=[_at(i, rate) for i in g]))
     return passes
+
+
+# "-s": the output size of a resized job, the same for every pass of a video.
+_JOINABLE = {"-vf", "-vsync", "-vframes", "-s"}
+
+
+def join_seeks(passes: list[Pass], rate: Fraction) -> list[Pass]:
+    """The same frames in fewer ffmpeg runs: consecutive seek passes become one multi-input pass.
+
+    Each seek pass becomes an input of its own (the file opened again, seeking to the
+    group and reading no further than one frame past its last frame, ``-t``); its ``-vf``
+    chain is kept for that input and ended after the group's frame count; a concat
+    filter joins the inputs' frames in order.  One ffmpeg start (about 90 ms of CPU)
+    instead of one per seek.  Passes with other output options are left as they are.
+    """
+    out: list[Pass] = []
+    run: list[Pass] = []
+
+    def flush() -> None:
+        if len(run) > 1:
+            out.append(_joined(run, rate))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for p in passes:
+        if p.expected and p.inputs is None and set(p.output_options) <= _JOINABLE:
+            run.append(p)
+            if len(run) == _MAX_SEEKS_PER_PASS:
+                flush()
+        else:
+            flush()
+            out.append(p)
+    flush()
+    return out
+
+
+def _joined(run: list[Pass], rate: Fraction) -> Pass:
+    inputs, chains = [], []
+    for k, p in enumerate(run):
+        assert p.expected is not None
+        span = p.expected[-1].index - p.expected[0].index
+        inputs.append({**p.input_options, "-t": f"{(span + 1.5) / rate:.6f}"})
+        vf = p.output_options.get("-vf")
+        chains.append(f"[{k}:v:0]{vf + ',' if vf else ''}trim=end_frame={len(p.expected)}[s{k}]")
+    joined = "".join(f"[s{k}]" for k in range(len(run)))
+    expected = [r for p in run for r in p.expected or []]
+    output = {
+        "-filter_complex": ";".join(chains) + f";{joined}concat=n={len(run)}:v=1:a=0[v]",
+        "-map": "[v]",
+        "-vsync": "0",
+        "-vframes": str(len(expected)),
+    }
+    if "-s" in run[0].output_options:  # the reader sizes its frames by it (a resized job)
+        output["-s"] = run[0].output_options["-s"]
+    return Pass({}, output, expected=expected, inputs=inputs)

@@ -84,10 +84,10 @@ def test_publish_never_replaces_what_snhoo_dask_did_not_make(shared_cluster, tmp
     assert proc.returncode == 1, proc.stderr
     recs = {r["video"]: r for r in records(out)}
     assert (
-        recs["a.mp4"]["status"] == "failed" and "not a finished snhoo-dask folder" in recs["a.mp4"]["error"]
+        recs["a.mp4"]["status"] == "failed" and "not a finished snhoo-dask output" in recs["a.mp4"]["error"]
     )
     assert (
-        recs["b.mp4"]["status"] == "failed" and "not a finished snhoo-dask folder" in recs["b.mp4"]["error"]
+        recs["b.mp4"]["status"] == "failed" and "not a finished snhoo-dask output" in recs["b.mp4"]["error"]
     )
     assert recs["c.mp4"]["status"] == "ok" and recs["c.mp4"]["frames"] == 5
     after = digest_tree(out)

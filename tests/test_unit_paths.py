@@ -120,7 +120,7 @@ def test_a_users_folder_or_file_in_the_way_is_never_replaced(tmp_path):
     (tmp_path / "cam" / "a.mp4").mkdir(parents=True)
     (tmp_path / "cam" / "a.mp4" / "notes.txt").write_text("mine")
     (tmp_path / "cam" / "b.mp4").write_bytes(b"a real video, say")
-    for rel, words in (("cam/a.mp4", "not a finished snhoo-dask folder"), ("cam/b.mp4", "not a finished")):
+    for rel, words in (("cam/a.mp4", "not a finished snhoo-dask output"), ("cam/b.mp4", "not a finished")):
         with pytest.raises(UnsafePath, match=words):
             publish(finished_tmp(out, 1), out, rel, SIGNATURE, 1000)
     assert listing(tmp_path / "cam" / "a.mp4") == ["notes.txt"]

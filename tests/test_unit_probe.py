@@ -56,12 +56,19 @@ def test_a_rotated_phone_video_has_the_size_ffmpeg_decodes(tmp_path, angle):
 def test_cover_art_is_not_a_video(tmp_path):
     cover = tmp_path / "cover.png"
     Image.new("RGB", (32, 32), (200, 0, 0)).save(cover)
-    song = tmp_path / "song.mp3"
+    song = tmp_path / "song.m4a"  # an MP4 container: opened, its only picture is cover art
     ffmpeg(
         "-f", "lavfi", "-i", "sine=d=1", "-i", str(cover), "-map", "0", "-map", "1",
-        "-c:a", "libmp3lame", "-c:v", "png", "-disposition:v", "attached_pic", str(song),
+        "-c:a", "aac", "-c:v", "mjpeg", "-disposition:v", "attached_pic", str(song),
     )  # fmt: skip
     with pytest.raises(ProbeError, match="^no video stream in this file$"):
+        probe(str(song))
+
+
+def test_an_audio_file_is_refused_with_a_reason(tmp_path):
+    song = tmp_path / "song.mp3"
+    ffmpeg("-f", "lavfi", "-i", "sine=d=1", str(song))
+    with pytest.raises(ProbeError, match="not in a video container format"):
         probe(str(song))
 
 

@@ -32,7 +32,7 @@ OUTCOMES = {
     "interrupted beats failed": (3, "failed", dict(interrupted=True), 130, "interrupted", "resume to do the rest"),
     "scheduler lost": (3, "ok", dict(scheduler_lost=LOST), 1, "error", LOST),
     "manifest error": (2, "ok ok", dict(manifest_error="cannot write manifest.jsonl"), 1, "error", "manifest"),
-    "unsearched folders": (1, "ok", dict(unsearched=UNREADABLE), 1, "done_failures", "not searched: /cam/private"),
+    "unsearched folders": (1, "ok", dict(unsearched=UNREADABLE), 1, "done_failures", "could not be searched for videos: /cam/private"),
     "unfinished": (3, "ok ok", {}, 1, "error", "only 2 of 3 videos finished"),
 }
 # fmt: on
