@@ -716,7 +716,8 @@ def main(argv: list[str] | None = None) -> int:
             b, s = r["baseline"], r["snhoo-dask"]
             print(
                 f"    baseline {b['wall_s']:.2f} s, snhoo-dask {s['wall_s']:.2f} s, ratio {r['ratio']:.2f}x "
-                f"(CPU {b['cpu_s']:.1f} s vs {s['cpu_s']:.1f} s, {r['cpu_ratio']:.2f}x)",
+                f"(CPU {b['cpu_s']:.1f} s vs {s['cpu_s']:.1f} s, {r['cpu_ratio']:.2f}x)"
+                + (f"; before {_before(r)}" if "before" in r else ""),
                 file=sys.stderr,
                 flush=True,
             )
