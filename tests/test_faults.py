@@ -837,47 +837,26 @@ def test_huge_frame_request_lists(shared_cluster, tmp_path):
 # -- 8. ffmpeg hangs ---------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(120)
-def test_video_that_hangs_ffmpeg_times_out_as_failed(shared_cluster, tmp_path):
+@pytest.mark.timeout(150)
+def test_a_playlist_saved_as_a_video_is_refused_without_reading_its_segments(shared_cluster, tmp_path):
+    """An HLS playlist named .mp4 whose segments lie outside the root (one a pipe that would
+    block any reader): failed with the reason, up front; ffmpeg never opens a segment."""
     root, out = tmp_path / "cam", tmp_path / "out"
     make_video(root / "fine.mp4", seconds=1)
-    _, pipe, _ = stalling_playlist(
-        root, tmp_path / "segments", "stuck.mp4"
-    )  # real ffmpeg, blocked reading a real file
+    _, pipe, _ = stalling_playlist(root, tmp_path / "segments", "stuck.mp4")
     started = time.monotonic()
-    scratch = str(tmp_path / "scratch")
-    r = run_cli(
-        "run",
-        str(root),
-        "--out",
-        str(out),
-        "--scheduler",
-        shared_cluster.address,
-        "-q",
-        "--timeout",
-        "3",
-        "--scratch",
-        scratch,
-        timeout=90,
-    )
-    took = time.monotonic() - started
+    r = run_cli("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q", timeout=120)
     no_traceback(r)
     assert r.returncode == 1, r.stderr
     by_video = {rec["video"]: rec for rec in manifest(out)}
     assert by_video["fine.mp4"]["status"] == "ok"
     stuck = by_video["stuck.mp4"]
     assert stuck["status"] == "failed" and stuck["frames"] == 0
-    assert stuck["error"] == "timed out: ffmpeg produced no frame for 3 s"
+    assert "HLS playlist" in stuck["error"], stuck
     assert not os.path.exists(out / "cam" / "stuck.mp4")
-    assert "timed out" in r.stderr
-    assert took < 60
+    assert time.monotonic() - started < 100  # nothing waited on the pipe
+    assert writer_once_read(pipe) is None  # no reader ever opened the blocking segment
     assert_no_leftovers(out)
-    # No ffmpeg is left blocked on the pipe.
-    assert not [
-        pid
-        for pid, (_, argv) in _proc_table().items()
-        if argv and os.path.basename(argv[0]) == "ffmpeg" and any(scratch in a for a in argv)
-    ]
 
 
 def writer_once_read(pipe: str) -> int | None:
@@ -888,33 +867,3 @@ def writer_once_read(pipe: str) -> int | None:
         return None
     os.set_blocking(fd, True)
     return fd
-
-
-@pytest.mark.timeout(180)
-def test_default_timeout_outlasts_a_stall_that_fails_a_short_one(shared_cluster, tmp_path):
-    """A share that stalls for seconds (a busy NFS server) must not fail videos at the default
-    --timeout: the stall that fails the video under --timeout 3 above is held twice as long here,
-    and the video still ends ok with every frame."""
-    assert "[default: 120" in run_cli("run", "--help").stdout.replace("\n", " ")
-    root, out = tmp_path / "cam", tmp_path / "out"
-    _, pipe, data = stalling_playlist(root, tmp_path / "segments", "stuck.mp4")
-    proc = cli_popen("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q")
-    try:
-        fd = wait_until(lambda: writer_once_read(pipe), 60, "ffmpeg to wait on the stalled segment")
-        with open(fd, "wb", buffering=0) as feed:
-            time.sleep(2 * 3)  # the stall is the fault under test: it has to last
-            try:
-                feed.write(data)
-            except BrokenPipeError:
-                pass  # ffmpeg was killed while it waited: the exit status and record say why
-        rc, _, err = finish(proc, 60)
-    finally:
-        kill_tree_leftovers(proc)
-        late = writer_once_read(pipe)  # a failed test must not leave ffmpeg blocked on a worker
-        if late is not None:
-            os.close(late)
-    no_traceback(err)
-    assert rc == 0, err
-    (rec,) = manifest(out)
-    assert rec["status"] == "ok" and rec["frames"] == 100, rec
-    assert_complete(out / "cam" / "stuck.mp4", list(range(100)))
