@@ -723,10 +723,11 @@ def test_rerun_after_an_interrupted_converge_restarts_on_the_new_code(lab):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     # Killing the controller leaves the module it was running on each node
-    # (the docker connection's `python3 && sleep 0`) to finish: let it.
+    # (`sudo ... echo BECOME-SUCCESS-...; python3`) to finish: let it.  The
+    # bracket keeps pgrep from matching the shell that runs it.
     wait_for(
         "the killed run's modules to finish",
-        lambda: all(lab.exec(h, "pgrep -f 'python3 && sleep 0'", check=False).returncode != 0 for h in HOSTS),
+        lambda: all(lab.exec(h, "pgrep -f 'BECOME-[S]UCCESS'", check=False).returncode != 0 for h in HOSTS),
         300,
     )
     # Interrupted in time: the new code is on every node, no service runs it.
