@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
 import subprocess
 import sys
 
 import click
 
-from . import __version__
-from .cluster import DEFAULT_DASHBOARD, ClusterError, dask_client
+from . import __version__, terminal
+from .cluster import DEFAULT_DASHBOARD, ClusterError, ClusterSpec
 from .discover import DiscoveryError, parse_extensions
-from .extract import Settings
-from .job import Job, JobError, new_run_id, prepare_output
-from .lock import OutputBusy, OutputLock
-from .progress import ProgressBar, failure_table, summary_line
+from .errors import JobError
+from .job import Job, new_run_id
+from .output import prepare_output
+from .planning import find_videos
 from .selection import SelectionError, parse_selection
+from .settings import Settings
+from .summary import EXIT_USAGE
 from .writers import FORMATS
-
-USAGE_ERROR = 2
 
 
 def fail_usage(message: str) -> None:
     click.echo(f"snhoo-dask: error: {message}", err=True)
-    sys.exit(USAGE_ERROR)
+    sys.exit(EXIT_USAGE)
 
 
 def cluster_options(command):
@@ -128,7 +126,7 @@ def run(
     try:
         selection = parse_selection(every, fps, frames, times, keyframes)
         extensions = parse_extensions(ext)
-        out_dir = os.path.abspath(out) if dry_run else prepare_output(out)
+        out_dir = os.path.abspath(out) if dry_run else prepare_output(out, list(roots))
         settings = Settings(
             out=out_dir,
             selection=selection,
@@ -139,91 +137,18 @@ def run(
             timeout=timeout,
             run_id=new_run_id(),
         )
-        job = Job(list(roots), settings, overwrite=overwrite, extensions=extensions)
+        job = Job(find_videos(list(roots), out_dir, extensions), settings, overwrite=overwrite)
     except (SelectionError, DiscoveryError, JobError) as e:
         fail_usage(str(e))
-    for path, reason in job.found.problems:
-        click.echo(f"warning: skipped {path}: {reason}", err=True)
     if dry_run:
-        for v in job.videos:
-            click.echo(f"{v.path}\t-> {os.path.join(out_dir, v.out_rel)}/")
-        click.echo(f"{len(job.videos)} videos; {selection.describe()}; nothing processed (dry run)", err=True)
-        return
-    try:  # refuse a second run on this output now, not after starting or joining a cluster
-        with OutputLock(out_dir):
-            pass
-    except OutputBusy as e:
-        fail_usage(str(e))
-    except OSError as e:
-        fail_usage(f"cannot write to the output folder {out_dir}: {e.strerror}")
-    sys.exit(_run_job(job, scheduler, workers, threads_per_worker, dashboard_address, quiet))
-
-
-def _run_job(
-    job: Job, scheduler: str | None, workers: int | None, threads: int, dashboard: str, quiet: bool
-) -> int:
-    # Ctrl-C and SIGTERM ask a running job to stop at its next safe point (between
-    # records), so an interrupt never falls between writing a record and counting it.
-    # Before the job runs, or on a second signal, they interrupt at once.
-    def on_signal(signum, frame) -> None:
-        if job.running and not job.stopping:
-            job.stop()
-        else:
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    # A lost scheduler is reported below in one line; the client's own reconnect
-    # tracebacks would only bury it.
-    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+        sys.exit(terminal.dry_run(job))
     try:
-        with dask_client(scheduler, workers, threads, dashboard) as client:
-            click.echo(
-                f"{len(job.videos)} videos, {job.settings.selection.describe()}, output {job.settings.out}",
-                err=True,
-            )
-            click.echo(f"Dask dashboard: {client.dashboard_link}", err=True)
-            bar = ProgressBar(len(job.videos), enabled=not quiet)
-            summary = job.run(client, on_record=lambda record, progress: bar.update(progress))
-    except ClusterError as e:
-        click.echo(f"snhoo-dask: error: {e}", err=True)
-        return 1
+        code = terminal.run_job(
+            job, ClusterSpec(scheduler, workers, threads_per_worker, dashboard_address), quiet
+        )
     except JobError as e:
         fail_usage(str(e))
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted before the job started; nothing was processed", err=True)
-        return 130
-    if summary.failures:
-        click.echo("\n" + failure_table(summary.failures), err=True)
-    if summary.interrupted:
-        click.echo(
-            f"\ninterrupted: {summary.done} of {summary.total} videos finished; "
-            "rerun the same command to do the rest",
-            err=True,
-        )
-    if summary.scheduler_lost:
-        click.echo(f"snhoo-dask: error: {summary.scheduler_lost}", err=True)
-    if summary.manifest_error:
-        click.echo(f"snhoo-dask: error: {summary.manifest_error}", err=True)
-    if summary.unsearched:
-        click.echo(
-            f"snhoo-dask: error: {len(summary.unsearched)} folder(s) could not be read, so videos "
-            f"in them were not searched: " + "; ".join(f"{p}: {r}" for p, r in summary.unsearched[:5]),
-            err=True,
-        )
-    click.echo(summary_line(summary), err=True)
-    _write_report(job.settings.out)
-    return summary.exit_code
-
-
-def _write_report(out: str) -> None:
-    # The report is a by-product: failing to write it must not change the job's exit code.
-    from .report import build_report
-
-    try:
-        click.echo(f"report: {build_report(out)}", err=True)
-    except Exception as e:  # noqa: BLE001
-        click.echo(f"warning: could not write the report: {e}", err=True)
+    sys.exit(code)
 
 
 @main.command()

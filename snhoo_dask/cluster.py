@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
+from dask.system import CPU_COUNT
 from distributed import Client, LocalCluster
 
 DEFAULT_DASHBOARD = ":8787"
@@ -18,20 +19,22 @@ class ClusterError(Exception):
     pass
 
 
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Where to run: a running scheduler's address, or the size of an embedded LocalCluster."""
+
+    scheduler: str | None = None
+    workers: int | None = None  # default: one per core (dask.system.CPU_COUNT honours cgroup limits)
+    threads_per_worker: int = 1
+    dashboard_address: str = DEFAULT_DASHBOARD
 
 
 @contextmanager
 def dask_client(
-    scheduler: str | None = None,
-    workers: int | None = None,
-    threads_per_worker: int = 1,
-    dashboard_address: str = DEFAULT_DASHBOARD,
-    connect_timeout: float = 10.0,
-    worker_wait: float = 30.0,
+    spec: ClusterSpec, connect_timeout: float = 10.0, worker_wait: float = 30.0
 ) -> Iterator[Client]:
     """Yield a connected client; raise ClusterError with a one-line reason if there is none."""
+    scheduler = spec.scheduler
     if scheduler:
         try:
             client = Client(scheduler, timeout=connect_timeout)
@@ -57,10 +60,10 @@ def dask_client(
     # enough that one process per core is what actually uses the machine.
     with _workers_ignore_ctrl_c():
         cluster = LocalCluster(
-            n_workers=workers or default_workers(),
-            threads_per_worker=threads_per_worker,
+            n_workers=spec.workers or CPU_COUNT,
+            threads_per_worker=spec.threads_per_worker,
             processes=True,
-            dashboard_address=dashboard_address,
+            dashboard_address=spec.dashboard_address,
             silence_logs=logging.CRITICAL,
         )
     client = Client(cluster)

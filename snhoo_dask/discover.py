@@ -6,6 +6,8 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+from .layout import RESERVED_NAMES
+
 DEFAULT_EXTENSIONS = (
     "mp4",
     "m4v",
@@ -74,7 +76,9 @@ def root_names(roots: list[str]) -> dict[str, str]:
     names = {}
     for r in roots:
         name = base[r]
-        if list(base.values()).count(name) > 1:
+        # A root named like one of the job's own files (".snhoo-tmp", "manifest.jsonl", ...)
+        # would publish into, or over, that file: it gets the hash suffix too.
+        if list(base.values()).count(name) > 1 or name in RESERVED_NAMES:
             name = f"{name}-{hashlib.sha1(r.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
         names[r] = name
     return names

@@ -8,7 +8,6 @@ the Dask task is marked erred in the dashboard instead of showing a green succes
 
 from __future__ import annotations
 
-import csv
 import errno
 import json
 import os
@@ -17,45 +16,25 @@ import socket
 import stat
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 from .discover import Video
-from .layout import DONE_FILE, new_tmp_dir, publish, video_dir
+from .layout import DONE_FILE, UnsafePath, finished_record, new_tmp_dir, publish
 from .malloc import tune_this_process
 from .probe import ProbeError, VideoInfo, probe, probe_keyframes
 from .reader import FrameReader
-from .selection import Plan, Selection, plan
+from .record import FAILED, OK, VideoRecord
+from .selection import Plan, plan
+from .settings import Settings
+from .sinks import FolderSink
 from .staging import StagingError, staged
-from .writers import make_writer
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything about a job that every video's task needs."""
-
-    out: str
-    selection: Selection
-    fmt: str = "jpg"
-    quality: int = 90
-    stage: bool = True
-    scratch: str | None = None
-    timeout: float = 120.0
-    run_id: str = ""
-    # ffmpeg decoder threads; 0 lets ffmpeg choose.  The job sets 1 when there are at
-    # least as many videos as worker threads: parallelism then comes from the videos,
-    # and frame threads only add overhead (a 2-min 720p decode: 18.1 s vs 19.9 s CPU).
-    decoder_threads: int = 0
-
-    def signature(self) -> dict:
-        """What a finished folder must match to be skipped on a rerun."""
-        return {"selection": self.selection.signature(), "format": self.fmt, "quality": self.quality}
+from .writers import make_encoder
 
 
 class VideoFailed(Exception):
     """Raised by a task whose video produced no trustworthy output."""
 
-    def __init__(self, record: dict) -> None:
-        super().__init__(record.get("error"))
+    def __init__(self, record: VideoRecord) -> None:
+        super().__init__(record.error)
         self.record = record
 
     def __reduce__(self):
@@ -76,36 +55,30 @@ def worker_name() -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def base_record(video: Video, settings: Settings) -> dict:
-    return {
-        "run": settings.run_id,
-        "root": video.root,
-        "video": video.rel,
-        "out": video.out_rel,
-        "status": None,
-        "frames": 0,
-        "error": None,
-        "missing": [],
-        "worker": None,
-        "seconds": 0.0,
-        "size": video.size,
-        "codec": None,
-        "width": None,
-        "height": None,
-        "fps": None,
-        "duration": None,
-        "selection": settings.selection.describe(),
-        "staged": settings.stage,
-        "finished_at": None,
-    }
+def new_record(video: Video, settings: Settings) -> VideoRecord:
+    """A video's record before anything is known about it."""
+    return VideoRecord(
+        run=settings.run_id,
+        root=video.root,
+        video=video.rel,
+        out=video.out_rel,
+        size=video.size,
+        selection=settings.selection.describe(),
+        staged=settings.stage,
+    )
 
 
-def extract_video(video: Video, settings: Settings) -> dict:
+def extract_video(video: Video, settings: Settings) -> VideoRecord:
     """Process one video; return its ``ok`` record or raise VideoFailed with a ``failed`` one."""
     started = time.monotonic()
     tune_this_process()
-    record = base_record(video, settings)
-    record["worker"] = worker_name()
+    done = _done_by_this_run(video, settings)
+    if done is not None:
+        # The task ran again (its result was lost with a worker) after the video was
+        # published by this same run: report that output instead of redoing it.
+        return done
+    record = new_record(video, settings)
+    record.worker = worker_name()
     tmp = None
     try:
         _check_source(video.path)
@@ -115,33 +88,38 @@ def extract_video(video: Video, settings: Settings) -> dict:
                 info, keys = probe_keyframes(local)  # one ffprobe run for both
             else:
                 info, keys = probe(local), None
-            record.update(info.for_manifest())
+            info.fill(record)
+            record.out_width, record.out_height = info.width, info.height
             frame_plan = plan(settings.selection, info, keys)
-            record["missing"] = frame_plan.missing
+            record.missing = list(frame_plan.missing)
             tmp = _make_tmp(settings.out)
             written, log = _write_frames(local, info, frame_plan, settings, tmp, record)
-        record["frames"] = written
+        record.frames = written
         _check_complete(frame_plan, written, record, log)
-        record.update(status="ok", seconds=round(time.monotonic() - started, 3), finished_at=time.time())
+        record.finish(OK, seconds=round(time.monotonic() - started, 3))
         _write_done(tmp, settings, record)
-        publish(tmp, video_dir(settings.out, video.out_rel))
+        if not publish(tmp, settings.out, video.out_rel, settings.signature(), video.size):
+            # An equal result was published meanwhile; the record must describe what is on disk.
+            tmp = None
+            return _done_by_this_run(video, settings) or record
         tmp = None
         return record
-    except (_Failure, ProbeError, StagingError) as e:
+    except (_Failure, ProbeError, StagingError, UnsafePath) as e:
         reason = str(e)
     except OSError as e:
         reason = _os_reason(e, settings.out)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    record.update(
-        status="failed",
-        error=reason,
-        frames=0,
-        seconds=round(time.monotonic() - started, 3),
-        finished_at=time.time(),
-    )
+    record.finish(FAILED, error=reason, frames=0, seconds=round(time.monotonic() - started, 3))
     raise VideoFailed(record)
+
+
+def _done_by_this_run(video: Video, settings: Settings) -> VideoRecord | None:
+    previous = finished_record(settings.out, video.out_rel, settings.signature(), video.size)
+    if previous is None or previous.run != settings.run_id or previous.status != OK:
+        return None
+    return previous
 
 
 def _check_source(path: str) -> None:
@@ -169,15 +147,18 @@ def _check_source(path: str) -> None:
 def _make_tmp(out: str) -> str:
     try:
         return new_tmp_dir(out)
+    except UnsafePath:
+        raise
     except OSError as e:
         raise _Failure(f"cannot write to the output folder {out}: {e.strerror}") from None
 
 
 def _write_frames(
-    path: str, info: VideoInfo, frame_plan: Plan, settings: Settings, tmp: str, record: dict
+    path: str, info: VideoInfo, frame_plan: Plan, settings: Settings, tmp: str, record: VideoRecord
 ) -> tuple[int, str]:
     """Write every planned frame into ``tmp``; return the count and ffmpeg's condensed log."""
-    writer = make_writer(settings.fmt, settings.quality)
+    encoder = make_encoder(settings.fmt, settings.quality)
+    sink = FolderSink(tmp)
     written = 0
     rows = []
     logs = []
@@ -190,8 +171,8 @@ def _write_frames(
         try:
             for frame in reader.frames():
                 ref = p.ref(got)
-                name = f"{ref.index:06d}.{writer.extension}"
-                writer.save(frame, os.path.join(tmp, name))
+                name = f"{ref.index:06d}.{encoder.extension}"
+                sink.add(name, encoder.encode(frame))
                 rows.append((ref.index, f"{ref.timestamp:.6f}", name))
                 got += 1
                 if limit is not None and got >= limit:
@@ -202,22 +183,19 @@ def _write_frames(
         if reason:
             raise _Failure(reason)
         if p.expected is not None and got < len(p.expected):
-            record["missing"].extend(f"frame {r.index} (could not be decoded)" for r in p.expected[got:])
+            record.missing.extend(f"frame {r.index} (could not be decoded)" for r in p.expected[got:])
         written += got
         if reader.log:
             logs.append(reader.log)
-    with open(os.path.join(tmp, "frames.csv"), "w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
-        out.writerow(["frame", "timestamp", "file"])
-        out.writerows(sorted(rows))
+    sink.close(rows)
     return written, "; ".join(logs)
 
 
-def _check_complete(frame_plan: Plan, written: int, record: dict, log: str) -> None:
+def _check_complete(frame_plan: Plan, written: int, record: VideoRecord, log: str) -> None:
     expected = frame_plan.expected_count
     if written == 0:
-        if record["missing"]:
-            raise _Failure("none of the requested frames exist: " + ", ".join(record["missing"][:5]))
+        if record.missing:
+            raise _Failure("none of the requested frames exist: " + ", ".join(record.missing[:5]))
         raise _Failure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
     if frame_plan.streaming:
         # Container frame counts can be off by a frame or two; more than that is a cut-off file.
@@ -226,9 +204,9 @@ def _check_complete(frame_plan: Plan, written: int, record: dict, log: str) -> N
             raise _Failure(f"truncated: decoded {written} of {expected} expected frames{detail}")
 
 
-def _write_done(tmp: str, settings: Settings, record: dict) -> None:
+def _write_done(tmp: str, settings: Settings, record: VideoRecord) -> None:
     with open(os.path.join(tmp, DONE_FILE), "w", encoding="utf-8") as f:
-        json.dump({"signature": settings.signature(), "record": record}, f, ensure_ascii=True)
+        json.dump({"signature": settings.signature(), "record": record.to_dict()}, f, ensure_ascii=True)
 
 
 def _os_reason(e: OSError, out: str) -> str:

@@ -2,45 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 
 from .layout import MANIFEST
-
-# The keys every record carries; README documents each.
-RECORD_KEYS = (
-    "run",
-    "root",
-    "video",
-    "out",
-    "status",
-    "frames",
-    "error",
-    "missing",
-    "worker",
-    "seconds",
-    "size",
-    "codec",
-    "width",
-    "height",
-    "fps",
-    "duration",
-    "selection",
-    "staged",
-    "finished_at",
-)
-
-
-def encode(record: dict) -> str:
-    line = json.dumps(record, ensure_ascii=False)
-    try:
-        line.encode("utf-8")
-        return line
-    except UnicodeEncodeError:
-        # A file name with bytes that are not UTF-8 (kept by Python as surrogates):
-        # ASCII escapes keep the line valid UTF-8 and still round-trip to the name.
-        return json.dumps(record, ensure_ascii=True)
+from .record import VideoRecord
 
 
 class ManifestWriter:
@@ -50,8 +16,8 @@ class ManifestWriter:
         self.path = os.path.join(out, MANIFEST)
         self._f = open(self.path, "a", encoding="utf-8")
 
-    def write(self, record: dict) -> None:
-        self._f.write(encode(record) + "\n")
+    def write(self, record: VideoRecord) -> None:
+        self._f.write(record.to_json() + "\n")
         self._f.flush()
         os.fsync(self._f.fileno())
 
@@ -65,8 +31,8 @@ class ManifestWriter:
         self.close()
 
 
-def read_manifest(out: str) -> Iterator[dict]:
-    """Every record in OUT/manifest.jsonl (a torn last line is ignored)."""
+def read_manifest(out: str) -> Iterator[VideoRecord]:
+    """Every record in OUT/manifest.jsonl (a torn or foreign line is ignored)."""
     try:
         f = open(os.path.join(out, MANIFEST), encoding="utf-8")
     except FileNotFoundError:
@@ -74,15 +40,15 @@ def read_manifest(out: str) -> Iterator[dict]:
     with f:
         for line in f:
             try:
-                yield json.loads(line)
-            except ValueError:
+                yield VideoRecord.from_json(line)
+            except (ValueError, TypeError):
                 continue
 
 
-def latest_run(out: str) -> list[dict]:
+def latest_run(out: str) -> list[VideoRecord]:
     """The records of the most recent run in the manifest."""
     records = list(read_manifest(out))
     if not records:
         return []
-    last = records[-1].get("run")
-    return [r for r in records if r.get("run") == last]
+    last = records[-1].run
+    return [r for r in records if r.run == last]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 
+from .ffmpeg import FFPROBE, SAFE_INPUT_OPTIONS, ffmpeg_reason, input_url
 from .malloc import child_env
-
-FFPROBE = "ffprobe"
+from .record import VideoRecord
 
 
 class ProbeError(Exception):
@@ -36,9 +35,10 @@ class VideoInfo:
             return self.nb_frames
         return int(round(self.duration * float(self.frame_rate)))
 
-    def for_manifest(self) -> dict:
-        d = asdict(self)
-        return {k: d[k] for k in ("codec", "width", "height", "fps", "duration")}
+    def fill(self, record: VideoRecord) -> None:
+        """Copy the facts a manifest record carries."""
+        record.codec, record.width, record.height = self.codec, self.width, self.height
+        record.fps, record.duration = self.fps, self.duration
 
 
 def _parse_rate(text: str | None) -> Fraction | None:
@@ -49,22 +49,6 @@ def _parse_rate(text: str | None) -> Fraction | None:
     except (ValueError, ZeroDivisionError):
         return None
     return rate if rate > 0 else None
-
-
-_CONTEXT_PREFIX = re.compile(r"^\[[^\]]+ @ 0x[0-9a-f]+\]\s*")
-
-
-def ffmpeg_reason(stderr: str, path: str = "", limit: int = 3) -> str:
-    """The distinct lines of an ffmpeg/ffprobe error log, without addresses and the file name."""
-    seen: list[str] = []
-    for line in stderr.splitlines():
-        line = _CONTEXT_PREFIX.sub("", line.strip())
-        for prefix in ("file:" + path + ": ", path + ": "):
-            if path and line.startswith(prefix):
-                line = line[len(prefix) :]
-        if line and line not in seen:
-            seen.append(line)
-    return "; ".join(seen[-limit:])
 
 
 def probe(path: str, timeout: float = 60.0) -> VideoInfo:
@@ -84,11 +68,19 @@ def probe_keyframes(path: str, timeout: float = 120.0) -> tuple[VideoInfo, list[
 
 
 def _probe(path: str, timeout: float, packets: bool) -> tuple[VideoInfo, list[float]]:
-    # The file: protocol keeps names with a leading "-" or a ":" from reading as options or URLs.
-    cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
+    cmd = [
+        FFPROBE,
+        *SAFE_INPUT_OPTIONS,
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+    ]
     if packets:
         cmd += ["-show_packets", "-show_entries", "packet=stream_index,pts_time,flags:stream:format"]
-    cmd.append("file:" + path)
+    cmd.append(input_url(path))
     try:
         proc = subprocess.run(
             cmd, capture_output=True, timeout=timeout, start_new_session=True, env=child_env()

@@ -6,7 +6,8 @@ import sys
 import time
 from typing import TextIO
 
-from .job import Summary
+from .record import VideoRecord
+from .summary import Summary
 
 
 class ProgressBar:
@@ -46,12 +47,29 @@ class ProgressBar:
             self.stream.flush()
 
 
-def failure_table(failures: list[dict]) -> str:
-    rows = [(f"{r['root']}/{r['video']}", r.get("error") or "") for r in failures]
+def failure_table(failures: list[VideoRecord]) -> str:
+    rows = [(f"{r.root}/{r.video}", r.error or "") for r in failures]
     width = min(60, max(len(v) for v, _ in rows))
     lines = [f"{'FAILED VIDEO':<{width}}  REASON"]
     lines += [f"{v:<{width}}  {reason}" for v, reason in rows]
     return "\n".join(lines)
+
+
+def closing_lines(s: Summary) -> list[str]:
+    """What the terminal says after the last record, before the summary line."""
+    lines = []
+    if s.failures:
+        lines.append("\n" + failure_table(s.failures))
+    if s.interrupted:
+        lines.append(
+            f"\ninterrupted: {s.done} of {s.total} videos finished; rerun the same command to do the rest"
+        )
+    for problem in (s.scheduler_lost, s.manifest_error):
+        if problem:
+            lines.append(f"snhoo-dask: error: {problem}")
+    if s.unsearched:
+        lines.append(f"snhoo-dask: error: {s.unsearched_message}")
+    return lines
 
 
 def summary_line(s: Summary) -> str:

@@ -22,11 +22,11 @@ except ImportError:  # not on Windows
 
 import numpy as np
 
+from .ffmpeg import FFMPEG, SAFE_INPUT_OPTIONS, ffmpeg_reason, input_url
 from .malloc import child_env
-from .probe import VideoInfo, ffmpeg_reason
+from .probe import VideoInfo
 from .skvideo_compat import FFmpegReader
 
-FFMPEG = "ffmpeg"
 PIPE_BYTES = 1 << 20
 
 
@@ -95,7 +95,8 @@ class FrameReader(FFmpegReader):
         cmd = (
             [FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"]
             + self._dict2Args(inputdict)
-            + ["-i", "file:" + self._filename]
+            + SAFE_INPUT_OPTIONS
+            + ["-i", input_url(self._filename)]
             + self._dict2Args(outputdict)
             + ["-"]
         )

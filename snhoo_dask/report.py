@@ -8,105 +8,60 @@ lab network usually cannot reach a CDN and the file is meant to be mailed or cop
 from __future__ import annotations
 
 import base64
-import csv
-import html
-import io
 import os
 import time
 from collections import defaultdict
 
-from PIL import Image
+import tornado.template
 
-from .layout import video_dir
+from .layout import REPORT, video_dir
 from .manifest import latest_run
+from .record import FAILED, OK, SKIPPED, VideoRecord
+from .sheets import contact_sheet
 
-REPORT = "report.html"
 # Beyond this many videos the report lists every video but only embeds this many sheets,
 # so a job of thousands of videos still gives a file a browser opens quickly.
 MAX_SHEETS = 400
-SHEET_FRAMES = 4
-THUMB_WIDTH = 128
-_STATUS_ORDER = {"failed": 0, "ok": 1, "skipped": 2}
+_STATUS_ORDER = {FAILED: 0, OK: 1, SKIPPED: 2}
+# The same template system as the web pages (Tornado), with its autoescaping.
+_TEMPLATES = tornado.template.Loader(os.path.join(os.path.dirname(__file__), "templates"))
 
 
-def sheet_frames(folder: str, n: int = SHEET_FRAMES) -> list[str]:
-    """Paths of ``n`` frames spread evenly over a finished video folder (first to last)."""
-    names: list[str] = []
-    try:
-        with open(os.path.join(folder, "frames.csv"), encoding="utf-8", newline="") as f:
-            names = [row["file"] for row in csv.DictReader(f)]
-    except (OSError, KeyError, ValueError):
-        try:
-            names = sorted(e for e in os.listdir(folder) if e.endswith((".jpg", ".png")))
-        except OSError:
-            return []
-    if len(names) > n:
-        step = (len(names) - 1) / (n - 1) if n > 1 else 0
-        names = [names[round(i * step)] for i in range(n)]
-    return [os.path.join(folder, name) for name in names]
-
-
-def contact_sheet(folder: str, n: int = SHEET_FRAMES, width: int = THUMB_WIDTH) -> bytes | None:
-    """A JPEG strip of a few frames of one video, or None if the folder has no frames."""
-    thumbs = []
-    for path in sheet_frames(folder, n):
-        try:
-            with Image.open(path) as im:
-                im.draft("RGB", (width, width))  # JPEG: decode at reduced size, much faster
-                im = im.convert("RGB")
-                im.thumbnail((width, width * 3))
-                thumbs.append(im.copy())
-        except OSError:
-            continue
-    if not thumbs:
-        return None
-    gap = 2
-    height = max(t.height for t in thumbs)
-    sheet = Image.new("RGB", (sum(t.width for t in thumbs) + gap * (len(thumbs) - 1), height), "white")
-    x = 0
-    for t in thumbs:
-        sheet.paste(t, (x, 0))
-        x += t.width + gap
-    buf = io.BytesIO()
-    sheet.save(buf, format="JPEG", quality=80)
-    return buf.getvalue()
-
-
-def summarize(records: list[dict]) -> dict:
+def summarize(records: list[VideoRecord]) -> dict:
     """Counts, images and wall time of one run's records."""
-    counts = {"ok": 0, "skipped": 0, "failed": 0}
+    counts = {OK: 0, SKIPPED: 0, FAILED: 0}
     for r in records:
-        counts[r.get("status")] = counts.get(r.get("status"), 0) + 1
-    processed = [r for r in records if r.get("status") in ("ok", "failed") and r.get("finished_at")]
-    start = min((r["finished_at"] - (r.get("seconds") or 0) for r in processed), default=None)
-    end = max((r["finished_at"] for r in processed), default=None)
+        counts[r.status] = counts.get(r.status, 0) + 1
+    processed = [r for r in records if r.status in (OK, FAILED) and r.finished_at]
+    start = min((r.finished_at - (r.seconds or 0) for r in processed), default=None)
+    end = max((r.finished_at for r in processed), default=None)
     return {
         "total": len(records),
         **counts,
-        "images": sum(r.get("frames") or 0 for r in records if r.get("status") == "ok"),
+        "images": sum(r.frames or 0 for r in records if r.status == OK),
         "elapsed": (end - start) if start is not None else 0.0,
         "started": start,
-        "run": records[-1].get("run") if records else None,
-        "workers": sorted({str(r["worker"]) for r in processed if r.get("worker")}),
+        "run": records[-1].run if records else None,
+        "workers": sorted({str(r.worker) for r in processed if r.worker}),
     }
 
 
-def ordered(records: list[dict]) -> list[dict]:
+def ordered(records: list[VideoRecord]) -> list[VideoRecord]:
     """Failures first, then by path, so the problems are what a reader sees first."""
-    return sorted(records, key=lambda r: (_STATUS_ORDER.get(r.get("status"), 3), r.get("out") or ""))
+    return sorted(records, key=lambda r: (_STATUS_ORDER.get(r.status, 3), r.out or ""))
 
 
-def throughput_chart(records: list[dict]):
+def throughput_chart(records: list[VideoRecord]):
     """A Bokeh figure: images written by each worker over time (the slope is its rate)."""
     from bokeh.models import ColumnDataSource, HoverTool
     from bokeh.palettes import Category10_10
     from bokeh.plotting import figure
 
-    by_worker: dict[str, list[dict]] = defaultdict(list)
+    by_worker: dict[str, list[VideoRecord]] = defaultdict(list)
     for r in records:
-        if r.get("status") == "ok" and r.get("finished_at") and r.get("worker"):
-            by_worker[str(r["worker"])].append(r)
-    starts = [r["finished_at"] - (r.get("seconds") or 0) for rs in by_worker.values() for r in rs]
+        if r.status == OK and r.finished_at and r.worker:
+            by_worker[str(r.worker)].append(r)
+    starts = [r.finished_at - (r.seconds or 0) for rs in by_worker.values() for r in rs]
     t0 = min(starts, default=0.0)
     fig = figure(
         title="Images written per worker over time (steeper = faster)",
@@ -117,17 +72,17 @@ def throughput_chart(records: list[dict]):
         y_axis_label="images written",
     )
     for i, (worker, recs) in enumerate(sorted(by_worker.items())):
-        recs.sort(key=lambda r: r["finished_at"])
-        first_start = recs[0]["finished_at"] - (recs[0].get("seconds") or 0)
+        recs.sort(key=lambda r: r.finished_at)
+        first_start = recs[0].finished_at - (recs[0].seconds or 0)
         xs, ys, videos, frames, secs = [first_start - t0], [0], [""], [0], [0.0]
         total = 0
         for r in recs:
-            total += r.get("frames") or 0
-            xs.append(r["finished_at"] - t0)
+            total += r.frames or 0
+            xs.append(r.finished_at - t0)
             ys.append(total)
-            videos.append(r.get("out") or r.get("video") or "")
-            frames.append(r.get("frames") or 0)
-            secs.append(r.get("seconds") or 0.0)
+            videos.append(r.out or r.video or "")
+            frames.append(r.frames or 0)
+            secs.append(r.seconds or 0.0)
         src = ColumnDataSource({"t": xs, "n": ys, "video": videos, "frames": frames, "seconds": secs})
         color = Category10_10[i % 10]
         fig.line("t", "n", source=src, color=color, line_width=2, legend_label=f"worker {worker}")
@@ -151,86 +106,56 @@ def _data_uri(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
-def _e(value) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def render(out: str, records: list[dict]) -> str:
-    """The report page as one HTML string."""
+def render(out: str, records: list[VideoRecord]) -> str:
+    """The report page as one HTML string (a Tornado template: every value is escaped)."""
     from bokeh.embed import components
     from bokeh.resources import Resources
 
     # Inline, and only the core library: the widget/table/GL/MathJax bundles would triple the size.
     resources = Resources(mode="inline", components=["bokeh"])
-
     s = summarize(records)
     script, div = components(throughput_chart(records))
-    rows = ordered(records)
-    failures = [r for r in rows if r.get("status") == "failed"]
-    failure_rows = "".join(
-        f"<tr><td>{_e(r.get('out'))}</td><td>{_e(r.get('worker'))}</td><td>{_e(r.get('error'))}</td></tr>"
-        for r in failures
-    )
-    failure_html = (
-        f"<table class='failures'><tr><th>video</th><th>worker</th><th>reason</th></tr>{failure_rows}</table>"
-        if failures
-        else "<p class='good'>No video failed.</p>"
-    )
-    video_rows = []
-    for i, r in enumerate(rows):
-        sheet = ""
-        if r.get("status") in ("ok", "skipped") and i < MAX_SHEETS:
-            jpeg = contact_sheet(video_dir(out, r.get("out") or ""))
-            sheet = f"<img alt='frames of {_e(r.get('out'))}' src='{_data_uri(jpeg)}'>" if jpeg else ""
-        reason = r.get("error") or (
-            "; ".join(r.get("missing") or []) and "missing: " + "; ".join(r["missing"])
+    rows = []
+    for i, r in enumerate(ordered(records)):
+        sheet = None
+        if r.status in (OK, SKIPPED) and i < MAX_SHEETS:
+            jpeg = contact_sheet(video_dir(out, r.out))
+            sheet = _data_uri(jpeg) if jpeg else None
+        rows.append(
+            {
+                "out": _shown(r.out),
+                "status": r.status,
+                "worker": _shown(r.worker),
+                "frames": r.frames,
+                "seconds": r.seconds or 0.0,
+                "reason": _shown(r.reason),
+                "sheet": sheet,
+            }
         )
-        video_rows.append(
-            f"<tr class='{_e(r.get('status'))}'><td>{_e(r.get('out'))}</td>"
-            f"<td class='st'>{_e(r.get('status'))}</td><td>{_e(r.get('worker'))}</td>"
-            f"<td class='num'>{_e(r.get('frames'))}</td><td class='num'>{(r.get('seconds') or 0):.2f}</td>"
-            f"<td>{_e(reason)}</td><td>{sheet}</td></tr>"
-        )
-    more = (
-        f"<p>Contact sheets are shown for the first {MAX_SHEETS} videos only.</p>"
-        if len(rows) > MAX_SHEETS
-        else ""
-    )
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["started"])) if s["started"] else "-"
-    state = "done with failures" if s["failed"] else "done"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>snhoo-dask report: {_e(out)}</title>
-{resources.render()}
-<style>{_CSS}</style>
-</head><body>
-<h1>snhoo-dask report</h1>
-<p class="where">Output folder <code>{_e(out)}</code> &middot; run {_e(s["run"])} &middot; started {started}</p>
-<section id="summary" class="summary">
- <div class="card"><b>{s["total"]}</b>videos</div>
- <div class="card ok"><b>{s["ok"]}</b>ok</div>
- <div class="card"><b>{s["skipped"]}</b>skipped (already done)</div>
- <div class="card {"failed" if s["failed"] else ""}"><b>{s["failed"]}</b>failed</div>
- <div class="card"><b>{s["images"]}</b>images</div>
- <div class="card"><b>{s["elapsed"]:.1f} s</b>processing time</div>
- <div class="card"><b>{len(s["workers"])}</b>workers</div>
-</section>
-<p class="state">State: <b>{state}</b></p>
-<h2 id="failures">Failures ({len(failures)})</h2>
-{failure_html}
-<h2>Throughput</h2>
-<div id="chart">{div}</div>
-<h2>Videos</h2>
-{more}
-<table class="videos"><tr><th>video</th><th>status</th><th>worker</th><th>images</th><th>seconds</th>
-<th>reason / missing frames</th><th>frames</th></tr>
-{"".join(video_rows)}
-</table>
-<p class="foot">Built {time.strftime("%Y-%m-%d %H:%M:%S")} from manifest.jsonl by
-<code>snhoo-dask report</code>.</p>
-{script}
-</body></html>
-"""
+    page = _TEMPLATES.load("report.html").generate(
+        out=_shown(out),
+        s=s,
+        rows=rows,
+        failures=[r for r in rows if r["status"] == FAILED],
+        max_sheets=MAX_SHEETS,
+        started=started,
+        built=time.strftime("%Y-%m-%d %H:%M:%S"),
+        state="done with failures" if s["failed"] else "done",
+        # Bokeh's own markup: generated by Bokeh from our data, inserted unescaped on purpose.
+        bokeh_resources=resources.render(),
+        chart_div=div,
+        chart_script=script,
+        css=_CSS,
+    )
+    return page.decode("utf-8")
+
+
+def _shown(text: str | None) -> str:
+    """Text fit for a page: a file name's undecodable bytes become U+FFFD, not an error."""
+    if text is None:
+        return ""
+    return os.fsencode(text).decode("utf-8", "replace")
 
 
 _CSS = """
@@ -256,8 +181,7 @@ def build_report(out: str) -> str:
     page = render(out, records)
     path = os.path.join(out, REPORT)
     tmp = path + ".tmp"
-    # errors="surrogateescape"-born names cannot be UTF-8; replace rather than fail the report.
-    with open(tmp, "w", encoding="utf-8", errors="replace") as f:
+    with open(tmp, "w", encoding="utf-8") as f:
         f.write(page)
     os.replace(tmp, path)
     return path

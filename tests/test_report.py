@@ -10,7 +10,7 @@ from helpers import run_cli
 from PIL import Image
 from videos import make_video
 
-from snhoo_dask.report import contact_sheet, sheet_frames
+from snhoo_dask.sheets import contact_sheet, sheet_frames
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,9 +9,9 @@ import time
 import tornado.web
 from tornado.ioloop import IOLoop
 
-from ..layout import video_dir
-from ..report import REPORT, contact_sheet
+from ..layout import REPORT, video_dir
 from ..selection import MODES
+from ..sheets import contact_sheet
 from ..writers import FORMATS
 from .store import RUNNING
 from .validate import RequestError, Submission, build_job

@@ -7,9 +7,11 @@ import threading
 
 from distributed import Client
 
-from ..job import Job, JobError, Summary
+from ..errors import JobError
+from ..job import Job
 from ..report import build_report
-from .store import DONE, DONE_FAILURES, ERROR, INTERRUPTED, JobStore
+from ..summary import ERROR
+from .store import JobStore
 
 log = logging.getLogger("snhoo_dask.web")
 
@@ -56,8 +58,8 @@ class Runner:
     def _run(self, job_id: str, job: Job) -> None:
         try:
             summary = job.run(self.client, on_record=lambda rec, s: self.store.record(job_id, rec, s))
-            state, message = _outcome(summary)
-            self.store.finish(job_id, state, message, elapsed=summary.elapsed)
+            outcome = summary.outcome
+            self.store.finish(job_id, outcome.state, outcome.message, elapsed=summary.elapsed)
         except JobError as e:
             self.store.finish(job_id, ERROR, str(e))
         except Exception as e:  # noqa: BLE001 - a job thread must always leave a final state
@@ -71,21 +73,3 @@ class Runner:
             # Only now is the output folder free again (and the report there to link to).
             with self._lock:
                 self._active.pop(job_id, None)
-
-
-def _outcome(s: Summary) -> tuple[str, str | None]:
-    if s.interrupted:
-        return INTERRUPTED, f"stopped with {s.done} of {s.total} videos finished; resume to do the rest"
-    if s.scheduler_lost:
-        return ERROR, s.scheduler_lost
-    if s.manifest_error:
-        return ERROR, s.manifest_error
-    if s.done < s.total:
-        return ERROR, f"only {s.done} of {s.total} videos finished"
-    if s.unsearched:
-        # Videos in a folder we could not list were never looked at: not a clean "done".
-        return DONE_FAILURES, (
-            f"{len(s.unsearched)} folder(s) could not be read: "
-            + "; ".join(f"{p}: {r}" for p, r in s.unsearched[:5])
-        )
-    return (DONE_FAILURES if s.failed else DONE), None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import tornado.web
 from distributed import Client
 
-from ..cluster import DEFAULT_DASHBOARD, dask_client
+from ..cluster import DEFAULT_DASHBOARD, ClusterSpec, dask_client
 from . import handlers as h
 from .runner import Runner
 from .store import JobStore
@@ -89,7 +89,7 @@ def serve(
     recovered = store.recover()
     if recovered:
         log.info("%d job(s) were running when the service last stopped; marked interrupted", recovered)
-    with dask_client(scheduler, workers, threads_per_worker, dashboard_address) as client:
+    with dask_client(ClusterSpec(scheduler, workers, threads_per_worker, dashboard_address)) as client:
         service = Service(store, Runner(client, store), policy, _dashboard(client))
         try:
             asyncio.run(_main(service, host, port))

@@ -12,9 +12,11 @@ import sqlite3
 import threading
 import time
 
+from ..record import VideoRecord
+from ..summary import DONE, DONE_FAILURES, ERROR, INTERRUPTED, RUNNING, Summary
+
 DB_NAME = "jobs.sqlite"
 
-RUNNING, DONE, DONE_FAILURES, INTERRUPTED, ERROR = "running", "done", "done_failures", "interrupted", "error"
 STATE_LABELS = {
     RUNNING: "running",
     DONE: "done",
@@ -106,23 +108,20 @@ class JobStore:
             [(job_id, out_rel, root, rel, QUEUED) for out_rel, root, rel in videos],
         )
 
-    def record(self, job_id: str, rec: dict, summary) -> None:
-        reason = rec.get("error")
-        if not reason and rec.get("missing"):
-            reason = "missing: " + "; ".join(rec["missing"])
+    def record(self, job_id: str, rec: VideoRecord, summary: Summary) -> None:
         self._write(
             (
                 "UPDATE videos SET status=?, worker=?, frames=?, seconds=?, reason=?, finished=? "
                 "WHERE job_id=? AND out_rel=?",
                 (
-                    rec["status"],
-                    None if rec.get("worker") is None else str(rec["worker"]),
-                    rec.get("frames"),
-                    rec.get("seconds"),
-                    reason,
-                    rec.get("finished_at"),
+                    rec.status,
+                    None if rec.worker is None else str(rec.worker),
+                    rec.frames,
+                    rec.seconds,
+                    rec.reason or None,
+                    rec.finished_at,
                     job_id,
-                    rec["out"],
+                    rec.out,
                 ),
             ),
             (

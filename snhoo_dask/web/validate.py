@@ -13,9 +13,12 @@ import re
 from dataclasses import dataclass
 
 from ..discover import DiscoveryError, parse_extensions
-from ..extract import Settings
-from ..job import Job, JobError, new_run_id, prepare_output
+from ..errors import JobError
+from ..job import Job, new_run_id
+from ..output import check_apart, prepare_output
+from ..planning import find_videos
 from ..selection import MODES, SelectionError, parse_selection
+from ..settings import Settings
 from ..writers import FORMATS
 
 
@@ -182,13 +185,10 @@ def build_job(sub: Submission, policy: PathPolicy, busy_outs: set[str]) -> Job:
     real_roots = [policy.resolve(r, policy.allow, "root", "roots") for r in roots]
     out_text = sub.out.strip() or f"{os.path.basename(real_roots[0])}-frames"
     out = policy.resolve(out_text, policy.out_base, "output folder", "out")
-    for r in real_roots:
-        if _inside(r, out):
-            raise RequestError(
-                400,
-                f"the output folder {out} contains the root {r}; choose an output folder outside the videos",
-                "out",
-            )
+    try:
+        check_apart(out, real_roots)
+    except JobError as e:
+        raise RequestError(400, str(e), "out") from None
     if sub.fmt not in FORMATS:
         raise RequestError(400, f"unknown format {sub.fmt!r}; choose one of {', '.join(FORMATS)}", "format")
     if not 1 <= sub.quality <= 100:
@@ -206,11 +206,11 @@ def build_job(sub: Submission, policy: PathPolicy, busy_outs: set[str]) -> Job:
         )
     settings = Settings(out=out, selection=selection, fmt=sub.fmt, quality=sub.quality, run_id=new_run_id())
     try:
-        job = Job(real_roots, settings, overwrite=sub.overwrite, extensions=extensions)
+        job = Job(find_videos(real_roots, out, extensions), settings, overwrite=sub.overwrite)
     except JobError as e:
         raise RequestError(400, str(e), "roots") from None
     try:
-        prepare_output(out)
+        prepare_output(out, real_roots)
     except JobError as e:
         raise RequestError(400, str(e), "out") from None
     return job

@@ -1,0 +1,58 @@
+"""Contact sheets: a few frames of one video's output as one small JPEG strip.
+
+Used by report.html (embedded) and by the web service (served per video).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+
+from PIL import Image
+
+SHEET_FRAMES = 4
+THUMB_WIDTH = 128
+
+
+def sheet_frames(folder: str, n: int = SHEET_FRAMES) -> list[str]:
+    """Paths of ``n`` frames spread evenly over a finished video folder (first to last)."""
+    names: list[str] = []
+    try:
+        with open(os.path.join(folder, "frames.csv"), encoding="utf-8", newline="") as f:
+            names = [row["file"] for row in csv.DictReader(f)]
+    except (OSError, KeyError, ValueError):
+        try:
+            names = sorted(e for e in os.listdir(folder) if e.endswith((".jpg", ".png")))
+        except OSError:
+            return []
+    if len(names) > n:
+        step = (len(names) - 1) / (n - 1) if n > 1 else 0
+        names = [names[round(i * step)] for i in range(n)]
+    return [os.path.join(folder, name) for name in names]
+
+
+def contact_sheet(folder: str, n: int = SHEET_FRAMES, width: int = THUMB_WIDTH) -> bytes | None:
+    """A JPEG strip of a few frames of one video, or None if the folder has no frames."""
+    thumbs = []
+    for path in sheet_frames(folder, n):
+        try:
+            with Image.open(path) as im:
+                im.draft("RGB", (width, width))  # JPEG: decode at reduced size, much faster
+                im = im.convert("RGB")
+                im.thumbnail((width, width * 3))
+                thumbs.append(im.copy())
+        except OSError:
+            continue
+    if not thumbs:
+        return None
+    gap = 2
+    height = max(t.height for t in thumbs)
+    sheet = Image.new("RGB", (sum(t.width for t in thumbs) + gap * (len(thumbs) - 1), height), "white")
+    x = 0
+    for t in thumbs:
+        sheet.paste(t, (x, 0))
+        x += t.width + gap
+    buf = io.BytesIO()
+    sheet.save(buf, format="JPEG", quality=80)
+    return buf.getvalue()

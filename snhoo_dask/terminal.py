@@ -1,0 +1,89 @@
+"""``snhoo-dask run`` at a terminal: signals, cluster, progress, the closing lines, the report."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import click
+
+from .cluster import ClusterError, ClusterSpec, dask_client
+from .errors import JobError
+from .job import Job
+from .lock import OutputBusy, OutputLock
+from .progress import ProgressBar, closing_lines, summary_line
+from .summary import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def warn_unreadable(job: Job) -> None:
+    for path, reason in job.found.problems:
+        _say(f"warning: skipped {path}: {reason}")
+
+
+def dry_run(job: Job) -> int:
+    """List the videos and where their frames would go; process nothing."""
+    warn_unreadable(job)
+    for v in job.videos:
+        click.echo(f"{v.path}\t-> {os.path.join(job.settings.out, v.out_rel)}/")
+    _say(f"{len(job.videos)} videos; {job.settings.selection.describe()}; nothing processed (dry run)")
+    return EXIT_OK
+
+
+def run_job(job: Job, cluster: ClusterSpec, quiet: bool) -> int:
+    """Run the job to its end; return the exit status.  JobError for a usage problem."""
+    warn_unreadable(job)
+    out = job.settings.out
+    try:  # refuse a second run on this output now, not after starting or joining a cluster
+        with OutputLock(out):
+            pass
+    except OutputBusy as e:
+        raise JobError(str(e)) from None
+    except OSError as e:
+        raise JobError(f"cannot write to the output folder {out}: {e.strerror}") from None
+
+    # Ctrl-C and SIGTERM ask a running job to stop at its next safe point (between
+    # records), so an interrupt never falls between writing a record and counting it.
+    # Before the job runs, or on a second signal, they interrupt at once.
+    def on_signal(signum, frame) -> None:
+        if job.running and not job.stopping:
+            job.stop()
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    # A lost scheduler is reported below in one line; the client's own reconnect
+    # tracebacks would only bury it.
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+    try:
+        with dask_client(cluster) as client:
+            _say(f"{len(job.videos)} videos, {job.settings.selection.describe()}, output {out}")
+            _say(f"Dask dashboard: {client.dashboard_link}")
+            bar = ProgressBar(len(job.videos), enabled=not quiet)
+            summary = job.run(client, on_record=lambda record, progress: bar.update(progress))
+    except ClusterError as e:
+        _say(f"snhoo-dask: error: {e}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _say("\ninterrupted before the job started; nothing was processed")
+        return EXIT_INTERRUPTED
+    for line in closing_lines(summary):
+        _say(line)
+    _say(summary_line(summary))
+    _write_report(out)
+    return summary.outcome.exit_code
+
+
+def _write_report(out: str) -> None:
+    # The report is a by-product: failing to write it must not change the job's exit code.
+    from .report import build_report
+
+    try:
+        _say(f"report: {build_report(out)}")
+    except Exception as e:  # noqa: BLE001 - any failure here is reported, never fatal
+        _say(f"warning: could not write the report: {e}")

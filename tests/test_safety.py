@@ -1,0 +1,237 @@
+"""Data that must never be lost or replaced (issue 13, items 1-3 and 5), with real runs.
+
+Each test builds the careless or hostile layout on disk, runs the real CLI on real
+Dask processes, and checks that every file snhoo-dask did not create is byte for byte
+where it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+from helpers import run_cli, start_dask
+from videos import make_video
+
+pytestmark = pytest.mark.slow
+
+
+def digest_tree(folder) -> dict[str, str]:
+    """Every file under ``folder`` (links not followed) with a hash of its bytes."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, folder)
+            if os.path.islink(path):
+                found[rel] = "link->" + os.readlink(path)
+            else:
+                with open(path, "rb") as f:
+                    found[rel] = hashlib.sha256(f.read()).hexdigest()
+    return found
+
+
+def records(out) -> list[dict]:
+    with open(os.path.join(out, "manifest.jsonl"), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def run_on(cluster, *args, timeout=240):
+    return run_cli("run", *args, "--scheduler", cluster.address, "-q", timeout=timeout)
+
+
+# -- 1. an output folder that overlaps a root is refused before anything is written ------
+
+
+@pytest.mark.parametrize("where", ["parent", "same", "inside", "via-link"])
+def test_output_overlapping_a_root_is_refused_and_the_video_stays(tmp_path, where):
+    videos = tmp_path / "videos"
+    make_video(videos / "cam.mp4", seconds=1)
+    os.symlink(tmp_path, tmp_path / "alias")
+    out = {
+        "parent": tmp_path,  # the reported case: the frames folder "videos/cam.mp4" would replace the video
+        "same": videos,
+        "inside": videos / "frames",
+        "via-link": tmp_path / "alias",
+    }[where]
+    before = digest_tree(videos)
+    proc = run_cli("run", str(videos), "--out", str(out), "--workers", "1", "-q", timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("snhoo-dask: error: ") and "root" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert digest_tree(videos) == before
+    assert not os.path.exists(out / "manifest.jsonl")
+
+
+def test_publish_never_replaces_what_snhoo_dask_did_not_make(shared_cluster, tmp_path):
+    """A user's own folder or file where a video's output would go is left as it was."""
+    root, out = tmp_path / "cam", tmp_path / "out"
+    make_video(root / "a.mp4", seconds=1)
+    make_video(root / "b.mp4", seconds=1)
+    make_video(root / "c.mp4", seconds=1)
+    (out / "cam" / "a.mp4").mkdir(parents=True)
+    (out / "cam" / "a.mp4" / "notes.txt").write_text("my notes")
+    (out / "cam" / "b.mp4").write_bytes(b"a file of the user's")
+    before = digest_tree(out)
+    proc = run_on(shared_cluster, str(root), "--out", str(out), "--every", "5")
+    assert proc.returncode == 1, proc.stderr
+    recs = {r["video"]: r for r in records(out)}
+    assert (
+        recs["a.mp4"]["status"] == "failed" and "not a finished snhoo-dask folder" in recs["a.mp4"]["error"]
+    )
+    assert (
+        recs["b.mp4"]["status"] == "failed" and "not a finished snhoo-dask folder" in recs["b.mp4"]["error"]
+    )
+    assert recs["c.mp4"]["status"] == "ok" and recs["c.mp4"]["frames"] == 5
+    after = digest_tree(out)
+    for rel, digest in before.items():
+        assert after[rel] == digest, rel
+    # ... while a finished snhoo-dask folder is replaced when the selection changes.
+    proc = run_on(shared_cluster, str(root), "--out", str(out), "--every", "10")
+    assert proc.returncode == 1, proc.stderr
+    c = out / "cam" / "c.mp4"
+    assert sorted(p for p in os.listdir(c) if p.endswith(".jpg")) == [
+        "000000.jpg",
+        "000010.jpg",
+        "000020.jpg",
+    ]
+
+
+# -- 2. a symlink inside OUT is never written or deleted through --------------------------
+
+
+def test_symlink_inside_out_is_never_followed(shared_cluster, tmp_path):
+    root, out, elsewhere = tmp_path / "videos", tmp_path / "out", tmp_path / "elsewhere"
+    make_video(root / "cam.mp4", seconds=1)
+    (elsewhere / "cam.mp4").mkdir(parents=True)
+    (elsewhere / "cam.mp4" / "precious.txt").write_text("do not delete")
+    (elsewhere / "keep.txt").write_text("keep")
+    out.mkdir()
+    os.symlink(elsewhere, out / "videos")
+    before = digest_tree(elsewhere)
+    proc = run_on(shared_cluster, str(root), "--out", str(out))
+    assert proc.returncode == 1, proc.stderr
+    (rec,) = records(out)
+    assert rec["status"] == "failed" and "symbolic link" in rec["error"], rec
+    assert digest_tree(elsewhere) == before
+
+
+def test_a_linked_temp_folder_is_neither_swept_nor_written(shared_cluster, tmp_path):
+    root, out, elsewhere = tmp_path / "videos", tmp_path / "out", tmp_path / "elsewhere"
+    make_video(root / "cam.mp4", seconds=1)
+    (elsewhere / "old-job").mkdir(parents=True)
+    (elsewhere / "old-job" / "data.bin").write_bytes(b"\0" * 100)
+    out.mkdir()
+    os.symlink(elsewhere, out / ".snhoo-tmp")
+    before = digest_tree(elsewhere)
+    proc = run_on(shared_cluster, str(root), "--out", str(out))
+    assert proc.returncode == 1, proc.stderr
+    (rec,) = records(out)
+    assert rec["status"] == "failed" and "symbolic link" in rec["error"], rec
+    assert digest_tree(elsewhere) == before
+
+
+# -- 3. a root named like the temp folder -------------------------------------------------
+
+
+def test_root_named_like_the_temp_folder_keeps_its_frames(shared_cluster, tmp_path):
+    root, out = tmp_path / ".snhoo-tmp", tmp_path / "out"
+    make_video(root / "cam.mp4", seconds=1)
+    proc = run_on(shared_cluster, str(root), "--out", str(out), "--every", "5")
+    assert proc.returncode == 0, proc.stderr
+    (rec,) = records(out)
+    assert rec["status"] == "ok" and rec["frames"] == 5
+    assert not rec["out"].startswith(".snhoo-tmp/"), rec["out"]
+    folder = out / rec["out"]
+    assert sorted(p for p in os.listdir(folder) if p.endswith(".jpg")) == [
+        f"{i:06d}.jpg" for i in range(0, 25, 5)
+    ]
+    assert not (out / ".snhoo-tmp").exists()
+
+
+# -- 5. a worker killed mid-job: nothing runs, writes or republishes after the job ends ---
+
+
+def _kill_worker_with_results(cluster, out, at_least: int) -> None:
+    """SIGKILL one worker process (and its ffmpeg) once it holds ``at_least`` finished results."""
+    from distributed import Client
+
+    deadline = time.monotonic() + 120
+    with Client(cluster.address, timeout=30) as c:
+        while time.monotonic() < deadline:
+            has_what = c.has_what()
+            held = {w: len(keys) for w, keys in has_what.items() if keys}
+            done = len(records(out)) if os.path.exists(os.path.join(out, "manifest.jsonl")) else 0
+            if held and done >= at_least:
+                victim = max(held, key=held.get)
+                pid = c.run(os.getpid, workers=[victim])[victim]
+                proc = psutil.Process(pid)
+                for p in [proc, *proc.children(recursive=True)]:
+                    try:
+                        p.send_signal(signal.SIGKILL)
+                    except psutil.NoSuchProcess:
+                        pass
+                return
+            time.sleep(0.02)
+    raise AssertionError("no worker ever held a finished result")
+
+
+def _published(out) -> dict[str, int]:
+    """Each published video folder with its inode (a republish changes it)."""
+    found = {}
+    for dirpath, dirnames, _files in os.walk(out):
+        if ".snhoo-done.json" in os.listdir(dirpath):
+            found[os.path.relpath(dirpath, out)] = os.stat(dirpath).st_ino
+            dirnames[:] = []
+    return found
+
+
+@pytest.mark.timeout(300)
+def test_killed_worker_leaves_no_task_running_after_the_job(tmp_path):
+    root, out = tmp_path / "cam", tmp_path / "out"
+    for i in range(6):
+        make_video(root / f"v{i}.mp4", seconds=6, size="320x240")
+    cluster = start_dask(str(tmp_path), 2)
+    try:
+        proc = subprocess.Popen(
+            ["snhoo-dask", "run", str(root), "--out", str(out), "--every", "3", "-q"]
+            + ["--scheduler", cluster.address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _kill_worker_with_results(cluster, str(out), at_least=1)
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+        recs = records(out)
+        assert sorted(r["video"] for r in recs) == [f"v{i}.mp4" for i in range(6)]
+        assert all(r["status"] == "ok" and r["frames"] == 50 for r in recs), recs
+        published = _published(out)
+        assert len(published) == 6
+        # Each folder on disk is the one its manifest record describes: a task run again
+        # after it was recorded would have swapped in a folder with another finish time.
+        for r in recs:
+            with open(out / r["out"] / ".snhoo-done.json", encoding="utf-8") as f:
+                on_disk = json.load(f)["record"]
+            assert (on_disk["finished_at"], on_disk["worker"]) == (r["finished_at"], r["worker"]), r["out"]
+        # The job has ended: within a bounded window, no task of it may still run,
+        # write into OUT/.snhoo-tmp, or swap a finished folder for a new one.
+        from distributed import Client
+
+        with Client(cluster.address, timeout=30) as c:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                busy = {w: ts for w, ts in c.processing().items() if ts}
+                assert not busy, f"tasks still running after the job ended: {busy}"
+                assert not (out / ".snhoo-tmp").exists(), os.listdir(out / ".snhoo-tmp")
+                assert _published(out) == published
+                time.sleep(0.25)
+    finally:
+        cluster.stop()
