@@ -41,7 +41,7 @@ from ansible_paths import ANSIBLE_DIR, REPO
 
 # The module's fixture builds two images (cold: debootstrap of ~300 packages
 # each) and converges twice: more than the suite's per-test timeout.
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("SNHOO_CACHE", os.path.expanduser("~/.cache/snhoo-dask"))
@@ -238,7 +238,7 @@ class Lab:
         return ["ansible-playbook", "-i", self.inventory, "-e", f"@{self.vars}", playbook, *args]
 
     def playbook(self, playbook: str, *args: str, check=True):
-        proc = sh(self.command(playbook, *args), check=False, cwd=ANSIBLE_DIR, env=self.env(), timeout=900)
+        proc = sh(self.command(playbook, *args), check=False, cwd=ANSIBLE_DIR, env=self.env(), timeout=1800)
         with open(self.log, "a", encoding="utf-8") as fh:
             fh.write(
                 f"\n===== {playbook} {' '.join(args)} (rc={proc.returncode})\n{proc.stdout}\n{proc.stderr}\n"
