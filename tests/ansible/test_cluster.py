@@ -663,20 +663,31 @@ def test_web_front_end_answers_with_token_and_shows_the_unplugged_disk(lab):
 
 
 def test_web_config_error_stops_the_unit_without_a_restart_loop(lab):
-    """Waits on the `serve` contract: an unusable state dir is exit 2 and one error line."""
-    state = "/var/lib/snhoo-dask/web"
+    """Waits on the `serve` contract: cannot listen is exit 2 and one error line.
+
+    The configuration error is a real one: another program holds the port."""
+    addr, port = ADDR["storage1"], lab.ports["web"]
+    holder = (
+        f"import socket, time; s = socket.socket(); s.bind(({addr!r}, {port})); s.listen(); time.sleep(600)"
+    )
     since = lab.exec("storage1", "date +%s").stdout.strip()
     try:
-        lab.exec(
-            "storage1", f"chown root:root {state} && chmod 0700 {state} && systemctl restart snhoo-dask-web"
+        lab.exec("storage1", "systemctl stop snhoo-dask-web")
+        sh(["docker", "exec", "-d", lab.name("storage1"), "python3", "-c", holder])
+        wait_for(
+            "the port to be taken",
+            lambda: f"{addr}:{port} " in lab.exec("storage1", "ss -Hltn").stdout,
+            30,
+            0.2,
         )
+        lab.exec("storage1", "systemctl start snhoo-dask-web")
         wait_for(
             "snhoo-dask-web to fail",
             lambda: (
                 lab.exec("storage1", "systemctl is-failed snhoo-dask-web", check=False).stdout.strip()
                 == "failed"
             ),
-            60,
+            120,
         )
         # Well past RestartSec: still failed, never restarted.
         time.sleep(6)
@@ -692,8 +703,7 @@ def test_web_config_error_stops_the_unit_without_a_restart_loop(lab):
     finally:
         lab.exec(
             "storage1",
-            f"chown snhoo:snhoo {state} && chmod 0750 {state} && systemctl reset-failed snhoo-dask-web; "
-            "systemctl start snhoo-dask-web",
+            "pkill -f 's[.]bind'; systemctl reset-failed snhoo-dask-web; systemctl start snhoo-dask-web",
             check=False,
         )
 
