@@ -12,12 +12,14 @@ from . import __version__, terminal
 from .cluster import DEFAULT_DASHBOARD, ClusterError, ClusterSpec
 from .discover import DiscoveryError, parse_extensions
 from .errors import JobError
+from .filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO, FilterError
 from .job import Job, new_run_id
-from .output import prepare_output
+from .output import check_apart, prepare_output
 from .planning import find_videos
-from .selection import SelectionError, parse_selection
-from .settings import Settings
+from .selection import DEFAULT_SCENE_THRESHOLD, SelectionError, parse_selection
+from .settings import PACKS, Settings, dataset_options
 from .summary import EXIT_USAGE
+from .web.command import OneLineErrors, config_error
 from .writers import FORMATS
 
 
@@ -75,7 +77,39 @@ def main() -> None:
 @click.option("--frames", help="Exact frame indices, e.g. 0,25,1000 or 100-110.")
 @click.option("--times", help="Timestamps, e.g. 1.5,00:01:02.250.")
 @click.option("--keyframes", is_flag=True, help="Only key frames (no full decode).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpg", show_default=True)
+@click.option("--scenes", is_flag=True, help="The first frame of every shot (ffmpeg's scene score).")
+@click.option(
+    "--scene-threshold",
+    type=float,
+    help=f"Scene score (0-1) above which a frame starts a shot [default: {DEFAULT_SCENE_THRESHOLD}].",
+)
+@click.option("--dedup", is_flag=True, help="Drop frames nearly identical to the last one kept.")
+@click.option(
+    "--dedup-hi",
+    type=int,
+    help=f"--dedup: per-8x8-block difference that always keeps a frame [default: {DEDUP_HI}].",
+)
+@click.option(
+    "--dedup-lo",
+    type=int,
+    help=f"--dedup: per-block difference that counts as changed [default: {DEDUP_LO}].",
+)
+@click.option(
+    "--dedup-frac",
+    type=float,
+    help=f"--dedup: share of changed blocks that keeps a frame [default: {DEDUP_FRAC}].",
+)
+@click.option("--max-side", type=int, help="Scale so the longer side is N pixels (never enlarged).")
+@click.option("--square", type=int, help="Scale the shorter side to N, then centre-crop to NxN.")
+@click.option(
+    "--pack",
+    default="folder",
+    show_default=True,
+    help=f"{' or '.join(PACKS)}: a folder of images per video, or one WebDataset tar per video.",
+)
+@click.option(
+    "--format", "fmt", default="jpg", show_default=True, help=f"Image format: {' or '.join(FORMATS)}."
+)
 @click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG quality.")
 @click.option("--ext", help="Video extensions to look for, comma-separated (default: common video types).")
 @click.option(
@@ -108,6 +142,15 @@ def run(
     frames: str | None,
     times: str | None,
     keyframes: bool,
+    scenes: bool,
+    scene_threshold: float | None,
+    dedup: bool,
+    dedup_hi: int | None,
+    dedup_lo: int | None,
+    dedup_frac: float | None,
+    max_side: int | None,
+    square: int | None,
+    pack: str,
     fmt: str,
     quality: int,
     ext: str | None,
@@ -124,9 +167,12 @@ def run(
 ) -> None:
     """Extract frames from every video under ROOT(s)."""
     try:
-        selection = parse_selection(every, fps, frames, times, keyframes)
+        selection = parse_selection(every, fps, frames, times, keyframes, scenes, scene_threshold)
+        dataset = dataset_options(
+            selection, fmt, max_side, square, dedup, dedup_hi, dedup_lo, dedup_frac, pack
+        )
         extensions = parse_extensions(ext)
-        out_dir = os.path.abspath(out) if dry_run else prepare_output(out, list(roots))
+        out_dir = check_apart(out, list(roots)) if dry_run else prepare_output(out, list(roots))
         settings = Settings(
             out=out_dir,
             selection=selection,
@@ -136,9 +182,12 @@ def run(
             scratch=scratch,
             timeout=timeout,
             run_id=new_run_id(),
+            resize=dataset.resize,
+            dedup=dataset.dedup,
+            pack=dataset.pack,
         )
         job = Job(find_videos(list(roots), out_dir, extensions), settings, overwrite=overwrite)
-    except (SelectionError, DiscoveryError, JobError) as e:
+    except (SelectionError, FilterError, DiscoveryError, JobError) as e:
         fail_usage(str(e))
     if dry_run:
         sys.exit(terminal.dry_run(job))
@@ -160,7 +209,7 @@ def report(out: str) -> None:
     click.echo(build_report(out))
 
 
-@main.command()
+@main.command(cls=OneLineErrors)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8888, show_default=True)
 @click.option(
@@ -169,7 +218,8 @@ def report(out: str) -> None:
     multiple=True,
     type=click.Path(),
     metavar="DIR",
-    help="Base folder that roots may lie under (repeatable). Nothing else can be read.",
+    help="Base folder that roots may lie under (repeatable). Nothing else can be read. "
+    "A folder missing now (an unplugged disk) is shown as unavailable until it appears.",
 )
 @click.option(
     "--out-base",
@@ -184,7 +234,21 @@ def report(out: str) -> None:
     default="snhoo-state",
     show_default=True,
     type=click.Path(),
-    help="Where the service keeps its job database (jobs.sqlite).",
+    help="Where the service keeps its job database (jobs.sqlite) and its token (token, mode 0600).",
+)
+@click.option(
+    "--token",
+    envvar="SNHOO_TOKEN",
+    help="The token every page and API call needs (or $SNHOO_TOKEN). "
+    "Without it, one is made once and kept in STATE_DIR/token.",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A Host name the service answers to besides loopback names, IP addresses and this "
+    "machine's own names (repeatable; e.g. the name users type).",
 )
 @cluster_options
 def serve(
@@ -193,12 +257,16 @@ def serve(
     allow: tuple[str, ...],
     out_base: tuple[str, ...],
     state_dir: str,
+    token: str | None,
+    allowed_hosts: tuple[str, ...],
     scheduler: str | None,
     workers: int | None,
     threads_per_worker: int,
     dashboard_address: str,
 ) -> None:
-    """Web pages to submit, watch and review jobs (the old :8888 form, plus Flower)."""
+    """Web pages to submit, watch and review jobs (the old :8888 form, plus Flower).
+
+    Configuration errors exit with status 2, other failures (no scheduler) with 1."""
     from .web.server import ServeError
     from .web.server import serve as serve_web
 
@@ -213,8 +281,12 @@ def serve(
             workers=workers,
             threads_per_worker=threads_per_worker,
             dashboard_address=dashboard_address,
+            token=token,
+            allowed_hosts=list(allowed_hosts),
         )
-    except (ServeError, ClusterError) as e:
+    except ServeError as e:
+        config_error(str(e))
+    except ClusterError as e:
         click.echo(f"snhoo-dask: error: {e}", err=True)
         sys.exit(1)
 

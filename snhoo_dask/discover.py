@@ -38,6 +38,7 @@ class Video:
     root_name: str  # folder name under the output for this root
     rel: str  # path of the video relative to its root, with "/" separators
     size: int
+    suffix: str = ""  # after the output name: ".tar" when the frames are packed
 
     @property
     def path(self) -> str:
@@ -45,8 +46,8 @@ class Video:
 
     @property
     def out_rel(self) -> str:
-        """The video's output folder relative to OUT: <root name>/<rel path incl. extension>."""
-        return f"{self.root_name}/{self.rel}"
+        """The video's output relative to OUT: <root name>/<rel path incl. extension>[.tar]."""
+        return f"{self.root_name}/{self.rel}{self.suffix}"
 
 
 def parse_extensions(text: str | None) -> tuple[str, ...]:
@@ -90,25 +91,45 @@ class Discovery:
     problems: list[tuple[str, str]]  # (path, reason) for folders that could not be read
 
 
+OUTSIDE = "leads outside the allowed folders; not followed"
+
+
+def inside(path: str, bases: tuple[str, ...] | list[str]) -> bool:
+    """Whether the resolved ``path`` is one of ``bases`` or below one (both already resolved)."""
+    return any(path == b or path.startswith(b.rstrip(os.sep) + os.sep) for b in bases)
+
+
 def discover(
-    roots: list[str], extensions: tuple[str, ...] = DEFAULT_EXTENSIONS, exclude: str | None = None
+    roots: list[str],
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+    exclude: str | None = None,
+    confine: list[str] | None = None,
 ) -> Discovery:
     """Every video file (by extension, any case) in every subfolder of each root.
 
-    Symlinked folders are followed once each (by device and inode), so a link loop
-    cannot hang the walk.  ``exclude`` is a folder (the output) never to descend into.
+    Each folder and each file is taken once over all roots (by device and inode): the
+    same root twice, a root and its subfolder, or two links to one folder give each
+    video once, under the first root that reaches it; a link loop cannot hang the walk.
+    ``exclude`` is a folder (the output) never to descend into.  With ``confine`` (the
+    web service's allowed folders), a folder or file whose resolved path leaves those folders
+    is not read, only reported.
     """
-    absroots = [check_root(r) for r in roots]
+    absroots = list(dict.fromkeys(check_root(r) for r in roots))
+    bases = tuple(os.path.realpath(b) for b in confine) if confine is not None else None
     names = root_names(absroots)
     exts = {"." + e.lower() for e in extensions}
     videos: list[Video] = []
     problems: list[tuple[str, str]] = []
     exclude_real = os.path.realpath(exclude) if exclude else None
+    seen: set[tuple[int, int]] = set()  # folders walked, over all roots
+    taken: set[object] = set()  # video files taken, over all roots
     for root in absroots:
-        seen: set[tuple[int, int]] = set()
         stack = [root]
         while stack:
             folder = stack.pop()
+            if bases is not None and not inside(os.path.realpath(folder), bases):
+                problems.append((folder, OUTSIDE))
+                continue
             try:
                 st = os.stat(folder)
             except OSError as e:
@@ -134,6 +155,14 @@ def discover(
                     if entry.is_dir():
                         subfolders.append(entry.path)
                     elif os.path.splitext(entry.name)[1].lower() in exts:
+                        if entry.is_symlink() and bases is not None:
+                            if not inside(os.path.realpath(entry.path), bases):
+                                problems.append((entry.path, OUTSIDE))
+                                continue
+                        key = _identity(entry)
+                        if key in taken:
+                            continue
+                        taken.add(key)
                         # Broken links and non-regular files are kept: extraction fails them
                         # with a reason instead of letting them vanish from the job.
                         rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
@@ -142,6 +171,15 @@ def discover(
                     problems.append((entry.path, e.strerror or str(e)))
             stack.extend(reversed(subfolders))
     return Discovery(videos, problems)
+
+
+def _identity(entry: os.DirEntry) -> object:
+    """The file behind an entry: device and inode, or its resolved path for a broken link."""
+    try:
+        st = entry.stat()
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return os.path.realpath(entry.path)
 
 
 def _size(entry: os.DirEntry) -> int:

@@ -9,7 +9,6 @@ the Dask task is marked erred in the dashboard instead of showing a green succes
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import socket
@@ -18,14 +17,15 @@ import time
 from contextlib import nullcontext
 
 from .discover import Video
-from .layout import DONE_FILE, UnsafePath, finished_record, new_tmp_dir, publish
+from .frame_log import FrameLogError
+from .layout import UnsafePath, finished_record, new_tmp_dir, publish
 from .malloc import tune_this_process
 from .probe import ProbeError, VideoInfo, probe, probe_keyframes
 from .reader import FrameReader
 from .record import FAILED, OK, VideoRecord
 from .selection import Plan, plan
 from .settings import Settings
-from .sinks import FolderSink
+from .sinks import FrameRow, make_sink
 from .staging import StagingError, staged
 from .writers import make_encoder
 
@@ -63,7 +63,7 @@ def new_record(video: Video, settings: Settings) -> VideoRecord:
         video=video.rel,
         out=video.out_rel,
         size=video.size,
-        selection=settings.selection.describe(),
+        selection=settings.describe(),
         staged=settings.stage,
     )
 
@@ -79,7 +79,7 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
         return done
     record = new_record(video, settings)
     record.worker = worker_name()
-    tmp = None
+    tmp = sink = None
     try:
         _check_source(video.path)
         source = staged(video.path, settings.scratch) if settings.stage else nullcontext(video.path)
@@ -89,28 +89,29 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
             else:
                 info, keys = probe(local), None
             info.fill(record)
-            record.out_width, record.out_height = info.width, info.height
-            frame_plan = plan(settings.selection, info, keys)
+            frame_plan = plan(settings.selection, info, keys, settings.resize, settings.dedup)
+            record.out_width, record.out_height = frame_plan.out_size
             record.missing = list(frame_plan.missing)
             tmp = _make_tmp(settings.out)
-            written, log = _write_frames(local, info, frame_plan, settings, tmp, record)
+            sink = make_sink(settings.pack, tmp, frame_plan.scored, video.rel, video.root)
+            written, decoded, log = _write_frames(local, info, frame_plan, settings, sink, record)
         record.frames = written
-        _check_complete(frame_plan, written, record, log)
+        _check_complete(frame_plan, written, decoded, record, log)
         record.finish(OK, seconds=round(time.monotonic() - started, 3))
-        _write_done(tmp, settings, record)
-        if not publish(tmp, settings.out, video.out_rel, settings.signature(), video.size):
+        finished = sink.seal({"signature": settings.signature(), "record": record.to_dict()})
+        if not publish(finished, settings.out, video.out_rel, settings.signature(), video.size):
             # An equal result was published meanwhile; the record must describe what is on disk.
-            tmp = None
             return _done_by_this_run(video, settings) or record
-        tmp = None
         return record
-    except (_Failure, ProbeError, StagingError, UnsafePath) as e:
+    except (_Failure, ProbeError, StagingError, UnsafePath, FrameLogError) as e:
         reason = str(e)
     except OSError as e:
         reason = _os_reason(e, settings.out)
     finally:
+        if sink is not None:
+            sink.abort()  # after seal() a no-op; else it closes a half-written tar
         if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # after a publish only an empty folder is left
     record.finish(FAILED, error=reason, frames=0, seconds=round(time.monotonic() - started, 3))
     raise VideoFailed(record)
 
@@ -154,44 +155,49 @@ def _make_tmp(out: str) -> str:
 
 
 def _write_frames(
-    path: str, info: VideoInfo, frame_plan: Plan, settings: Settings, tmp: str, record: VideoRecord
-) -> tuple[int, str]:
-    """Write every planned frame into ``tmp``; return the count and ffmpeg's condensed log."""
+    path: str, info: VideoInfo, frame_plan: Plan, settings: Settings, sink, record: VideoRecord
+) -> tuple[int, int, str]:
+    """Write every planned frame into the sink; return the images written, the frames
+    decoded (for the truncation check) and ffmpeg's condensed log."""
     encoder = make_encoder(settings.fmt, settings.quality)
-    sink = FolderSink(tmp)
-    written = 0
-    rows = []
+    width, height = frame_plan.out_size
+    written = decoded = 0
     logs = []
-    for p in frame_plan.passes:
-        threads = {"-threads": str(settings.decoder_threads)} if settings.decoder_threads else {}
-        reader = FrameReader(path, info, {**threads, **p.input_options}, p.output_options, settings.timeout)
-        got = 0
-        limit = len(p.expected) if p.expected is not None else None
-        complete = True
-        try:
-            for frame in reader.frames():
-                ref = p.ref(got)
-                name = f"{ref.index:06d}.{encoder.extension}"
-                sink.add(name, encoder.encode(frame))
-                rows.append((ref.index, f"{ref.timestamp:.6f}", name))
-                got += 1
-                if limit is not None and got >= limit:
-                    complete = False  # we stop ffmpeg ourselves; it may still be flushing
-                    break
-        finally:
-            reason = reader.finish(complete)
-        if reason:
-            raise _Failure(reason)
-        if p.expected is not None and got < len(p.expected):
-            record.missing.extend(f"frame {r.index} (could not be decoded)" for r in p.expected[got:])
-        written += got
-        if reader.log:
-            logs.append(reader.log)
-    sink.close(rows)
-    return written, "; ".join(logs)
+    for planned in frame_plan.passes:
+        with planned.opened(info.frame_rate) as p:  # scenes/dedup: ffmpeg names the frames
+            threads = {"-threads": str(settings.decoder_threads)} if settings.decoder_threads else {}
+            reader = FrameReader(
+                path, info, {**threads, **p.input_options}, p.output_options, settings.timeout
+            )
+            got = 0
+            limit = len(p.expected) if p.expected is not None else None
+            complete = True
+            try:
+                for frame in reader.frames():
+                    ref = p.ref(got)
+                    name = f"{ref.index:06d}.{encoder.extension}"
+                    row = FrameRow(ref.index, ref.timestamp, name, width, height, ref.score)
+                    sink.add(name, encoder.encode(frame), row)
+                    got += 1
+                    if limit is not None and got >= limit:
+                        complete = False  # we stop ffmpeg ourselves; it may still be flushing
+                        break
+            finally:
+                reason = reader.finish(complete)
+            if reason:
+                raise _Failure(reason)
+            if p.expected is not None and got < len(p.expected):
+                record.missing.extend(f"frame {r.index} (could not be decoded)" for r in p.expected[got:])
+            written += got
+            decoded += p.decoded(got)
+            record.dropped += p.dropped(got)
+            if reader.log:
+                logs.append(reader.log)
+    sink.close()
+    return written, decoded, "; ".join(logs)
 
 
-def _check_complete(frame_plan: Plan, written: int, record: VideoRecord, log: str) -> None:
+def _check_complete(frame_plan: Plan, written: int, decoded: int, record: VideoRecord, log: str) -> None:
     expected = frame_plan.expected_count
     if written == 0:
         if record.missing:
@@ -199,14 +205,10 @@ def _check_complete(frame_plan: Plan, written: int, record: VideoRecord, log: st
         raise _Failure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
     if frame_plan.streaming:
         # Container frame counts can be off by a frame or two; more than that is a cut-off file.
-        if written < expected - max(2, expected // 50):
+        # Scenes and dedup count the frames ffmpeg decoded, not the (unpredictable) images.
+        if decoded < expected - max(2, expected // 50):
             detail = f": {log}" if log else ""
-            raise _Failure(f"truncated: decoded {written} of {expected} expected frames{detail}")
-
-
-def _write_done(tmp: str, settings: Settings, record: VideoRecord) -> None:
-    with open(os.path.join(tmp, DONE_FILE), "w", encoding="utf-8") as f:
-        json.dump({"signature": settings.signature(), "record": record.to_dict()}, f, ensure_ascii=True)
+            raise _Failure(f"truncated: decoded {decoded} of {expected} expected frames{detail}")
 
 
 def _os_reason(e: OSError, out: str) -> str:

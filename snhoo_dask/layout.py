@@ -4,6 +4,7 @@
     OUT/report.html                    the job's report
     OUT/<root name>/<rel video path>/  finished frames of one video (appears whole or not at all)
         000123.jpg ... frames.csv .snhoo-done.json
+    OUT/<root name>/<rel video path>.tar   the same, packed (--pack tar; see tar_sink)
     OUT/.snhoo-tmp/                    folders being written; swept at start and end of a run
 
 Everything under OUT that snhoo-dask replaces or deletes, it created itself: a publish
@@ -20,6 +21,7 @@ import stat
 import uuid
 
 from .record import VideoRecord
+from .tar_sink import is_tar_output, read_tar_done
 
 TMP_DIR = ".snhoo-tmp"
 DONE_FILE = ".snhoo-done.json"
@@ -76,7 +78,9 @@ def new_tmp_dir(out: str) -> str:
 
 
 def read_done(final: str) -> dict | None:
-    """The completion record of a published folder, or None if it is not complete."""
+    """The completion record of a published folder or tar, or None if it is not complete."""
+    if is_tar_output(final):
+        return read_tar_done(final)
     if not _is_real_dir(final):
         return None
     try:
@@ -99,11 +103,24 @@ def finished_record(out: str, out_rel: str, signature: dict, size: int) -> Video
     return previous if previous.size == size else None  # else the source changed since
 
 
-def publish(tmp: str, out: str, out_rel: str, signature: dict, size: int) -> bool:
-    """Move a finished folder into place in one rename; False if an equal result is already there.
+def _remove(path: str) -> None:
+    """Delete a folder or file that snhoo-dask made (never a link's target)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
-    Only a finished snhoo-dask folder is ever replaced: anything else at the target (a
-    source video, a user's folder, a link) makes this raise UnsafePath and stays as it was.
+
+def publish(tmp: str, out: str, out_rel: str, signature: dict, size: int) -> bool:
+    """Move a finished folder or tar into place in one rename; False if an equal result is
+    already there.
+
+    Only a finished snhoo-dask output is ever replaced: anything else at the target (a
+    source video, a user's folder or file, a link) makes this raise UnsafePath and stays
+    as it was.
     """
     parts = out_rel.split("/")
     parent = safe_dirs(out, parts[:-1])
@@ -117,20 +134,20 @@ def publish(tmp: str, out: str, out_rel: str, signature: dict, size: int) -> boo
         done = read_done(final)
         if done is None:
             raise UnsafePath(
-                f"{final} already exists and is not a finished snhoo-dask folder; "
+                f"{final} already exists and is not a finished snhoo-dask output; "
                 "move it away or choose another output folder"
             )
         previous = done.get("record") or {}
         if done.get("signature") == signature and previous.get("size") == size:
             # Already complete for this selection (e.g. a task recomputed after a worker
             # died): keep the published folder rather than swapping it for an equal one.
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove(tmp)
             return False
         trash = os.path.join(os.path.dirname(tmp), "old-" + uuid.uuid4().hex)
         os.rename(final, trash)
     os.rename(tmp, final)
     if trash:
-        shutil.rmtree(trash, ignore_errors=True)
+        _remove(trash)
     return True
 
 

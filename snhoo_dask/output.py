@@ -15,8 +15,9 @@ def _inside(path: str, base: str) -> bool:
     return path == base or os.path.commonpath([path, base]) == base
 
 
-def check_apart(out: str, roots: list[str]) -> None:
-    """Refuse an output folder that is, lies inside, or contains a root (symlinks resolved).
+def check_apart(out: str, roots: list[str]) -> str:
+    """The absolute output folder; JobError if it is, lies inside, or contains a root
+    (symlinks resolved).
 
     Frames written among the videos would be found as input by the next run, and a
     video's output folder could take the place of a source file.
@@ -34,6 +35,7 @@ def check_apart(out: str, roots: list[str]) -> None:
             raise JobError(
                 f"the root {root} lies inside the output folder {out}; choose another output folder"
             )
+    return os.path.abspath(os.path.expanduser(out))
 
 
 def prepare_output(out: str, roots: list[str] | None = None) -> str:

@@ -15,13 +15,19 @@ from .settings import Settings
 
 
 def find_videos(
-    roots: list[str], out: str | None, extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    roots: list[str],
+    out: str | None,
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+    confine: list[str] | None = None,
 ) -> Discovery:
-    """Every video under the roots; JobError if a root is unusable or none holds a video."""
+    """Every video under the roots; JobError if a root is unusable or none holds a video.
+
+    ``confine``: folders the walk may not leave (links out of them are reported, not followed).
+    """
     if not roots:
         raise JobError("give at least one root folder")
     try:
-        found = discover(roots, extensions, exclude=out)
+        found = discover(roots, extensions, exclude=out, confine=confine)
     except DiscoveryError as e:
         raise JobError(str(e)) from None
     if not found.videos:

@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from .filters import Dedup, Resize, dedup_filter, scale_filter
+from .frame_log import FrameLog
 from .probe import VideoInfo
 
-MODES = ("all", "every", "fps", "frames", "times", "keyframes")
+MODES = ("all", "every", "fps", "frames", "times", "keyframes", "scenes")
+# Modes that decode every frame in one stream: the only ones --dedup can thin out.
+STREAMING_MODES = ("all", "every", "fps", "scenes")
+# ffmpeg's scene score (0-1) above which a frame starts a new shot.  0.3 finds hard cuts
+# between different shots while camera motion inside a shot stays well below it.
+DEFAULT_SCENE_THRESHOLD = 0.3
 # Requested frames closer than this many seconds are decoded in one pass instead of
 # seeking again: a seek lands on the previous key frame and decodes forward anyway.
 _CLUSTER_SECONDS = 2.0
@@ -42,6 +50,7 @@ class Selection:
     fps: Fraction | None = None
     frames: tuple[int, ...] = ()
     times: tuple[float, ...] = ()
+    scene_threshold: float | None = None
 
     def describe(self) -> str:
         if self.mode == "every":
@@ -54,17 +63,22 @@ class Selection:
             return f"{len(self.times)} chosen time(s)"
         if self.mode == "keyframes":
             return "key frames"
+        if self.mode == "scenes":
+            return f"first frame of each shot (scene score above {self.scene_threshold:g})"
         return "all frames"
 
     def signature(self) -> dict:
         """What identifies this selection in a finished folder (for resume)."""
-        return {
+        sig = {
             "mode": self.mode,
             "every": self.every,
             "fps": str(self.fps) if self.fps is not None else None,
             "frames": list(self.frames),
             "times": list(self.times),
         }
+        if self.mode == "scenes":  # only then: older outputs keep their signature
+            sig["scene_threshold"] = self.scene_threshold
+        return sig
 
 
 def parse_selection(
@@ -73,6 +87,8 @@ def parse_selection(
     frames: str | None = None,
     times: str | None = None,
     keyframes: bool = False,
+    scenes: bool = False,
+    scene_threshold: float | None = None,
 ) -> Selection:
     """Build a Selection from the command line's mutually exclusive options."""
     given = [
@@ -83,11 +99,21 @@ def parse_selection(
             ("--frames", frames),
             ("--times", times),
             ("--keyframes", keyframes or None),
+            ("--scenes", scenes or None),
         )
         if value is not None
     ]
     if len(given) > 1:
         raise SelectionError(f"choose one frame selection, not {' and '.join(given)}")
+    if scene_threshold is not None and not scenes:
+        raise SelectionError("--scene-threshold only applies with --scenes")
+    if scenes:
+        t = DEFAULT_SCENE_THRESHOLD if scene_threshold is None else scene_threshold
+        if not 0 < t < 1:
+            raise SelectionError(
+                f"--scene-threshold must be between 0 and 1 (ffmpeg's scene score), not {t:g}"
+            )
+        return Selection("scenes", scene_threshold=t)
     if every is not None:
         if every < 1:
             raise SelectionError(f"--every must be 1 or more, not {every}")
@@ -159,6 +185,7 @@ def _parse_times(text: str) -> list[float]:
 class FrameRef:
     index: int
     timestamp: float
+    score: float | None = None  # ffmpeg's scene score, for --scenes
 
 
 @dataclass
@@ -171,6 +198,11 @@ class Pass:
     # None, and ``label`` names the k-th output frame.
     expected: list[FrameRef] | None = None
     label: Callable[[int], FrameRef] | None = None
+    # Scenes and dedup: the -vf chain, built around the FrameLog that names each output
+    # frame (see frame_log); ``opened()`` creates the log and fills in -vf and ``label``.
+    chain: Callable[[FrameLog], str] | None = None
+    log: FrameLog | None = None
+    dedup: bool = False
 
     def ref(self, k: int) -> FrameRef:
         if self.expected is not None:
@@ -178,13 +210,41 @@ class Pass:
         assert self.label is not None
         return self.label(k)
 
+    @contextmanager
+    def opened(self, rate: Fraction) -> Iterator[Pass]:
+        """This pass ready to run: a logged pass gets its log files for the run's length."""
+        if self.chain is None:
+            yield self
+            return
+        log = FrameLog(rate)
+        try:
+            yield replace(
+                self,
+                output_options={**self.output_options, "-vf": self.chain(log)},
+                label=lambda k: FrameRef(*log.ref(k)),
+                chain=None,
+                log=log,
+            )
+        finally:
+            log.close()
+
+    def decoded(self, got: int) -> int:
+        """Source frames ffmpeg decoded in this pass (once it ended); else the images got."""
+        return self.log.count("seen") if self.log else got
+
+    def dropped(self, got: int) -> int:
+        """Frames --dedup dropped in this pass (once it ended)."""
+        return max(0, self.log.count("cand") - got) if self.log and self.dedup else 0
+
 
 @dataclass
 class Plan:
     passes: list[Pass]
-    expected_count: int  # images this plan should produce if the file is intact
+    expected_count: int  # images (logged plans: decoded frames) if the file is intact
     streaming: bool  # True when the count is an estimate from the container
     missing: list[str] = field(default_factory=list)  # requested frames past the end
+    out_size: tuple[int, int] | None = None  # (width, height) of the written images
+    scored: bool = False  # frames carry ffmpeg's scene score (frames.csv gets a column)
 
 
 def _select(expr: str) -> dict[str, str]:
@@ -196,8 +256,76 @@ def _at(index: int, rate: Fraction) -> FrameRef:
     return FrameRef(index, round(float(index / rate), 6))
 
 
-def plan(selection: Selection, info: VideoInfo, keyframe_times: list[float] | None = None) -> Plan:
-    """The ffmpeg passes that produce exactly the selected frames of this video."""
+def plan(
+    selection: Selection,
+    info: VideoInfo,
+    keyframe_times: list[float] | None = None,
+    resize: Resize | None = None,
+    dedup: Dedup | None = None,
+) -> Plan:
+    """The ffmpeg passes that produce exactly the selected frames of this video, resized
+    and deduplicated as asked (both inside ffmpeg)."""
+    if dedup is not None and selection.mode not in STREAMING_MODES:
+        raise SelectionError(f"--dedup needs a streaming selection ({', '.join(STREAMING_MODES)})")
+    scale = scale_filter(resize, info.width, info.height)
+    if dedup is not None or selection.mode == "scenes":
+        result = _logged_plan(selection, info, scale, dedup)
+    else:
+        result = _plan(selection, info, keyframe_times)
+        if scale:
+            result.passes = [_scaled(p, scale) for p in result.passes]
+    out_w, out_h = resize.out_size(info.width, info.height) if resize else (info.width, info.height)
+    result.out_size = (out_w, out_h)
+    if scale:
+        # The reader sizes its frame buffer from -s (scikit-video's contract), and ffmpeg
+        # checks the filters produced exactly that.
+        for p in result.passes:
+            p.output_options["-s"] = f"{out_w}x{out_h}"
+    return result
+
+
+def _scaled(p: Pass, scale: str) -> Pass:
+    vf = p.output_options.get("-vf")
+    return replace(p, output_options={**p.output_options, "-vf": f"{vf},{scale}" if vf else scale})
+
+
+def _select_expr(selection: Selection, rate: Fraction) -> str | None:
+    """The select expression of a streaming mode (None: every frame)."""
+    if selection.mode == "every":
+        return f"not(mod(n,{selection.every}))"
+    if selection.mode == "fps":
+        step = Fraction(selection.fps) / rate
+        if step >= 1:
+            return None
+        return f"gt(floor(n*{step.numerator}/{step.denominator}),floor((n-1)*{step.numerator}/{step.denominator}))"
+    if selection.mode == "scenes":
+        # Frame 0 opens the first shot; ffmpeg scores it 0 (nothing before it to differ from).
+        return f"eq(n,0)+gt(scene,{selection.scene_threshold:g})"
+    return None
+
+
+def _logged_plan(selection: Selection, info: VideoInfo, scale: str | None, dedup: Dedup | None) -> Plan:
+    """One streaming pass whose output frames ffmpeg names itself (scenes, dedup)."""
+    expr = _select_expr(selection, info.frame_rate)
+
+    def chain(log: FrameLog) -> str:
+        parts = [log.number()]
+        if expr:
+            parts.append(f"select='{expr}'")
+        if dedup is not None:
+            # Deduplicate before scaling, so what counts as "the same" does not depend on the size.
+            parts += [log.candidates(), dedup_filter(dedup)]
+        if scale:
+            parts.append(scale)
+        parts.append(log.kept())
+        return ",".join(parts)
+
+    # The count of *decoded* frames is what the truncation check compares (Pass.decoded).
+    the_pass = Pass({}, {"-vsync": "0"}, chain=chain, dedup=dedup is not None)
+    return Plan([the_pass], info.estimated_frames, True, scored=selection.mode == "scenes")
+
+
+def _plan(selection: Selection, info: VideoInfo, keyframe_times: list[float] | None) -> Plan:
     rate = info.frame_rate
     total = info.estimated_frames
     mode = selection.mode
@@ -215,7 +343,7 @@ def plan(selection: Selection, info: VideoInfo, keyframe_times: list[float] | No
         step = Fraction(selection.fps) / rate
         a, b = step.numerator, step.denominator
         if step >= 1:
-            return plan(Selection("all"), info)
+            return _plan(Selection("all"), info, None)
         count = sum(1 for _ in _fps_indices(a, b, total))
         return Plan(
             [

@@ -4,7 +4,49 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .selection import Selection
+from .filters import Dedup, FilterError, Resize, parse_dedup, parse_resize
+from .selection import STREAMING_MODES, Selection
+from .writers import FORMATS
+
+PACKS = ("folder", "tar")
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """--max-side/--square, --dedup, --pack and --format, checked against the selection."""
+
+    resize: Resize | None
+    dedup: Dedup | None
+    pack: str
+    fmt: str
+
+
+def dataset_options(
+    selection: Selection,
+    fmt: str = "jpg",
+    max_side: int | None = None,
+    square: int | None = None,
+    dedup: bool = False,
+    dedup_hi: int | None = None,
+    dedup_lo: int | None = None,
+    dedup_frac: float | None = None,
+    pack: str = "folder",
+) -> DatasetOptions:
+    """The same checks for the command line and the web service; FilterError says what is
+    wrong in one line, and its ``field`` names the web form's field."""
+    if pack not in PACKS:
+        raise FilterError(f"--pack must be one of {', '.join(PACKS)}, not {pack!r}", "pack")
+    if fmt not in FORMATS:
+        raise FilterError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}", "format")
+    if dedup and selection.mode not in STREAMING_MODES:
+        raise FilterError(
+            f"--dedup works with all frames, --every, --fps or --scenes, not with --{selection.mode}: "
+            "those frames are chosen one by one",
+            "dedup",
+        )
+    return DatasetOptions(
+        parse_resize(max_side, square), parse_dedup(dedup, dedup_hi, dedup_lo, dedup_frac), pack, fmt
+    )
 
 
 @dataclass(frozen=True)
@@ -23,7 +65,34 @@ class Settings:
     # least as many videos as worker threads: parallelism then comes from the videos,
     # and frame threads only add overhead (a 2-min 720p decode: 18.1 s vs 19.9 s CPU).
     decoder_threads: int = 0
+    resize: Resize | None = None  # --max-side / --square
+    dedup: Dedup | None = None  # --dedup and its thresholds
+    pack: str = "folder"  # "folder": one image file per frame; "tar": one tar per video
+
+    @property
+    def out_suffix(self) -> str:
+        """Appended to a video's output path: ``cam/a.mp4`` (folder) or ``cam/a.mp4.tar``."""
+        return ".tar" if self.pack == "tar" else ""
+
+    def describe(self) -> str:
+        """The selection and what is done to it, for records and the terminal."""
+        parts = [self.selection.describe()]
+        if self.dedup is not None:
+            parts.append("near-duplicates dropped")
+        if self.resize is not None:
+            parts.append(self.resize.describe())
+        if self.pack != "folder":
+            parts.append(f"packed as {self.pack}")
+        return ", ".join(parts)
 
     def signature(self) -> dict:
-        """What a finished folder must match to be skipped on a rerun."""
-        return {"selection": self.selection.signature(), "format": self.fmt, "quality": self.quality}
+        """What a finished output must match to be skipped on a rerun."""
+        sig = {"selection": self.selection.signature(), "format": self.fmt, "quality": self.quality}
+        # Added only when used, so outputs finished before these options existed still match.
+        if self.resize is not None:
+            sig["resize"] = self.resize.signature()
+        if self.dedup is not None:
+            sig["dedup"] = self.dedup.signature()
+        if self.pack != "folder":
+            sig["pack"] = self.pack
+        return sig

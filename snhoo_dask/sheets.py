@@ -1,6 +1,7 @@
 """Contact sheets: a few frames of one video's output as one small JPEG strip.
 
-Used by report.html (embedded) and by the web service (served per video).
+Used by report.html (embedded) and by the web service (served per video).  The output
+is a folder of images, or a tar (``--pack tar``), read in place without unpacking.
 """
 
 from __future__ import annotations
@@ -11,8 +12,17 @@ import os
 
 from PIL import Image
 
+from .tar_sink import is_tar_output, read_members, tar_images
+
 SHEET_FRAMES = 4
 THUMB_WIDTH = 128
+
+
+def _spread(names: list[str], n: int) -> list[str]:
+    if len(names) > n:
+        step = (len(names) - 1) / (n - 1) if n > 1 else 0
+        names = [names[round(i * step)] for i in range(n)]
+    return names
 
 
 def sheet_frames(folder: str, n: int = SHEET_FRAMES) -> list[str]:
@@ -26,18 +36,24 @@ def sheet_frames(folder: str, n: int = SHEET_FRAMES) -> list[str]:
             names = sorted(e for e in os.listdir(folder) if e.endswith((".jpg", ".png")))
         except OSError:
             return []
-    if len(names) > n:
-        step = (len(names) - 1) / (n - 1) if n > 1 else 0
-        names = [names[round(i * step)] for i in range(n)]
-    return [os.path.join(folder, name) for name in names]
+    return [os.path.join(folder, name) for name in _spread(names, n)]
 
 
-def contact_sheet(folder: str, n: int = SHEET_FRAMES, width: int = THUMB_WIDTH) -> bytes | None:
-    """A JPEG strip of a few frames of one video, or None if the folder has no frames."""
+def _images(output: str, n: int) -> list:
+    """Openable images (paths or in-memory files) of ``n`` frames of one video's output."""
+    if is_tar_output(output):
+        names = _spread(tar_images(output), n)
+        members = read_members(output, names)
+        return [io.BytesIO(members[name]) for name in names if name in members]
+    return sheet_frames(output, n)
+
+
+def contact_sheet(output: str, n: int = SHEET_FRAMES, width: int = THUMB_WIDTH) -> bytes | None:
+    """A JPEG strip of a few frames of one video (its folder or its tar), or None if it has none."""
     thumbs = []
-    for path in sheet_frames(folder, n):
+    for source in _images(output, n):
         try:
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 im.draft("RGB", (width, width))  # JPEG: decode at reduced size, much faster
                 im = im.convert("RGB")
                 im.thumbnail((width, width * 3))

@@ -1,28 +1,74 @@
-"""Where a video's images go while it is extracted: files in its temporary folder.
+"""Where a video's images go while it is extracted: files in its temporary folder, or a tar.
 
-A sink receives each encoded image by name, then the frames.csv rows, and leaves a
-finished temporary output that ``layout.publish`` moves into place in one rename.
+A sink receives each encoded image with its row (``add``), then the completion record
+(``seal``), and leaves one finished path - a folder (``FolderSink``) or a tar file
+(``tar_sink.TarSink``) - that ``layout.publish`` moves into place in one rename.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
+from dataclasses import dataclass
+
+from .layout import DONE_FILE
+
+
+@dataclass(frozen=True)
+class FrameRow:
+    """What is known about one written image (frames.csv, a tar's .json member)."""
+
+    index: int  # source frame index
+    timestamp: float  # seconds (index / rate)
+    file: str  # image name, e.g. 000123.jpg
+    width: int  # the written image
+    height: int
+    score: float | None = None  # ffmpeg's scene score (--scenes)
+
+
+CSV_COLUMNS = ["frame", "timestamp", "file", "width", "height"]
+
+
+def csv_row(row: FrameRow, scored: bool) -> list:
+    cells = [row.index, f"{row.timestamp:.6f}", row.file, row.width, row.height]
+    return cells + [f"{row.score:.6f}" if row.score is not None else ""] if scored else cells
 
 
 class FolderSink:
-    """One image file per frame in the video's temporary folder."""
+    """One image file per frame in the video's temporary folder, plus frames.csv."""
 
-    def __init__(self, tmp: str) -> None:
+    def __init__(self, tmp: str, scored: bool = False) -> None:
         self.tmp = tmp
+        self.scored = scored
+        self.rows: list[FrameRow] = []
 
-    def add(self, name: str, data: bytes) -> None:
+    def add(self, name: str, data: bytes, row: FrameRow) -> None:
         with open(os.path.join(self.tmp, name), "wb") as f:
             f.write(data)
+        self.rows.append(row)
 
-    def close(self, rows: list[tuple]) -> None:
-        """Write frames.csv (frame, timestamp, file), one row per image, in frame order."""
+    def close(self) -> None:
+        """Write frames.csv, one row per image, in frame order."""
         with open(os.path.join(self.tmp, "frames.csv"), "w", newline="", encoding="utf-8") as f:
             out = csv.writer(f)
-            out.writerow(["frame", "timestamp", "file"])
-            out.writerows(sorted(rows))
+            out.writerow(CSV_COLUMNS + (["scene_score"] if self.scored else []))
+            out.writerows(csv_row(r, self.scored) for r in sorted(self.rows, key=lambda r: r.index))
+
+    def seal(self, done: dict) -> str:
+        """Write the completion record last; return the path to publish."""
+        with open(os.path.join(self.tmp, DONE_FILE), "w", encoding="utf-8") as f:
+            json.dump(done, f, ensure_ascii=True)
+        return self.tmp
+
+    def abort(self) -> None:
+        pass  # the caller removes the temporary folder
+
+
+def make_sink(pack: str, tmp: str, scored: bool, video: str, root: str):
+    """The sink for ``--pack``: ``folder`` or ``tar``."""
+    if pack == "tar":
+        from .tar_sink import TarSink
+
+        return TarSink(tmp, scored, video, root)
+    return FolderSink(tmp, scored)

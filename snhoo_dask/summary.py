@@ -62,9 +62,8 @@ class Summary:
 
     @property
     def unsearched_message(self) -> str:
-        return (
-            f"{len(self.unsearched)} folder(s) could not be read, so videos in them were not searched: "
-            + ("; ".join(f"{p}: {r}" for p, r in self.unsearched[:5]))
+        return f"{len(self.unsearched)} path(s) under the roots could not be searched for videos: " + (
+            "; ".join(f"{p}: {r}" for p, r in self.unsearched[:5])
         )
 
     @property

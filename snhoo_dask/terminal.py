@@ -29,8 +29,9 @@ def dry_run(job: Job) -> int:
     """List the videos and where their frames would go; process nothing."""
     warn_unreadable(job)
     for v in job.videos:
-        click.echo(f"{v.path}\t-> {os.path.join(job.settings.out, v.out_rel)}/")
-    _say(f"{len(job.videos)} videos; {job.settings.selection.describe()}; nothing processed (dry run)")
+        target = os.path.join(job.settings.out, v.out_rel)
+        click.echo(f"{v.path}\t-> {target}{'' if v.suffix else '/'}")
+    _say(f"{len(job.videos)} videos; {job.settings.describe()}; nothing processed (dry run)")
     return EXIT_OK
 
 
@@ -62,7 +63,7 @@ def run_job(job: Job, cluster: ClusterSpec, quiet: bool) -> int:
     logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     try:
         with dask_client(cluster) as client:
-            _say(f"{len(job.videos)} videos, {job.settings.selection.describe()}, output {out}")
+            _say(f"{len(job.videos)} videos, {job.settings.describe()}, output {out}")
             _say(f"Dask dashboard: {client.dashboard_link}")
             bar = ProgressBar(len(job.videos), enabled=not quiet)
             summary = job.run(client, on_record=lambda record, progress: bar.update(progress))

@@ -1,14 +1,32 @@
-"""Test helpers: real Dask scheduler/worker processes, ports, and the snhoo-dask CLI.
+"""Test helpers: real Dask scheduler/worker processes, ports, the snhoo-dask CLI, and readers
+for what a run leaves in OUT (manifest, frames.csv, images).
 
-A plain module rather than conftest.py, so tests import it by one unambiguous name."""
+A plain module rather than conftest.py, so tests import it by one unambiguous name, and
+the one place test modules share code (they never import each other)."""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
+
+from videos import make_video
+
+# Chromium as the tests drive it: headless, and never calling home while a test watches
+# what the page requests.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -95,3 +113,175 @@ def start_dask(tmp_path, n_workers: int = 2, worker_env: dict | None = None) -> 
 def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     """Run the installed ``snhoo-dask`` command as a user would."""
     return subprocess.run(["snhoo-dask", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def wait_until(predicate, timeout: float, what: str, step: float = 0.05):
+    """Poll ``predicate`` until it returns something true, and return that; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# -- what a run leaves in OUT -----------------------------------------------------------------
+
+
+def manifest(out) -> list[dict]:
+    """OUT/manifest.jsonl as dicts, in order; [] when no run has written one."""
+    path = os.path.join(out, "manifest.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def frames_csv(folder) -> list[dict]:
+    with open(os.path.join(folder, "frames.csv"), encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def images(folder) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n.endswith((".jpg", ".png")))
+
+
+def tree(out) -> dict[str, bytes]:
+    """Every image and frames.csv under OUT by relative path, with its bytes: what two runs
+    that should agree must both hold (run bookkeeping, .snhoo-* files and folders, left out)."""
+    files = {}
+    for folder, dirs, names in os.walk(out):
+        dirs[:] = [d for d in dirs if not d.startswith(".snhoo")]
+        for name in names:
+            if name.endswith((".jpg", ".png", ".csv")):
+                path = os.path.join(folder, name)
+                with open(path, "rb") as f:
+                    files[os.path.relpath(path, out)] = f.read()
+    return files
+
+
+def small_corpus(root: str) -> str:
+    """Three good videos in two folders (one with a Chinese name) and one that is not a video."""
+    make_video(os.path.join(root, "cam1", "a.mp4"), seconds=1)
+    make_video(os.path.join(root, "cam1", "b.mp4"), seconds=2)
+    make_video(os.path.join(root, "cam2", "测试.mp4"), seconds=1)
+    with open(os.path.join(root, "cam2", "bad.mp4"), "wb") as f:
+        f.write(b"this is not a video " * 50)
+    return root
+
+
+@dataclass
+class Serve:
+    """A running ``snhoo-dask serve``; ``call`` sends its token like an API client."""
+
+    url: str
+    port: int
+    proc: subprocess.Popen
+    log: str
+    token: str
+
+    def stop(self, sig: int = 15, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def call(self, path: str, method: str = "GET", body=None, **kw) -> tuple[int, dict]:
+        kw.setdefault("token", self.token)
+        return call(self.url + path, method, body, **kw)
+
+    def wait_job(self, job_id: str, timeout: float = 90) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _, job = self.call(f"/api/jobs/{job_id}")
+            if not job["running"] and job["state"] != "running":
+                return job
+            time.sleep(0.3)
+        raise AssertionError(f"job {job_id} still running after {timeout} s")
+
+    def login_url(self) -> str:
+        return f"{self.url}/?token={self.token}"
+
+    def log_text(self) -> str:
+        with open(self.log, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+def start_serve(
+    tmp: str,
+    scheduler: str | None,
+    allow: list[str],
+    out_base: list[str],
+    state: str,
+    name: str = "serve",
+    extra: list[str] | None = None,
+    env: dict | None = None,
+) -> Serve:
+    """The installed command, with the options the Ansible role uses; the token is the one
+    the service makes and keeps in STATE/token (``extra`` may pass ``--token`` instead)."""
+    port = free_port()
+    args = ["snhoo-dask", "serve", "--host", "127.0.0.1", "--port", str(port), "--state-dir", state]
+    if scheduler:
+        args += ["--scheduler", scheduler]
+    for a in allow:
+        args += ["--allow", a]
+    for o in out_base:
+        args += ["--out-base", o]
+    args += extra or []
+    log = os.path.join(tmp, f"{name}.log")
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=dict(os.environ, **(env or {}))
+    )
+    try:
+        wait_for_port(port, timeout=90)
+    except TimeoutError:
+        proc.kill()
+        raise AssertionError(open(log).read()) from None
+    token = (env or {}).get("SNHOO_TOKEN")
+    if "--token" in (extra or []):
+        token = extra[extra.index("--token") + 1]
+    if token is None:
+        with open(os.path.join(state, "token")) as f:
+            token = f.read().strip()
+    return Serve(f"http://127.0.0.1:{port}", port, proc, log, token)
+
+
+def call(
+    url: str,
+    method: str = "GET",
+    body=None,
+    ctype: str | None = "application/json",
+    raw: bytes | None = None,
+    token: str | None = None,
+    headers: dict | None = None,
+) -> tuple[int, dict]:
+    """One HTTP request; the JSON answer (or ``{"text": ...}`` for a non-JSON one)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method)
+    if ctype and data is not None:
+        req.add_header("Content-Type", ctype)
+    if token:
+        req.add_header("Authorization", f"token {token}")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+
+    def parse(text: bytes) -> dict:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {"text": text.decode("utf-8", "replace")}
+
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, parse(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, parse(e.read())

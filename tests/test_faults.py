@@ -9,7 +9,6 @@ finished really holds every frame.  docs/reliability.md lists the same scenarios
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -22,11 +21,22 @@ import threading
 import time
 
 import pytest
-from helpers import free_port, run_cli, start_dask, wait_for_port
+from helpers import (
+    frames_csv,
+    free_port,
+    images,
+    manifest,
+    run_cli,
+    start_dask,
+    tree,
+    wait_for_port,
+    wait_until,
+)
 from PIL import Image
 from videos import frame_number, make_video
 
-pytestmark = pytest.mark.cluster
+# Every test here runs the installed CLI end to end on real Dask processes.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 DONE = ".snhoo-done.json"
 TMP = ".snhoo-tmp"
@@ -35,28 +45,11 @@ TMP = ".snhoo-tmp"
 # -- helpers ------------------------------------------------------------------------------
 
 
-def manifest(out) -> list[dict]:
-    path = os.path.join(out, "manifest.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
 def runs(out) -> dict[str, list[dict]]:
     by_run: dict[str, list[dict]] = {}
     for rec in manifest(out):
         by_run.setdefault(rec["run"], []).append(rec)
     return by_run
-
-
-def frames_csv(folder) -> list[dict]:
-    with open(os.path.join(folder, "frames.csv"), encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def images(folder) -> list[str]:
-    return sorted(n for n in os.listdir(folder) if n.endswith((".jpg", ".png")))
 
 
 def published(out) -> list[str]:
@@ -106,16 +99,6 @@ def cli_popen(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
-def wait_until(predicate, timeout: float, what: str, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -124,6 +107,14 @@ def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
         out, err = proc.communicate()
         raise AssertionError(f"snhoo-dask did not end within {timeout} s; stderr:\n{err}") from None
     return proc.returncode, out, err
+
+
+def tasks_running(address: str) -> int:
+    """Tasks running on the cluster's workers, counting those a departed client cancelled."""
+    from distributed import Client
+
+    with Client(address, timeout=10) as c:
+        return sum(c.run(lambda dask_worker: len(dask_worker.state.all_running_tasks)).values())
 
 
 def kill_tree_leftovers(proc: subprocess.Popen) -> None:
@@ -194,6 +185,7 @@ def stalling_playlist(folder, segs, name: str = "stuck.mp4") -> tuple[str, str, 
     Returns (playlist path, pipe path, the second segment's bytes).
     """
     folder, segs = os.fspath(folder), os.fspath(segs)
+    os.makedirs(folder, exist_ok=True)
     os.makedirs(segs, exist_ok=True)
     src = make_video(os.path.join(segs, "src.mp4"), seconds=4, fps=25, gop=25)
     subprocess.run(
@@ -269,16 +261,6 @@ def test_worker_killed_mid_job_loses_nothing(tmp_path):
 # -- 2. the client is interrupted --------------------------------------------------------
 
 
-def tree(out) -> dict[str, bytes]:
-    """Every image and frames.csv under OUT with its bytes (what a clean run must equal)."""
-    files = {}
-    for rel in published(out):
-        for name in os.listdir(os.path.join(out, rel)):
-            if name != DONE:
-                files[f"{rel}/{name}"] = open(os.path.join(out, rel, name), "rb").read()
-    return files
-
-
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupted_client_stops_cleanly_and_rerun_finishes_the_rest(shared_cluster, tmp_path, sig):
@@ -296,8 +278,9 @@ def test_interrupted_client_stops_cleanly_and_rerun_finishes_the_rest(shared_clu
     first = manifest(out)
     assert f"interrupted: {len(first)} of {len(names)} videos finished" in err
     assert "rerun the same command" in err
-    # Whatever is published is complete (tasks already running may still finish after Ctrl-C).
-    time.sleep(3)
+    # Tasks already running when the client stopped run to their end on the workers (Dask
+    # cannot stop a task's thread) and may still publish; whatever they publish is complete.
+    wait_until(lambda: tasks_running(shared_cluster.address) == 0, 60, "the interrupted run's tasks to end")
     for rel in published(out):
         assert_complete(out / rel, list(range(100)), check_pictures=False)
 
@@ -619,9 +602,7 @@ def test_permissions_give_clear_reasons_never_success(nobody):
 def test_unreachable_scheduler_is_a_quick_clear_error(tmp_path):
     root = tmp_path / "cam"
     make_video(root / "clip.mp4", seconds=1)
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        dead = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    dead = f"tcp://127.0.0.1:{free_port()}"  # a port nobody listens on
     started = time.monotonic()
     r = run_cli("run", str(root), "--out", str(tmp_path / "out"), "--scheduler", dead, timeout=45)
     assert time.monotonic() - started < 30
@@ -899,6 +880,41 @@ def test_video_that_hangs_ffmpeg_times_out_as_failed(shared_cluster, tmp_path):
     ]
 
 
-def test_timeout_option_has_a_sane_default():
-    r = run_cli("run", "--help")
-    assert "--timeout" in r.stdout and "[default: 120" in r.stdout.replace("\n", " ")
+def writer_once_read(pipe: str) -> int | None:
+    """The named pipe's write end, once a reader (ffmpeg) waits on it; None until then."""
+    try:
+        fd = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # ENXIO: nobody has opened it for reading yet
+        return None
+    os.set_blocking(fd, True)
+    return fd
+
+
+@pytest.mark.timeout(180)
+def test_default_timeout_outlasts_a_stall_that_fails_a_short_one(shared_cluster, tmp_path):
+    """A share that stalls for seconds (a busy NFS server) must not fail videos at the default
+    --timeout: the stall that fails the video under --timeout 3 above is held twice as long here,
+    and the video still ends ok with every frame."""
+    assert "[default: 120" in run_cli("run", "--help").stdout.replace("\n", " ")
+    root, out = tmp_path / "cam", tmp_path / "out"
+    _, pipe, data = stalling_playlist(root, tmp_path / "segments", "stuck.mp4")
+    proc = cli_popen("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q")
+    try:
+        fd = wait_until(lambda: writer_once_read(pipe), 60, "ffmpeg to wait on the stalled segment")
+        with open(fd, "wb", buffering=0) as feed:
+            time.sleep(2 * 3)  # the stall is the fault under test: it has to last
+            try:
+                feed.write(data)
+            except BrokenPipeError:
+                pass  # ffmpeg was killed while it waited: the exit status and record say why
+        rc, _, err = finish(proc, 60)
+    finally:
+        kill_tree_leftovers(proc)
+        late = writer_once_read(pipe)  # a failed test must not leave ffmpeg blocked on a worker
+        if late is not None:
+            os.close(late)
+    no_traceback(err)
+    assert rc == 0, err
+    (rec,) = manifest(out)
+    assert rec["status"] == "ok" and rec["frames"] == 100, rec
+    assert_complete(out / "cam" / "stuck.mp4", list(range(100)))

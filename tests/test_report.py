@@ -6,32 +6,12 @@ import io
 import os
 
 import pytest
-from helpers import run_cli
+from helpers import CHROMIUM_ARGS, run_cli, small_corpus
 from PIL import Image
-from videos import make_video
 
 from snhoo_dask.sheets import contact_sheet, sheet_frames
 
 pytestmark = pytest.mark.timeout(120)
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def small_corpus(root: str) -> str:
-    make_video(os.path.join(root, "cam1", "a.mp4"), seconds=1)
-    make_video(os.path.join(root, "cam1", "b.mp4"), seconds=2)
-    make_video(os.path.join(root, "cam2", "测试.mp4"), seconds=1)
-    with open(os.path.join(root, "cam2", "bad.mp4"), "wb") as f:
-        f.write(b"this is not a video " * 50)
-    return root
 
 
 def test_contact_sheet_spreads_frames_over_the_video(tmp_path):
@@ -50,6 +30,8 @@ def test_contact_sheet_spreads_frames_over_the_video(tmp_path):
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.timeout(240)  # a cluster, a run and a browser: minutes on a loaded 2-core machine
 def test_run_writes_a_report_that_renders_offline(tmp_path, dask_cluster):
     from playwright.sync_api import sync_playwright
 

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import subprocess
 
 import pytest
-from helpers import run_cli
+from helpers import frames_csv, images, manifest, run_cli
 from videos import frame_number, make_video
 
-pytestmark = pytest.mark.cluster
-
-
-def manifest(out) -> list[dict]:
-    with open(os.path.join(out, "manifest.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
-def frames_csv(folder) -> list[dict]:
-    with open(os.path.join(folder, "frames.csv"), encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def images(folder) -> list[str]:
-    return sorted(n for n in os.listdir(folder) if n.endswith((".jpg", ".png")))
+# Every test here runs the installed CLI end to end, most on real Dask processes.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -1,12 +1,15 @@
 """Frame specifications: what users type, and the ffmpeg passes it becomes."""
 
+import subprocess
 from dataclasses import replace
 from fractions import Fraction
 
+import numpy as np
 import pytest
+from videos import make_video
 
 from snhoo_dask.probe import VideoInfo
-from snhoo_dask.selection import SelectionError, parse_selection, parse_time, plan
+from snhoo_dask.selection import FrameRef, Pass, SelectionError, parse_selection, parse_time, plan
 
 INFO = VideoInfo(
     codec="h264",
@@ -69,3 +72,109 @@ def test_fps_count_matches_the_frames_ffmpeg_will_select():
     p = plan(parse_selection(fps="2"), INFO)
     assert p.expected_count == 8
     assert [p.passes[0].ref(k).index for k in range(8)] == [0, 13, 25, 38, 50, 63, 75, 88]
+
+
+# -- plans checked against real ffmpeg ------------------------------------------------------
+# An NTSC-rate video (30000/1001, 300 frames): the rate where rounding index <-> time goes
+# wrong first.  make_video's grey code tells which source frame each decoded picture is.
+
+NTSC = Fraction(30000, 1001)
+NTSC_INFO = replace(INFO, fps=29.97003, frame_rate=NTSC, nb_frames=300, duration=10.01)
+
+
+@pytest.fixture(scope="module")
+def ntsc_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ntsc") / "ntsc.mp4"
+    return make_video(path, seconds=10.01, fps="30000/1001", gop=30)
+
+
+def decoded(video: str, p: Pass) -> list[int]:
+    """The source frames (mod 110, the grey code's period) real ffmpeg yields for one pass."""
+    args = [x for kv in p.input_options.items() for x in kv]
+    args += ["-i", video] + [x for kv in p.output_options.items() for x in kv]
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", *args, "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    size = 64 * 48
+    # ffmpeg's grey output is full range: luma 16 + 2n comes out as 2n * 255 / 219.
+    return [
+        round(np.frombuffer(raw[i : i + size], np.uint8).mean() * 219 / 255 / 2)
+        for i in range(0, len(raw), size)
+    ]
+
+
+def yielded(video: str, frame_plan) -> list[int]:
+    """Every frame the whole plan yields, in order (mod 110)."""
+    return [n for p in frame_plan.passes for n in decoded(video, p)]
+
+
+def labels(frame_plan) -> list[FrameRef]:
+    """What the plan says each yielded image is, for as many images as it expects."""
+    refs = []
+    for p in frame_plan.passes:
+        count = len(p.expected) if p.expected is not None else frame_plan.expected_count
+        refs += [p.ref(i) for i in range(count)]
+    return refs
+
+
+@pytest.mark.parametrize("spec", [dict(every=7), dict(fps="10"), dict(fps="0.5"), dict(fps="2997/1000")])
+def test_streaming_plans_label_exactly_what_ffmpeg_selects(ntsc_video, spec):
+    p = plan(parse_selection(**spec), NTSC_INFO)
+    refs = labels(p)
+    assert [r.index % 110 for r in refs] == yielded(ntsc_video, p)  # same count, same frames
+    assert [r.timestamp for r in refs] == [round(float(r.index / NTSC), 6) for r in refs]
+    assert refs[0].index == 0 and refs[-1].index < 300
+
+
+def test_every_and_fps_counts_at_the_ntsc_rate():
+    assert plan(parse_selection(every=7), NTSC_INFO).expected_count == 43  # 0, 7, ..., 294
+    # One frame per second of 10.01 s: frames 0, 30, 60, ..., 270 (0 s .. 9.009 s), 10 in all.
+    p = plan(parse_selection(fps="1"), NTSC_INFO)
+    assert p.expected_count == 10
+    assert [r.index for r in labels(p)] == [-((-k * 30000) // 1001) for k in range(10)]
+
+
+@pytest.mark.parametrize("fps", ["30000/1001", "29.97003", "30", "60"])
+def test_fps_at_or_above_the_video_rate_takes_every_frame_once(fps):
+    p = plan(parse_selection(fps=fps), NTSC_INFO)
+    everything = plan(parse_selection(), NTSC_INFO)
+    assert (p.expected_count, p.streaming) == (300, True)
+    assert [(x.input_options, x.output_options) for x in p.passes] == [({}, {})]  # no select: no duplicates
+    assert labels(p) == labels(everything)
+
+
+def test_exact_frames_seek_and_land_on_each_requested_frame(ntsc_video):
+    wanted = [0, 1, 29, 30, 31, 89, 150, 151, 152, 299]
+    p = plan(parse_selection(frames=",".join(map(str, wanted))), NTSC_INFO)
+    assert [r.index for r in labels(p)] == wanted and p.missing == []
+    assert yielded(ntsc_video, p) == [i % 110 for i in wanted]
+
+
+def test_times_pick_the_frame_shown_at_that_time(ntsc_video):
+    # 1.001 s is exactly frame 30 at 30000/1001; 1.0 s is still frame 29 on screen.
+    p = plan(parse_selection(times="0,1,1.001,5.5,10.0,10.5"), NTSC_INFO)
+    assert [r.index for r in labels(p)] == [0, 29, 30, 164, 299]
+    assert p.missing == ["time 10.5s (video lasts 10.01s)"]
+    assert yielded(ntsc_video, p) == [i % 110 for i in (0, 29, 30, 164, 299)]
+
+
+def test_many_frames_past_the_end_are_summarised_and_none_left_is_nothing_to_do():
+    p = plan(parse_selection(frames="298-330"), NTSC_INFO)
+    assert [r.index for r in labels(p)] == [298, 299]
+    assert p.missing[:2] == ["frame 300 (video has 300 frames)", "frame 301 (video has 300 frames)"]
+    assert len(p.missing) == 21 and p.missing[-1] == "and 11 more"
+    nothing = plan(parse_selection(frames="300,400"), NTSC_INFO)
+    assert nothing.expected_count == 0 and nothing.passes == [] and len(nothing.missing) == 2
+
+
+def test_frames_within_two_seconds_share_a_pass_and_a_pass_holds_at_most_200():
+    # Two seconds at 30000/1001 is 59 frames: 0 and 59 share a pass, 59 and 119 do not.
+    p = plan(parse_selection(frames="0,59,119"), NTSC_INFO)
+    assert [[r.index for r in x.expected] for x in p.passes] == [[0, 59], [119]]
+    assert p.passes[0].output_options == {"-vf": "select='eq(n,0)+eq(n,59)'", "-vsync": "0", "-vframes": "2"}
+    assert p.passes[1].output_options == {"-vframes": "1"}
+    assert float(p.passes[1].input_options["-ss"]) == pytest.approx(118.5 / NTSC, abs=1e-6)
+    dense = plan(parse_selection(frames="0-249"), NTSC_INFO)
+    assert [len(x.expected) for x in dense.passes] == [200, 50]

@@ -2,93 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 import pytest
-from helpers import free_port, start_dask, wait_for_port
-from test_report import CHROMIUM_ARGS, small_corpus
+from helpers import CHROMIUM_ARGS, Serve, small_corpus, start_dask, start_serve
 from videos import make_video
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
-
-
-@dataclass
-class Service:
-    url: str
-    proc: subprocess.Popen
-    log: str
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-def start_serve(
-    tmp: str, scheduler: str, allow: list[str], out_base: list[str], state: str, name: str = "serve"
-) -> Service:
-    """The installed command, with exactly the options the Ansible role uses."""
-    port = free_port()
-    args = [
-        "snhoo-dask",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--scheduler",
-        scheduler,
-        "--state-dir",
-        state,
-    ]
-    for a in allow:
-        args += ["--allow", a]
-    for o in out_base:
-        args += ["--out-base", o]
-    log = os.path.join(tmp, f"{name}.log")
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
-    try:
-        wait_for_port(port, timeout=60)
-    except TimeoutError:
-        proc.kill()
-        raise AssertionError(open(log).read()) from None
-    return Service(f"http://127.0.0.1:{port}", proc, log)
-
-
-def call(
-    url: str, method: str = "GET", body=None, ctype: str | None = "application/json", raw: bytes | None = None
-) -> tuple[int, dict]:
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method)
-    if ctype and data is not None:
-        req.add_header("Content-Type", ctype)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def wait_job(url: str, job_id: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, job = call(f"{url}/api/jobs/{job_id}")
-        if not job["running"] and job["state"] != "running":
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} still running after {timeout} s")
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 @dataclass
@@ -97,7 +18,7 @@ class Env:
     base: str  # --allow
     out_base: str  # --out-base
     outside: str  # a folder with videos that the service must not read
-    svc: Service
+    svc: Serve
     scheduler: str
 
 
@@ -151,37 +72,40 @@ BAD_REQUESTS = [
     "body,status,field,words", BAD_REQUESTS, ids=[f"{s}-{w.replace(' ', '_')}" for _, s, _, w in BAD_REQUESTS]
 )
 def test_api_refuses_bad_jobs_with_a_reason_and_starts_nothing(env, body, status, field, words):
-    code, reply = call(f"{env.svc.url}/api/jobs", "POST", body)
+    _, before = env.svc.call("/api/jobs")
+    outputs = sorted(os.listdir(env.out_base))
+    code, reply = env.svc.call("/api/jobs", "POST", body)
     assert (code, reply["field"]) == (status, field), reply
     assert words in reply["error"], reply
-    _, listing = call(f"{env.svc.url}/api/jobs")
-    assert all(j["spec"] != body for j in listing["jobs"])
-    assert not os.path.exists(os.path.join(env.out_base, "anywhere"))
+    _, after = env.svc.call("/api/jobs")
+    assert [j["id"] for j in after["jobs"]] == [j["id"] for j in before["jobs"]]  # no job recorded
+    assert sorted(os.listdir(env.out_base)) == outputs  # no output folder made
+    assert not os.path.exists("/tmp/anywhere")  # nor one outside the allowed folders
 
 
 def test_api_refuses_malformed_requests(env):
-    u = env.svc.url
-    assert call(f"{u}/api/jobs", "POST", raw=b"roots=x", ctype="application/x-www-form-urlencoded")[0] == 415
-    code, reply = call(f"{u}/api/jobs", "POST", raw=b"{not json")
+    call = env.svc.call
+    assert call("/api/jobs", "POST", raw=b"roots=x", ctype="application/x-www-form-urlencoded")[0] == 415
+    code, reply = call("/api/jobs", "POST", raw=b"{not json")
     assert code == 400 and "not valid JSON" in reply["error"]
-    assert call(f"{u}/api/jobs", "POST", body=["a list"])[0] == 400
-    assert call(f"{u}/api/jobs/nope")[0] == 404
-    assert call(f"{u}/api/jobs/nope/resume", "POST", body={})[0] == 404
-    assert call(f"{u}/api/jobs/nope/stop", "POST", body={})[0] == 404
-    assert call(f"{u}/api/nothing")[0] == 404
-    assert call(f"{u}/api/jobs/nope", "DELETE")[0] == 405
+    assert call("/api/jobs", "POST", body=["a list"])[0] == 400
+    assert call("/api/jobs/nope")[0] == 404
+    assert call("/api/jobs/nope/resume", "POST", body={})[0] == 404
+    assert call("/api/jobs/nope/stop", "POST", body={})[0] == 404
+    assert call("/api/nothing")[0] == 404
+    assert call("/api/jobs/nope", "DELETE")[0] == 405
 
 
 def test_api_job_runs_to_the_end_and_reports_each_video(env):
-    u = env.svc.url
+    call = env.svc.call
     code, job = call(
-        f"{u}/api/jobs", "POST", {"roots": [ROOT], "out": "api-run", "mode": "frames", "value": "0,10,20"}
+        "/api/jobs", "POST", {"roots": [ROOT], "out": "api-run", "mode": "frames", "value": "0,10,20"}
     )
     assert code == 201 and job["state"] == "running", job
     # The same output folder cannot be taken by a second job while the first runs.
-    code, busy = call(f"{u}/api/jobs", "POST", {"roots": [ROOT], "out": "api-run"})
+    code, busy = call("/api/jobs", "POST", {"roots": [ROOT], "out": "api-run"})
     assert code == 409 and busy["field"] == "out", busy
-    done = wait_job(u, job["id"])
+    done = env.svc.wait_job(job["id"])
     assert (done["state"], done["total"], done["ok"], done["failed"], done["images"]) == (
         "done_failures",
         4,
@@ -201,7 +125,7 @@ def test_api_job_runs_to_the_end_and_reports_each_video(env):
         "frames.csv",
     ]
     assert os.path.exists(os.path.join(out, "report.html"))
-    assert call(f"{u}/api/jobs/{job['id']}/stop", "POST", body={})[0] == 409  # not running
+    assert call(f"/api/jobs/{job['id']}/stop", "POST", body={})[0] == 409  # not running
     # The dashboard's task stream and progress group tasks by key prefix: they read as videos.
     from distributed import Client
 
@@ -209,9 +133,9 @@ def test_api_job_runs_to_the_end_and_reports_each_video(env):
         prefixes = c.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
     assert "extract-video" in prefixes, prefixes
     # A finished job may be resumed: everything done is skipped.
-    code, again = call(f"{u}/api/jobs/{job['id']}/resume", "POST", body={})
+    code, again = call(f"/api/jobs/{job['id']}/resume", "POST", body={})
     assert code == 202, again
-    again = wait_job(u, job["id"])
+    again = env.svc.wait_job(job["id"])
     assert (again["ok"], again["skipped"], again["failed"], again["runs"]) == (0, 3, 1, 2), again
 
 
@@ -222,14 +146,15 @@ def test_browser_submit_watch_review(env):
     u = env.svc.url
     shots = os.path.join(env.tmp, "screenshots")
     os.makedirs(shots, exist_ok=True)
-    _, before = call(f"{u}/api/jobs")
+    _, before = env.svc.call("/api/jobs")
     errors = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(u + "/")
+            page.goto(env.svc.login_url())
+            assert page.url == u + "/"  # logged in, and the token is out of the address bar
 
             # A wrong root: the reason is on the page and nothing starts.
             page.fill("#roots", "160811测试/tset")
@@ -245,7 +170,7 @@ def test_browser_submit_watch_review(env):
             page.wait_for_selector("#error")
             assert "outside the folders" in page.inner_text("#error")
             page.screenshot(path=os.path.join(shots, "outside-root.png"), full_page=True)
-            _, after = call(f"{u}/api/jobs")
+            _, after = env.svc.call("/api/jobs")
             assert len(after["jobs"]) == len(before["jobs"])
             assert not os.listdir(env.out_base) or "elsewhere-frames" not in os.listdir(env.out_base)
 

@@ -8,14 +8,12 @@ import subprocess
 import time
 
 import pytest
-from helpers import run_cli, start_dask
-from test_report import CHROMIUM_ARGS
-from test_web import call, start_serve, wait_job
+from helpers import CHROMIUM_ARGS, run_cli, start_dask, start_serve
 from videos import make_video
 
 from snhoo_dask.web.store import RUNNING, JobStore
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(400)  # a restart and a resume; slow on a loaded machine
 
 
 def long_video(path: str, seconds: int = 12) -> None:
@@ -68,6 +66,7 @@ def test_store_marks_jobs_left_running_as_interrupted(tmp_path):
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
 def test_restart_mid_job_then_resume_from_the_page(tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -81,21 +80,21 @@ def test_restart_mid_job_then_resume_from_the_page(tmp_path):
     dask = start_dask(tmp)
     svc = start_serve(tmp, dask.address, [base], [out_base], state, name="serve1")
     try:
-        code, job = call(
-            f"{svc.url}/api/jobs", "POST", {"roots": ["day1"], "out": "day1-frames", "format": "png"}
-        )
+        code, job = svc.call("/api/jobs", "POST", {"roots": ["day1"], "out": "day1-frames", "format": "png"})
         assert code == 201, job
         # Stop the service once some videos are done but the long one is not.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            _, now = call(f"{svc.url}/api/jobs/{job['id']}")
+            _, now = svc.call(f"/api/jobs/{job['id']}")
             if now["done"] >= 1:
                 break
             time.sleep(0.1)
         assert 1 <= now["done"] < now["total"], now
         assert svc.stop() == 0  # SIGTERM: an orderly stop
+        first_token = svc.token
         svc = start_serve(tmp, dask.address, [base], [out_base], state, name="serve2")
-        _, again = call(f"{svc.url}/api/jobs/{job['id']}")
+        assert svc.token == first_token  # STATE/token is reused: the login URL survives a restart
+        _, again = svc.call(f"/api/jobs/{job['id']}")
         assert again["state"] == "interrupted" and not again["running"], again
         assert again["done"] < again["total"]
 
@@ -105,6 +104,7 @@ def test_restart_mid_job_then_resume_from_the_page(tmp_path):
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 860})
+                page.goto(svc.login_url())
                 page.goto(f"{svc.url}/jobs/{job['id']}")
                 page.wait_for_selector("#state.interrupted")
                 page.screenshot(path=os.path.join(shots, "interrupted.png"), full_page=True)
@@ -114,7 +114,7 @@ def test_restart_mid_job_then_resume_from_the_page(tmp_path):
                 page.screenshot(path=os.path.join(shots, "resumed.png"), full_page=True)
             finally:
                 browser.close()
-        done = wait_job(svc.url, job["id"])
+        done = svc.wait_job(job["id"])
         assert (done["state"], done["ok"] + done["skipped"], done["failed"], done["runs"]) == (
             "done",
             5,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from urllib.parse import urlencode
 
+import tornado.escape
 import tornado.web
 from tornado.ioloop import IOLoop
 
@@ -13,8 +15,9 @@ from ..layout import REPORT, video_dir
 from ..selection import MODES
 from ..sheets import contact_sheet
 from ..writers import FORMATS
-from .store import RUNNING
-from .validate import RequestError, Submission, build_job
+from . import auth
+from .store import ERROR, RUNNING
+from .validate import MAX_BODY, RequestError, Submission, build_job
 
 MODE_LABELS = {
     "all": "All frames",
@@ -23,13 +26,80 @@ MODE_LABELS = {
     "frames": "Chosen frame numbers",
     "times": "Chosen times",
     "keyframes": "Key frames only",
+    "scenes": "First frame of each shot",
 }
 
 
 class Base(tornado.web.RequestHandler):
+    """Every page and API call: Host check, then the token (header, login URL or cookie)."""
+
+    by_header = False  # the token came in an Authorization header: an API client, no XSRF
+    _guarded = False
+
     @property
     def svc(self):
         return self.application.settings["service"]
+
+    def guard(self) -> None:
+        if self._guarded:
+            return
+        self._guarded = True
+        if not auth.host_allowed(self.request.headers.get("Host"), self.svc.hosts):
+            raise tornado.web.HTTPError(
+                403, reason="this service does not answer to that Host name (see --allowed-host)"
+            )
+        if len(self.request.body) > MAX_BODY:
+            raise tornado.web.HTTPError(413, reason=f"the request body is larger than {MAX_BODY // 1024} KiB")
+        token = self.svc.token
+        offered = auth.header_token(self.request.headers.get("Authorization"))
+        if offered is not None:
+            if not auth.token_matches(token, offered):
+                self.refuse_login("wrong token")
+            self.by_header = True
+            return
+        query = self.get_query_argument("token", None)
+        if query is not None and self.request.method in ("GET", "HEAD"):
+            if not auth.token_matches(token, query):
+                self.refuse_login("wrong token")
+            self.set_signed_cookie(auth.COOKIE, "1", expires_days=30, httponly=True, samesite="Lax")
+            # The token leaves the address bar (and the history) at once, as in Jupyter.
+            rest = {k: v[-1] for k, v in self.request.query_arguments.items() if k != "token"}
+            self.redirect(self.request.path + ("?" + urlencode(rest) if rest else ""))
+            return
+        if self.get_signed_cookie(auth.COOKIE, max_age_days=30) is None:
+            self.refuse_login("log in first")
+
+    def refuse_login(self, why: str) -> None:
+        raise tornado.web.HTTPError(
+            401,
+            reason=f"{why}: open the login URL printed by snhoo-dask serve "
+            "(the token is in the file 'token' in its state folder)",
+        )
+
+    def prepare(self) -> None:
+        self.guard()
+
+    def why(self, status_code: int, kwargs: dict) -> str:
+        """A short reason for an error answer: ours or Tornado's, never a traceback."""
+        if status_code >= 500:
+            return "internal error (logged by the service with its traceback)"
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, tornado.web.HTTPError) and exc.log_message and not exc.args:
+            return exc.log_message  # e.g. Tornado's XSRF refusal
+        return self._reason
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        reason = tornado.escape.xhtml_escape(self.why(status_code, kwargs))
+        self.finish(
+            f"<!DOCTYPE html><html><head><title>{status_code}: {reason}</title></head>"
+            f"<body><h1>{status_code}</h1><p>{reason}</p></body></html>"
+        )
+
+    def check_xsrf_cookie(self) -> None:
+        # Tornado calls this before prepare(): who is asking is settled first.
+        self.guard()
+        if not self.by_header:
+            super().check_xsrf_cookie()
 
     def job_or_404(self, job_id: str) -> dict:
         job = self.svc.store.get(job_id)
@@ -46,13 +116,35 @@ class Base(tornado.web.RequestHandler):
     async def start(self, sub: Submission, job_id: str | None = None) -> str:
         """Validate off the event loop (discovery walks folders) and start; return the job id."""
         svc = self.svc
-        job = await IOLoop.current().run_in_executor(None, build_job, sub, svc.policy, svc.runner.busy_outs())
-        if job_id is None:
-            job_id = job.settings.run_id
-            svc.store.create(
-                job_id, sub.spec(), job.settings.out, _roots(job), job.settings.selection.describe()
-            )
-        svc.runner.start(job_id, job)
+        claimed: list[str] = []
+
+        def claim(out: str) -> None:
+            if not svc.runner.claim(out):
+                raise RequestError(
+                    409,
+                    f"another job of this service is writing to {out}; "
+                    "wait for it or choose another output folder",
+                    "out",
+                )
+            claimed.append(out)
+
+        try:
+            job = await IOLoop.current().run_in_executor(None, build_job, sub, svc.policy, claim)
+            if job_id is None:
+                job_id = job.settings.run_id
+                svc.store.create(
+                    job_id, sub.spec(), job.settings.out, _roots(job), job.settings.selection.describe()
+                )
+            try:
+                svc.runner.start(job_id, job)
+            except Exception as e:
+                # The job row exists: it must not stay "running" with nothing behind it.
+                svc.store.finish(job_id, ERROR, f"could not start: {type(e).__name__}")
+                raise
+        except BaseException:
+            for out in claimed:
+                svc.runner.release(out)
+            raise
         return job_id
 
     async def resume(self, job_id: str) -> None:
@@ -89,6 +181,7 @@ class SubmitPage(Base):
             formats=FORMATS,
             allow=self.svc.policy.allow,
             out_base=self.svc.policy.out_base,
+            unavailable=self.svc.policy.unavailable(),
             dashboard=self.svc.dashboard,
         )
 
@@ -98,7 +191,7 @@ class SubmitPage(Base):
             sub = Submission.from_form(lambda name, default: self.get_body_argument(name, default))
             job_id = await self.start(sub)
         except RequestError as e:
-            self.form(sub, e, e.status)
+            self.form(e.sub or sub, e, e.status)
             return
         self.redirect(f"/jobs/{job_id}", status=303)
 
@@ -119,7 +212,7 @@ class ResumeForm(Base):
         try:
             await self.resume(job_id)
         except RequestError as e:
-            raise tornado.web.HTTPError(e.status, reason=e.message.splitlines()[0][:200]) from None
+            raise tornado.web.HTTPError(e.status, reason=e.message) from None
         self.redirect(f"/jobs/{job_id}", status=303)
 
 
@@ -135,11 +228,10 @@ class SheetImage(Base):
 
     async def get(self, job_id: str) -> None:
         job = self.job_or_404(job_id)
-        out_rel = self.get_query_argument("v", "")
-        # Only videos of this job: the name comes from the job, never a path from the URL.
-        if not self.svc.store.has_video(job_id, out_rel):
+        rel = self.svc.store.video_path(job_id, self.get_query_argument("v", ""))
+        if rel is None:
             raise tornado.web.HTTPError(404)
-        folder = video_dir(job["out"], out_rel)
+        folder = video_dir(job["out"], rel)
         jpeg = await IOLoop.current().run_in_executor(None, contact_sheet, folder)
         if jpeg is None:
             raise tornado.web.HTTPError(404)
@@ -166,20 +258,17 @@ class ReportFile(Base):
 
 
 class Api(Base):
-    def check_xsrf_cookie(self) -> None:
-        pass  # scripts call the API without a browser session
+    """Scripts send ``Authorization: token TOKEN`` (no XSRF token needed); the service's own
+    pages call it with their cookie, and then a POST needs the XSRF token like a form."""
 
     def write_json(self, data, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(data, ensure_ascii=False, default=str))
+        # backslashreplace: a stray undecodable name must not turn an answer into a 500.
+        self.finish(json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace"))
 
     def write_error(self, status_code: int, **kwargs) -> None:
-        reason = self._reason
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
-            reason = exc.log_message
-        self.write_json({"error": reason, "status": status_code}, status_code)
+        self.write_json({"error": self.why(status_code, kwargs), "status": status_code}, status_code)
 
     def refuse(self, e: RequestError) -> None:
         self.write_json({"error": e.message, "field": e.field, "status": e.status}, e.status)
@@ -198,7 +287,7 @@ class Api(Base):
         try:
             return json.loads(self.request.body or b"")
         except ValueError as e:
-            raise RequestError(400, f"the request body is not valid JSON: {e}") from None
+            raise RequestError(400, f"the request body is not valid JSON: {e}"[:200]) from None
 
 
 class ApiJobs(Api):
@@ -206,6 +295,7 @@ class ApiJobs(Api):
         self.write_json(
             {
                 "jobs": [self.public(j) for j in self.svc.store.list()],
+                "folders": self.svc.policy.status(),
                 "dashboard": self.svc.dashboard,
                 "now": time.time(),
             }
@@ -255,4 +345,5 @@ class ApiStop(Api):
 
 class ApiNotFound(Api):
     def prepare(self) -> None:
+        self.guard()
         self.write_json({"error": f"no such API endpoint: {self.request.path}", "status": 404}, 404)

@@ -22,17 +22,30 @@ class Runner:
         self.store = store
         self._lock = threading.Lock()
         self._active: dict[str, tuple[Job, threading.Thread]] = {}
+        self._claimed: set[str] = set()  # output folders of running jobs and of jobs being set up
+        self._closing = threading.Event()
 
-    def busy_outs(self) -> set[str]:
+    def claim(self, out: str) -> bool:
+        """Take ``out`` for one job; False if another job of this service has it.  Check and
+        take are one step, so of many requests for one folder exactly one gets it."""
         with self._lock:
-            return {job.settings.out for job, _ in self._active.values()}
+            if out in self._claimed:
+                return False
+            self._claimed.add(out)
+            return True
+
+    def release(self, out: str) -> None:
+        """Give back a folder claimed for a job that then did not start."""
+        with self._lock:
+            self._claimed.discard(out)
 
     def is_running(self, job_id: str) -> bool:
         with self._lock:
             return job_id in self._active
 
     def start(self, job_id: str, job: Job) -> None:
-        """Record the run and start it; the job row must already exist."""
+        """Record the run and start it; the job row must already exist and its output folder
+        be claimed: the claim now belongs to the job's thread, which gives it back at the end."""
         self.store.begin_run(job_id, job.settings.run_id, [(v.out_rel, v.root, v.rel) for v in job.videos])
         thread = threading.Thread(target=self._run, args=(job_id, job), name=f"job-{job_id}", daemon=True)
         with self._lock:
@@ -48,6 +61,7 @@ class Runner:
 
     def stop_all(self, timeout: float = 15.0) -> None:
         """Stop every job (service shutdown) and wait for them to record it."""
+        self._closing.set()
         with self._lock:
             entries = list(self._active.values())
         for job, _ in entries:
@@ -57,19 +71,30 @@ class Runner:
 
     def _run(self, job_id: str, job: Job) -> None:
         try:
-            summary = job.run(self.client, on_record=lambda rec, s: self.store.record(job_id, rec, s))
-            outcome = summary.outcome
-            self.store.finish(job_id, outcome.state, outcome.message, elapsed=summary.elapsed)
-        except JobError as e:
-            self.store.finish(job_id, ERROR, str(e))
-        except Exception as e:  # noqa: BLE001 - a job thread must always leave a final state
-            log.exception("job %s crashed", job_id)
-            self.store.finish(job_id, ERROR, f"unexpected error: {type(e).__name__}: {e}")
-        try:
-            build_report(job.settings.out)
-        except Exception:  # noqa: BLE001 - the report is a by-product; the job's state stands
-            log.exception("could not write the report for job %s", job_id)
+            # At shutdown the report waits for the resumed run: building it (Bokeh) can take
+            # longer than the service manager waits for the stop.
+            if self._run_job(job_id, job) and not self._closing.is_set():
+                build_report(job.settings.out)
+        except Exception:  # noqa: BLE001 - logged; the job's state stands
+            log.exception("job %s: could not record its end or write its report", job_id)
         finally:
             # Only now is the output folder free again (and the report there to link to).
             with self._lock:
                 self._active.pop(job_id, None)
+                self._claimed.discard(job.settings.out)
+
+    def _run_job(self, job_id: str, job: Job) -> bool:
+        """Run and record the outcome; False if the job was refused before it wrote anything."""
+        try:
+            summary = job.run(self.client, on_record=lambda rec, s: self.store.record(job_id, rec, s))
+        except JobError as e:
+            # E.g. a command-line run holds the folder's lock: the report there is its to write.
+            self.store.finish(job_id, ERROR, str(e))
+            return False
+        except Exception as e:  # noqa: BLE001 - a job thread must always leave a final state
+            log.exception("job %s crashed", job_id)
+            self.store.finish(job_id, ERROR, f"unexpected error: {type(e).__name__}: {e}")
+            return True
+        outcome = summary.outcome
+        self.store.finish(job_id, outcome.state, outcome.message, elapsed=summary.elapsed)
+        return True

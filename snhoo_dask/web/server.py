@@ -6,16 +6,25 @@ import asyncio
 import logging
 import os
 import signal
+import socket
+import sqlite3
 from dataclasses import dataclass
 
 import tornado.web
 from distributed import Client
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
 from ..cluster import DEFAULT_DASHBOARD, ClusterSpec, dask_client
+from . import auth
 from . import handlers as h
 from .runner import Runner
 from .store import JobStore
-from .validate import PathPolicy
+from .validate import MAX_BODY, PathPolicy
+
+# Bodies past MAX_BODY (a job is a few hundred bytes) get a 413 with a reason; past HARD_BODY the
+# connection is dropped unread (the client then sees a broken pipe rather than an answer).
+HARD_BODY = 4 * MAX_BODY
 
 HERE = os.path.dirname(__file__)
 log = logging.getLogger("snhoo_dask.web")
@@ -31,6 +40,8 @@ class Service:
     runner: Runner
     policy: PathPolicy
     dashboard: str | None
+    token: str
+    hosts: frozenset[str]
 
 
 def make_app(service: Service) -> tornado.web.Application:
@@ -56,16 +67,23 @@ def make_app(service: Service) -> tornado.web.Application:
         static_path=os.path.join(HERE, "static"),
         service=service,
         compress_response=True,
+        cookie_secret=auth.cookie_secret(service.token),
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"samesite": "Strict"},
     )
 
 
 def check_bases(allow: list[str], out_base: list[str]) -> PathPolicy:
-    for d in [*allow, *out_base]:
-        if not os.path.isdir(d):
-            raise ServeError(f"{d} is not an existing folder (given to --allow or --out-base)")
+    """The folder policy; a folder that is missing (an unplugged disk) is only warned about."""
     if not allow:
         raise ServeError("give at least one --allow DIR: the folders under which jobs may read videos")
-    return PathPolicy.make(allow, out_base)
+    for d in [*allow, *out_base]:
+        if os.path.exists(d) and not os.path.isdir(d):
+            raise ServeError(f"{d} is not a folder (given to --allow or --out-base)")
+    policy = PathPolicy.make(allow, out_base)
+    for d in policy.unavailable():
+        log.warning("%s does not exist (yet): shown as unavailable until it appears", d)
+    return policy
 
 
 def serve(
@@ -78,24 +96,65 @@ def serve(
     workers: int | None = None,
     threads_per_worker: int = 1,
     dashboard_address: str = DEFAULT_DASHBOARD,
+    token: str | None = None,
+    allowed_hosts: list[str] = (),
 ) -> None:
-    """Run until SIGINT/SIGTERM; running jobs are then stopped and recorded as interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """Run until SIGINT/SIGTERM; running jobs are then stopped and recorded as interrupted.
+
+    ServeError (a configuration the service cannot start with) is raised before any
+    cluster starts: the folders, the state folder, the token and the port come first.
+    """
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     policy = check_bases(list(allow), list(out_base))
     try:
         store = JobStore(state_dir)
-    except OSError as e:
-        raise ServeError(f"cannot use the state folder {state_dir}: {e.strerror or e}") from None
+    except (OSError, sqlite3.Error) as e:
+        raise ServeError(
+            f"cannot use the state folder {state_dir}: {getattr(e, 'strerror', None) or e}"
+        ) from None
+    try:
+        secret, from_file = auth.load_token(state_dir, token)
+        sockets = bind_sockets(port, address=host)
+    except auth.AuthError as e:
+        store.close()
+        raise ServeError(str(e)) from None
+    except (OSError, ValueError) as e:
+        store.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
+    port = sockets[0].getsockname()[1]
+    hosts = auth.allowed_hosts(host, list(allowed_hosts))
     recovered = store.recover()
     if recovered:
         log.info("%d job(s) were running when the service last stopped; marked interrupted", recovered)
-    with dask_client(ClusterSpec(scheduler, workers, threads_per_worker, dashboard_address)) as client:
-        service = Service(store, Runner(client, store), policy, _dashboard(client))
-        try:
-            asyncio.run(_main(service, host, port))
-        finally:
-            service.runner.stop_all()
-            store.close()
+    try:
+        with dask_client(ClusterSpec(scheduler, workers, threads_per_worker, dashboard_address)) as client:
+            _show_request_errors()
+            service = Service(store, Runner(client, store), policy, _dashboard(client), secret, hosts)
+            try:
+                asyncio.run(
+                    _main(service, sockets, auth.login_url(host, port, secret if from_file else None))
+                )
+            finally:
+                service.runner.stop_all()
+    finally:
+        for sock in sockets:
+            sock.close()
+        store.close()
+
+
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+def _show_request_errors() -> None:
+    """Log every failed request with its traceback.  Dask's logging setup sends Tornado's
+    loggers to one shared handler, which a local cluster turns down to CRITICAL for its
+    life: without a handler of its own, a 500 would leave no trace at all."""
+    app_log = logging.getLogger("tornado.application")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    app_log.addHandler(handler)
+    app_log.setLevel(logging.ERROR)
+    app_log.propagate = False
 
 
 def _dashboard(client: Client) -> str | None:
@@ -105,24 +164,23 @@ def _dashboard(client: Client) -> str | None:
         return None
 
 
-async def _main(service: Service, host: str, port: int) -> None:
-    app = make_app(service)
-    try:
-        server = app.listen(port, address=host, xheaders=False)
-    except OSError as e:
-        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+async def _main(service: Service, sockets: list[socket.socket], login: str) -> None:
+    server = HTTPServer(make_app(service), xheaders=False, max_body_size=HARD_BODY)
+    server.add_sockets(sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info(
-        "snhoo-dask serve on http://%s:%d/ (roots under %s; outputs under %s; Dask dashboard %s)",
-        host,
-        port,
+        "snhoo-dask serve: roots under %s; outputs under %s; Dask dashboard %s (no login: keep it to the lab)",
         ", ".join(service.policy.allow),
         ", ".join(service.policy.out_base),
         service.dashboard,
     )
+    if "?token=" in login:
+        log.info("open this login URL (the token is kept in the state folder, file 'token'):\n    %s", login)
+    else:
+        log.info("serving on %s (log in with the token given by --token or $SNHOO_TOKEN)", login)
     await stop.wait()
     log.info("stopping: interrupting running jobs")
     server.stop()

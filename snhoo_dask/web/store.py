@@ -11,6 +11,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..record import VideoRecord
 from ..summary import DONE, DONE_FAILURES, ERROR, INTERRUPTED, RUNNING, Summary
@@ -37,8 +39,16 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS videos (
     job_id TEXT NOT NULL, out_rel TEXT NOT NULL, root TEXT NOT NULL, video TEXT NOT NULL,
     status TEXT NOT NULL, worker TEXT, frames INTEGER, seconds REAL, reason TEXT, finished REAL,
-    PRIMARY KEY (job_id, out_rel));
+    raw BLOB, PRIMARY KEY (job_id, out_rel));
 """
+
+
+def text(value: str | None) -> str | None:
+    """Text SQLite and JSON can hold: a file name that is not UTF-8 (its bad bytes came in
+    as surrogates) shows those bytes as ``\\xNN``, as the command line's messages do."""
+    if value is None:
+        return None
+    return os.fsencode(value).decode("utf-8", "backslashreplace")
 
 
 class JobStore:
@@ -53,27 +63,31 @@ class JobStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            columns = {r["name"] for r in self._db.execute("PRAGMA table_info(videos)")}
+            if "raw" not in columns:  # a database from before non-UTF-8 names were kept
+                self._db.execute("ALTER TABLE videos ADD COLUMN raw BLOB")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def _write(self, *statements: tuple[str, tuple]) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """All writes inside commit together or not at all; the connection is never left
+        inside a transaction (the next write would fail for good)."""
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, args in statements:
-                    self._db.execute(sql, args)
-                self._db.execute("COMMIT")
+                yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-
-    def _many(self, sql: str, rows: list[tuple]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany(sql, rows)
             self._db.execute("COMMIT")
+
+    def _write(self, *statements: tuple[str, tuple]) -> None:
+        with self._transaction() as db:
+            for sql, args in statements:
+                db.execute(sql, args)
 
     def recover(self) -> int:
         """Mark jobs left running by a previous service process as interrupted."""
@@ -88,25 +102,27 @@ class JobStore:
         self._write(
             (
                 "INSERT INTO jobs (id, created, state, spec, out, roots, selection) VALUES (?,?,?,?,?,?,?)",
-                (job_id, time.time(), RUNNING, json.dumps(spec), out, json.dumps(roots), selection),
+                (job_id, time.time(), RUNNING, json.dumps(spec), text(out), json.dumps(roots), selection),
             )
         )
 
     def begin_run(self, job_id: str, run_id: str, videos: list[tuple[str, str, str]]) -> None:
         """A (re)started run: every video is queued again until its record arrives."""
-        self._write(
-            (
+        with self._transaction() as db:
+            db.execute(
                 "UPDATE jobs SET state=?, run=?, runs=runs+1, total=?, ok=0, skipped=0, failed=0, "
                 "images=0, started=?, finished=NULL, elapsed=0, message=NULL WHERE id=?",
                 (RUNNING, run_id, len(videos), time.time(), job_id),
-            ),
-            ("UPDATE videos SET status=? WHERE job_id=?", (QUEUED, job_id)),
-        )
-        self._many(
-            "INSERT INTO videos (job_id, out_rel, root, video, status) VALUES (?,?,?,?,?) "
-            "ON CONFLICT (job_id, out_rel) DO UPDATE SET status=excluded.status",
-            [(job_id, out_rel, root, rel, QUEUED) for out_rel, root, rel in videos],
-        )
+            )
+            db.execute("UPDATE videos SET status=? WHERE job_id=?", (QUEUED, job_id))
+            db.executemany(
+                "INSERT INTO videos (job_id, out_rel, root, video, status, raw) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT (job_id, out_rel) DO UPDATE SET status=excluded.status, raw=excluded.raw",
+                [
+                    (job_id, text(out_rel), text(root), text(rel), QUEUED, os.fsencode(out_rel))
+                    for out_rel, root, rel in videos
+                ],
+            )
 
     def record(self, job_id: str, rec: VideoRecord, summary: Summary) -> None:
         self._write(
@@ -115,13 +131,13 @@ class JobStore:
                 "WHERE job_id=? AND out_rel=?",
                 (
                     rec.status,
-                    None if rec.worker is None else str(rec.worker),
+                    None if rec.worker is None else text(str(rec.worker)),
                     rec.frames,
                     rec.seconds,
-                    rec.reason or None,
+                    text(rec.reason or None),
                     rec.finished_at,
                     job_id,
-                    rec.out,
+                    text(rec.out),
                 ),
             ),
             (
@@ -133,7 +149,7 @@ class JobStore:
     def finish(
         self, job_id: str, state: str, message: str | None = None, elapsed: float | None = None
     ) -> None:
-        sets, args = "state=?, message=?, finished=?", [state, message, time.time()]
+        sets, args = "state=?, message=?, finished=?", [state, text(message), time.time()]
         if elapsed is not None:
             sets += ", elapsed=?"
             args.append(elapsed)
@@ -159,14 +175,16 @@ class JobStore:
             ).fetchall()
         return [dict(r) for r in rows]
 
-    def has_video(self, job_id: str, out_rel: str) -> bool:
+    def video_path(self, job_id: str, out_rel: str) -> str | None:
+        """The video's folder under the output (as on disk, any bytes), or None if it is not
+        one of this job's videos: names come from the job, never a path from a URL."""
         with self._lock:
-            return (
-                self._db.execute(
-                    "SELECT 1 FROM videos WHERE job_id=? AND out_rel=?", (job_id, out_rel)
-                ).fetchone()
-                is not None
-            )
+            row = self._db.execute(
+                "SELECT raw FROM videos WHERE job_id=? AND out_rel=?", (job_id, out_rel)
+            ).fetchone()
+        if row is None:
+            return None
+        return os.fsdecode(row["raw"]) if row["raw"] is not None else out_rel
 
 
 def _job(row: sqlite3.Row) -> dict:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..discover import DiscoveryError, parse_extensions
+from ..discover import DiscoveryError, inside, parse_extensions
 from ..errors import JobError
+from ..filters import FilterError
 from ..job import Job, new_run_id
 from ..output import check_apart, prepare_output
 from ..planning import find_videos
 from ..selection import MODES, SelectionError, parse_selection
-from ..settings import Settings
+from ..settings import Settings, dataset_options
 from ..writers import FORMATS
 
 
@@ -26,10 +28,31 @@ class RequestError(Exception):
     """A request the service refuses; ``status`` is the HTTP code, ``field`` the form field."""
 
     def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        # Library messages may quote what was sent; an answer never carries all of a long input.
+        message = message.splitlines()[0] if message else ""
+        if len(message) > MAX_MESSAGE:
+            message = message[: MAX_MESSAGE - 3] + "..."
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.sub: Submission | None = None  # what to show again in the form, when not the input
+
+
+# Bounds on what one request may carry: far above any real job, far below a memory problem.
+MAX_BODY = 1024 * 1024
+MAX_ROOTS = 64
+MAX_PATH = 4096
+MAX_VALUE = 65536  # a long list of frame numbers or times
+MAX_SHORT = 256  # mode, format, extensions
+SHOWN = 120  # how much of a user's text a message quotes
+MAX_MESSAGE = 400
+
+
+def short(text: str, limit: int = SHOWN) -> str:
+    """A user's text for a message: never the whole of a long input."""
+    text = repr(text)
+    return text if len(text) <= limit else text[: limit - 5] + "...'"
 
 
 def _real(path: str) -> str:
@@ -37,27 +60,69 @@ def _real(path: str) -> str:
 
 
 def _inside(path: str, base: str) -> bool:
-    return path == base or os.path.commonpath([path, base]) == base
+    return inside(path, [base])
+
+
+@dataclass(frozen=True)
+class Base:
+    """One --allow or --out-base folder as given, and whether it can be used right now."""
+
+    given: str
+
+    @property
+    def path(self) -> str:
+        # Resolved on every use: a disk mounted after the start (or a link re-pointed) counts.
+        return _real(self.given)
+
+    @property
+    def available(self) -> bool:
+        return os.path.isdir(self.path)
+
+    def status(self) -> dict:
+        return {"path": self.path, "available": self.available}
 
 
 @dataclass
 class PathPolicy:
-    """Which folders the service may read videos from and write frames to."""
+    """Which folders the service may read videos from and write frames to.
 
-    allow: list[str]
-    out_base: list[str]
+    A folder missing at start (an unplugged disk) is kept: it is shown as unavailable and
+    refused in requests until it appears, without a restart.
+    """
+
+    allow_bases: list[Base]
+    out_bases: list[Base]
 
     @classmethod
     def make(cls, allow: list[str], out_base: list[str]) -> PathPolicy:
-        allow_real = [_real(a) for a in allow]
-        return cls(allow_real, [_real(o) for o in out_base] or allow_real)
+        allow_bases = [Base(a) for a in allow]
+        return cls(allow_bases, [Base(o) for o in out_base] or allow_bases)
 
-    def resolve(self, path: str, bases: list[str], what: str, field: str) -> str:
+    @property
+    def allow(self) -> list[str]:
+        return [b.path for b in self.allow_bases]
+
+    @property
+    def out_base(self) -> list[str]:
+        return [b.path for b in self.out_bases]
+
+    def unavailable(self) -> list[str]:
+        return [b.path for b in dict.fromkeys([*self.allow_bases, *self.out_bases]) if not b.available]
+
+    def status(self) -> dict:
+        return {
+            "allow": [b.status() for b in self.allow_bases],
+            "out_base": [b.status() for b in self.out_bases],
+        }
+
+    def resolve(self, path: str, bases: list[Base], what: str, field: str) -> str:
         """An absolute, symlink-free path inside one of ``bases``; relative paths are taken
         from the first base where they exist (so users can type just ``160811/test``)."""
         path = path.strip()
         if not path:
             raise RequestError(400, f"give the {what}", field)
+        if len(path) > MAX_PATH:
+            raise RequestError(400, f"the {what} path is longer than {MAX_PATH} characters", field)
         if not bases:
             raise RequestError(
                 403,
@@ -65,18 +130,42 @@ class PathPolicy:
                 "(start it with --allow DIR)",
                 field,
             )
+        ready = [b.path for b in bases if b.available]
         if os.path.isabs(path) or path.startswith("~"):
             real = _real(path)
+            missing = [b.path for b in bases if not b.available and _inside(_real(path), b.path)]
         else:
-            candidates = [_real(os.path.join(b, path)) for b in bases]
-            real = next((c for c in candidates if os.path.exists(c)), candidates[0])
-        if not any(_inside(real, b) for b in bases):
+            candidates = [_real(os.path.join(b, path)) for b in ready]
+            real = next((c for c in candidates if os.path.exists(c)), "")
+            # Not in any folder there now: it may well be on the one that is missing.
+            missing = [] if real else [b.path for b in bases if not b.available]
+            real = real or (candidates[0] if candidates else "")
+        if missing:
+            raise RequestError(
+                409,
+                f"the folder {missing[0]} is not available now (an unplugged disk?); "
+                f"the {what} {short(path)} cannot be used until it is back",
+                field,
+            )
+        if not any(_inside(real, b) for b in ready):
             raise RequestError(
                 403,
-                f"{what} {path!r} is outside the folders this service may use ({', '.join(bases)})",
+                f"{what} {short(path)} is outside the folders this service may use ({', '.join(ready)})",
                 field,
             )
         return real
+
+
+_FIELD = {"fmt": "format"}
+
+
+def _not_text(value: str) -> bool:
+    """True for text with lone surrogates (JSON ``\\udcxx`` escapes): no real path typed."""
+    try:
+        value.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
 
 
 @dataclass
@@ -91,12 +180,23 @@ class Submission:
     quality: int = 90
     ext: str = ""
     overwrite: bool = False
+    # Dataset options (see settings.dataset_options); for mode "scenes", value is the threshold.
+    max_side: int | None = None
+    square: int | None = None
+    dedup: bool = False
+    dedup_hi: int | None = None
+    dedup_lo: int | None = None
+    dedup_frac: float | None = None
+    pack: str = "folder"
 
     @classmethod
     def from_json(cls, body) -> Submission:
         if not isinstance(body, dict):
             raise RequestError(400, "the request body must be a JSON object")
-        unknown = set(body) - {"roots", "out", "mode", "value", "format", "quality", "ext", "overwrite"}
+        dataset = {"max_side", "square", "dedup", "dedup_hi", "dedup_lo", "dedup_frac", "pack"}
+        unknown = (
+            set(body) - {"roots", "out", "mode", "value", "format", "quality", "ext", "overwrite"} - dataset
+        )
         if unknown:
             raise RequestError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
         roots = body.get("roots", [])
@@ -112,7 +212,17 @@ class Submission:
             raise RequestError(400, "quality must be a whole number from 1 to 100", "quality")
         if not isinstance(body.get("overwrite", False), bool):
             raise RequestError(400, "overwrite must be true or false", "overwrite")
-        return cls(
+        for key in ("max_side", "square", "dedup_hi", "dedup_lo"):
+            if body.get(key) is not None and (isinstance(body[key], bool) or not isinstance(body[key], int)):
+                raise RequestError(400, f"{key} must be a whole number", key)
+        frac = body.get("dedup_frac")
+        if frac is not None and (isinstance(frac, bool) or not isinstance(frac, int | float)):
+            raise RequestError(400, "dedup_frac must be a number from 0 to 1", "dedup_frac")
+        if not isinstance(body.get("dedup", False), bool):
+            raise RequestError(400, "dedup must be true or false", "dedup")
+        if not isinstance(body.get("pack", "folder"), str):
+            raise RequestError(400, "pack must be a string", "pack")
+        return cls.checked(
             roots=roots,
             out=body.get("out", ""),
             mode=body.get("mode", "all"),
@@ -121,6 +231,13 @@ class Submission:
             quality=quality,
             ext=body.get("ext", ""),
             overwrite=body.get("overwrite", False),
+            max_side=body.get("max_side"),
+            square=body.get("square"),
+            dedup=body.get("dedup", False),
+            dedup_hi=body.get("dedup_hi"),
+            dedup_lo=body.get("dedup_lo"),
+            dedup_frac=body.get("dedup_frac"),
+            pack=body.get("pack", "folder"),
         )
 
     @classmethod
@@ -130,7 +247,13 @@ class Submission:
             quality = int(get("quality", "90") or 90)
         except ValueError:
             raise RequestError(400, "quality must be a whole number from 1 to 100", "quality") from None
-        return cls(
+        sizes = {}
+        for key in ("max_side", "square"):
+            text = get(key, "").strip()
+            if text and not re.fullmatch(r"\d+", text):
+                raise RequestError(400, f"{key.replace('_', ' ')} must be a whole number of pixels", key)
+            sizes[key] = int(text) if text else None
+        return cls.checked(
             roots=get("roots", "").splitlines(),
             out=get("out", ""),
             mode=get("mode", "all"),
@@ -139,7 +262,39 @@ class Submission:
             quality=quality,
             ext=get("ext", ""),
             overwrite=get("overwrite", "") in ("on", "1", "true"),
+            dedup=get("dedup", "") in ("on", "1", "true"),
+            pack=get("pack", "folder"),
+            **sizes,
         )
+
+    @classmethod
+    def checked(cls, **fields) -> Submission:
+        """A submission within the bounds; past them a RequestError whose ``sub`` holds the
+        fields with the offending one emptied (a form shown again never echoes a huge input)."""
+        sub = cls(**fields)
+        limits = {"out": MAX_PATH, "value": MAX_VALUE, "mode": MAX_SHORT, "fmt": MAX_SHORT, "ext": MAX_SHORT}
+        problem = None
+        if len(sub.roots) > MAX_ROOTS:
+            problem = ("roots", f"give at most {MAX_ROOTS} root folders (got {len(sub.roots)})")
+        elif any(len(r) > MAX_PATH for r in sub.roots):
+            problem = ("roots", f"a root path is longer than {MAX_PATH} characters")
+        elif any(_not_text(r) for r in sub.roots):
+            problem = ("roots", "a root path is not valid UTF-8 text")
+        for name, limit in limits.items():
+            if problem:
+                break
+            value = getattr(sub, name)
+            if len(value) > limit:
+                problem = (name, f"{_FIELD.get(name, name)} is longer than {limit} characters")
+            elif _not_text(value):
+                problem = (name, f"{_FIELD.get(name, name)} is not valid UTF-8 text")
+        if problem:
+            field, message = problem
+            setattr(sub, field, [] if field == "roots" else "")
+            error = RequestError(400, message, _FIELD.get(field, field))
+            error.sub = sub
+            raise error
+        return sub
 
     def spec(self) -> dict:
         """The JSON-able form kept with the job, to resume it later with the same options."""
@@ -152,22 +307,42 @@ class Submission:
             "quality": self.quality,
             "ext": self.ext,
             "overwrite": self.overwrite,
+            "max_side": self.max_side,
+            "square": self.square,
+            "dedup": self.dedup,
+            "dedup_hi": self.dedup_hi,
+            "dedup_lo": self.dedup_lo,
+            "dedup_frac": self.dedup_frac,
+            "pack": self.pack,
         }
 
 
 def _selection(mode: str, value: str):
     """The CLI's ``parse_selection``, fed from a mode and one value."""
     if mode not in MODES:
-        raise RequestError(400, f"unknown frame selection {mode!r}; choose one of {', '.join(MODES)}", "mode")
+        raise RequestError(
+            400, f"unknown frame selection {short(mode)}; choose one of {', '.join(MODES)}", "mode"
+        )
     value = value.strip()
     if mode in ("all", "keyframes"):
         return parse_selection(keyframes=mode == "keyframes")
+    if mode == "scenes":
+        try:
+            threshold = float(value) if value else None
+        except ValueError:
+            raise RequestError(
+                400, f"scenes wants a scene threshold like 0.3 (or nothing), not {value!r}", "value"
+            ) from None
+        try:
+            return parse_selection(scenes=True, scene_threshold=threshold)
+        except SelectionError as e:
+            raise RequestError(400, str(e).replace("--scene-threshold", "scene threshold"), "value") from None
     if not value:
-        raise RequestError(400, f"frame selection {mode!r} needs a value", "value")
+        raise RequestError(400, f"frame selection {short(mode)} needs a value", "value")
     try:
         if mode == "every":
             if not re.fullmatch(r"\d+", value):
-                raise RequestError(400, f"every wants a whole number of frames, not {value!r}", "value")
+                raise RequestError(400, f"every wants a whole number of frames, not {short(value)}", "value")
             return parse_selection(every=int(value))
         return parse_selection(**{mode: value})
     except SelectionError as e:
@@ -177,12 +352,16 @@ def _selection(mode: str, value: str):
         ) from None
 
 
-def build_job(sub: Submission, policy: PathPolicy, busy_outs: set[str]) -> Job:
-    """Validate everything, create the output folder last, and return a Job ready to run."""
+def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None]) -> Job:
+    """Validate everything, create the output folder last, and return a Job ready to run.
+
+    ``claim(out)`` takes the output folder for this job or raises RequestError(409); it is
+    called as soon as the folder is known, so two requests for one folder cannot both pass.
+    """
     roots = [r.strip() for r in sub.roots if r.strip()]
     if not roots:
         raise RequestError(400, "give at least one root folder", "roots")
-    real_roots = [policy.resolve(r, policy.allow, "root", "roots") for r in roots]
+    real_roots = list(dict.fromkeys(policy.resolve(r, policy.allow_bases, "root", "roots") for r in roots))
     out_text = sub.out.strip() or f"{os.path.basename(real_roots[0])}-frames"
     out = policy.resolve(out_text, policy.out_base, "output folder", "out")
     try:
@@ -190,23 +369,49 @@ def build_job(sub: Submission, policy: PathPolicy, busy_outs: set[str]) -> Job:
     except JobError as e:
         raise RequestError(400, str(e), "out") from None
     if sub.fmt not in FORMATS:
-        raise RequestError(400, f"unknown format {sub.fmt!r}; choose one of {', '.join(FORMATS)}", "format")
+        raise RequestError(
+            400, f"unknown format {short(sub.fmt)}; choose one of {', '.join(FORMATS)}", "format"
+        )
     if not 1 <= sub.quality <= 100:
         raise RequestError(400, "quality must be a whole number from 1 to 100", "quality")
     selection = _selection(sub.mode, sub.value)
     try:
+        dataset = dataset_options(
+            selection,
+            sub.fmt,
+            sub.max_side,
+            sub.square,
+            sub.dedup,
+            sub.dedup_hi,
+            sub.dedup_lo,
+            sub.dedup_frac,
+            sub.pack,
+        )
+    except FilterError as e:
+        raise RequestError(
+            400, re.sub(r"--([a-z-]+)", lambda m: m.group(1).replace("-", " "), str(e)), e.field
+        ) from None
+    try:
         extensions = parse_extensions(sub.ext or None)
     except DiscoveryError as e:
         raise RequestError(400, str(e).replace("--ext", "extensions"), "ext") from None
-    if out in busy_outs:
-        raise RequestError(
-            409,
-            f"another job of this service is writing to {out}; wait for it or choose another output folder",
-            "out",
-        )
-    settings = Settings(out=out, selection=selection, fmt=sub.fmt, quality=sub.quality, run_id=new_run_id())
+    claim(out)
+    settings = Settings(
+        out=out,
+        selection=selection,
+        fmt=sub.fmt,
+        quality=sub.quality,
+        run_id=new_run_id(),
+        resize=dataset.resize,
+        dedup=dataset.dedup,
+        pack=dataset.pack,
+    )
     try:
-        job = Job(find_videos(real_roots, out, extensions), settings, overwrite=sub.overwrite)
+        # Discovery follows links; under the service it must not leave the allowed folders.
+        allowed = [b.path for b in policy.allow_bases if b.available]
+        job = Job(
+            find_videos(real_roots, out, extensions, confine=allowed), settings, overwrite=sub.overwrite
+        )
     except JobError as e:
         raise RequestError(400, str(e), "roots") from None
     try:

@@ -1,0 +1,48 @@
+"""One video's task in this process, without Dask: what a worker does per video, timed alone.
+
+    python -m benchmarks.one_task VIDEO OUT [--scenes] [--dedup] [--every N] [--max-side N]
+
+Used with farm-bench to compare per-video work against single-machine tools (PySceneDetect),
+leaving out the cluster's start, which a lab pays once per job, not per video.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from snhoo_dask.discover import Video
+from snhoo_dask.extract import extract_video
+from snhoo_dask.filters import parse_dedup, parse_resize
+from snhoo_dask.output import prepare_output
+from snhoo_dask.selection import parse_selection
+from snhoo_dask.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("video")
+    ap.add_argument("out")
+    ap.add_argument("--scenes", action="store_true")
+    ap.add_argument("--dedup", action="store_true")
+    ap.add_argument("--every", type=int)
+    ap.add_argument("--max-side", type=int)
+    args = ap.parse_args(argv)
+    video = os.path.abspath(args.video)
+    root, rel = os.path.dirname(video), os.path.basename(video)
+    out = prepare_output(args.out, [root])
+    settings = Settings(
+        out=out,
+        selection=parse_selection(every=args.every, scenes=args.scenes),
+        stage=False,
+        resize=parse_resize(args.max_side, None),
+        dedup=parse_dedup(args.dedup),
+    )
+    record = extract_video(Video(root, "v", rel, os.path.getsize(video)), settings)
+    print(record.to_json())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

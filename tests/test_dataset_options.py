@@ -1,0 +1,181 @@
+"""Dataset options without a cluster: what users type, the sizes and ffmpeg chains it becomes,
+the one-line usage errors, and a tar written by the sink read back by ``webdataset``."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from fractions import Fraction
+
+import pytest
+from helpers import run_cli
+
+from snhoo_dask.filters import Dedup, FilterError, Resize, parse_dedup, parse_resize, scale_filter
+from snhoo_dask.layout import read_done
+from snhoo_dask.probe import VideoInfo
+from snhoo_dask.selection import SelectionError, parse_selection, plan
+from snhoo_dask.settings import Settings, dataset_options
+from snhoo_dask.sinks import FrameRow
+from snhoo_dask.tar_sink import TarSink
+
+WIDE = VideoInfo(
+    codec="h264",
+    width=1280,
+    height=720,
+    fps=25.0,
+    duration=4.0,
+    start_time=0.0,
+    pix_fmt="yuv420p",
+    frame_rate=Fraction(25),
+    nb_frames=100,
+)
+
+
+@pytest.mark.parametrize(
+    "resize, source, expected",
+    [
+        (Resize("max_side", 512), (1280, 720), (512, 288)),
+        (Resize("max_side", 512), (720, 1280), (288, 512)),  # portrait: the height is the longer side
+        (Resize("max_side", 512), (64, 48), (64, 48)),  # never enlarged
+        (Resize("max_side", 512), (512, 300), (512, 300)),
+        (Resize("square", 256), (1280, 720), (256, 256)),
+        (Resize("square", 256), (64, 48), (256, 256)),  # a dataset needs one shape: enlarged
+    ],
+)
+def test_written_size(resize, source, expected):
+    assert resize.out_size(*source) == expected
+
+
+def test_scale_filters_keep_the_aspect_and_crop_the_centre():
+    assert scale_filter(Resize("max_side", 512), 1280, 720) == "scale=512:288:flags=area"
+    assert scale_filter(Resize("max_side", 2000), 1280, 720) is None
+    # 1280x720 -> 455x256, then the middle 256 columns: (455 - 256) // 2 = 99 from the left.
+    assert scale_filter(Resize("square", 256), 1280, 720) == "scale=455:256:flags=area,crop=256:256:99:0"
+
+
+def test_plan_puts_the_scale_into_every_mode_and_tells_the_reader_the_size():
+    resize = Resize("max_side", 512)
+    for selection in [
+        parse_selection(),
+        parse_selection(every=10),
+        parse_selection(frames="0,50,99"),
+        parse_selection(keyframes=True),
+        parse_selection(scenes=True),
+    ]:
+        p = plan(selection, WIDE, [0.0, 2.0], resize=resize)
+        assert p.out_size == (512, 288)
+        for each in p.passes:
+            assert each.output_options["-s"] == "512x288"
+            with each.opened(WIDE.frame_rate) as live:
+                assert "scale=512:288" in live.output_options["-vf"]
+
+
+def test_scenes_and_dedup_let_ffmpeg_name_the_frames():
+    p = plan(parse_selection(every=5), WIDE, dedup=Dedup())
+    (only,) = p.passes
+    assert p.expected_count == 100  # decoded frames, not images: dedup makes those unknowable
+    with only.opened(WIDE.frame_rate) as live:
+        vf = live.output_options["-vf"]
+    # Numbered before anything drops frames; deduplicated after the selection, before scaling.
+    assert vf.startswith("setpts=N,")
+    assert vf.index("select='not(mod(n,5))'") < vf.index("mpdecimate") < vf.index("kept.txt")
+    scenes = plan(parse_selection(scenes=True, scene_threshold=0.25), WIDE)
+    assert scenes.scored
+    with scenes.passes[0].opened(WIDE.frame_rate) as live:
+        assert "select='eq(n,0)+gt(scene,0.25)'" in live.output_options["-vf"]
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: parse_resize(512, 256), "choose --max-side or --square, not both"),
+        (lambda: parse_resize(0, None), "--max-side must be from 1"),
+        (lambda: parse_dedup(False, hi=100), "--dedup-hi only applies with --dedup"),
+        (lambda: parse_dedup(True, hi=100, lo=200), "must not be above --dedup-hi"),
+        (lambda: parse_dedup(True, frac=1.5), "--dedup-frac must be from 0 to 1"),
+        (lambda: dataset_options(parse_selection(frames="1,2"), dedup=True), "not with --frames"),
+        (lambda: dataset_options(parse_selection(), pack="zip"), "--pack must be one of folder, tar"),
+        (
+            lambda: dataset_options(parse_selection(), fmt="webp", pack="tar"),
+            "--format must be one of jpg, png",
+        ),
+    ],
+)
+def test_bad_dataset_options_say_why(call, message):
+    with pytest.raises(FilterError, match=message):
+        call()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(scene_threshold=0.5), "--scene-threshold only applies with --scenes"),
+        (dict(scenes=True, scene_threshold=1.5), "between 0 and 1"),
+        (dict(scenes=True, every=3), "choose one frame selection"),
+    ],
+)
+def test_bad_scene_options_say_why(kwargs, message):
+    with pytest.raises(SelectionError, match=message):
+        parse_selection(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--pack", "tar", "--format", "webp"], "--format must be one of jpg, png, not 'webp'"),
+        (["--pack", "zip"], "--pack must be one of folder, tar"),
+        (["--dedup", "--frames", "0,5"], "--dedup works with all frames, --every, --fps or --scenes"),
+        (["--dedup", "--keyframes"], "not with --keyframes"),
+        (["--max-side", "512", "--square", "256"], "choose --max-side or --square, not both"),
+        (["--scene-threshold", "0.4"], "--scene-threshold only applies with --scenes"),
+        (["--scenes", "--every", "5"], "choose one frame selection"),
+        (["--dedup-lo", "10"], "--dedup-lo only applies with --dedup"),
+    ],
+)
+def test_bad_combinations_are_one_line_usage_errors(tmp_path, args, message):
+    root = tmp_path / "videos"
+    root.mkdir()
+    result = run_cli("run", str(root), "--out", str(tmp_path / "out"), *args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("snhoo-dask: error: ") and message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_signatures_tell_the_options_apart_and_leave_old_outputs_alone():
+    base = Settings(out="/o", selection=parse_selection())
+    # A folder finished before these options existed keeps exactly its old signature.
+    assert base.signature() == {"selection": base.selection.signature(), "format": "jpg", "quality": 90}
+    variants = [
+        replace(base, pack="tar"),
+        replace(base, resize=Resize("max_side", 512)),
+        replace(base, resize=Resize("square", 512)),
+        replace(base, dedup=Dedup()),
+        replace(base, dedup=Dedup(hi=1000)),
+        replace(base, selection=parse_selection(scenes=True)),
+        replace(base, selection=parse_selection(scenes=True, scene_threshold=0.5)),
+    ]
+    signatures = [json.dumps(s.signature(), sort_keys=True) for s in [base, *variants]]
+    assert len(set(signatures)) == len(signatures)
+
+
+def test_a_sealed_tar_reads_with_webdataset_and_carries_its_done_record(tmp_path):
+    wds = pytest.importorskip("webdataset")
+    sink = TarSink(str(tmp_path), False, "day1/a.mp4", "/videos")
+    for i in (0, 25):
+        sink.add(f"{i:06d}.jpg", b"\xff\xd8 not decoded here", FrameRow(i, i / 25, f"{i:06d}.jpg", 64, 48))
+    sink.close()
+    path = sink.seal({"signature": {"s": 1}, "record": {"frames": 2}})
+    samples = list(wds.WebDataset(path, shardshuffle=False))
+    assert [s["__key__"] for s in samples] == ["000000", "000025"]  # the done record is not a sample
+    assert json.loads(samples[1]["json"]) == {
+        "index": 25,
+        "timestamp": 1.0,
+        "video": "day1/a.mp4",
+        "root": "/videos",
+        "width": 64,
+        "height": 48,
+    }
+    os.rename(path, tmp_path / "a.mp4.tar")
+    assert read_done(str(tmp_path / "a.mp4.tar")) == {"signature": {"s": 1}, "record": {"frames": 2}}
