@@ -667,8 +667,11 @@ def test_web_config_error_stops_the_unit_without_a_restart_loop(lab):
 
     The configuration error is a real one: another program holds the port."""
     addr, port = ADDR["storage1"], lab.ports["web"]
+    # SO_REUSEADDR: the port still has TIME_WAIT connections from the
+    # requests of the test before; a listener on it still keeps the service out.
     holder = (
-        f"import socket, time; s = socket.socket(); s.bind(({addr!r}, {port})); s.listen(); time.sleep(600)"
+        "import socket, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+        f"s.bind(({addr!r}, {port})); s.listen(); time.sleep(600)"
     )
     since = lab.exec("storage1", "date +%s").stdout.strip()
     try:
