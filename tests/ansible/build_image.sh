@@ -1,6 +1,7 @@
 #!/bin/bash
-# Build (once) the Debian bookworm image with systemd as PID 1 used by the
-# container cluster test.  No image registry is reachable here, so the root
+# Build (once) a Debian image with systemd as PID 1 for the container cluster
+# test: `build_image.sh [SUITE]`, SUITE bookworm (default) or trixie, so the
+# test lab can mix releases (Python 3.11 and 3.13) as a real lab does.  No image registry is reachable here, so the root
 # filesystem is made with debootstrap and imported; both the tarball and the
 # image tag are cached so a rerun costs nothing.
 #
@@ -8,6 +9,7 @@
 # host name is written in this repository.
 set -euo pipefail
 
+SUITE="${1:-bookworm}"
 CACHE="${SNHOO_CACHE:-$HOME/.cache/snhoo-dask}"
 here=$(cd "$(dirname "$0")" && pwd)
 roles="$here/../../ansible/roles"
@@ -33,8 +35,8 @@ PY
 PACKAGES=$(echo $BASE_PACKAGES $ROLE_PACKAGES | tr ' ' '\n' | sort -u | paste -sd, -)
 # The tag names the content: a changed package list or a changed build recipe
 # gives a new image, never a stale cached one.
-DIGEST=$( { echo "$PACKAGES"; cat "$0"; } | sha256sum | cut -c1-12)
-IMAGE="${SNHOO_TEST_IMAGE:-snhoo-dask/bookworm-systemd:$DIGEST}"
+DIGEST=$( { echo "$SUITE $PACKAGES"; cat "$0"; } | sha256sum | cut -c1-12)
+IMAGE="snhoo-dask/$SUITE-systemd:$DIGEST"
 
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
     echo "image $IMAGE already built" >&2
@@ -44,7 +46,8 @@ fi
 
 mirror() {
     local f
-    # deb822 sources first (bookworm default), then one-line sources.
+    # The host's Debian mirror (any mirror that serves bookworm serves trixie
+    # too).  deb822 sources first (bookworm default), then one-line sources.
     for f in /etc/apt/sources.list.d/*.sources; do
         [ -e "$f" ] || continue
         awk '
@@ -62,11 +65,11 @@ fi
 [ -n "$MIRROR" ] || { echo "no bookworm mirror found in apt sources" >&2; exit 1; }
 
 mkdir -p "$CACHE"
-TARBALL="$CACHE/bookworm-systemd-$DIGEST.tar"
+TARBALL="$CACHE/$SUITE-systemd-$DIGEST.tar"
 if [ ! -s "$TARBALL" ]; then
     ROOTFS=$(mktemp -d "$CACHE/rootfs.XXXXXX")
     trap 'rm -rf "$ROOTFS"' EXIT
-    debootstrap --variant=minbase --include="$PACKAGES" bookworm "$ROOTFS" "$MIRROR" >&2
+    debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR" >&2
     # Services that make no sense (or hang) in a container.  The NFS daemons
     # too: this kernel has no NFS, the test inventory's snhoo_nfs_simulate
     # keeps the roles from starting them, and rpcbind would otherwise listen

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -42,7 +44,7 @@ def test_syntax_check(playbook):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_example_inventory_has_the_three_groups():
+def _example_inventory() -> dict:
     proc = subprocess.run(
         [_tool("ansible-inventory"), "-i", os.path.join(REPO, "inventory.ini"), "--list"],
         capture_output=True,
@@ -50,8 +52,82 @@ def test_example_inventory_has_the_three_groups():
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    for group in ("storage", "scheduler", "workers"):
-        assert f'"{group}"' in proc.stdout
+    return json.loads(proc.stdout)
+
+
+def test_example_inventory_has_the_three_groups():
+    inv = _example_inventory()
+    assert inv["storage"]["hosts"] == ["master"]
+    assert inv["scheduler"]["hosts"] == ["master"]
+    assert inv["workers"]["hosts"] == ["slave1", "slave2"]
+    assert sorted(inv["lab"]["children"]) == ["scheduler", "storage", "workers"]
+    # A lab has no DNS for these names: every host is known by its address.
+    hostvars = inv["_meta"]["hostvars"]
+    assert {h: v["ansible_host"] for h, v in hostvars.items()} == {
+        "master": "192.0.2.10",
+        "slave1": "192.0.2.11",
+        "slave2": "192.0.2.12",
+    }
+
+
+def _render(host: str, expression: str, *role_defaults: str) -> str:
+    """Evaluate a Jinja expression for one host of the example inventory, with
+    ansible/group_vars and the given roles' defaults, as the roles would."""
+    args = [_tool("ansible"), host, "-i", os.path.join(REPO, "inventory.ini"), "--playbook-dir", ANSIBLE_DIR]
+    args += ["-c", "local", "-m", "ansible.builtin.debug", "-a", f"msg={{{{ {expression} }}}}"]
+    for role in role_defaults:
+        args += ["-e", f"@{os.path.join(ANSIBLE_DIR, 'roles', role, 'defaults', 'main.yml')}"]
+    args += ["-e", "ansible_managed=managed", "-o"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=ANSIBLE_DIR)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # -o: "host | SUCCESS => {...}" on one line.
+    return json.loads(proc.stdout.split("=>", 1)[1])["msg"]
+
+
+def test_ip_only_inventory_renders_addresses_never_names():
+    """Every address one node gives another comes from ansible_host."""
+    names = re.compile(r"\b(master|slave1|slave2)\b")
+    worker_unit = _render(
+        "slave1",
+        "lookup('ansible.builtin.template', 'roles/snhoo_dask_worker/templates/worker.service.j2')",
+        "snhoo_dask_worker",
+    )
+    execstart = worker_unit.split("ExecStart=", 1)[1].split("\n\n")[0]
+    assert "dask worker tcp://192.0.2.10:8786" in execstart, execstart
+    # Listens on (and so gives the scheduler) its own address.
+    assert "--host 192.0.2.11" in execstart, execstart
+    exports = _render(
+        "master",
+        "lookup('ansible.builtin.template', 'roles/snhoo_nfs_server/templates/exports.j2',"
+        " template_vars={'__snhoo_nfs_server_disks': [{'name': 'usb1'}]})",
+        "snhoo_nfs_server",
+    )
+    lines = [ln for ln in exports.splitlines() if ln and not ln.startswith("#")]
+    assert len(lines) == 2, exports
+    for line in lines:
+        hosts = [c.split("(")[0] for c in line.split()[1:]]
+        assert hosts == ["192.0.2.11", "192.0.2.12"], line
+    web_unit = _render(
+        "master",
+        "lookup('ansible.builtin.template', 'roles/snhoo_web/templates/web.service.j2')",
+        "snhoo_web",
+    )
+    assert "--scheduler tcp://192.0.2.10:8786" in web_unit, web_unit
+    assert "--allowed-host 192.0.2.10" in web_unit and "--allowed-host master" in web_unit, web_unit
+    for host in ("slave1", "slave2", "master"):
+        assert _render(host, "snhoo_storage_address") == "192.0.2.10"
+    for text in (execstart, "\n".join(lines)):
+        assert not names.search(text.replace("--name slave1", "")), text
+
+
+def test_web_token_stays_out_of_the_unit():
+    unit = _render(
+        "master",
+        "lookup('ansible.builtin.template', 'roles/snhoo_web/templates/web.service.j2')",
+        "snhoo_web",
+    )
+    assert "EnvironmentFile=-/etc/snhoo-dask/web.env" in unit
+    assert "--token" not in unit and "SNHOO_TOKEN=" not in unit
 
 
 def test_only_the_test_inventory_turns_nfs_simulation_on():
