@@ -21,6 +21,7 @@ def _tool(name: str) -> str:
     return path
 
 
+@pytest.mark.slow  # two and a half minutes: kept out of the quick loop
 def test_ansible_lint_production_profile():
     proc = subprocess.run(
         [_tool("ansible-lint"), "--profile", "production", "--nocolor"],
