@@ -162,7 +162,7 @@ def _write_frames(
     decoded (for the truncation check) and ffmpeg's condensed log."""
     encoder = make_encoder(settings.fmt, settings.quality)
     width, height = frame_plan.out_size
-    planes = wants_planes(settings.fmt) and can_hand_planes(info)
+    planes = wants_planes(settings.fmt) and can_hand_planes(info, frame_plan.out_size)
     written = decoded = 0
     logs = []
     threads = {"-threads": str(settings.decoder_threads)} if settings.decoder_threads else {}

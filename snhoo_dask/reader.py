@@ -70,14 +70,22 @@ def _with_filter(options: dict[str, str], chain: str) -> dict[str, str]:
     return options
 
 
-def can_hand_planes(info: VideoInfo) -> bool:
+def can_hand_planes(info: VideoInfo, size: tuple[int, int] | None = None) -> bool:
     """Whether ffmpeg can hand this video's frames over as 8-bit 4:2:0 planes without converting.
 
     Only for the BT.601 matrix (or none given, which ffmpeg treats as BT.601): a JPEG
     is BT.601 YCbCr, so planes of another matrix (BT.709 HD cameras) would shift the
-    colours; those, 10-bit and 4:2:2/4:4:4 videos keep the RGB path.
+    colours; those, 10-bit and 4:2:2/4:4:4 videos keep the RGB path.  So do odd picture
+    sizes (``size``: the written one, default the video's): the half-size chroma of an odd
+    edge cost up to 2.5 dB against the RGB path (65x49 test video).
     """
-    return info.pix_fmt in ("yuv420p", "yuvj420p") and info.color_matrix in ("", "bt470bg", "smpte170m")
+    width, height = size or (info.width, info.height)
+    return (
+        info.pix_fmt in ("yuv420p", "yuvj420p")
+        and info.color_matrix in ("", "bt470bg", "smpte170m")
+        and width % 2 == 0
+        and height % 2 == 0
+    )
 
 
 class FrameReader(FFmpegReader):
