@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         out=out,
         selection=parse_selection(every=args.every, scenes=args.scenes),
-        stage=False,
+        stage="never",
         resize=parse_resize(args.max_side, None),
         dedup=parse_dedup(args.dedup),
     )

@@ -18,6 +18,7 @@ from .output import check_apart, prepare_output
 from .planning import find_videos
 from .selection import DEFAULT_SCENE_THRESHOLD, SelectionError, parse_selection
 from .settings import PACKS, Settings, dataset_options
+from .staging import stage_mode
 from .summary import EXIT_USAGE
 from .web.command import OneLineErrors, config_error
 from .writers import FORMATS
@@ -114,9 +115,9 @@ def main() -> None:
 @click.option("--ext", help="Video extensions to look for, comma-separated (default: common video types).")
 @click.option(
     "--stage/--no-stage",
-    default=True,
-    show_default=True,
-    help="Copy each video to the worker's local scratch before decoding.",
+    default=None,
+    help="Copy each video to the worker's local scratch before decoding "
+    "(default: only videos on a network filesystem such as NFS or SMB).",
 )
 @click.option(
     "--scratch", type=click.Path(), help="Worker-local scratch folder (default $SNHOO_SCRATCH or /tmp)."
@@ -154,7 +155,7 @@ def run(
     fmt: str,
     quality: int,
     ext: str | None,
-    stage: bool,
+    stage: bool | None,
     scratch: str | None,
     overwrite: bool,
     timeout: float,
@@ -178,7 +179,7 @@ def run(
             selection=selection,
             fmt=fmt,
             quality=quality,
-            stage=stage,
+            stage=stage_mode(stage),
             scratch=scratch,
             timeout=timeout,
             run_id=new_run_id(),

@@ -27,7 +27,7 @@ from .record import FAILED, OK, VideoRecord
 from .selection import Plan, join_seeks, plan
 from .settings import Settings
 from .sinks import FrameRow, make_sink
-from .staging import StagingError, staged
+from .staging import StagingError, should_stage, staged
 from .writers import make_encoder, wants_planes
 
 
@@ -65,7 +65,7 @@ def new_record(video: Video, settings: Settings) -> VideoRecord:
         out=video.out_rel,
         size=video.size,
         selection=settings.describe(),
-        staged=settings.stage,
+        staged=settings.stage == "always",
     )
 
 
@@ -84,7 +84,8 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
     try:
         _check_source(video.path)
         info = probe(video.path)  # the header only: cheap even over a share, and before the copy
-        source = staged(video.path, settings.scratch) if settings.stage else nullcontext(video.path)
+        record.staged = should_stage(video.path, settings.stage)
+        source = staged(video.path, settings.scratch) if record.staged else nullcontext(video.path)
         with source as local:
             keys = None
             if settings.selection.mode == "keyframes":

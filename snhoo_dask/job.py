@@ -7,6 +7,7 @@ is decided before (``planning``); how it ended is the ``Summary``'s ``outcome``.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import uuid
@@ -14,8 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import replace
 
-import dask.bag as db
-from distributed import Client, KilledWorker, wait
+from distributed import Client, KilledWorker
 from distributed.client import FutureCancelledError
 
 from .discover import Discovery, Video
@@ -33,12 +33,21 @@ TASK_NAME = "extract-video"
 OnRecord = Callable[[VideoRecord, Summary], None]
 
 
+def _arrivals(arrived: queue.SimpleQueue, timeout: float) -> list:
+    """The futures that ended: wait up to ``timeout`` for one, then take all that are there."""
+    try:
+        got = [arrived.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            got.append(arrived.get_nowait())
+        except queue.Empty:
+            return got
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-def _extract_each(videos: list[Video], settings: Settings) -> list[VideoRecord]:
-    return [extract_video(v, settings) for v in videos]
 
 
 class Job:
@@ -107,44 +116,49 @@ class Job:
         summary: Summary,
         lost_grace: float,
     ) -> None:
-        # Longest first (size stands in for length), so one long video does not finish alone.
+        # Longest first (size stands in for length), so one long video does not finish alone:
+        # a flat graph runs in the order it is given.  One client.map is one message to the
+        # scheduler for the whole job; a future per video computed separately was one each,
+        # and a bag's per-partition futures each carried the whole bag (quadratic in videos).
         todo = sorted(todo, key=lambda v: v.size, reverse=True)
-        # The token names the tasks, so the dashboard's task stream and progress read
+        # The key names the tasks, so the dashboard's task stream and progress read
         # "extract-video" rather than a function name.
-        bag = db.from_sequence(todo, npartitions=len(todo)).map_partitions(
-            _extract_each, settings=self._task_settings(client, len(todo)), token=TASK_NAME
+        name = f"{TASK_NAME}-{uuid.uuid4().hex}"
+        self._futures = client.map(
+            extract_video,
+            todo,
+            settings=self._task_settings(client, len(todo)),
+            key=[(name, i) for i in range(len(todo))],
+            pure=False,
         )
-        parts = bag.to_delayed()
-        n = len(parts)
-        self._futures = [client.compute(part, priority=n - i) for i, part in enumerate(parts)]
         video_of = {f.key: v for f, v in zip(self._futures, todo, strict=True)}
+        # Each future reports itself when it ends: waiting is then the same cost for the
+        # last video as for the first (wait() on all pending futures after every result
+        # was quadratic in the number of videos).
+        arrived: queue.SimpleQueue = queue.SimpleQueue()
+        for fut in self._futures:
+            fut.add_done_callback(arrived.put)
         pending = set(self._futures)
+        lost: set = set()  # ended without a result: cancelled with the scheduler
         lost_since = None
         try:
             while pending:
                 if self._stop.is_set():
                     raise KeyboardInterrupt  # same orderly stop as Ctrl-C: cancel, record interrupted
-                try:
-                    if client.status == "closed":
-                        raise CancelledError  # gave up reconnecting; wait() would find no client
-                    done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
-                except TimeoutError:
-                    done = set()
-                except (CancelledError, ValueError):
-                    # The scheduler is gone: newer distributed cancels the futures, and once the
-                    # client closes wait() has no client at all.  Decided below.
-                    done = set()
-                for fut in done:
+                for fut in _arrivals(arrived, timeout=1.0):
+                    if fut not in pending:
+                        continue
                     rec = self._final_record(fut, video_of[fut.key])
                     if rec is None:
-                        pending.add(fut)  # lost with the scheduler; decided below
+                        lost.add(fut)  # decided below
                         continue
+                    pending.discard(fut)
                     record(rec)
                     # Let go of the result at once: a result the client still wants is
                     # recomputed by the scheduler if the worker holding it dies, which
                     # would run the video again after it was recorded.
                     fut.release()
-                if client.status == "running" and not any(f.status == "cancelled" for f in pending):
+                if client.status == "running" and not lost:
                     lost_since = None
                     continue
                 lost_since = lost_since or time.monotonic()
@@ -168,7 +182,7 @@ class Job:
     def _final_record(self, fut, video: Video) -> VideoRecord | None:
         if fut.status == "finished":
             try:
-                return fut.result()[0]
+                return fut.result()
             except (CancelledError, OSError, TimeoutError):
                 return None  # finished, but the result went with the scheduler; a rerun skips it
         if fut.status == "cancelled":

@@ -37,8 +37,14 @@ def tune_this_process() -> None:
         pass  # not glibc (musl, macOS): nothing to undo
 
 
-def child_env() -> dict[str, str]:
-    """The environment for ffmpeg/ffprobe, without the worker's malloc override."""
+def child_env() -> dict[str, str] | None:
+    """The environment for ffmpeg/ffprobe, without the worker's malloc override.
+
+    None (inherit ours as it is) when there is nothing to remove: copying the
+    environment for every ffmpeg costs more than the ffmpeg's own option parsing.
+    """
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return None
     env = dict(os.environ)
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
     return env

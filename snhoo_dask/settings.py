@@ -57,7 +57,7 @@ class Settings:
     selection: Selection
     fmt: str = "jpg"
     quality: int = 90
-    stage: bool = True
+    stage: str = "auto"  # copy to scratch: auto (network filesystems), always or never
     scratch: str | None = None
     timeout: float = 120.0
     run_id: str = ""

@@ -54,7 +54,7 @@ def contact_sheet(output: str, n: int = SHEET_FRAMES, width: int = THUMB_WIDTH) 
     for source in _images(output, n):
         try:
             with Image.open(source) as im:
-                im.draft("RGB", (width, width))  # JPEG: decode at reduced size, much faster
+                im.draft("RGB", (width, 1))  # JPEG: decode at the smallest scale still `width` wide
                 im = im.convert("RGB")
                 im.thumbnail((width, width * 3))
                 thumbs.append(im.copy())

@@ -58,7 +58,7 @@ class FolderSink:
     def seal(self, done: dict) -> str:
         """Write the completion record last; return the path to publish."""
         with open(os.path.join(self.tmp, DONE_FILE), "w", encoding="utf-8") as f:
-            json.dump(done, f, ensure_ascii=True)
+            f.write(json.dumps(done, ensure_ascii=True))  # dumps: the C encoder; dump() is pure Python
         return self.tmp
 
     def abort(self) -> None:

@@ -238,21 +238,30 @@ def test_staging_copies_to_scratch_and_no_stage_reads_in_place(shared_cluster, t
     blocked = tmp_path / "scratch-is-a-file"
     blocked.write_text("")
     out = tmp_path / "out"
-    # Staging really happens: an unusable scratch folder makes the copy, and so the video, fail.
-    staged = run_on(shared_cluster, str(root), "--out", str(out), "--scratch", str(blocked))
+    # --stage really copies: an unusable scratch folder makes the copy, and so the video, fail.
+    staged = run_on(shared_cluster, str(root), "--out", str(out), "--scratch", str(blocked), "--stage")
     assert staged.returncode == 1
     (rec,) = manifest(out)
     assert rec["status"] == "failed" and "could not copy the video to local scratch" in rec["error"]
 
-    direct = run_on(shared_cluster, str(root), "--out", str(out), "--scratch", str(blocked), "--no-stage")
+    # By default a video on a local disk is read in place (only network filesystems are copied).
+    auto = run_on(shared_cluster, str(root), "--out", str(out), "--scratch", str(blocked))
+    assert auto.returncode == 0
+    rec = manifest(out)[-1]
+    assert rec["status"] == "ok" and rec["staged"] is False and rec["frames"] == 10
+
+    direct = run_on(
+        shared_cluster, str(root), "--out", str(out), "--scratch", str(blocked), "--no-stage", "--overwrite"
+    )
     assert direct.returncode == 0
     rec = manifest(out)[-1]
     assert rec["status"] == "ok" and rec["staged"] is False and rec["frames"] == 10
 
     scratch = tmp_path / "scratch"
-    staged_ok = run_on(shared_cluster, str(root), "--out", str(tmp_path / "out2"), "--scratch", str(scratch))
+    out2 = tmp_path / "out2"
+    staged_ok = run_on(shared_cluster, str(root), "--out", str(out2), "--scratch", str(scratch), "--stage")
     assert staged_ok.returncode == 0
-    assert manifest(tmp_path / "out2")[0]["staged"] is True
+    assert manifest(out2)[0]["staged"] is True
     assert os.listdir(scratch) == []  # the local copy is removed after use
 
 
@@ -292,3 +301,17 @@ def test_scheduler_from_environment(shared_cluster, tmp_path, one_video):
     result = run_cli("run", str(one_video), "--out", str(out), "--keyframes", env=env)
     assert result.returncode == 0, result.stderr
     assert manifest(out)[0]["worker"] in ("w0", "w1")
+
+
+def test_longest_videos_start_first(tmp_path):
+    """One worker thread runs the tasks one by one: in the order the job gave them."""
+    root = tmp_path / "cam"
+    lengths = {"b.mp4": 1, "d.mp4": 4, "a.mp4": 2, "c.mp4": 3, "e.mp4": 0.5}
+    for name, seconds in lengths.items():
+        make_video(root / name, seconds=seconds, fps=10)
+    out = tmp_path / "out"
+    result = run_cli(
+        "run", str(root), "--out", str(out), "--workers", "1", "--dashboard-address", "127.0.0.1:0", "-q"
+    )
+    assert result.returncode == 0, result.stderr
+    assert [r["video"] for r in manifest(out)] == ["d.mp4", "c.mp4", "a.mp4", "b.mp4", "e.mp4"]

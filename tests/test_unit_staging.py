@@ -1,0 +1,77 @@
+"""Which videos are copied to scratch by default: those on network filesystems only.
+
+NFS and SMB cannot be mounted on this test machine (no kernel modules), so the network
+cases read a mountinfo text as the kernel writes it; the local case reads the real one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from snhoo_dask.staging import filesystem_type, parse_mountinfo, should_stage, stage_mode
+
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw
+40 27 0:45 / /srv/videos rw,relatime - nfs4 fileserver:/export/videos rw,vers=4.2
+41 40 8:17 / /srv/videos/usb\\0401 rw,relatime - ext4 /dev/sdb1 rw
+42 27 0:46 / /mnt/share rw,relatime - cifs //nas/share rw
+43 27 0:47 / /mnt/ssh rw,relatime - fuse.sshfs lab@host: rw
+44 27 8:33 / /mnt/usb-ntfs rw,relatime - fuseblk /dev/sdc1 rw
+"""
+
+
+def test_mountinfo_is_read_with_escaped_mount_points():
+    mounts = parse_mountinfo(MOUNTINFO)
+    assert ("8:17", "/srv/videos/usb 1", "ext4") in mounts
+    assert len(mounts) == 7
+
+
+@pytest.mark.parametrize(
+    "path, fstype, staged",
+    [
+        ("/srv/videos/day1/a.mp4", "nfs4", True),
+        ("/srv/videos/usb 1/a.mp4", "ext4", False),  # a local disk mounted inside the share
+        ("/mnt/share/a.mp4", "cifs", True),
+        ("/mnt/ssh/a.mp4", "fuse.sshfs", True),
+        ("/mnt/usb-ntfs/a.mp4", "fuseblk", False),
+        ("/home/lab/a.mp4", "ext4", False),
+    ],
+)
+def test_network_filesystems_are_staged_and_local_disks_are_not(tmp_path, monkeypatch, path, fstype, staged):
+    info = tmp_path / "mountinfo"
+    info.write_text(MOUNTINFO)
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"x")
+    # Device numbers of files made here match no line of the sample, so the longest
+    # mount point holding the path decides, as it does for btrfs subvolumes.
+    monkeypatch.setattr(os.path, "realpath", lambda p: path)
+    assert filesystem_type(str(video), str(info)) == fstype
+    import snhoo_dask.staging as staging
+
+    monkeypatch.setattr(staging, "filesystem_type", lambda p: filesystem_type(p, str(info)))
+    assert should_stage(str(video), "auto") is staged
+    assert should_stage(str(video), "always") is True
+    assert should_stage(str(video), "never") is False
+
+
+def test_the_real_filesystem_of_a_local_file_is_found(tmp_path):
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"x")
+    want = subprocess.run(
+        ["findmnt", "-n", "-o", "FSTYPE", "--target", str(video)], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    assert filesystem_type(str(video)) == want
+    assert should_stage(str(video), "auto") is (want.startswith("fuse") or want in ("nfs", "nfs4", "cifs"))
+
+
+def test_an_unreadable_path_is_staged_to_be_safe(tmp_path):
+    assert filesystem_type(str(tmp_path / "gone.mp4")) is None
+    assert should_stage(str(tmp_path / "gone.mp4"), "auto") is True
+
+
+def test_the_command_line_flags_map_to_modes():
+    assert (stage_mode(None), stage_mode(True), stage_mode(False)) == ("auto", "always", "never")
