@@ -46,7 +46,7 @@ FPS = 30
 GOP = 2 * FPS  # a key frame every 2 s
 
 # The corpus the issue measured (what labs have): six 720p videos of 10-60 s, two of
-# 2 minutes, and one-second 360p clips, 300 made and hard-linked up to 600 and 3,000.
+# 2 minutes, and one-second 360p clips, 300 made and copied up to 600 and 3,000.
 FULL_LENGTHS = [10, 20, 30, 40, 50, 60]
 QUICK_LENGTHS = [10, 20]
 FULL_LONG2 = [120, 120]
@@ -179,18 +179,20 @@ def make_corpus(quick: bool) -> Path:
         (clip_dir / ".complete").touch()
         made = True
     clips = sorted(clip_dir.glob("*.mp4"))
-    # Hard links: the same clips again in folders of 300, as many times as asked.
+    # Copies, not hard links: the same clips again in folders of 300, as many times as asked.
+    # Discovery takes a file once however many names it has (device and inode), so hard
+    # links would make a job of 3,000 names one of 300 videos.
     for name, copies in CLIP_COPIES.items():
         d = base / name
-        if (d / ".complete").exists():
+        if (d / ".complete").exists() and (d / ".complete").read_text() == "copies":
             continue
         shutil.rmtree(d, ignore_errors=True)
         for c in range(copies):
             sub = d / f"part{c:02d}"
             sub.mkdir(parents=True)
             for clip in clips:
-                os.link(clip, sub / clip.name)
-        (d / ".complete").touch()
+                shutil.copyfile(clip, sub / clip.name)
+        (d / ".complete").write_text("copies")
     # Dry run: 100,000 (empty) files named like videos in 1,000 folders; nothing is read.
     dry = base / "dryrun"
     if not (dry / ".complete").exists():

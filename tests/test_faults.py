@@ -234,7 +234,8 @@ def test_worker_killed_mid_job_loses_nothing(tmp_path):
     procs = start_dask(str(tmp_path), 2, worker_env={"SNHOO_SCRATCH": scratch})
     proc = None
     try:
-        proc = cli_popen("run", str(root), "--out", str(out), "--scheduler", procs.address, "-q")
+        # --stage: the worker's ffmpeg then reads from its scratch folder, which tells it apart.
+        proc = cli_popen("run", str(root), "--out", str(out), "--scheduler", procs.address, "-q", "--stage")
         nanny_pids = {w.pid for w in procs.workers}
         # Kill the worker process (not the nanny) that is running ffmpeg on one of our videos.
         victims = wait_until(

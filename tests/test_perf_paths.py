@@ -228,7 +228,7 @@ def test_a_file_that_is_no_video_is_failed_before_it_is_copied(shared_cluster, t
     scratch = tmp_path / "scratch-is-a-file"
     scratch.write_text("")  # so any copy to scratch fails with its own reason
 
-    r = run_on(shared_cluster, str(root), "--out", str(out), "--scratch", str(scratch))
+    r = run_on(shared_cluster, str(root), "--out", str(out), "--scratch", str(scratch), "--stage")
 
     recs = {rec["video"]: rec for rec in manifest(out)}
     assert recs["huge.mp4"]["status"] == "failed"
