@@ -10,7 +10,6 @@ without it, 3.2 s and 0.94 s with it.  Memory stays bounded by a few frames eith
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 _M_TRIM_THRESHOLD = -1
@@ -26,11 +25,9 @@ def tune_this_process() -> None:
     if _tuned:
         return
     _tuned = True
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
     try:
-        libc = ctypes.CDLL(name)
+        # The process's own symbols first: find_library would run ``ldconfig -p``.
+        libc = ctypes.CDLL(None)
         libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
         libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
     except (OSError, AttributeError):
