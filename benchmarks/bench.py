@@ -411,6 +411,22 @@ def cases(quick: bool) -> list[Case]:
             note=running,
         ),
         Case(
+            "5 exact frames, 2-minute videos, running cluster",
+            "long2",
+            ["--frames", ",".join(map(str, frames2))],
+            _frames_expr(frames2),
+            scheduler=True,
+            note=running,
+        ),
+        Case(
+            "keyframes, 2-minute videos, running cluster",
+            "long2",
+            ["--keyframes"],
+            "eq(pict_type,I)",
+            scheduler=True,
+            note=running,
+        ),
+        Case(
             "600 clips, running cluster",
             "clips600",
             ["--every", "10"],
@@ -425,7 +441,9 @@ def baseline_cmd(case: Case, root: Path, out: Path, cores: int) -> str:
     # Commas inside a filter argument are escaped for the filtergraph parser.
     vf = f'-vf "select={case.select.replace(",", chr(92) + ",")}" ' if case.select else ""
     inner = (
-        'd="$0/$(basename "$1")"; mkdir -p "$d" && exec ffmpeg -nostdin -v error -threads 1 -i "$1" '
+        # One folder per video named <its folder>-<its name>: clips copied into part00/,
+        # part01/... have the same names.  Parameter expansion only, so no extra process.
+        'p="${1%/*}"; d="$0/${p##*/}-${1##*/}"; mkdir -p "$d" && exec ffmpeg -nostdin -v error -threads 1 -i "$1" '
         f'-threads 1 {vf}-vsync 0 -q:v {JPEG_Q_FFMPEG} "$d/%06d.jpg"'
     )
     p = case.workers or cores
@@ -707,9 +725,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  running: {case.name}", file=sys.stderr, flush=True)
             if case.scheduler:
                 with SeparateCluster(scratch) as cl:
-                    r = run_pair(
-                        case, corpus, scratch, a.cores, a.repeat, cl.address, cl.worker_pids(), a.before
-                    )
+                    # No --before here: the workers run this checkout's code, not the old one.
+                    r = run_pair(case, corpus, scratch, a.cores, a.repeat, cl.address, cl.worker_pids())
             else:
                 r = run_pair(
                     case, corpus, scratch, a.cores, a.repeat, before=a.before if case.with_before else None
