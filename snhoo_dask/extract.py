@@ -22,7 +22,6 @@ from .frame_log import FrameLogError
 from .layout import UnsafePath, finished_record, new_tmp_dir, publish
 from .malloc import tune_this_process
 from .probe import ProbeError, VideoInfo, probe, probe_keyframes
-from .reader import FrameReader, can_hand_planes
 from .record import FAILED, OK, VideoRecord
 from .selection import Plan, join_seeks, plan
 from .settings import Settings
@@ -161,6 +160,10 @@ def _write_frames(
 ) -> tuple[int, int, str]:
     """Write every planned frame into the sink; return the images written, the frames
     decoded (for the truncation check) and ffmpeg's condensed log."""
+    # Imported here: a client that only submits tasks to a running cluster never decodes,
+    # and importing scikit-video runs ``ffmpeg -version`` (0.15 s).
+    from .reader import FrameReader, can_hand_planes
+
     encoder = make_encoder(settings.fmt, settings.quality)
     width, height = frame_plan.out_size
     planes = wants_planes(settings.fmt) and can_hand_planes(info, frame_plan.out_size)
