@@ -145,9 +145,7 @@ class Job:
             while pending:
                 if self._stop.is_set():
                     raise KeyboardInterrupt  # same orderly stop as Ctrl-C: cancel, record interrupted
-                for fut in _arrivals(arrived, timeout=1.0):
-                    if fut not in pending:
-                        continue
+                for fut in _arrivals(arrived, timeout=1.0):  # each future arrives once
                     rec = self._final_record(fut, video_of[fut.key])
                     if rec is None:
                         lost.add(fut)  # decided below

@@ -15,8 +15,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-STAGE_MODES = ("auto", "always", "never")
-
 # Filesystems whose reads cross the network.  FUSE filesystems other than fuseblk (ntfs-3g,
 # exfat on a USB disk) are mostly remote (sshfs, rclone, s3fs), and an unknown one is
 # staged too: a needless copy is only slower, a flaky share read in place fails videos.
@@ -48,11 +46,11 @@ def should_stage(path: str, mode: str) -> bool:
     return fstype in NETWORK_FILESYSTEMS
 
 
-def filesystem_type(path: str, mountinfo: str = MOUNTINFO) -> str | None:
+def filesystem_type(path: str) -> str | None:
     """The type of the filesystem ``path`` is on (Linux), or None if it cannot be told."""
     try:
         st = os.stat(path)
-        with open(mountinfo, encoding="utf-8", errors="replace") as f:
+        with open(MOUNTINFO, encoding="utf-8", errors="replace") as f:
             mounts = parse_mountinfo(f.read())
     except OSError:
         return None
