@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -22,6 +23,34 @@ from .staging import stage_mode
 from .summary import EXIT_USAGE
 from .web.command import OneLineErrors, config_error
 from .writers import FORMATS
+
+
+def entry() -> None:
+    """The console script: the command, then an exit without tearing the interpreter down.
+
+    Freeing Dask's, Bokeh's and Tornado's objects one by one at exit cost 0.45 s of CPU
+    per run here (farm-bench, import then exit: 1.64 s against 1.19 s), more than a
+    short clip's decoding.  By the time the command returns, every file it wrote is
+    closed and the cluster is shut down, so there is nothing left for that teardown to do.
+    An exception that escapes ``main`` still ends the normal way, with its traceback.
+    """
+    try:
+        main(prog_name="snhoo-dask")
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed pipe (| head): nothing more can reach the reader anyway
+    os._exit(code)
 
 
 def fail_usage(message: str) -> None:

@@ -117,6 +117,18 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
     raise VideoFailed(record)
 
 
+def preload() -> None:
+    """Import what a first task would import: PyAV (for the probe) and the frame reader.
+
+    The embedded cluster's workers run in the client's process, so doing this while the
+    cluster starts takes it off the first video's time: importing scikit-video waits
+    about 0.1 s for ``ffmpeg -version``, which a thread can wait out meanwhile.
+    """
+    import av  # noqa: F401
+
+    from . import reader  # noqa: F401
+
+
 def _done_by_this_run(video: Video, settings: Settings) -> VideoRecord | None:
     previous = finished_record(settings.out, video.out_rel, settings.signature(), video.size)
     if previous is None or previous.run != settings.run_id or previous.status != OK:

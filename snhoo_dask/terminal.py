@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 
 import click
 
 from .cluster import ClusterError, ClusterSpec, dask_client
 from .errors import JobError
+from .extract import preload
 from .job import Job
 from .lock import OutputBusy, OutputLock
 from .progress import ProgressBar, closing_lines, summary_line
@@ -61,6 +63,9 @@ def run_job(job: Job, cluster: ClusterSpec, quiet: bool) -> int:
     # A lost scheduler is reported below in one line; the client's own reconnect
     # tracebacks would only bury it.
     logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+    if cluster.scheduler is None and not cluster.processes:
+        # The workers will run in this process: their first imports overlap the cluster's start.
+        threading.Thread(target=_preload_quietly, name="snhoo-preload", daemon=True).start()
     try:
         with dask_client(cluster) as client:
             _say(f"{len(job.videos)} videos, {job.settings.describe()}, output {out}")
@@ -78,6 +83,13 @@ def run_job(job: Job, cluster: ClusterSpec, quiet: bool) -> int:
     _say(summary_line(summary))
     _write_report(out)
     return summary.outcome.exit_code
+
+
+def _preload_quietly() -> None:
+    try:
+        preload()
+    except Exception:  # noqa: BLE001 - the first task meets the same error and records it
+        pass
 
 
 def _write_report(out: str) -> None:
