@@ -83,6 +83,41 @@ def probe_keyframes(path: str) -> tuple[VideoInfo, list[float]]:
         return info, sorted(keys)
 
 
+def key_frame_seeks(path: str, indices: list[int]) -> dict[int, int]:
+    """Which of these frames are key frames, each with the input seek that lands on it.
+
+    The seek is in microseconds from the file's start, as ffmpeg's ``-ss`` counts: ffmpeg
+    adds the container's start and rounds to the stream's time base, both for where the
+    demuxer seeks and for which frames it then drops, so a seek to the key frame's own
+    time, to the microsecond, keeps that frame and decodes nothing before it.  Asked of the
+    container's index (one seek and one packet per frame, nothing decoded); a frame it
+    cannot vouch for is left out and keeps the usual seek.
+    """
+    import av
+
+    found: dict[int, int] = {}
+    with _open(path) as container:
+        info, stream = _facts(container, path)
+        tb, rate = stream.time_base, info.frame_rate
+        if not tb or tb < Fraction(1, 500_000) or stream.start_time is None:
+            pass  # a microsecond would not name one tick (or no start to count from)
+        else:
+            start_us = container.start_time or 0
+            for i in indices:
+                # A quarter frame late: the key frame at or before it is the frame itself if any.
+                at = stream.start_time + int((i + Fraction(1, 4)) / rate / tb)
+                try:
+                    container.seek(at, stream=stream, backward=True, any_frame=False)
+                    packet = next((p for p in container.demux(stream) if p.pts is not None), None)
+                except (av.FFmpegError, StopIteration):
+                    continue
+                if packet is None or not packet.is_keyframe:
+                    continue
+                if abs((packet.pts - stream.start_time) * tb * rate - i) < Fraction(1, 2):
+                    found[i] = round(packet.pts * tb * 1_000_000) - start_us
+    return found
+
+
 def _open(path: str):
     import av  # here, not at import: the client process never probes
 

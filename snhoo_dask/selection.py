@@ -26,6 +26,8 @@ from .frame_log import FrameLog
 from .probe import VideoInfo
 
 MODES = ("all", "every", "fps", "frames", "times", "keyframes", "scenes")
+# Modes that seek to each requested frame.
+SEEKING_MODES = ("frames", "times")
 # Modes that decode every frame in one stream: the only ones --dedup can thin out.
 STREAMING_MODES = ("all", "every", "fps", "scenes")
 # ffmpeg's scene score (0-1) above which a frame starts a new shot.  0.3 finds hard cuts
@@ -269,16 +271,20 @@ def plan(
     keyframe_times: list[float] | None = None,
     resize: Resize | None = None,
     dedup: Dedup | None = None,
+    key_seeks: dict[int, int] | None = None,
 ) -> Plan:
     """The ffmpeg passes that produce exactly the selected frames of this video, resized
-    and deduplicated as asked (both inside ffmpeg)."""
+    and deduplicated as asked (both inside ffmpeg).
+
+    ``keyframe_times`` is what ``--keyframes`` takes; ``key_seeks`` the exact seeks to
+    requested frames that are key frames (both from ``probe``)."""
     if dedup is not None and selection.mode not in STREAMING_MODES:
         raise SelectionError(f"--dedup needs a streaming selection ({', '.join(STREAMING_MODES)})")
     scale = scale_filter(resize, info.width, info.height)
     if dedup is not None or selection.mode == "scenes":
         result = _logged_plan(selection, info, scale, dedup)
     else:
-        result = _plan(selection, info, keyframe_times)
+        result = _plan(selection, info, keyframe_times, key_seeks)
         if scale:
             result.passes = [_scaled(p, scale) for p in result.passes]
     out_w, out_h = resize.out_size(info.width, info.height) if resize else (info.width, info.height)
@@ -332,7 +338,12 @@ def _logged_plan(selection: Selection, info: VideoInfo, scale: str | None, dedup
     return Plan([the_pass], info.estimated_frames, True, scored=selection.mode == "scenes")
 
 
-def _plan(selection: Selection, info: VideoInfo, keyframe_times: list[float] | None) -> Plan:
+def _plan(
+    selection: Selection,
+    info: VideoInfo,
+    keyframe_times: list[float] | None,
+    key_seeks: dict[int, int] | None = None,
+) -> Plan:
     rate = info.frame_rate
     total = info.estimated_frames
     mode = selection.mode
@@ -367,7 +378,16 @@ def _plan(selection: Selection, info: VideoInfo, keyframe_times: list[float] | N
         times = keyframe_times or []
         refs = [FrameRef(int(round(t * rate)), round(t, 6)) for t in times]
         return Plan([Pass({"-skip_frame": "nokey"}, {"-vsync": "0"}, expected=refs)], len(refs), False)
-    if mode == "frames":
+    if mode in SEEKING_MODES:
+        indices, missing = _requested(selection, info)
+        return Plan(_seek_passes(indices, rate, key_seeks or {}), len(indices), False, missing)
+    raise SelectionError(f"unknown frame selection {mode!r}")
+
+
+def _requested(selection: Selection, info: VideoInfo) -> tuple[list[int], list[str]]:
+    """The frame indices a frames/times selection asks for inside this video, and the rest in words."""
+    rate, total = info.frame_rate, info.estimated_frames
+    if selection.mode == "frames":
         wanted = list(selection.frames)
         inside = [i for i in wanted if i < total]
         missing = [f"frame {i}" for i in wanted if i >= total]
@@ -375,18 +395,24 @@ def _plan(selection: Selection, info: VideoInfo, keyframe_times: list[float] | N
             missing = [f"{m} (video has {total} frames)" for m in missing[:20]] + (
                 [f"and {len(missing) - 20} more"] if len(missing) > 20 else []
             )
-        return Plan(_seek_passes(inside, rate), len(inside), False, missing)
-    if mode == "times":
-        indices, missing = [], []
-        for t in selection.times:
-            i = int(math.floor(t * rate + 1e-6))
-            if t > info.duration or i >= total:
-                missing.append(f"time {t:g}s (video lasts {info.duration:g}s)")
-            else:
-                indices.append(i)
-        indices = sorted(set(indices))
-        return Plan(_seek_passes(indices, rate), len(indices), False, missing)
-    raise SelectionError(f"unknown frame selection {mode!r}")
+        return inside, missing
+    indices, missing = [], []
+    for t in selection.times:
+        i = int(math.floor(t * rate + 1e-6))
+        if t > info.duration or i >= total:
+            missing.append(f"time {t:g}s (video lasts {info.duration:g}s)")
+        else:
+            indices.append(i)
+    return sorted(set(indices)), missing
+
+
+def seek_targets(selection: Selection, info: VideoInfo) -> list[int]:
+    """The frames a frames/times plan seeks to (each group's first, frame 0 aside): the
+    ones worth asking the container whether they are key frames (``probe.key_frame_seeks``)."""
+    if selection.mode not in SEEKING_MODES:
+        return []
+    indices, _ = _requested(selection, info)
+    return [g[0] for g in _groups(indices, info.frame_rate) if g[0] > 0]
 
 
 def _fps_indices(a: int, b: int, total: int):
@@ -399,8 +425,8 @@ def _fps_indices(a: int, b: int, total: int):
         k += 1
 
 
-def _seek_passes(indices: list[int], rate: Fraction) -> list[Pass]:
-    """Group nearby frames; seek to each group's first frame and select the rest in ffmpeg."""
+def _groups(indices: list[int], rate: Fraction) -> list[list[int]]:
+    """Nearby frames together: a seek lands on the previous key frame and decodes forward anyway."""
     gap = max(1, int(_CLUSTER_SECONDS * rate))
     groups: list[list[int]] = []
     for i in indices:
@@ -408,17 +434,38 @@ def _seek_passes(indices: list[int], rate: Fraction) -> list[Pass]:
             groups[-1].append(i)
         else:
             groups.append([i])
+    return groups
+
+
+def _seek_passes(indices: list[int], rate: Fraction, key_seeks: dict[int, int]) -> list[Pass]:
+    """Seek to each group's first frame and select the rest in ffmpeg.
+
+    ``key_seeks``: for group starts that are key frames, the exact input seek (in
+    microseconds) that lands on them.  Elsewhere the seek is half a frame early, which
+    lands exactly on the frame despite rounding; but on a key frame that would land on
+    the key frame before it and decode a whole key-frame interval for nothing (0.44 s
+    against 0.13 s for one 720p frame here).
+    """
     passes = []
-    for g in groups:
+    for g in _groups(indices, rate):
         first = g[0]
-        # Seeking half a frame early lands exactly on `first` despite rounding.
-        inp = {"-ss": f"{max(0.0, (first - 0.5) / rate):.6f}"} if first > 0 else {}
+        inp: dict[str, str] = {}
+        if first in key_seeks:
+            if key_seeks[first] > 0:
+                inp["-ss"] = _seconds(key_seeks[first])
+        elif first > 0:
+            inp["-ss"] = f"{max(0.0, (first - 0.5) / rate):.6f}"
         out: dict[str, str] = {}
         if len(g) > 1:
             out.update(_select("+".join(f"eq(n,{i - first})" for i in g)))
         out["-vframes"] = str(len(g))
         passes.append(Pass(inp, out, expected=[_at(i, rate) for i in g]))
     return passes
+
+
+def _seconds(microseconds: int) -> str:
+    """Exactly this many microseconds, as ffmpeg parses a time (no float rounding)."""
+    return f"{microseconds // 1_000_000}.{microseconds % 1_000_000:06d}"
 
 
 # "-s": the output size of a resized job, the same for every pass of a video.
