@@ -21,7 +21,7 @@ from .discover import Video
 from .frame_log import FrameLogError
 from .layout import UnsafePath, finished_record, new_tmp_dir, publish
 from .malloc import tune_this_process
-from .probe import ProbeError, VideoInfo, key_frame_seeks, probe, probe_keyframes
+from .probe import ProbeError, VideoInfo, key_frames_before, probe, probe_keyframes
 from .record import FAILED, OK, VideoRecord
 from .selection import Plan, join_seeks, plan, seek_targets
 from .settings import Settings
@@ -86,13 +86,13 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
         record.staged = should_stage(video.path, settings.stage)
         source = staged(video.path, settings.scratch) if record.staged else nullcontext(video.path)
         with source as local:
-            keys = seeks = None
+            keys = before = None
             if settings.selection.mode == "keyframes":
                 info, keys = probe_keyframes(local)  # every packet is read: from the local copy
             elif targets := seek_targets(settings.selection, info):
-                seeks = key_frame_seeks(local, targets)
+                before = key_frames_before(local, targets)  # a GOP of packets per seek, not decoded
             info.fill(record)
-            frame_plan = plan(settings.selection, info, keys, settings.resize, settings.dedup, seeks)
+            frame_plan = plan(settings.selection, info, keys, settings.resize, settings.dedup, before)
             record.out_width, record.out_height = frame_plan.out_size
             record.missing = list(frame_plan.missing)
             tmp = _make_tmp(settings.out)

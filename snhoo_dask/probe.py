@@ -83,39 +83,78 @@ def probe_keyframes(path: str) -> tuple[VideoInfo, list[float]]:
         return info, sorted(keys)
 
 
-def key_frame_seeks(path: str, indices: list[int]) -> dict[int, int]:
-    """Which of these frames are key frames, each with the input seek that lands on it.
+@dataclass(frozen=True)
+class KeyFrame:
+    """A key frame as ffmpeg's input seek can land on it exactly."""
 
-    The seek is in microseconds from the file's start, as ffmpeg's ``-ss`` counts: ffmpeg
-    adds the container's start and rounds to the stream's time base, both for where the
-    demuxer seeks and for which frames it then drops, so a seek to the key frame's own
-    time, to the microsecond, keeps that frame and decodes nothing before it.  Asked of the
-    container's index (one seek and one packet per frame, nothing decoded); a frame it
-    cannot vouch for is left out and keeps the usual seek.
+    index: int  # frame number from the stream's start
+    microseconds: int  # its time as ``-ss`` counts it (from the file's start)
+
+
+# Packets read after one seek before giving up on finding the key frame (the frames found
+# so far are still used): more than a minute of 60 fps video without a key frame.
+_MAX_PACKETS = 4000
+_SEEK_TRIES = 6  # seek again this many times, 1, 2, 4 ... s earlier, if a seek landed late
+
+
+def key_frames_before(path: str, indices: list[int]) -> dict[int, KeyFrame]:
+    """For each frame, the last key frame at or before it, from the container's packets.
+
+    ffmpeg's accurate seek (``-ss`` half a frame early) trusts the demuxer to land at or
+    before the time asked.  Some do not: in MPEG-TS it lands on the next key frame and
+    the requested frame is silently replaced by a later one.  And on a frame that is a key
+    frame itself, the half frame lands on the key frame before it and decodes a whole
+    key-frame interval for nothing.  So the key frame is found here, by reading packets
+    (nothing is decoded) until the requested frame's turn, and ffmpeg is sent to that key
+    frame's own time to the microsecond: ffmpeg rounds that one way for the seek and for
+    the frames it drops, so it lands on the key frame and keeps it.  A frame this cannot
+    vouch for is left out (its seek stays as it was).
     """
     import av
 
-    found: dict[int, int] = {}
-    with _open(path) as container:
-        info, stream = _facts(container, path)
-        tb, rate = stream.time_base, info.frame_rate
-        if not tb or tb < Fraction(1, 500_000) or stream.start_time is None:
-            pass  # a microsecond would not name one tick (or no start to count from)
-        else:
+    found: dict[int, KeyFrame] = {}
+    try:
+        with _open(path) as container:
+            info, stream = _facts(container, path)
+            tb, rate, start = stream.time_base, info.frame_rate, stream.start_time
+            if not tb or tb < Fraction(1, 500_000) or start is None:
+                return found  # a microsecond would not name one tick (or no start to count from)
             start_us = container.start_time or 0
             for i in indices:
-                # A quarter frame late: the key frame at or before it is the frame itself if any.
-                at = stream.start_time + int((i + Fraction(1, 4)) / rate / tb)
-                try:
-                    container.seek(at, stream=stream, backward=True, any_frame=False)
-                    packet = next((p for p in container.demux(stream) if p.pts is not None), None)
-                except (av.FFmpegError, StopIteration):
+                pts = _last_key_at_or_before(container, stream, start + i / rate / tb, 1 / rate / tb / 2)
+                if pts is None:
                     continue
-                if packet is None or not packet.is_keyframe:
-                    continue
-                if abs((packet.pts - stream.start_time) * tb * rate - i) < Fraction(1, 2):
-                    found[i] = round(packet.pts * tb * 1_000_000) - start_us
+                index = math.floor((pts - start) * tb * rate + Fraction(1, 2))
+                if 0 <= index <= i:
+                    found[i] = KeyFrame(index, round(pts * tb * 1_000_000) - start_us)
+    except (ProbeError, av.FFmpegError, OSError):
+        pass  # an unseekable or damaged file: the frames found so far, the rest seek as usual
     return found
+
+
+def _last_key_at_or_before(container, stream, target: Fraction, half: Fraction) -> int | None:
+    """The pts of the last key frame shown at or before ``target`` (both in the stream's
+    time base), or None."""
+    back = 0
+    for _ in range(_SEEK_TRIES):
+        at = max(stream.start_time, int(target + half / 2) - back)
+        container.seek(at, stream=stream, backward=True, any_frame=False)
+        best = None
+        for n, packet in enumerate(container.demux(stream)):
+            if n > _MAX_PACKETS:
+                return best
+            if packet.pts is not None and packet.is_keyframe:
+                if packet.pts > target + half:
+                    break  # key frames come in order: the rest are later still
+                best = packet.pts
+            if packet.dts is not None and packet.dts > target + half:
+                break  # past the requested frame in decoding order: no key frame for it remains
+        if best is not None:
+            return best
+        if at == stream.start_time:
+            return None
+        back = max(2 * back, int(1 / stream.time_base))  # landed after it: a second earlier, then more
+    return None
 
 
 def _open(path: str):

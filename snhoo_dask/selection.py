@@ -23,7 +23,7 @@ from fractions import Fraction
 
 from .filters import Dedup, Resize, dedup_filter, scale_filter
 from .frame_log import FrameLog
-from .probe import VideoInfo
+from .probe import KeyFrame, VideoInfo
 
 MODES = ("all", "every", "fps", "frames", "times", "keyframes", "scenes")
 # Modes that seek to each requested frame.
@@ -212,6 +212,8 @@ class Pass:
     # added to ``input_options`` for that input; ``output_options`` then has the
     # ``-filter_complex`` that picks each input's frames and joins them in order, instead of -vf.
     inputs: list[dict[str, str]] | None = None
+    # A seek pass: the frame its input starts at (a key frame, or its first frame).
+    start: int | None = None
 
     def ref(self, k: int) -> FrameRef:
         if self.expected is not None:
@@ -271,20 +273,20 @@ def plan(
     keyframe_times: list[float] | None = None,
     resize: Resize | None = None,
     dedup: Dedup | None = None,
-    key_seeks: dict[int, int] | None = None,
+    key_frames: dict[int, KeyFrame] | None = None,
 ) -> Plan:
     """The ffmpeg passes that produce exactly the selected frames of this video, resized
     and deduplicated as asked (both inside ffmpeg).
 
-    ``keyframe_times`` is what ``--keyframes`` takes; ``key_seeks`` the exact seeks to
-    requested frames that are key frames (both from ``probe``)."""
+    ``keyframe_times`` is what ``--keyframes`` takes; ``key_frames`` the key frame to seek
+    to for frames that ``seek_targets`` names (both from ``probe``)."""
     if dedup is not None and selection.mode not in STREAMING_MODES:
         raise SelectionError(f"--dedup needs a streaming selection ({', '.join(STREAMING_MODES)})")
     scale = scale_filter(resize, info.width, info.height)
     if dedup is not None or selection.mode == "scenes":
         result = _logged_plan(selection, info, scale, dedup)
     else:
-        result = _plan(selection, info, keyframe_times, key_seeks)
+        result = _plan(selection, info, keyframe_times, key_frames)
         if scale:
             result.passes = [_scaled(p, scale) for p in result.passes]
     out_w, out_h = resize.out_size(info.width, info.height) if resize else (info.width, info.height)
@@ -342,7 +344,7 @@ def _plan(
     selection: Selection,
     info: VideoInfo,
     keyframe_times: list[float] | None,
-    key_seeks: dict[int, int] | None = None,
+    key_frames: dict[int, KeyFrame] | None = None,
 ) -> Plan:
     rate = info.frame_rate
     total = info.estimated_frames
@@ -380,7 +382,7 @@ def _plan(
         return Plan([Pass({"-skip_frame": "nokey"}, {"-vsync": "0"}, expected=refs)], len(refs), False)
     if mode in SEEKING_MODES:
         indices, missing = _requested(selection, info)
-        return Plan(_seek_passes(indices, rate, key_seeks or {}), len(indices), False, missing)
+        return Plan(_seek_passes(indices, rate, key_frames or {}), len(indices), False, missing)
     raise SelectionError(f"unknown frame selection {mode!r}")
 
 
@@ -408,7 +410,7 @@ def _requested(selection: Selection, info: VideoInfo) -> tuple[list[int], list[s
 
 def seek_targets(selection: Selection, info: VideoInfo) -> list[int]:
     """The frames a frames/times plan seeks to (each group's first, frame 0 aside): the
-    ones worth asking the container whether they are key frames (``probe.key_frame_seeks``)."""
+    ones to find the key frame before in the container (``probe.key_frames_before``)."""
     if selection.mode not in SEEKING_MODES:
         return []
     indices, _ = _requested(selection, info)
@@ -437,29 +439,31 @@ def _groups(indices: list[int], rate: Fraction) -> list[list[int]]:
     return groups
 
 
-def _seek_passes(indices: list[int], rate: Fraction, key_seeks: dict[int, int]) -> list[Pass]:
-    """Seek to each group's first frame and select the rest in ffmpeg.
+def _seek_passes(indices: list[int], rate: Fraction, key_frames: dict[int, KeyFrame]) -> list[Pass]:
+    """Seek to each group of nearby frames and select them in ffmpeg.
 
-    ``key_seeks``: for group starts that are key frames, the exact input seek (in
-    microseconds) that lands on them.  Elsewhere the seek is half a frame early, which
-    lands exactly on the frame despite rounding; but on a key frame that would land on
-    the key frame before it and decode a whole key-frame interval for nothing (0.44 s
-    against 0.13 s for one 720p frame here).
+    With the key frame before the group's first frame known (``key_frames``), the seek
+    goes to that key frame exactly and the select counts from it.  Otherwise the seek is
+    ffmpeg's accurate one, half a frame before the first frame (exact despite rounding).
     """
     passes = []
     for g in _groups(indices, rate):
         first = g[0]
+        key = key_frames.get(first)
         inp: dict[str, str] = {}
-        if first in key_seeks:
-            if key_seeks[first] > 0:
-                inp["-ss"] = _seconds(key_seeks[first])
-        elif first > 0:
-            inp["-ss"] = f"{max(0.0, (first - 0.5) / rate):.6f}"
+        if key is not None:
+            base = key.index
+            if key.microseconds > 0:
+                inp["-ss"] = _seconds(key.microseconds)
+        else:
+            base = first
+            if first > 0:
+                inp["-ss"] = f"{max(0.0, (first - 0.5) / rate):.6f}"
         out: dict[str, str] = {}
-        if len(g) > 1:
-            out.update(_select("+".join(f"eq(n,{i - first})" for i in g)))
+        if len(g) > 1 or base != first:
+            out.update(_select("+".join(f"eq(n,{i - base})" for i in g)))
         out["-vframes"] = str(len(g))
-        passes.append(Pass(inp, out, expected=[_at(i, rate) for i in g]))
+        passes.append(Pass(inp, out, expected=[_at(i, rate) for i in g], start=base))
     return passes
 
 
@@ -507,7 +511,8 @@ def _joined(run: list[Pass], rate: Fraction) -> Pass:
     inputs, chains = [], []
     for k, p in enumerate(run):
         assert p.expected is not None
-        span = p.expected[-1].index - p.expected[0].index
+        # -t counts from where the input starts: no further than a frame past the last one.
+        span = p.expected[-1].index - (p.start if p.start is not None else p.expected[0].index)
         inputs.append({**p.input_options, "-t": f"{(span + 1.5) / rate:.6f}"})
         vf = p.output_options.get("-vf")
         chains.append(f"[{k}:v:0]{vf + ',' if vf else ''}trim=end_frame={len(p.expected)}[s{k}]")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from videos import make_video
 
-from snhoo_dask.probe import VideoInfo, key_frame_seeks
+from snhoo_dask.probe import VideoInfo, key_frames_before
 from snhoo_dask.selection import (
     FrameRef,
     Pass,
@@ -190,37 +190,54 @@ def test_frames_within_two_seconds_share_a_pass_and_a_pass_holds_at_most_200():
 
 
 def _key_frames(video: str) -> set[int]:
-    """The key frames as ffprobe lists them (the truth the container seek must agree with)."""
+    """The key frames as ffprobe lists them (the truth the container reading must agree with)."""
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
          "-of", "csv=p=0", video],
         capture_output=True, text=True, check=True,
     ).stdout
-    return {round(float(t) * NTSC) for t, flags in (line.split(",")[:2] for line in out.split()) if "K" in flags}
+    start = float(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=start_time",
+             "-of", "csv=p=0", video],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()[0]
+    )
+    rows = (line.split(",")[:2] for line in out.split())
+    return {round((float(t) - start) * NTSC) for t, flags in rows if "K" in flags}
 
 
-def test_requested_key_frames_are_seeked_to_exactly_and_still_land_on_them(ntsc_video):
-    keys = _key_frames(ntsc_video)
-    # gop=30, and x264 starts one more where the grey code wraps (frame 110, 220)
-    assert {30, 90, 220, 280} <= keys and 151 not in keys
-    wanted = [30, 90, 151, 220, 280]  # each more than 2 s (59 frames) from the next: a seek each
-    sel = parse_selection(frames=",".join(map(str, wanted)))
-    seeks = key_frame_seeks(ntsc_video, seek_targets(sel, NTSC_INFO))
-    # Frame 30 shows at 1.001 s: the seek names that time to the microsecond.
-    assert seeks == {30: 1_001_000, 90: 3_003_000, 220: 7_340_667, 280: 9_342_667}
-    p = plan(sel, NTSC_INFO, key_seeks=seeks)
-    assert [x.input_options["-ss"] for x in p.passes] == [
-        "1.001000", "3.003000", f"{150.5 / NTSC:.6f}", "7.340667", "9.342667"
-    ]
-    assert yielded(ntsc_video, p) == [i % 110 for i in wanted]
-    # The same seeks joined into one ffmpeg (what extraction runs) yield the same frames.
-    (joined,) = join_seeks(p.passes, NTSC)
-    args = [x for extra in joined.inputs for x in [*sum(extra.items(), ()), "-i", ntsc_video]]
+def _joined_yield(video: str, joined: Pass) -> list[int]:
+    """What one multi-input ffmpeg (as extraction runs a joined pass) yields, mod 110."""
+    args = [x for extra in joined.inputs for x in [*sum(extra.items(), ()), "-i", video]]
     args += [x for kv in joined.output_options.items() for x in kv]
     raw = subprocess.run(
         ["ffmpeg", "-v", "error", *args, "-f", "rawvideo", "-pix_fmt", "gray", "-"],
         capture_output=True, check=True,
     ).stdout
     size = 64 * 48
-    got = [round(np.frombuffer(raw[i : i + size], np.uint8).mean() * 219 / 255 / 2) for i in range(0, len(raw), size)]
-    assert got == [i % 110 for i in wanted]
+    return [round(np.frombuffer(raw[i : i + size], np.uint8).mean() * 219 / 255 / 2) for i in range(0, len(raw), size)]
+
+
+@pytest.mark.parametrize("ext", ["mp4", "ts", "mkv"])
+def test_exact_frames_seek_to_the_key_frame_before_them_in_every_container(tmp_path, ext):
+    # MPEG-TS is why: ffmpeg's own seek there lands on the *next* key frame, and the
+    # half-frame-early seek then yielded a later frame than the one asked for.
+    video = make_video(tmp_path / f"ntsc.{ext}", seconds=10.01, fps="30000/1001", gop=30)
+    keys = _key_frames(video)
+    # gop=30, and x264 starts one more where the grey code wraps (frames 110, 220)
+    assert {30, 90, 140, 220, 280} <= keys and not {151, 141} & keys
+    wanted = [30, 90, 151, 220, 280]  # each more than 2 s (59 frames) from the next: a seek each
+    sel = parse_selection(frames=",".join(map(str, wanted)))
+    found = key_frames_before(video, seek_targets(sel, NTSC_INFO))
+    assert {i: k.index for i, k in found.items()} == {30: 30, 90: 90, 151: 140, 220: 220, 280: 280}
+    if ext == "mp4":  # frame 30 shows at 1.001 s: the seek names the key frame's time to the microsecond
+        assert [x.input_options["-ss"] for x in plan(sel, NTSC_INFO, key_frames=found).passes] == [
+            "1.001000", "3.003000", "4.671333", "7.340667", "9.342667"
+        ]
+    p = plan(sel, NTSC_INFO, key_frames=found)
+    assert [r.index for r in labels(p)] == wanted
+    assert yielded(video, p) == [i % 110 for i in wanted]
+    # The same seeks joined into one ffmpeg (what extraction runs) yield the same frames.
+    (joined,) = join_seeks(p.passes, NTSC)
+    assert _joined_yield(video, joined) == [i % 110 for i in wanted]
