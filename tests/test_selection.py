@@ -192,15 +192,39 @@ def test_frames_within_two_seconds_share_a_pass_and_a_pass_holds_at_most_200():
 def _key_frames(video: str) -> set[int]:
     """The key frames as ffprobe lists them (the truth the container reading must agree with)."""
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
-         "-of", "csv=p=0", video],
-        capture_output=True, text=True, check=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time,flags",
+            "-of",
+            "csv=p=0",
+            video,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     start = float(
         subprocess.run(
-            ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=start_time",
-             "-of", "csv=p=0", video],
-            capture_output=True, text=True, check=True,
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=start_time",
+                "-of",
+                "csv=p=0",
+                video,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()[0]
     )
     rows = (line.split(",")[:2] for line in out.split())
@@ -213,10 +237,14 @@ def _joined_yield(video: str, joined: Pass) -> list[int]:
     args += [x for kv in joined.output_options.items() for x in kv]
     raw = subprocess.run(
         ["ffmpeg", "-v", "error", *args, "-f", "rawvideo", "-pix_fmt", "gray", "-"],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     ).stdout
     size = 64 * 48
-    return [round(np.frombuffer(raw[i : i + size], np.uint8).mean() * 219 / 255 / 2) for i in range(0, len(raw), size)]
+    return [
+        round(np.frombuffer(raw[i : i + size], np.uint8).mean() * 219 / 255 / 2)
+        for i in range(0, len(raw), size)
+    ]
 
 
 @pytest.mark.parametrize("ext", ["mp4", "ts", "mkv"])
@@ -233,7 +261,11 @@ def test_exact_frames_seek_to_the_key_frame_before_them_in_every_container(tmp_p
     assert {i: k.index for i, k in found.items()} == {30: 30, 90: 90, 151: 140, 220: 220, 280: 280}
     if ext == "mp4":  # frame 30 shows at 1.001 s: the seek names the key frame's time to the microsecond
         assert [x.input_options["-ss"] for x in plan(sel, NTSC_INFO, key_frames=found).passes] == [
-            "1.001000", "3.003000", "4.671333", "7.340667", "9.342667"
+            "1.001000",
+            "3.003000",
+            "4.671333",
+            "7.340667",
+            "9.342667",
         ]
     p = plan(sel, NTSC_INFO, key_frames=found)
     assert [r.index for r in labels(p)] == wanted
