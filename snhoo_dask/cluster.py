@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from dask.system import CPU_COUNT
 from distributed import Client, LocalCluster
 
+from .dashboard import LazyDashboard
+
 DEFAULT_DASHBOARD = ":8787"
 
 
@@ -72,14 +74,22 @@ def dask_client(
             protocol="tcp://",
             host="127.0.0.1",
             dashboard_address=spec.dashboard_address,
+            # The HTTP server still listens there; LazyDashboard adds the Bokeh pages.
+            scheduler_kwargs={"dashboard": False},
             silence_logs=logging.CRITICAL,
         )
+    if spec.dashboard_address:
+        cluster.sync(_install, LazyDashboard(cluster.scheduler))
     client = Client(cluster)
     try:
         yield client
     finally:
         _quiet_close(client)
         cluster.close()
+
+
+async def _install(dashboard: LazyDashboard) -> None:
+    dashboard.install()
 
 
 @contextmanager

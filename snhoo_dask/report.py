@@ -1,13 +1,17 @@
 """OUT/report.html: one self-contained page per job, rebuilt from the manifest and frame folders.
 
-Self-contained means no network fetch at all: Bokeh's JavaScript is inlined
-(``bokeh.resources.INLINE``) and contact sheets are embedded as data URIs, because a
-lab network usually cannot reach a CDN and the file is meant to be mailed or copied.
+Self-contained means no network fetch at all: BokehJS is inlined (read from the
+installed bokeh package) and draws the throughput chart from JSON in the page, and
+contact sheets are embedded as data URIs, because a lab network usually cannot reach
+a CDN and the file is meant to be mailed or copied.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import importlib.util
+import json
 import os
 import time
 from collections import defaultdict
@@ -23,6 +27,8 @@ from .sheets import contact_sheet
 # so a job of thousands of videos still gives a file a browser opens quickly.
 MAX_SHEETS = 400
 _STATUS_ORDER = {FAILED: 0, OK: 1, SKIPPED: 2}
+# The core library and the plotting API; the widget/table/GL/MathJax bundles are not needed.
+_BOKEHJS_FILES = ("bokeh.min.js", "bokeh-api.min.js")
 # The same template system as the web pages (Tornado), with its autoescaping.
 _TEMPLATES = tornado.template.Loader(os.path.join(os.path.dirname(__file__), "templates"))
 
@@ -51,55 +57,59 @@ def ordered(records: list[VideoRecord]) -> list[VideoRecord]:
     return sorted(records, key=lambda r: (_STATUS_ORDER.get(r.status, 3), r.out or ""))
 
 
-def throughput_chart(records: list[VideoRecord]):
-    """A Bokeh figure: images written by each worker over time (the slope is its rate)."""
-    from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.palettes import Category10_10
-    from bokeh.plotting import figure
-
+def throughput_series(records: list[VideoRecord]) -> list[dict]:
+    """Per worker, images written over time: the chart's data (the slope is its rate)."""
     by_worker: dict[str, list[VideoRecord]] = defaultdict(list)
     for r in records:
         if r.status == OK and r.finished_at and r.worker:
             by_worker[str(r.worker)].append(r)
     starts = [r.finished_at - (r.seconds or 0) for rs in by_worker.values() for r in rs]
     t0 = min(starts, default=0.0)
-    fig = figure(
-        title="Images written per worker over time (steeper = faster)",
-        height=320,
-        sizing_mode="stretch_width",
-        tools="pan,wheel_zoom,box_zoom,reset,save",
-        x_axis_label="seconds since the first video started",
-        y_axis_label="images written",
-    )
-    for i, (worker, recs) in enumerate(sorted(by_worker.items())):
+    series = []
+    for worker, recs in sorted(by_worker.items()):
         recs.sort(key=lambda r: r.finished_at)
         first_start = recs[0].finished_at - (recs[0].seconds or 0)
-        xs, ys, videos, frames, secs = [first_start - t0], [0], [""], [0], [0.0]
+        line = {
+            "worker": worker,
+            "t": [first_start - t0],
+            "n": [0],
+            "video": [""],
+            "frames": [0],
+            "seconds": [0.0],
+        }
         total = 0
         for r in recs:
             total += r.frames or 0
-            xs.append(r.finished_at - t0)
-            ys.append(total)
-            videos.append(r.out or r.video or "")
-            frames.append(r.frames or 0)
-            secs.append(r.seconds or 0.0)
-        src = ColumnDataSource({"t": xs, "n": ys, "video": videos, "frames": frames, "seconds": secs})
-        color = Category10_10[i % 10]
-        fig.line("t", "n", source=src, color=color, line_width=2, legend_label=f"worker {worker}")
-        fig.scatter("t", "n", source=src, color=color, size=6)
-    fig.add_tools(
-        HoverTool(
-            tooltips=[
-                ("video", "@video"),
-                ("images", "@frames"),
-                ("seconds", "@seconds{0.00}"),
-                ("total", "@n"),
-            ]
-        )
-    )
-    if by_worker:
-        fig.legend.location = "top_left"
-    return fig
+            line["t"].append(r.finished_at - t0)
+            line["n"].append(total)
+            line["video"].append(_shown(r.out or r.video))
+            line["frames"].append(r.frames or 0)
+            line["seconds"].append(r.seconds or 0.0)
+        series.append(line)
+    return series
+
+
+@functools.cache
+def _bokehjs() -> str:
+    """BokehJS and its plotting API, read from the installed bokeh package.
+
+    The chart is built by BokehJS in the browser from the series' JSON: importing
+    Bokeh's Python models to build it here cost about 0.5 s of CPU on every run.
+    """
+    spec = importlib.util.find_spec("bokeh")
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    folder = os.path.join(spec.submodule_search_locations[0], "server", "static", "js")
+    parts = []
+    for name in _BOKEHJS_FILES:
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            parts.append(f.read())
+    return "\n".join(parts)
+
+
+def _json_for_script(value: object) -> str:
+    """JSON safe inside a <script> element: no "</script>" or "<!--" can end it early."""
+    return json.dumps(value, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _data_uri(jpeg: bytes) -> str:
@@ -108,13 +118,7 @@ def _data_uri(jpeg: bytes) -> str:
 
 def render(out: str, records: list[VideoRecord]) -> str:
     """The report page as one HTML string (a Tornado template: every value is escaped)."""
-    from bokeh.embed import components
-    from bokeh.resources import Resources
-
-    # Inline, and only the core library: the widget/table/GL/MathJax bundles would triple the size.
-    resources = Resources(mode="inline", components=["bokeh"])
     s = summarize(records)
-    script, div = components(throughput_chart(records))
     rows = []
     for i, r in enumerate(ordered(records)):
         sheet = None
@@ -142,10 +146,9 @@ def render(out: str, records: list[VideoRecord]) -> str:
         started=started,
         built=time.strftime("%Y-%m-%d %H:%M:%S"),
         state="done with failures" if s["failed"] else "done",
-        # Bokeh's own markup: generated by Bokeh from our data, inserted unescaped on purpose.
-        bokeh_resources=resources.render(),
-        chart_div=div,
-        chart_script=script,
+        # BokehJS itself and our data as escaped JSON: inserted unescaped on purpose.
+        bokehjs=_bokehjs(),
+        chart_data=_json_for_script(throughput_series(records)),
         css=_CSS,
     )
     return page.decode("utf-8")

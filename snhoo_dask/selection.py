@@ -48,6 +48,12 @@ class SelectionError(ValueError):
     """A frame specification the user typed is not valid; the message says why."""
 
 
+def _ordinal(n: int) -> str:
+    if n % 100 in (11, 12, 13):
+        return f"{n}th"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
+
+
 @dataclass(frozen=True)
 class Selection:
     mode: str = "all"
@@ -59,7 +65,7 @@ class Selection:
 
     def describe(self) -> str:
         if self.mode == "every":
-            return f"every {self.every}th frame"
+            return "every frame" if self.every == 1 else f"every {_ordinal(self.every)} frame"
         if self.mode == "fps":
             return f"{float(self.fps):g} frames per second"
         if self.mode == "frames":

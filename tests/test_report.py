@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 
 import pytest
 from helpers import CHROMIUM_ARGS, run_cli, small_corpus
 from PIL import Image
 
+from snhoo_dask.report import _json_for_script
 from snhoo_dask.sheets import contact_sheet, sheet_frames
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,6 +29,14 @@ def test_contact_sheet_spreads_frames_over_the_video(tmp_path):
     sheet = Image.open(io.BytesIO(contact_sheet(str(folder), 4, width=64)))
     assert sheet.format == "JPEG" and sheet.size == (4 * 64 + 3 * 2, 48)
     assert contact_sheet(str(tmp_path / "missing")) is None
+
+
+def test_chart_data_cannot_end_its_script_element():
+    """Video names reach the page's chart data: a hostile one stays data."""
+    name = "cam/</script><script>alert(1)</script><!--.mp4"
+    text = _json_for_script([{"video": [name]}])
+    assert "<" not in text and ">" not in text
+    assert json.loads(text) == [{"video": [name]}]
 
 
 @pytest.mark.cluster
@@ -68,7 +78,14 @@ def test_run_writes_a_report_that_renders_offline(tmp_path, dask_cluster):
 
             page.route("**/*", only_the_file)
             page.goto(f"file://{report}")
-            page.wait_for_selector("#chart canvas", timeout=20_000)  # Bokeh drew the chart
+            page.wait_for_selector("#chart canvas", timeout=20_000)  # BokehJS drew the chart
+            # What it drew: a line per worker, ending at the images that worker wrote.
+            chart = page.evaluate(
+                """() => { const fig = Bokeh.documents[0].roots()[0];
+                  const lines = fig.renderers.filter(r => r.glyph.type === "Line");
+                  return {legend: fig.legend.items.map(i => i.label.value),
+                          totals: lines.map(r => r.data_source.data.n.at(-1))}; }"""
+            )
             page.screenshot(path=str(shots / "report.png"), full_page=True)
             summary = page.inner_text("#summary")
             failures = page.inner_text("table.failures")
@@ -77,6 +94,13 @@ def test_run_writes_a_report_that_renders_offline(tmp_path, dask_cluster):
             browser.close()
     assert requested == [f"file://{report}"], requested  # nothing from the network, ever
     assert errors == []
+    per_worker = {}
+    for line in open(os.path.join(out, "manifest.jsonl"), encoding="utf-8"):
+        rec = json.loads(line)
+        if rec.get("status") == "ok":
+            per_worker[rec["worker"]] = per_worker.get(rec["worker"], 0) + rec["frames"]
+    assert chart["legend"] == [f"worker {w}" for w in sorted(per_worker)]
+    assert chart["totals"] == [per_worker[w] for w in sorted(per_worker)]
     assert "4\nvideos" in summary and "3\nok" in summary and "1\nfailed" in summary
     assert "cam2/bad.mp4" in failures and "not a readable video" in failures
     assert len(sheets) == 3 and all(w > 0 for w in sheets)  # a decoded contact sheet per good video

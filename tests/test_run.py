@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 
 import pytest
-from helpers import frames_csv, images, manifest, run_cli
+from helpers import CHROMIUM_ARGS, frames_csv, free_port, images, manifest, run_cli, wait_until
 from videos import frame_number, make_video
 
 # Every test here runs the installed CLI end to end, most on real Dask processes.
@@ -293,6 +295,61 @@ def test_embedded_local_cluster_and_dashboard_link(tmp_path, one_video):
     assert "1 ok, 0 skipped, 0 failed of 1 videos; 10 images" in result.stderr
     (rec,) = manifest(out)
     assert rec["status"] == "ok" and rec["frames"] == 10
+
+
+@pytest.mark.timeout(180)
+def test_dashboard_link_shows_dasks_status_page_while_the_job_runs(tmp_path):
+    """The embedded cluster's dashboard is built on its first visit: the link works all the same."""
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path / "cam"
+    first = make_video(root / "c000.mp4", seconds=1, fps=10)
+    for i in range(1, 400):  # copies, not links: one task each, so the job outlives the visit
+        shutil.copyfile(first, root / f"c{i:03d}.mp4")
+    proc = subprocess.Popen(
+        [
+            "snhoo-dask",
+            "run",
+            str(root),
+            "--out",
+            str(tmp_path / "out"),
+            "--workers",
+            "1",
+            "--dashboard-address",
+            f"127.0.0.1:{free_port()}",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        link = wait_until(lambda: _dashboard_link(proc), 60, "the dashboard link")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1200, "height": 800})
+                page.goto(link.rsplit("/", 1)[0] + "/")  # the root leads to the status page
+                page.wait_for_selector("canvas", timeout=60_000)  # Bokeh drew Dask's plots
+                url, title = page.url, page.title()
+                page.screenshot(path=str(tmp_path / "dashboard.png"))
+            finally:
+                browser.close()
+        assert proc.poll() is None, "the job ended before the dashboard was seen"
+        assert url == link and "Dask" in title, (url, title)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130 and "interrupted:" in err, err
+
+
+def _dashboard_link(proc: subprocess.Popen) -> str | None:
+    line = proc.stderr.readline()
+    assert line or proc.poll() is None, "snhoo-dask ended before printing the dashboard link"
+    return line.split("Dask dashboard: ", 1)[1].strip() if "Dask dashboard: " in line else None
 
 
 def test_scheduler_from_environment(shared_cluster, tmp_path, one_video):

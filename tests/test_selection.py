@@ -59,6 +59,22 @@ def test_times_accept_seconds_and_clock_forms():
     assert parse_time("01:02") == 62
 
 
+@pytest.mark.parametrize(
+    "every, words",
+    [
+        (1, "every frame"),
+        (2, "every 2nd frame"),
+        (3, "every 3rd frame"),
+        (12, "every 12th frame"),
+        (21, "every 21st frame"),
+        (30, "every 30th frame"),
+        (113, "every 113th frame"),
+    ],
+)
+def test_every_reads_as_english_in_the_summary_and_records(every, words):
+    assert parse_selection(every=every).describe() == words
+
+
 def test_frames_are_sorted_deduplicated_and_ranges_expand():
     sel = parse_selection(frames="30,10-12,10")
     assert sel.frames == (10, 11, 12, 30)
