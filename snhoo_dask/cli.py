@@ -71,7 +71,7 @@ def cluster_options(command):
             click.option(
                 "--workers",
                 type=click.IntRange(min=1),
-                help="Local cluster: worker processes (default: cores).",
+                help="Local cluster: workers (default: one per core).",
             ),
             click.option("--threads-per-worker", type=click.IntRange(min=1), default=1, show_default=True),
             click.option(

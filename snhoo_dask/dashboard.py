@@ -63,4 +63,6 @@ class _BuildOnFirstVisit(web.RequestHandler):
             self.set_status(503)
             self.finish(f"The Dask dashboard cannot start: {e} (pip install bokeh)\n")
             return
-        self.redirect(self.request.uri)
+        # Back to the same page, which Dask's dashboard now serves.  Only as a path of this
+        # server: "//host/..." (or "/\\host/...") would send the browser to another site.
+        self.redirect("/" + self.request.uri.lstrip("/\\"))
