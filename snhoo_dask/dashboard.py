@@ -25,7 +25,6 @@ class LazyDashboard:
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
-        self.built = False
         self._building: asyncio.Future | None = None
         self.app = web.Application([(r"/.*", _BuildOnFirstVisit, {"dashboard": self})])
 
@@ -49,7 +48,6 @@ class LazyDashboard:
         module.connect(server.http_application, server.http_server, server, prefix="/")
         # Dask's application now answers these paths; this one steps aside.
         server.http_application.applications.remove(self.app)
-        self.built = True
 
 
 class _BuildOnFirstVisit(web.RequestHandler):
