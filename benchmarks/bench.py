@@ -471,9 +471,11 @@ def baseline_cmd(case: Case, root: Path, out: Path, cores: int) -> str:
     )
 
 
-def snhoo_cmd(case: Case, root: Path, out: Path, cores: int, scheduler: str | None) -> str:
+def snhoo_cmd(
+    case: Case, root: Path, out: Path, cores: int, scheduler: str | None, program: str = "snhoo-dask"
+) -> str:
+    """The snhoo-dask command line of a case; ``program`` is how snhoo-dask is started."""
     args = [
-        "snhoo-dask",
         "run",
         str(root),
         "--out",
@@ -489,7 +491,7 @@ def snhoo_cmd(case: Case, root: Path, out: Path, cores: int, scheduler: str | No
         args += ["--scheduler", scheduler]
     else:
         args += ["--workers", str(case.workers or cores)]
-    return " ".join(shlex.quote(a) for a in args)
+    return program + " " + " ".join(shlex.quote(a) for a in args)
 
 
 class SeparateCluster:
@@ -595,15 +597,12 @@ def run_pair(
                 cmd = baseline_cmd(case, root, out, cores)
                 m = measure(cmd)
             else:
-                cmd = snhoo_cmd(case, root, out, cores, scheduler)
+                program = "snhoo-dask"
                 if who == "before":  # the same command on an older checkout of the package
                     # Through its own ``python -m`` (its console script may name another entry
                     # point than this one's); -P keeps the current folder off sys.path.
-                    cmd = (
-                        f"PYTHONPATH={shlex.quote(str(before))} {shlex.quote(sys.executable)} -P -m snhoo_dask "
-                        + cmd.removeprefix("snhoo-dask ")
-                    )
-                m = measure(cmd, extra_roots=extra_roots)
+                    program = f"PYTHONPATH={shlex.quote(str(before))} {shlex.quote(sys.executable)} -P -m snhoo_dask"
+                m = measure(snhoo_cmd(case, root, out, cores, scheduler, program), extra_roots=extra_roots)
             if m.returncode != 0:
                 print(f"  ! {who} exited {m.returncode}: {m.stderr_tail}", file=sys.stderr)
             images[who] = count_images(out)

@@ -79,17 +79,13 @@ def dask_client(
             silence_logs=logging.CRITICAL,
         )
     if spec.dashboard_address:
-        cluster.sync(_install, LazyDashboard(cluster.scheduler))
+        cluster.sync(LazyDashboard(cluster.scheduler).install)
     client = Client(cluster)
     try:
         yield client
     finally:
         _quiet_close(client)
         cluster.close()
-
-
-async def _install(dashboard: LazyDashboard) -> None:
-    dashboard.install()
 
 
 @contextmanager

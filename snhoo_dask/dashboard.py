@@ -28,8 +28,8 @@ class LazyDashboard:
         self._building: asyncio.Future | None = None
         self.app = web.Application([(r"/.*", _BuildOnFirstVisit, {"dashboard": self})])
 
-    def install(self) -> None:
-        """Serve the first visit (call on the scheduler's event loop)."""
+    async def install(self) -> None:
+        """Serve the first visit (a coroutine: it runs on the scheduler's event loop)."""
         # The scheduler's own routes (health, info, json, prometheus) answer first;
         # every other path reaches the applications added to it, in order.
         self.scheduler.http_application.add_application(self.app)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -113,6 +114,15 @@ def start_dask(tmp_path, n_workers: int = 2, worker_env: dict | None = None) -> 
 def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     """Run the installed ``snhoo-dask`` command as a user would."""
     return subprocess.run(["snhoo-dask", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def cli_popen(*args: str, **kwargs) -> subprocess.Popen:
+    """``snhoo-dask`` in the background, with Ctrl-C delivered as in a terminal (output piped
+    as text unless ``kwargs`` say otherwise)."""
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **kwargs}
+    return subprocess.Popen(
+        ["snhoo-dask", *args], preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **options
+    )
 
 
 def wait_until(predicate, timeout: float, what: str, step: float = 0.05):

@@ -22,6 +22,7 @@ import time
 
 import pytest
 from helpers import (
+    cli_popen,
     frames_csv,
     free_port,
     images,
@@ -85,18 +86,6 @@ def assert_no_leftovers(out) -> None:
 def no_traceback(result_or_text) -> None:
     text = getattr(result_or_text, "stderr", result_or_text) or ""
     assert "Traceback" not in text, text
-
-
-def cli_popen(*args: str, **kwargs) -> subprocess.Popen:
-    """``snhoo-dask`` in the background, with Ctrl-C delivered as in a terminal."""
-    return subprocess.Popen(
-        ["snhoo-dask", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        **kwargs,
-    )
 
 
 def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:

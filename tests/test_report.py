@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from helpers import CHROMIUM_ARGS, run_cli, small_corpus
+from helpers import CHROMIUM_ARGS, manifest, run_cli, small_corpus
 from PIL import Image
 
 from snhoo_dask.report import _json_for_script
@@ -95,9 +95,8 @@ def test_run_writes_a_report_that_renders_offline(tmp_path, dask_cluster):
     assert requested == [f"file://{report}"], requested  # nothing from the network, ever
     assert errors == []
     per_worker = {}
-    for line in open(os.path.join(out, "manifest.jsonl"), encoding="utf-8"):
-        rec = json.loads(line)
-        if rec.get("status") == "ok":
+    for rec in manifest(out):
+        if rec["status"] == "ok":
             per_worker[rec["worker"]] = per_worker.get(rec["worker"], 0) + rec["frames"]
     assert chart["legend"] == [f"worker {w}" for w in sorted(per_worker)]
     assert chart["totals"] == [per_worker[w] for w in sorted(per_worker)]

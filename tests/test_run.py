@@ -8,7 +8,7 @@ import signal
 import subprocess
 
 import pytest
-from helpers import CHROMIUM_ARGS, frames_csv, free_port, images, manifest, run_cli, wait_until
+from helpers import CHROMIUM_ARGS, cli_popen, frames_csv, free_port, images, manifest, run_cli, wait_until
 from videos import frame_number, make_video
 
 # Every test here runs the installed CLI end to end, most on real Dask processes.
@@ -306,22 +306,16 @@ def test_dashboard_link_shows_dasks_status_page_while_the_job_runs(tmp_path):
     first = make_video(root / "c000.mp4", seconds=1, fps=10)
     for i in range(1, 400):  # copies, not links: one task each, so the job outlives the visit
         shutil.copyfile(first, root / f"c{i:03d}.mp4")
-    proc = subprocess.Popen(
-        [
-            "snhoo-dask",
-            "run",
-            str(root),
-            "--out",
-            str(tmp_path / "out"),
-            "--workers",
-            "1",
-            "--dashboard-address",
-            f"127.0.0.1:{free_port()}",
-        ],
-        stderr=subprocess.PIPE,
+    proc = cli_popen(
+        "run",
+        str(root),
+        "--out",
+        str(tmp_path / "out"),
+        "--workers",
+        "1",
+        "--dashboard-address",
+        f"127.0.0.1:{free_port()}",
         stdout=subprocess.DEVNULL,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         link = wait_until(lambda: _dashboard_link(proc), 60, "the dashboard link")
