@@ -98,10 +98,10 @@ def parts_of(rel: str) -> list[str]:
     return parts
 
 
-def _refusal(e: OSError, where: str, name: str) -> OSError:
+def _refusal(e: OSError, dir_fd: int, where: str, name: str) -> OSError:
     """An ``openat`` error on one component, in words; a link or a file in the way is UnsafePath."""
     shown = os.path.join(where, name)
-    if e.errno == errno.ELOOP:
+    if e.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(dir_fd, name):
         return UnsafePath(f"{shown} is a symbolic link; snhoo-dask does not follow it here")
     if e.errno == errno.ENOTDIR:
         return UnsafePath(f"{shown} is not a folder")
@@ -128,7 +128,7 @@ def walk(dir_fd: int, parts: list[str], create: bool = False, where: str = "", m
             try:
                 nxt = os.open(part, _DIR, dir_fd=fd)
             except OSError as e:
-                raise _refusal(e, where, part) from None
+                raise _refusal(e, fd, where, part) from None
             os.close(fd)
             fd = nxt
             where = os.path.join(where, part)
@@ -161,7 +161,7 @@ def open_file(dir_fd: int, name: str, where: str = "") -> int:
     try:
         fd = os.open(name, _READ, dir_fd=dir_fd)
     except OSError as e:
-        raise _refusal(e, where, name) from None
+        raise _refusal(e, dir_fd, where, name) from None
     os.set_blocking(fd, True)
     return fd
 
@@ -186,6 +186,13 @@ def create_file(dir_fd: int, name: str, exclusive: bool = True, mode: int = 0o64
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     flags |= os.O_EXCL if exclusive else os.O_TRUNC
     return os.open(name, flags, mode, dir_fd=dir_fd)
+
+
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def is_dir_at(dir_fd: int, name: str) -> bool:
