@@ -6,6 +6,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+from .fsafe import Identity, identity
 from .layout import RESERVED_NAMES
 
 DEFAULT_EXTENSIONS = (
@@ -39,6 +40,11 @@ class Video:
     rel: str  # path of the video relative to its root, with "/" separators
     size: int
     suffix: str = ""  # after the output name: ".tar" when the frames are packed
+    # The file discovery saw: its resolved path (no link left on it) and what it is.  The task
+    # opens exactly that path with no link followed and reads it only if it is still that
+    # file (``source.open_video``).  None for a broken link (the task then says so).
+    real: str | None = None
+    ident: Identity | None = None
 
     @property
     def path(self) -> str:
@@ -69,6 +75,31 @@ def check_root(root: str) -> str:
     if not os.access(path, os.R_OK | os.X_OK):
         raise DiscoveryError(f"root {root!r} is not readable (permission denied)")
     return path
+
+
+# Filesystems of the kernel, not of disks: they hold no videos, and /proc's links (every
+# process's cwd and root) lead through the whole machine.
+PSEUDO_FILESYSTEMS = frozenset(
+    "proc sysfs devtmpfs devpts cgroup cgroup2 debugfs tracefs securityfs bpf mqueue pstore "
+    "configfs fusectl hugetlbfs binfmt_misc autofs efivarfs selinuxfs nsfs".split()
+)
+
+
+def pseudo_devices() -> dict[int, str]:
+    """st_dev -> filesystem type of every mounted kernel pseudo-filesystem."""
+    from .staging import MOUNTINFO, parse_mountinfo
+
+    try:
+        with open(MOUNTINFO, encoding="utf-8", errors="replace") as f:
+            mounts = parse_mountinfo(f.read())
+    except OSError:
+        return {}
+    found = {}
+    for dev, _, fstype in mounts:
+        if fstype in PSEUDO_FILESYSTEMS:
+            major, _, minor = dev.partition(":")
+            found[os.makedev(int(major), int(minor))] = fstype
+    return found
 
 
 def root_names(roots: list[str]) -> dict[str, str]:
@@ -115,6 +146,11 @@ def discover(
     is not read, only reported.
     """
     absroots = list(dict.fromkeys(check_root(r) for r in roots))
+    pseudo = pseudo_devices()
+    for r in absroots:
+        fstype = pseudo.get(os.stat(r).st_dev)
+        if fstype:
+            raise DiscoveryError(f"root {r!r} is on the kernel's {fstype} filesystem, which holds no videos")
     bases = tuple(os.path.realpath(b) for b in confine) if confine is not None else None
     names = root_names(absroots)
     exts = {"." + e.lower() for e in extensions}
@@ -127,7 +163,8 @@ def discover(
         stack = [root]
         while stack:
             folder = stack.pop()
-            if bases is not None and not inside(os.path.realpath(folder), bases):
+            folder_real = os.path.realpath(folder)
+            if bases is not None and not inside(folder_real, bases):
                 problems.append((folder, OUTSIDE))
                 continue
             try:
@@ -138,7 +175,12 @@ def discover(
             if (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
-            if exclude_real and os.path.realpath(folder) == exclude_real:
+            if st.st_dev in pseudo:
+                problems.append(
+                    (folder, f"leads into the kernel's {pseudo[st.st_dev]} filesystem; not followed")
+                )
+                continue
+            if exclude_real and folder_real == exclude_real:
                 continue
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -155,35 +197,30 @@ def discover(
                     if entry.is_dir():
                         subfolders.append(entry.path)
                     elif os.path.splitext(entry.name)[1].lower() in exts:
-                        if entry.is_symlink() and bases is not None:
-                            if not inside(os.path.realpath(entry.path), bases):
-                                problems.append((entry.path, OUTSIDE))
-                                continue
-                        key = _identity(entry)
+                        link = entry.is_symlink()
+                        real = os.path.realpath(entry.path) if link else os.path.join(folder_real, entry.name)
+                        if link and bases is not None and not inside(real, bases):
+                            problems.append((entry.path, OUTSIDE))
+                            continue
+                        ident = _identity(entry)
+                        key = (ident.dev, ident.ino) if ident else real
                         if key in taken:
                             continue
                         taken.add(key)
                         # Broken links and non-regular files are kept: extraction fails them
                         # with a reason instead of letting them vanish from the job.
                         rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
-                        videos.append(Video(root, names[root], rel, _size(entry)))
+                        size = ident.size if ident else 0
+                        videos.append(Video(root, names[root], rel, size, real=real, ident=ident))
                 except OSError as e:
                     problems.append((entry.path, e.strerror or str(e)))
             stack.extend(reversed(subfolders))
     return Discovery(videos, problems)
 
 
-def _identity(entry: os.DirEntry) -> object:
-    """The file behind an entry: device and inode, or its resolved path for a broken link."""
+def _identity(entry: os.DirEntry) -> Identity | None:
+    """What the file behind an entry is (a link followed), or None for a broken link."""
     try:
-        st = entry.stat()
-        return (st.st_dev, st.st_ino)
+        return identity(entry.stat())
     except OSError:
-        return os.path.realpath(entry.path)
-
-
-def _size(entry: os.DirEntry) -> int:
-    try:
-        return entry.stat().st_size
-    except OSError:
-        return 0
+        return None

@@ -1,8 +1,9 @@
 """Extract the selected frames of one video: the body of every Dask task.
 
-check source -> read its header (a file that is no video fails here, before any copy)
--> stage locally -> plan -> read with scikit-video -> write
-images into a temporary folder -> publish it in one rename -> return the record.
+open OUT and the video by descriptor (the very file discovery saw) -> read its header
+(a file that is no video fails here, before any copy) -> stage locally -> plan -> read
+with scikit-video -> write images into a temporary folder -> publish it in one rename
+-> return the record.
 A video that yields nothing usable raises ``VideoFailed`` (carrying its record), so
 the Dask task is marked erred in the dashboard instead of showing a green success.
 """
@@ -11,21 +12,21 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import socket
-import stat
 import time
 from contextlib import nullcontext
 
 from .discover import Video
 from .frame_log import FrameLogError
-from .layout import UnsafePath, finished_record, new_tmp_dir, publish
+from .layout import OutputDir, TmpDir, UnsafePath, finished_record, publish
 from .malloc import tune_this_process
+from .pause import pause_point
 from .probe import ProbeError, VideoInfo, key_frames_before, probe, probe_keyframes
 from .record import FAILED, OK, VideoRecord
 from .selection import Plan, join_seeks, plan, seek_targets
 from .settings import Settings
 from .sinks import FrameRow, make_sink
+from .source import Source, SourceError, open_video
 from .staging import StagingError, should_stage, staged
 from .writers import make_encoder, wants_planes
 
@@ -72,51 +73,69 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
     """Process one video; return its ``ok`` record or raise VideoFailed with a ``failed`` one."""
     started = time.monotonic()
     tune_this_process()
-    done = _done_by_this_run(video, settings)
-    if done is not None:
-        # The task ran again (its result was lost with a worker) after the video was
-        # published by this same run: report that output instead of redoing it.
-        return done
     record = new_record(video, settings)
     record.worker = worker_name()
+    try:
+        pause_point("open", video.rel)
+        with OutputDir(settings.out, settings.out_ino) as out:
+            done = _done_by_this_run(video, settings, out)
+            if done is not None:
+                # The task ran again (its result was lost with a worker) after the video was
+                # published by this same run: report that output instead of redoing it.
+                return done
+            with open_video(video) as source:
+                return _extract(video, source, settings, out, record, started)
+    except (_Failure, SourceError, ProbeError, StagingError, UnsafePath, FrameLogError) as e:
+        reason = str(e)
+    except OSError as e:
+        reason = _os_reason(e, settings.out)
+    record.finish(FAILED, error=reason, frames=0, seconds=round(time.monotonic() - started, 3))
+    raise VideoFailed(record)
+
+
+def _extract(
+    video: Video, source: Source, settings: Settings, out: OutputDir, record: VideoRecord, started: float
+) -> VideoRecord:
+    """The body of a task, once OUT and the video are open: every read is of ``source``,
+    every write below ``out``."""
+    record.size = source.ident.size
+    record.source = source.ident.to_text()  # what was read: resume compares it
+    pause_point("opened", video.rel)
     tmp = sink = None
     try:
-        _check_source(video.path)
-        info = probe(video.path)  # the header only: cheap even over a share, and before the copy
-        record.staged = should_stage(video.path, settings.stage)
-        source = staged(video.path, settings.scratch) if record.staged else nullcontext(video.path)
-        with source as local:
+        info = probe(source.path)  # the header only: cheap even over a share, and before the copy
+        record.staged = should_stage(source.path, settings.stage)
+        local = staged(source, settings.scratch) if record.staged else nullcontext(source.path)
+        with local as path:
             keys = before = None
             if settings.selection.mode == "keyframes":
-                info, keys = probe_keyframes(local)  # every packet is read: from the local copy
+                info, keys = probe_keyframes(path)  # every packet is read: from the local copy
             elif targets := seek_targets(settings.selection, info):
-                before = key_frames_before(local, targets)  # a GOP of packets per seek, not decoded
+                before = key_frames_before(path, targets)  # a GOP of packets per seek, not decoded
             info.fill(record)
             frame_plan = plan(settings.selection, info, keys, settings.resize, settings.dedup, before)
             record.out_width, record.out_height = frame_plan.out_size
             record.missing = list(frame_plan.missing)
-            tmp = _make_tmp(settings.out)
+            tmp = _make_tmp(out)
             sink = make_sink(settings.pack, tmp, frame_plan.scored, video.rel, video.root)
-            written, decoded, log = _write_frames(local, info, frame_plan, settings, sink, record)
+            # A staged copy is a file of ours; the original is read only through its descriptor.
+            fds = () if record.staged else (source.fd,)
+            written, decoded, log = _write_frames(path, info, frame_plan, settings, sink, record, fds)
+        source.check_unchanged()
         record.frames = written
         _check_complete(frame_plan, written, decoded, record, log)
         record.finish(OK, seconds=round(time.monotonic() - started, 3))
         finished = sink.seal({"signature": settings.signature(), "record": record.to_dict()})
-        if not publish(finished, settings.out, video.out_rel, settings.signature(), video.size):
+        pause_point("publish", video.rel)
+        if not publish(tmp, finished, out, video.out_rel, settings.signature(), record.size, record.source):
             # An equal result was published meanwhile; the record must describe what is on disk.
-            return _done_by_this_run(video, settings) or record
+            return _done_by_this_run(video, settings, out) or record
         return record
-    except (_Failure, ProbeError, StagingError, UnsafePath, FrameLogError) as e:
-        reason = str(e)
-    except OSError as e:
-        reason = _os_reason(e, settings.out)
     finally:
         if sink is not None:
             sink.abort()  # after seal() a no-op; else it closes a half-written tar
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)  # after a publish only an empty folder is left
-    record.finish(FAILED, error=reason, frames=0, seconds=round(time.monotonic() - started, 3))
-    raise VideoFailed(record)
+        if tmp is not None:
+            tmp.remove()  # after a publish only an empty folder is left
 
 
 def preload() -> None:
@@ -131,46 +150,31 @@ def preload() -> None:
     from . import reader  # noqa: F401
 
 
-def _done_by_this_run(video: Video, settings: Settings) -> VideoRecord | None:
-    previous = finished_record(settings.out, video.out_rel, settings.signature(), video.size)
+def _done_by_this_run(video: Video, settings: Settings, out: OutputDir) -> VideoRecord | None:
+    source = video.ident.to_text() if video.ident else None
+    previous = finished_record(out, video.out_rel, settings.signature(), video.size, source)
     if previous is None or previous.run != settings.run_id or previous.status != OK:
         return None
     return previous
 
 
-def _check_source(path: str) -> None:
+def _make_tmp(out: OutputDir) -> TmpDir:
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        if os.path.islink(path):
-            raise _Failure(
-                f"broken link: {path} points to {os.readlink(path)!r}, which does not exist"
-            ) from None
-        raise _Failure("video not found (moved or deleted since the job started?)") from None
-    except OSError as e:
-        raise _Failure(f"cannot reach the video: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise _Failure("not a regular file (a pipe, device or socket cannot be processed)")
-    if st.st_size == 0:
-        raise _Failure("the file is empty (0 bytes)")
-    try:
-        with open(path, "rb") as f:
-            f.read(1)
-    except OSError as e:
-        raise _Failure(f"cannot read the video: {e.strerror}") from None
-
-
-def _make_tmp(out: str) -> str:
-    try:
-        return new_tmp_dir(out)
+        return TmpDir(out)
     except UnsafePath:
         raise
     except OSError as e:
-        raise _Failure(f"cannot write to the output folder {out}: {e.strerror}") from None
+        raise _Failure(f"cannot write to the output folder {out.path}: {e.strerror}") from None
 
 
 def _write_frames(
-    path: str, info: VideoInfo, frame_plan: Plan, settings: Settings, sink, record: VideoRecord
+    path: str,
+    info: VideoInfo,
+    frame_plan: Plan,
+    settings: Settings,
+    sink,
+    record: VideoRecord,
+    pass_fds: tuple[int, ...] = (),
 ) -> tuple[int, int, str]:
     """Write every planned frame into the sink; return the images written, the frames
     decoded (for the truncation check) and ffmpeg's condensed log."""
@@ -187,10 +191,15 @@ def _write_frames(
     for planned in join_seeks(frame_plan.passes, info.frame_rate):
         with planned.opened(info.frame_rate) as p:  # scenes/dedup: ffmpeg names the frames
             options = {**threads, **p.input_options}
-            reader = FrameReader(path, info, options, p.output_options, settings.timeout, planes, p.inputs)
+            reader = FrameReader(
+                path, info, options, p.output_options, settings.timeout, planes, p.inputs, pass_fds
+            )
             got = 0
             limit = len(p.expected) if p.expected is not None else None
-            complete = True
+            # Only a pass read to its end waits for ffmpeg to exit; stopped early on purpose,
+            # or by a write error (a full disk), ffmpeg is killed at once: it would otherwise
+            # block on a pipe nobody reads until finish() gives up.
+            complete = False
             try:
                 for frame in reader.frames():
                     ref = p.ref(got)
@@ -199,8 +208,9 @@ def _write_frames(
                     sink.add(name, encoder.encode(frame), row)
                     got += 1
                     if limit is not None and got >= limit:
-                        complete = False  # we stop ffmpeg ourselves; it may still be flushing
-                        break
+                        break  # we stop ffmpeg ourselves; it may still be flushing
+                else:
+                    complete = True
             finally:
                 reason = reader.finish(complete)
             if reason:

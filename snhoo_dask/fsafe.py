@@ -203,6 +203,30 @@ def is_dir_at(dir_fd: int, name: str) -> bool:
         return False
 
 
+def remove_tree(dir_fd: int, name: str) -> None:
+    """Delete ``name`` in ``dir_fd`` and, if it is a real folder, all below it; a link is removed
+    as a link, never followed.  Best effort: what cannot be removed stays."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(name, dir_fd=dir_fd)
+            return
+        fd = os.open(name, _DIR, dir_fd=dir_fd)
+    except OSError:
+        return
+    try:
+        for entry in os.listdir(fd):
+            remove_tree(fd, entry)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
 @contextmanager
 def opened_dir(path: str, create: bool = False) -> Iterator[int]:
     fd = open_dir(path, create=create)

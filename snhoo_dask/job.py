@@ -21,7 +21,7 @@ from distributed.client import FutureCancelledError
 from .discover import Discovery, Video
 from .errors import JobError
 from .extract import VideoFailed, extract_video, new_record
-from .layout import sweep_tmp
+from .layout import OutputDir, UnsafePath, sweep_tmp
 from .lock import OutputBusy, OutputLock
 from .manifest import ManifestWriter
 from .planning import split_done
@@ -46,6 +46,16 @@ def _arrivals(arrived: queue.SimpleQueue, timeout: float) -> list:
             return got
 
 
+def open_output(path: str) -> OutputDir:
+    """OUT (a resolved path) opened by descriptor; JobError if it cannot be, or a link is on it now."""
+    try:
+        return OutputDir(path)
+    except UnsafePath as e:
+        raise JobError(f"cannot use the output folder: {e}") from None
+    except OSError as e:
+        raise JobError(f"cannot open the output folder {path}: {e.strerror or e}") from None
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -63,20 +73,26 @@ class Job:
         self._futures: list = []
         self._stop = threading.Event()
         self._running = False
+        self._out_ino: int | None = None
 
     def run(
         self, client: Client, on_record: OnRecord = lambda r, s: None, lost_grace: float = 20.0
     ) -> Summary:
         """Run to the end (or until interrupted); every video gets exactly one record."""
-        out = self.settings.out
         summary = Summary(total=len(self.videos), unsearched=list(self.found.problems))
+        # OUT is opened once: the lock, the manifest and the sweep go through this descriptor,
+        # and every task checks that the OUT it opens is this same folder.
+        out = open_output(self.settings.out)
         try:
             lock = OutputLock(out)
             lock.acquire()
         except OutputBusy as e:
+            out.close()
             raise JobError(str(e)) from None
         except OSError as e:
-            raise JobError(f"cannot write to the output folder {out}: {e.strerror}") from None
+            out.close()
+            raise JobError(f"cannot write to the output folder {out.path}: {e.strerror}") from None
+        self._out_ino = out.ino
         self._running = True
         try:
             sweep_tmp(out)
@@ -92,7 +108,7 @@ class Job:
                     on_record(rec, summary)
 
                 # Decided under the lock: no other run can finish a video in between.
-                skipped, todo = split_done(self.videos, self.settings, self.overwrite)
+                skipped, todo = split_done(self.videos, self.settings, self.overwrite, out)
                 for rec in skipped:
                     record(rec)
                 if todo:
@@ -105,6 +121,7 @@ class Job:
             if not summary.interrupted:
                 sweep_tmp(out)
             lock.release()
+            out.close()
         summary.elapsed = time.monotonic() - summary.started
         return summary
 
@@ -175,7 +192,9 @@ class Job:
             slots = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
         except (KeyError, OSError, TimeoutError):
             slots = 0
-        return replace(self.settings, decoder_threads=1 if slots and videos >= slots else 0)
+        return replace(
+            self.settings, decoder_threads=1 if slots and videos >= slots else 0, out_ino=self._out_ino
+        )
 
     def _final_record(self, fut, video: Video) -> VideoRecord | None:
         if fut.status == "finished":

@@ -8,7 +8,7 @@ import os
 import socket
 import time
 
-from .layout import LOCK_FILE
+from .layout import LOCK_FILE, OutputDir
 
 
 class OutputBusy(Exception):
@@ -22,12 +22,13 @@ class OutputLock:
     a stale lock behind.
     """
 
-    def __init__(self, out: str) -> None:
-        self.path = os.path.join(out, LOCK_FILE)
+    def __init__(self, out: OutputDir) -> None:
+        self.out = out
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(LOCK_FILE, flags, 0o644, dir_fd=self.out.fd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -6,7 +6,8 @@ import os
 import time
 from collections.abc import Iterator
 
-from .layout import MANIFEST
+from .fsafe import UnsafePath, open_beneath
+from .layout import MANIFEST, OutputDir
 from .record import VideoRecord
 
 
@@ -21,9 +22,10 @@ class ManifestWriter:
 
     SYNC_EVERY = 1.0  # seconds
 
-    def __init__(self, out: str) -> None:
-        self.path = os.path.join(out, MANIFEST)
-        self._f = open(self.path, "a", encoding="utf-8")
+    def __init__(self, out: OutputDir) -> None:
+        self.path = os.path.join(out.path, MANIFEST)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._f = open(os.open(MANIFEST, flags, 0o644, dir_fd=out.fd), "a", encoding="utf-8")
         self._synced = time.monotonic()
         self._dirty = False
 
@@ -58,9 +60,9 @@ class ManifestWriter:
 def read_manifest(out: str) -> Iterator[VideoRecord]:
     """Every record in OUT/manifest.jsonl (a torn or foreign line is ignored)."""
     try:
-        f = open(os.path.join(out, MANIFEST), encoding="utf-8")
-    except FileNotFoundError:
-        return
+        f = open(open_beneath(os.path.realpath(out), MANIFEST), encoding="utf-8")
+    except (FileNotFoundError, UnsafePath):
+        return  # none yet, or a link put in its place: no record of ours
     with f:
         for line in f:
             try:

@@ -16,7 +16,7 @@ def _inside(path: str, base: str) -> bool:
 
 
 def check_apart(out: str, roots: list[str]) -> str:
-    """The absolute output folder; JobError if it is, lies inside, or contains a root
+    """The resolved output folder; JobError if it is, lies inside, or contains a root
     (symlinks resolved).
 
     Frames written among the videos would be found as input by the next run, and a
@@ -35,11 +35,12 @@ def check_apart(out: str, roots: list[str]) -> str:
             raise JobError(
                 f"the root {root} lies inside the output folder {out}; choose another output folder"
             )
-    return os.path.abspath(os.path.expanduser(out))
+    return out_real
 
 
 def prepare_output(out: str, roots: list[str] | None = None) -> str:
-    """The absolute output folder, created if needed; JobError if it cannot be used."""
+    """The resolved output folder (no link left on it: tasks open it with none followed),
+    created if needed; JobError if it cannot be used."""
     out = os.path.abspath(os.path.expanduser(out))
     if roots:
         check_apart(out, roots)
@@ -51,4 +52,4 @@ def prepare_output(out: str, roots: list[str] | None = None) -> str:
         raise JobError(f"cannot create the output folder {out}: {e.strerror}") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise JobError(f"the output folder {out} is not writable (permission denied)")
-    return out
+    return _real(out)

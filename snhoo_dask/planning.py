@@ -9,7 +9,7 @@ from __future__ import annotations
 from .discover import DEFAULT_EXTENSIONS, Discovery, DiscoveryError, Video, discover
 from .errors import JobError
 from .extract import new_record
-from .layout import finished_record
+from .layout import OutputDir, finished_record
 from .record import SKIPPED, VideoRecord
 from .settings import Settings
 
@@ -36,9 +36,11 @@ def find_videos(
     return found
 
 
-def skip_record(video: Video, settings: Settings) -> VideoRecord | None:
-    """A ``skipped`` record if this video's finished output matches these settings."""
-    previous = finished_record(settings.out, video.out_rel, settings.signature(), video.size)
+def skip_record(video: Video, settings: Settings, out: OutputDir) -> VideoRecord | None:
+    """A ``skipped`` record if this video's finished output matches these settings and was
+    made from the file discovery found (same identity, not only the same name and size)."""
+    source = video.ident.to_text() if video.ident else None
+    previous = finished_record(out, video.out_rel, settings.signature(), video.size, source)
     if previous is None:
         return None
     record = new_record(video, settings)
@@ -54,20 +56,21 @@ def skip_record(video: Video, settings: Settings) -> VideoRecord | None:
         "out_width",
         "out_height",
         "dropped",
+        "source",
     ):
         setattr(record, key, getattr(previous, key))
     return record.finish(SKIPPED)
 
 
 def split_done(
-    videos: list[Video], settings: Settings, overwrite: bool
+    videos: list[Video], settings: Settings, overwrite: bool, out: OutputDir
 ) -> tuple[list[VideoRecord], list[Video]]:
     """(records of videos already done, videos still to do)."""
     if overwrite:
         return [], list(videos)
     skipped, todo = [], []
     for video in videos:
-        record = skip_record(video, settings)
+        record = skip_record(video, settings, out)
         if record is None:
             todo.append(video)
         else:

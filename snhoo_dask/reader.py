@@ -114,8 +114,10 @@ class FrameReader(FFmpegReader):
         stall_timeout: float = 120.0,
         planes: bool = False,
         inputs: list[dict[str, str]] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self._info = info
+        self._pass_fds = pass_fds  # the video's descriptor when ``path`` is /proc/self/fd/N
         self._planes = planes
         self._expand = planes and not info.full_range
         self._inputs = inputs
@@ -180,6 +182,7 @@ class FrameReader(FFmpegReader):
             stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True,
+            pass_fds=self._pass_fds,
             env=child_env(),
         )
         _widen_pipe(self._proc.stdout)

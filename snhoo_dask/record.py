@@ -28,7 +28,8 @@ class VideoRecord:
     missing: list[str] = field(default_factory=list)  # requested frames/times not in the video
     worker: str | None = None
     seconds: float = 0.0
-    size: int = 0  # source size in bytes (resume checks it)
+    size: int = 0  # source size in bytes
+    source: str | None = None  # the file read, "inode:size:mtime_ns" (resume compares it)
     codec: str | None = None
     width: int | None = None  # the source picture
     height: int | None = None

@@ -18,7 +18,8 @@ from collections import defaultdict
 
 import tornado.template
 
-from .layout import REPORT, video_dir
+from .fsafe import create_file, remove_tree
+from .layout import REPORT, OutputDir, video_dir
 from .manifest import latest_run
 from .record import FAILED, OK, SKIPPED, VideoRecord
 from .sheets import contact_sheet
@@ -178,13 +179,23 @@ img{display:block;image-rendering:auto;border:1px solid #ccc}.foot{color:#888;fo
 
 
 def build_report(out: str) -> str:
-    """Write OUT/report.html for the latest run in OUT/manifest.jsonl; return its path."""
-    out = os.path.abspath(out)
+    """Write OUT/report.html for the latest run in OUT/manifest.jsonl; return its path.
+
+    Written through OUT's descriptor (a link in OUT's place or at report.html is never
+    written through) into a temporary file renamed over the report, which is removed if
+    the write fails (a full disk leaves no half report behind).
+    """
+    out = os.path.realpath(out)
     records = latest_run(out)
     page = render(out, records)
-    path = os.path.join(out, REPORT)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(tmp, path)
-    return path
+    tmp = REPORT + ".tmp"
+    with OutputDir(out) as d:
+        remove_tree(d.fd, tmp)  # left by a crash, or a link someone put there: gone, not followed
+        try:
+            with open(create_file(d.fd, tmp), "w", encoding="utf-8") as f:
+                f.write(page)
+            os.rename(tmp, REPORT, src_dir_fd=d.fd, dst_dir_fd=d.fd)
+        except BaseException:
+            remove_tree(d.fd, tmp)
+            raise
+    return os.path.join(out, REPORT)

@@ -68,6 +68,8 @@ class Settings:
     resize: Resize | None = None  # --max-side / --square
     dedup: Dedup | None = None  # --dedup and its thresholds
     pack: str = "folder"  # "folder": one image file per frame; "tar": one tar per video
+    # OUT's inode when the job started: a task refuses an OUT that was replaced since.
+    out_ino: int | None = None
 
     @property
     def out_suffix(self) -> str:

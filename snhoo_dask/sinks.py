@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass
 
-from .layout import DONE_FILE
+from .fsafe import create_file
+from .layout import DONE_FILE, TmpDir
 
 
 @dataclass(frozen=True)
@@ -38,34 +38,35 @@ def csv_row(row: FrameRow, scored: bool) -> list:
 class FolderSink:
     """One image file per frame in the video's temporary folder, plus frames.csv."""
 
-    def __init__(self, tmp: str, scored: bool = False) -> None:
+    def __init__(self, tmp: TmpDir, scored: bool = False) -> None:
         self.tmp = tmp
         self.scored = scored
         self.rows: list[FrameRow] = []
 
     def add(self, name: str, data: bytes, row: FrameRow) -> None:
-        with open(os.path.join(self.tmp, name), "wb") as f:
+        with open(create_file(self.tmp.fd, name), "wb") as f:
             f.write(data)
         self.rows.append(row)
 
     def close(self) -> None:
         """Write frames.csv, one row per image, in frame order."""
-        with open(os.path.join(self.tmp, "frames.csv"), "w", newline="", encoding="utf-8") as f:
+        with open(create_file(self.tmp.fd, "frames.csv"), "w", newline="", encoding="utf-8") as f:
             out = csv.writer(f)
             out.writerow(CSV_COLUMNS + (["scene_score"] if self.scored else []))
             out.writerows(csv_row(r, self.scored) for r in sorted(self.rows, key=lambda r: r.index))
 
-    def seal(self, done: dict) -> str:
-        """Write the completion record last; return the path to publish."""
-        with open(os.path.join(self.tmp, DONE_FILE), "w", encoding="utf-8") as f:
+    def seal(self, done: dict) -> tuple[int, str]:
+        """Write the completion record last; return what to publish (the temporary folder,
+        as its parent's descriptor and its name)."""
+        with open(create_file(self.tmp.fd, DONE_FILE), "w", encoding="utf-8") as f:
             f.write(json.dumps(done, ensure_ascii=True))  # dumps: the C encoder; dump() is pure Python
-        return self.tmp
+        return self.tmp.base, self.tmp.name
 
     def abort(self) -> None:
         pass  # the caller removes the temporary folder
 
 
-def make_sink(pack: str, tmp: str, scored: bool, video: str, root: str):
+def make_sink(pack: str, tmp: TmpDir, scored: bool, video: str, root: str):
     """The sink for ``--pack``: ``folder`` or ``tar``."""
     if pack == "tar":
         from .tar_sink import TarSink

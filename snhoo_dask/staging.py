@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from .source import Source, SourceError
 
 # Filesystems whose reads cross the network.  FUSE filesystems other than fuseblk (ntfs-3g,
 # exfat on a USB disk) are mostly remote (sshfs, rclone, s3fs), and an unknown one is
@@ -23,6 +24,7 @@ NETWORK_FILESYSTEMS = frozenset(
 )
 LOCAL_FUSE = frozenset({"fuseblk"})
 MOUNTINFO = "/proc/self/mountinfo"
+COPY_CHUNK = 1 << 20
 
 
 class StagingError(Exception):
@@ -91,26 +93,38 @@ def scratch_dir(configured: str | None = None) -> str:
 
 
 @contextmanager
-def staged(path: str, scratch: str | None) -> Iterator[str]:
-    """Yield a local copy of ``path`` (removed afterwards), or raise StagingError."""
-    folder = os.path.join(scratch_dir(scratch), uuid.uuid4().hex)
-    # A plain ASCII name: the original may start with "-" or hold bytes ffmpeg mangles.
-    local = os.path.join(folder, "video" + os.path.splitext(path)[1].lower())
+def staged(source: Source, scratch: str | None) -> Iterator[str]:
+    """Yield the path of a local copy of an open video (removed afterwards), or raise StagingError.
+
+    The copy is read from the video's descriptor and written into a fresh private folder
+    (mode 0700) by a descriptor of a file made there, so neither end can be redirected.
+    """
+    base = scratch_dir(scratch)
     try:
-        os.makedirs(folder, exist_ok=True)
-        before = os.stat(path).st_size
-        shutil.copyfile(path, local)
-        after = os.stat(path).st_size
+        os.makedirs(base, exist_ok=True)
+        folder = tempfile.mkdtemp(dir=base)
     except OSError as e:
-        shutil.rmtree(folder, ignore_errors=True)
-        what = e.strerror or str(e)
-        if e.filename == path:
-            raise StagingError(f"cannot read the video: {what}") from None
-        raise StagingError(
-            f"could not copy the video to local scratch {os.path.dirname(folder)}: {what}"
-        ) from None
+        raise StagingError(f"could not copy the video to local scratch {base}: {e.strerror or e}") from None
+    # A plain ASCII name: the original may start with "-" or hold bytes ffmpeg mangles.
+    name = "video" + os.path.splitext(source.name)[1].lower()
+    local = os.path.join(folder, name)
     try:
-        if before != after or os.path.getsize(local) != after:
+        try:
+            fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with open(fd, "wb") as dst, open(os.dup(source.fd), "rb", closefd=True) as src:
+                src.seek(0)
+                shutil.copyfileobj(src, dst, COPY_CHUNK)
+        except OSError as e:
+            raise StagingError(
+                f"could not copy the video to local scratch {base}: {e.strerror or e}"
+            ) from None
+        try:
+            source.check_unchanged()
+        except SourceError:
+            raise StagingError(
+                "the video changed size while being copied (is it still being written?)"
+            ) from None
+        if os.path.getsize(local) != source.ident.size:
             raise StagingError("the video changed size while being copied (is it still being written?)")
         yield local
     finally:

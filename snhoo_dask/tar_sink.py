@@ -22,25 +22,29 @@ import os
 import stat
 import tarfile
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
+
+from .fsafe import create_file
 
 if TYPE_CHECKING:  # sinks imports layout, which reads tars through this module
+    from .layout import TmpDir
     from .sinks import FrameRow
 
 DONE_MEMBER = "__snhoo_done__"
 TAR_NAME = "frames.tar"
+TAR_SUFFIX = ".tar"
 IMAGE_EXTENSIONS = (".jpg", ".png")
 
 
 class TarSink:
-    def __init__(self, tmp: str, scored: bool, video: str, root: str) -> None:
-        self.path = os.path.join(tmp, TAR_NAME)
+    def __init__(self, tmp: TmpDir, scored: bool, video: str, root: str) -> None:
+        self.tmp = tmp
         self.scored = scored
         self.video = video
         self.root = root
         # Whole seconds: a float mtime would make tarfile add a PAX header to every member.
         self._mtime = int(time.time())
-        self._file = open(self.path, "wb")
+        self._file = open(create_file(tmp.fd, TAR_NAME), "wb")
         self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
 
     def _member(self, name: str, data: bytes) -> None:
@@ -68,12 +72,13 @@ class TarSink:
     def close(self) -> None:
         pass  # each frame's row went in with it
 
-    def seal(self, done: dict) -> str:
-        """Append the completion record, finish the archive; return the path to publish."""
+    def seal(self, done: dict) -> tuple[int, str]:
+        """Append the completion record, finish the archive; return what to publish (its
+        folder's descriptor and its name)."""
         self._member(DONE_MEMBER, json.dumps(done, ensure_ascii=True).encode("ascii"))
         self._tar.close()
         self._file.close()
-        return self.path
+        return self.tmp.fd, TAR_NAME
 
     def abort(self) -> None:
         self._tar.close()
@@ -86,15 +91,14 @@ def is_tar_output(path: str) -> bool:
         st = os.lstat(path)
     except OSError:
         return False
-    return stat.S_ISREG(st.st_mode) and path.endswith(".tar")
+    return stat.S_ISREG(st.st_mode) and path.endswith(TAR_SUFFIX)
 
 
-def read_tar_done(path: str) -> dict | None:
-    """The completion record of a published tar, or None if it has none (not ours, or cut)."""
-    if not is_tar_output(path):
-        return None
+def read_tar_done(file: BinaryIO) -> dict | None:
+    """The completion record of a published tar (an open file), or None if it has none (not
+    ours, or cut)."""
     try:
-        with tarfile.open(path, mode="r:") as tar:
+        with tarfile.open(fileobj=file, mode="r:") as tar:
             done = None
             for member in tar:
                 if member.name == DONE_MEMBER and member.isreg():

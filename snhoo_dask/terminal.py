@@ -12,7 +12,7 @@ import click
 from .cluster import ClusterError, ClusterSpec, dask_client
 from .errors import JobError
 from .extract import preload
-from .job import Job
+from .job import Job, open_output
 from .lock import OutputBusy, OutputLock
 from .progress import ProgressBar, closing_lines, summary_line
 from .summary import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -42,7 +42,7 @@ def run_job(job: Job, cluster: ClusterSpec, quiet: bool) -> int:
     warn_unreadable(job)
     out = job.settings.out
     try:  # refuse a second run on this output now, not after starting or joining a cluster
-        with OutputLock(out):
+        with open_output(out) as opened, OutputLock(opened):
             pass
     except OutputBusy as e:
         raise JobError(str(e)) from None

@@ -12,7 +12,7 @@ import pytest
 from helpers import run_cli
 
 from snhoo_dask.filters import Dedup, FilterError, Resize, parse_dedup, parse_resize, scale_filter
-from snhoo_dask.layout import read_done
+from snhoo_dask.layout import OutputDir, TmpDir, read_done
 from snhoo_dask.probe import VideoInfo
 from snhoo_dask.selection import SelectionError, parse_selection, plan
 from snhoo_dask.settings import Settings, dataset_options
@@ -162,11 +162,15 @@ def test_signatures_tell_the_options_apart_and_leave_old_outputs_alone():
 
 def test_a_sealed_tar_reads_with_webdataset_and_carries_its_done_record(tmp_path):
     wds = pytest.importorskip("webdataset")
-    sink = TarSink(str(tmp_path), False, "day1/a.mp4", "/videos")
+    out = OutputDir(str(tmp_path))
+    tmp = TmpDir(out)
+    sink = TarSink(tmp, False, "day1/a.mp4", "/videos")
     for i in (0, 25):
         sink.add(f"{i:06d}.jpg", b"\xff\xd8 not decoded here", FrameRow(i, i / 25, f"{i:06d}.jpg", 64, 48))
     sink.close()
-    path = sink.seal({"signature": {"s": 1}, "record": {"frames": 2}})
+    folder, name = sink.seal({"signature": {"s": 1}, "record": {"frames": 2}})
+    assert folder == tmp.fd
+    path = os.path.join(tmp.path, name)
     samples = list(wds.WebDataset(path, shardshuffle=False))
     assert [s["__key__"] for s in samples] == ["000000", "000025"]  # the done record is not a sample
     assert json.loads(samples[1]["json"]) == {
@@ -178,4 +182,6 @@ def test_a_sealed_tar_reads_with_webdataset_and_carries_its_done_record(tmp_path
         "height": 48,
     }
     os.rename(path, tmp_path / "a.mp4.tar")
-    assert read_done(str(tmp_path / "a.mp4.tar")) == {"signature": {"s": 1}, "record": {"frames": 2}}
+    assert read_done(out.fd, "a.mp4.tar") == {"signature": {"s": 1}, "record": {"frames": 2}}
+    tmp.remove()
+    out.close()

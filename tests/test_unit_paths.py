@@ -11,7 +11,8 @@ import pytest
 
 from snhoo_dask.discover import root_names
 from snhoo_dask.errors import JobError
-from snhoo_dask.layout import DONE_FILE, TMP_DIR, UnsafePath, new_tmp_dir, publish, safe_dirs, sweep_tmp
+from snhoo_dask.fsafe import create_file
+from snhoo_dask.layout import DONE_FILE, TMP_DIR, OutputDir, TmpDir, UnsafePath, publish, safe_dirs, sweep_tmp
 from snhoo_dask.output import check_apart, prepare_output
 
 SIGNATURE = {"selection": {"mode": "all"}, "format": "jpg", "quality": 90}
@@ -65,24 +66,38 @@ def test_an_output_folder_that_cannot_exist_says_why(tmp_path):
 # -- publish: one rename, and only over its own finished folders ---------------------------------
 
 
-def finished_tmp(out: str, frames: int, signature: dict = SIGNATURE, size: int = 1000) -> str:
+def finished_tmp(out: OutputDir, frames: int, signature: dict = SIGNATURE, size: int = 1000) -> TmpDir:
     """A video's folder as a task leaves it in OUT/.snhoo-tmp before publishing."""
-    tmp = new_tmp_dir(out)
+    tmp = TmpDir(out)
     for i in range(frames):
-        with open(os.path.join(tmp, f"{i:06d}.jpg"), "wb") as f:
+        with open(create_file(tmp.fd, f"{i:06d}.jpg"), "wb") as f:
             f.write(b"jpeg")
-    with open(os.path.join(tmp, DONE_FILE), "w", encoding="utf-8") as f:
+    with open(create_file(tmp.fd, DONE_FILE), "w", encoding="utf-8") as f:
         json.dump({"signature": signature, "record": {"frames": frames, "size": size}}, f)
     return tmp
+
+
+def put(out: OutputDir, rel: str, frames: int = 1, signature: dict = SIGNATURE, size: int = 1000) -> bool:
+    """Publish a finished folder of ``frames`` images at ``rel``, as a task does."""
+    tmp = finished_tmp(out, frames, signature, size)
+    try:
+        return publish(tmp, (tmp.base, tmp.name), out, rel, signature, size)
+    finally:
+        tmp.remove()
+
+
+@pytest.fixture
+def out(tmp_path):
+    with OutputDir(str(tmp_path)) as d:
+        yield d
 
 
 def listing(folder) -> list[str]:
     return sorted(os.listdir(folder))
 
 
-def test_publish_moves_the_whole_folder_into_place(tmp_path):
-    out = str(tmp_path)
-    assert publish(finished_tmp(out, 3), out, "cam/day1/a.mp4", SIGNATURE, 1000) is True
+def test_publish_moves_the_whole_folder_into_place(tmp_path, out):
+    assert put(out, "cam/day1/a.mp4", 3) is True
     assert listing(tmp_path / "cam" / "day1" / "a.mp4") == [
         DONE_FILE,
         "000000.jpg",
@@ -92,12 +107,11 @@ def test_publish_moves_the_whole_folder_into_place(tmp_path):
     assert listing(tmp_path / TMP_DIR) == []
 
 
-def test_an_equal_finished_folder_is_kept_not_swapped(tmp_path):
-    out = str(tmp_path)
-    publish(finished_tmp(out, 2), out, "cam/a.mp4", SIGNATURE, 1000)
+def test_an_equal_finished_folder_is_kept_not_swapped(tmp_path, out):
+    put(out, "cam/a.mp4", 2)
     first = os.stat(tmp_path / "cam" / "a.mp4").st_ino
     # The same video again (a task Dask reran after its worker died): the folder stays.
-    assert publish(finished_tmp(out, 2), out, "cam/a.mp4", SIGNATURE, 1000) is False
+    assert put(out, "cam/a.mp4", 2) is False
     assert os.stat(tmp_path / "cam" / "a.mp4").st_ino == first
     assert listing(tmp_path / TMP_DIR) == []
 
@@ -107,22 +121,20 @@ def test_an_equal_finished_folder_is_kept_not_swapped(tmp_path):
     [(dict(SIGNATURE, format="png"), 1000), (SIGNATURE, 2000)],
     ids=["other selection", "other source"],
 )
-def test_a_finished_folder_for_other_work_is_replaced_whole(tmp_path, signature, size):
-    out = str(tmp_path)
-    publish(finished_tmp(out, 5), out, "cam/a.mp4", SIGNATURE, 1000)
-    assert publish(finished_tmp(out, 2, signature, size), out, "cam/a.mp4", signature, size) is True
+def test_a_finished_folder_for_other_work_is_replaced_whole(tmp_path, out, signature, size):
+    put(out, "cam/a.mp4", 5)
+    assert put(out, "cam/a.mp4", 2, signature, size) is True
     assert listing(tmp_path / "cam" / "a.mp4") == [DONE_FILE, "000000.jpg", "000001.jpg"]
     assert listing(tmp_path / TMP_DIR) == []  # the old folder is gone, not parked
 
 
-def test_a_users_folder_or_file_in_the_way_is_never_replaced(tmp_path):
-    out = str(tmp_path)
+def test_a_users_folder_or_file_in_the_way_is_never_replaced(tmp_path, out):
     (tmp_path / "cam" / "a.mp4").mkdir(parents=True)
     (tmp_path / "cam" / "a.mp4" / "notes.txt").write_text("mine")
     (tmp_path / "cam" / "b.mp4").write_bytes(b"a real video, say")
     for rel, words in (("cam/a.mp4", "not a finished snhoo-dask output"), ("cam/b.mp4", "not a finished")):
         with pytest.raises(UnsafePath, match=words):
-            publish(finished_tmp(out, 1), out, rel, SIGNATURE, 1000)
+            put(out, rel)
     assert listing(tmp_path / "cam" / "a.mp4") == ["notes.txt"]
     assert (tmp_path / "cam" / "b.mp4").read_bytes() == b"a real video, say"
 
@@ -135,17 +147,40 @@ def test_a_symbolic_link_inside_out_is_never_followed(tmp_path, where):
     if where == "cam/a.mp4":
         (out / "cam").mkdir()
     os.symlink(elsewhere, out / where)
-    with pytest.raises(UnsafePath, match="is a symbolic link"):
-        publish(finished_tmp(str(out), 1), str(out), "cam/a.mp4", SIGNATURE, 1000)
+    with OutputDir(str(out)) as d, pytest.raises(UnsafePath, match="is a symbolic link"):
+        put(d, "cam/a.mp4")
     assert listing(elsewhere) == []
     assert os.path.islink(out / where)
+
+
+def test_a_link_swapped_in_after_the_output_was_opened_is_not_written_through(tmp_path):
+    """OUT is held by descriptor: renaming it away and putting a link in its place redirects
+    nothing, and a task that opens OUT afterwards refuses the link or the other folder."""
+    out, moved, elsewhere = tmp_path / "out", tmp_path / "moved", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    with OutputDir(str(out)) as d:
+        os.rename(out, moved)
+        os.symlink(elsewhere, out)
+        assert put(d, "cam/a.mp4") is True  # into the folder the job opened, wherever it is now
+        with pytest.raises(UnsafePath, match="is a symbolic link"):
+            OutputDir(str(out), d.ino)
+        os.unlink(out)
+        out.mkdir()
+        with pytest.raises(UnsafePath, match="was replaced since the job started"):
+            OutputDir(str(out), d.ino)
+    assert listing(elsewhere) == []
+    assert listing(moved / "cam" / "a.mp4") == [DONE_FILE, "000000.jpg"]
 
 
 @pytest.mark.parametrize("part", ["..", ".", ""])
 def test_path_components_that_climb_or_vanish_are_refused(tmp_path, part):
     (tmp_path / "out").mkdir()
-    with pytest.raises(UnsafePath, match="refusing the path component"):
-        safe_dirs(str(tmp_path / "out"), ["cam", part, "x"])
+    with (
+        OutputDir(str(tmp_path / "out")) as d,
+        pytest.raises(UnsafePath, match="refusing the path component"),
+    ):
+        safe_dirs(d, ["cam", part, "x"])
     assert not (tmp_path / "x").exists()
 
 
@@ -157,10 +192,11 @@ def test_sweep_removes_leftovers_but_deletes_nothing_through_a_link(tmp_path):
     precious.mkdir()
     (precious / "keep.jpg").write_bytes(b"x")
     out.mkdir()
-    finished_tmp(str(out), 2)
-    finished_tmp(str(out), 1)
-    os.symlink(precious, out / TMP_DIR / "link")
-    assert sweep_tmp(str(out)) == 3
+    with OutputDir(str(out)) as d:
+        finished_tmp(d, 2)
+        finished_tmp(d, 1)
+        os.symlink(precious, out / TMP_DIR / "link")
+        assert sweep_tmp(d) == 3
     assert not (out / TMP_DIR).exists()
     assert listing(precious) == ["keep.jpg"]
 
@@ -171,7 +207,8 @@ def test_sweep_never_lists_through_a_linked_tmp_folder(tmp_path):
     precious.mkdir()
     (precious / "keep.jpg").write_bytes(b"x")
     os.symlink(precious, out / TMP_DIR)
-    assert sweep_tmp(str(out)) == 0
+    with OutputDir(str(out)) as d:
+        assert sweep_tmp(d) == 0
     assert listing(precious) == ["keep.jpg"]
 
 

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from snhoo_dask.layout import OutputDir
 from snhoo_dask.manifest import ManifestWriter, read_manifest
 from snhoo_dask.record import VideoRecord
 
@@ -42,7 +43,7 @@ def test_a_chinese_name_stays_readable_in_the_file():
 def test_a_name_that_is_not_utf8_is_kept_as_its_bytes(tmp_path):
     name = os.fsdecode(b"not-utf8-\xff\xfe.mp4")  # what os.listdir gives for such a file
     rec = finished(video=name)
-    with ManifestWriter(str(tmp_path)) as writer:
+    with OutputDir(str(tmp_path)) as out, ManifestWriter(out) as writer:
         writer.write(rec)
     raw = (tmp_path / "manifest.jsonl").read_bytes()
     raw.decode("utf-8")  # the file stays valid UTF-8 for every other reader
