@@ -2,8 +2,9 @@
 
 Races (a folder swapped for a link between discovery and a task) are tested by making
 the window wide and certain instead of sleeping and hoping: with ``SNHOO_PAUSE_DIR`` set
-to a folder, a task reaching ``pause_point(point, video)`` writes ``<point>.waiting``
-(holding the video's name) there and waits until ``<point>.go`` exists, then deletes both.
+to a folder that holds ``<point>.hold``, a task reaching ``pause_point(point, video)``
+writes ``<point>.waiting`` (holding the video's name) there and waits until ``<point>.go``
+exists; later tasks pass.
 Unset (every real run), it costs one dictionary lookup.  The wait is bounded, so a test
 that dies half way cannot hold a worker for ever.
 """
@@ -23,8 +24,8 @@ def pause_point(point: str, video: str) -> None:
         return
     waiting = os.path.join(folder, point + ".waiting")
     go = os.path.join(folder, point + ".go")
-    if os.path.exists(go) and not os.path.exists(waiting):
-        return  # released for good (the test wants only the first task held)
+    if not os.path.exists(os.path.join(folder, point + ".hold")) or os.path.exists(go):
+        return  # not a point this test holds, or released for good
     with open(waiting, "w", encoding="utf-8", errors="surrogateescape") as f:
         f.write(video)
     deadline = time.monotonic() + LIMIT

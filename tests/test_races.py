@@ -34,12 +34,28 @@ def release(pause, point: str) -> None:
     open(os.path.join(pause, point + ".go"), "w").close()
 
 
+_started: list = []
+
+
+@pytest.fixture(autouse=True)
+def _no_run_outlives_its_test():
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def run_held(tmp_path, point: str, *args: str):
     """``snhoo-dask run`` with its first task held at ``point``; (process, pause folder)."""
     pause = tmp_path / "pause"
     pause.mkdir()
+    (pause / f"{point}.hold").touch()
     env = dict(os.environ, SNHOO_PAUSE_DIR=str(pause))
-    return cli_popen("run", *args, "--workers", "1", "-q", env=env), str(pause)
+    proc = cli_popen("run", *args, "--workers", "1", "-q", env=env)
+    _started.append(proc)
+    return proc, str(pause)
 
 
 def listing(folder) -> list[str]:
@@ -166,6 +182,7 @@ def served(tmp_path):
         d.mkdir()
     pause = tmp_path / "pause"
     pause.mkdir()
+    (pause / "open.hold").touch()
     svc = start_serve(
         str(tmp_path),
         None,
@@ -193,12 +210,12 @@ def test_web_a_video_swapped_for_a_link_outside_allow_is_never_opened(served):
     os.symlink(outside / "secret.mp4", base / "race" / victim)
     release(pause, "open")
     done = svc.wait_job(job["id"], timeout=120)
-    assert done["state"] == "failed", done
+    assert done["state"] == "done_failures", done
     _, detail = svc.call(f"/api/jobs/{job['id']}")
     by_video = {v["video"]: v for v in detail["videos"]}
     assert by_video[victim]["status"] == "failed"
-    assert "changed since discovery" in by_video[victim]["error"]
-    assert "is a symbolic link" in by_video[victim]["error"]  # refused at the open: never read
+    assert "changed since discovery" in by_video[victim]["reason"]
+    assert "is a symbolic link" in by_video[victim]["reason"]  # refused at the open: never read
     other = ({"v29.mp4", "v30.mp4"} - {victim}).pop()
     assert by_video[other]["status"] == "ok" and by_video[other]["frames"] == 25
     assert not os.path.exists(outs / "job-out" / "race" / victim)
@@ -223,4 +240,4 @@ def test_web_an_output_parent_swapped_for_a_link_writes_nothing_outside_out_base
     assert done["state"] != "done", done
     _, detail = svc.call(f"/api/jobs/{job['id']}")
     assert all(v["status"] == "failed" for v in detail["videos"]), detail["videos"]
-    assert all("is a symbolic link" in v["error"] for v in detail["videos"]), detail["videos"]
+    assert all("is a symbolic link" in v["reason"] for v in detail["videos"]), detail["videos"]
