@@ -19,6 +19,7 @@ from ..cluster import DEFAULT_DASHBOARD, ClusterSpec, dask_client
 from . import auth
 from . import handlers as h
 from .runner import Runner
+from .static import STATIC, StaticFile
 from .store import JobStore
 from .validate import MAX_BODY, PathPolicy
 
@@ -64,7 +65,8 @@ def make_app(service: Service) -> tornado.web.Application:
             (r"/api/.*", h.ApiNotFound),
         ],
         template_path=os.path.join(HERE, "templates"),
-        static_path=os.path.join(HERE, "static"),
+        static_path=STATIC,
+        static_handler_class=StaticFile,  # by descriptor, with the pages' Host check
         service=service,
         compress_response=True,
         cookie_secret=auth.cookie_secret(service.token),
