@@ -57,7 +57,7 @@ def _frame_names(dir_fd: int, n: int) -> list[str]:
     try:
         with io.TextIOWrapper(_open_regular(dir_fd, "frames.csv"), encoding="utf-8", newline="") as f:
             names = [row["file"] for row in csv.DictReader(f)]
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, csv.Error):  # csv.Error: e.g. a field over its size limit
         try:
             names = sorted(e for e in os.listdir(dir_fd) if e.endswith(IMAGE_EXTENSIONS))
         except OSError:

@@ -161,6 +161,11 @@ def test_a_sheet_is_made_only_from_the_jobs_own_output_folder(env):
     with open(os.path.join(folder, "frames.csv"), "w") as f:
         f.write(f"frame,timestamp,file\n0,0.0,{os.path.relpath(outside, folder)}\n1,0.04,{outside}\n")
     assert sheet(env, job, "cam3/c.mp4")[0] == 404
+    # A frames.csv the csv module refuses (a field over its size limit): the folder is listed instead.
+    with open(os.path.join(folder, "frames.csv"), "w") as f:
+        f.write(f"frame,timestamp,file\n0,0.0,{'x' * 200_000}.jpg\n")
+    code, body = sheet(env, job, "cam3/c.mp4")
+    assert code == 200 and sheet_size(body) == (3 * THUMB[0] + 2 * GAP, THUMB[1])
 
 
 def test_a_packed_sheet_is_read_from_the_tar_by_descriptor(env):
