@@ -18,11 +18,11 @@ from collections import defaultdict
 
 import tornado.template
 
-from .fsafe import create_file, remove_tree
-from .layout import REPORT, OutputDir, video_dir
+from . import fsafe
+from .layout import REPORT, OutputDir
 from .manifest import latest_run
 from .record import FAILED, OK, SKIPPED, VideoRecord
-from .sheets import contact_sheet
+from .sheets import video_sheet
 
 # Beyond this many videos the report lists every video but only embeds this many sheets,
 # so a job of thousands of videos still gives a file a browser opens quickly.
@@ -121,11 +121,8 @@ def render(out: str, records: list[VideoRecord]) -> str:
     """The report page as one HTML string (a Tornado template: every value is escaped)."""
     s = summarize(records)
     rows = []
-    for i, r in enumerate(ordered(records)):
-        sheet = None
-        if r.status in (OK, SKIPPED) and i < MAX_SHEETS:
-            jpeg = contact_sheet(video_dir(out, r.out))
-            sheet = _data_uri(jpeg) if jpeg else None
+    listed = ordered(records)
+    for r, sheet in zip(listed, _sheets(out, listed), strict=True):
         rows.append(
             {
                 "out": _shown(r.out),
@@ -153,6 +150,26 @@ def render(out: str, records: list[VideoRecord]) -> str:
         css=_CSS,
     )
     return page.decode("utf-8")
+
+
+def _sheets(out: str, records: list[VideoRecord]) -> list[str | None]:
+    """Each record's contact sheet as a data URI (None without one, and past MAX_SHEETS).
+
+    Read by descriptor below OUT, no link inside it followed; OUT itself is the user's own
+    path, resolved once here."""
+    sheets: list[str | None] = [None] * len(records)
+    try:
+        out_fd = fsafe.open_dir(os.path.realpath(out))
+    except OSError:
+        return sheets
+    try:
+        for i, r in enumerate(records[:MAX_SHEETS]):
+            if r.status in (OK, SKIPPED) and r.out:
+                jpeg = video_sheet(out_fd, r.out)
+                sheets[i] = _data_uri(jpeg) if jpeg else None
+    finally:
+        os.close(out_fd)
+    return sheets
 
 
 def _shown(text: str | None) -> str:
@@ -190,12 +207,12 @@ def build_report(out: str) -> str:
     page = render(out, records)
     tmp = REPORT + ".tmp"
     with OutputDir(out) as d:
-        remove_tree(d.fd, tmp)  # left by a crash, or a link someone put there: gone, not followed
+        fsafe.remove_tree(d.fd, tmp)  # left by a crash, or a link someone put there: gone, not followed
         try:
-            with open(create_file(d.fd, tmp), "w", encoding="utf-8") as f:
+            with open(fsafe.create_file(d.fd, tmp), "w", encoding="utf-8") as f:
                 f.write(page)
             os.rename(tmp, REPORT, src_dir_fd=d.fd, dst_dir_fd=d.fd)
         except BaseException:
-            remove_tree(d.fd, tmp)
+            fsafe.remove_tree(d.fd, tmp)
             raise
     return os.path.join(out, REPORT)

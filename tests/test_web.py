@@ -46,7 +46,7 @@ ROOT = "160811测试/test"
 BAD_REQUESTS = [
     # (body, status, field, words in the message)
     ({}, 400, "roots", "at least one root"),
-    ({"roots": "   "}, 400, "roots", "at least one root"),
+    ({"roots": ROOT}, 400, "roots", "must be a list"),  # one string is not a list of roots
     ({"roots": 5}, 400, "roots", "list of folder paths"),
     ({"roots": [ROOT], "colour": "red"}, 400, None, "unknown field"),
     ({"roots": ["missing"]}, 400, "roots", "does not exist"),

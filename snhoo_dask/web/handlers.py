@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from urllib.parse import urlencode
 
@@ -11,11 +10,9 @@ import tornado.escape
 import tornado.web
 from tornado.ioloop import IOLoop
 
-from ..layout import REPORT, video_dir
 from ..selection import MODES
-from ..sheets import contact_sheet
 from ..writers import FORMATS
-from . import auth
+from . import auth, files
 from .store import ERROR, RUNNING
 from .validate import MAX_BODY, RequestError, Submission, build_job
 
@@ -28,6 +25,14 @@ MODE_LABELS = {
     "keyframes": "Key frames only",
     "scenes": "First frame of each shot",
 }
+
+
+def check_host(handler: tornado.web.RequestHandler, hosts: frozenset[str]) -> None:
+    """403 unless the Host header names this service (DNS rebinding; see auth)."""
+    if not auth.host_allowed(handler.request.headers.get("Host"), hosts):
+        raise tornado.web.HTTPError(
+            403, reason="this service does not answer to that Host name (see --allowed-host)"
+        )
 
 
 class Base(tornado.web.RequestHandler):
@@ -44,10 +49,7 @@ class Base(tornado.web.RequestHandler):
         if self._guarded:
             return
         self._guarded = True
-        if not auth.host_allowed(self.request.headers.get("Host"), self.svc.hosts):
-            raise tornado.web.HTTPError(
-                403, reason="this service does not answer to that Host name (see --allowed-host)"
-            )
+        check_host(self, self.svc.hosts)
         if len(self.request.body) > MAX_BODY:
             raise tornado.web.HTTPError(413, reason=f"the request body is larger than {MAX_BODY // 1024} KiB")
         token = self.svc.token
@@ -110,7 +112,7 @@ class Base(tornado.web.RequestHandler):
     def public(self, job: dict) -> dict:
         job = dict(job)
         job["running"] = self.svc.runner.is_running(job["id"])
-        job["has_report"] = os.path.exists(os.path.join(job["out"], REPORT))
+        job["has_report"] = files.has_report(job["out"])
         return job
 
     async def start(self, sub: Submission, job_id: str | None = None) -> str:
@@ -231,8 +233,7 @@ class SheetImage(Base):
         rel = self.svc.store.video_path(job_id, self.get_query_argument("v", ""))
         if rel is None:
             raise tornado.web.HTTPError(404)
-        folder = video_dir(job["out"], rel)
-        jpeg = await IOLoop.current().run_in_executor(None, contact_sheet, folder)
+        jpeg = await IOLoop.current().run_in_executor(None, files.job_sheet, job["out"], rel)
         if jpeg is None:
             raise tornado.web.HTTPError(404)
         self.set_header("Content-Type", "image/jpeg")
@@ -244,11 +245,14 @@ class ReportFile(Base):
     def get(self, job_id: str) -> None:
         job = self.job_or_404(job_id)
         try:
-            with open(os.path.join(job["out"], REPORT), "rb") as f:
-                body = f.read()
+            body = files.read_report(job["out"])
         except FileNotFoundError:
             raise tornado.web.HTTPError(
                 404, reason="no report yet (it is written when the job ends)"
+            ) from None
+        except OSError:  # a link or not a plain file, in or on the way to the output folder
+            raise tornado.web.HTTPError(
+                404, reason="no report: it is not a plain file inside the job's output folder"
             ) from None
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.write(body)

@@ -18,13 +18,18 @@ from tornado.netutil import bind_sockets
 from ..cluster import DEFAULT_DASHBOARD, ClusterSpec, dask_client
 from . import auth
 from . import handlers as h
+from .bodies import BoundedBodies
 from .runner import Runner
+from .static import STATIC, StaticFile
 from .store import JobStore
 from .validate import MAX_BODY, PathPolicy
 
-# Bodies past MAX_BODY (a job is a few hundred bytes) get a 413 with a reason; past HARD_BODY the
-# connection is dropped unread (the client then sees a broken pipe rather than an answer).
-HARD_BODY = 4 * MAX_BODY
+# Bodies past MAX_BODY (a job is a few hundred bytes) get a 413 with a reason: the rest is read
+# and thrown away, never kept (see bodies.py).  Past HARD_BODY (by Content-Length, or counted
+# for a chunked body) Tornado drops the connection unread, writing only a bare
+# "400 Bad Request": a client still sending then sees a reset rather than an answer.  Reading
+# that much costs bandwidth only, so the bound is generous.
+HARD_BODY = 64 * MAX_BODY
 
 HERE = os.path.dirname(__file__)
 log = logging.getLogger("snhoo_dask.web")
@@ -64,7 +69,8 @@ def make_app(service: Service) -> tornado.web.Application:
             (r"/api/.*", h.ApiNotFound),
         ],
         template_path=os.path.join(HERE, "templates"),
-        static_path=os.path.join(HERE, "static"),
+        static_path=STATIC,
+        static_handler_class=StaticFile,  # by descriptor, with the pages' Host check
         service=service,
         compress_response=True,
         cookie_secret=auth.cookie_secret(service.token),
@@ -165,7 +171,7 @@ def _dashboard(client: Client) -> str | None:
 
 
 async def _main(service: Service, sockets: list[socket.socket], login: str) -> None:
-    server = HTTPServer(make_app(service), xheaders=False, max_body_size=HARD_BODY)
+    server = HTTPServer(BoundedBodies(make_app(service), MAX_BODY), xheaders=False, max_body_size=HARD_BODY)
     server.add_sockets(sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

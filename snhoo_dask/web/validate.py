@@ -157,6 +157,8 @@ class PathPolicy:
 
 
 _FIELD = {"fmt": "format"}
+# No file name holds a NUL; os functions would raise ValueError (a 500) on it.
+_NUL = "{} holds a NUL character, which no path can contain"
 
 
 def _not_text(value: str) -> bool:
@@ -200,8 +202,8 @@ class Submission:
         if unknown:
             raise RequestError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
         roots = body.get("roots", [])
-        if isinstance(roots, str):
-            roots = roots.splitlines()
+        # A list, always: a string split into lines would take "a,b" or a path with a newline
+        # as something else than what the script meant (the form's textarea is split instead).
         if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
             raise RequestError(400, "roots must be a list of folder paths", "roots")
         for key in ("out", "mode", "value", "format", "ext"):
@@ -280,6 +282,10 @@ class Submission:
             problem = ("roots", f"a root path is longer than {MAX_PATH} characters")
         elif any(_not_text(r) for r in sub.roots):
             problem = ("roots", "a root path is not valid UTF-8 text")
+        elif any("\0" in r for r in sub.roots):
+            problem = ("roots", _NUL.format("roots"))
+        elif "\0" in sub.out:
+            problem = ("out", _NUL.format("out"))
         for name, limit in limits.items():
             if problem:
                 break
