@@ -366,7 +366,10 @@ def test_full_output_disk_fails_the_video_with_a_reason(shared_cluster, tmp_path
         assert "no space left" in by_video[name]["error"].lower()
         assert by_video[name]["frames"] == 0
         assert not os.path.exists(out / "cam" / name)
+        # The write error stops ffmpeg at once (it waited 30 s on a pipe nobody read).
+        assert by_video[name]["seconds"] < 10, by_video[name]
     assert "no space left" in result.stderr.lower()  # in the failure table
+    assert not os.path.exists(out / "report.html.tmp")  # a report that did not fit leaves nothing
     # Nothing truncated looks done: every published folder is whole, temporary ones are gone.
     for rel in published(out):
         assert_complete(out / rel)
