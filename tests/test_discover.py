@@ -59,3 +59,30 @@ def test_bad_roots_say_why(tmp_path, make, message):
     make(target)
     with pytest.raises(DiscoveryError, match=message):
         discover([str(target)])
+
+
+def test_kernel_filesystems_are_not_walked(tmp_path):
+    """/proc as a root walked the whole machine through every process's cwd link (issue 21)."""
+    with pytest.raises(DiscoveryError, match=r"^root '/proc' is on the kernel's proc filesystem"):
+        discover(["/proc"])
+    root = tmp_path / "root"
+    touch(root / "a.mp4")
+    os.symlink("/proc/self", root / "self")  # a link into /proc inside a root
+    found = discover([str(root)])
+    assert [v.rel for v in found.videos] == ["a.mp4"]
+    assert found.problems == [(str(root / "self"), "leads into the kernel's proc filesystem; not followed")]
+
+
+def test_each_video_carries_its_resolved_path_and_identity(tmp_path):
+    """What the task will open and check (source.open_video): the file, not the link to it."""
+    touch(tmp_path / "elsewhere" / "real.mp4")
+    touch(tmp_path / "root" / "b.mp4")
+    os.symlink(tmp_path / "elsewhere" / "real.mp4", tmp_path / "alias.mp4")
+    os.makedirs(tmp_path / "root" / "sub")
+    os.symlink(tmp_path / "alias.mp4", tmp_path / "root" / "sub" / "a.mp4")
+    found = discover([str(tmp_path / "root")])
+    by_rel = {v.rel: v for v in found.videos}
+    st = os.stat(tmp_path / "elsewhere" / "real.mp4")
+    assert by_rel["sub/a.mp4"].real == str(tmp_path / "elsewhere" / "real.mp4")
+    assert (by_rel["sub/a.mp4"].ident.ino, by_rel["sub/a.mp4"].ident.size) == (st.st_ino, 1)
+    assert by_rel["b.mp4"].real == str(tmp_path / "root" / "b.mp4")
