@@ -166,7 +166,24 @@ def open_file(dir_fd: int, name: str, where: str = "") -> int:
     return fd
 
 
-def open_beneath(base: str, rel: str) -> int:
+def open_regular(dir_fd: int, name: str, where: str = "") -> int:
+    """``open_file``, refused (UnsafePath) unless it is a plain file: what is sent or read as
+    data is never a folder, a device or a named pipe that would block the reader."""
+    fd = open_file(dir_fd, name, where)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafePath(f"{os.path.join(where, name)} is not a plain file")
+    return fd
+
+
+def read_beneath(base: str, rel: str) -> bytes:
+    """The bytes of the plain file ``rel`` below the resolved folder ``base``; no link followed
+    (UnsafePath), FileNotFoundError if it is not there."""
+    with open(open_beneath(base, rel, regular=True), "rb") as f:
+        return f.read()
+
+
+def open_beneath(base: str, rel: str, regular: bool = False) -> int:
     """A descriptor for reading the file ``rel`` below the resolved folder ``base``; no link
     is followed, neither in ``base`` nor below it (UnsafePath), and '..' is refused."""
     parts = parts_of(rel)
@@ -176,7 +193,8 @@ def open_beneath(base: str, rel: str) -> int:
     finally:
         os.close(top)
     try:
-        return open_file(folder, parts[-1], where=os.path.join(base, *parts[:-1]))
+        opener = open_regular if regular else open_file
+        return opener(folder, parts[-1], where=os.path.join(base, *parts[:-1]))
     finally:
         os.close(folder)
 

@@ -44,11 +44,7 @@ def _plain_name(name: str) -> bool:
 def _open_regular(dir_fd: int, name: str) -> BinaryIO:
     """``name`` in ``dir_fd`` opened for reading, if it is a plain file (never a link, a
     folder or a named pipe); OSError otherwise."""
-    fd = fsafe.open_file(dir_fd, name)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(f"{name} is not a plain file")
-    return os.fdopen(fd, "rb")
+    return os.fdopen(fsafe.open_regular(dir_fd, name), "rb")
 
 
 def _frame_names(dir_fd: int, n: int) -> list[str]:

@@ -20,13 +20,7 @@ from ..sheets import video_sheet
 def read_report(out: str) -> bytes:
     """OUT/report.html's bytes.  FileNotFoundError when there is none (yet); UnsafePath when
     it, or a folder on the way to it, is a link or not a plain file."""
-    with fsafe.opened_dir(out) as out_fd:
-        fd = fsafe.open_file(out_fd, REPORT, where=out)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, or a named pipe that would block
-        os.close(fd)
-        raise fsafe.UnsafePath(f"{REPORT} in {out} is not a plain file")
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
+    return fsafe.read_beneath(out, REPORT)
 
 
 def has_report(out: str) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
-import stat
 
 import tornado.web
 
@@ -20,17 +19,6 @@ from .handlers import check_host
 
 STATIC = os.path.realpath(os.path.join(os.path.dirname(__file__), "static"))
 YEAR = 365 * 24 * 3600
-
-
-def read_static(root: str, rel: str) -> bytes:
-    """The file ``rel`` ("/"-separated) below the resolved folder ``root``; OSError (or its
-    UnsafePath) for anything that is missing, a link, outside ``root``, or not a plain file."""
-    fd = fsafe.open_beneath(root, rel)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise fsafe.UnsafePath(f"{rel} is not a plain file")
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
 
 
 class StaticFile(tornado.web.RequestHandler):
@@ -47,7 +35,7 @@ class StaticFile(tornado.web.RequestHandler):
 
     def get(self, rel: str) -> None:
         try:
-            body = read_static(self.root, rel)
+            body = fsafe.read_beneath(self.root, rel)
         except OSError:
             raise tornado.web.HTTPError(404) from None
         self.set_header("Content-Type", mimetypes.guess_type(rel)[0] or "application/octet-stream")
@@ -70,7 +58,7 @@ class StaticFile(tornado.web.RequestHandler):
         key = (settings["static_path"], path)
         if key not in cls._versions:
             try:
-                data = read_static(settings["static_path"], path)
+                data = fsafe.read_beneath(settings["static_path"], path)
                 cls._versions[key] = hashlib.md5(data, usedforsecurity=False).hexdigest()
             except OSError:
                 cls._versions[key] = None
