@@ -91,8 +91,11 @@ def _check(fd: int, video: Video) -> Identity:
     now = identity(st)
     assert video.ident is not None  # _open refused a video without one
     if not video.ident.same_file(now):
+        # The same inode with another size or time is a file being written, not a swap.
+        hint = " (is it still being written?)" if now.ino == video.ident.ino else ""
         raise SourceError(
-            f"changed since discovery ({video.ident.differences(now)}); rerun to process it as it is now"
+            f"changed since discovery ({video.ident.differences(now)}){hint}; "
+            "rerun to process it as it is now"
         )
     if st.st_size == 0:
         raise SourceError("the file is empty (0 bytes)")
