@@ -66,22 +66,16 @@ def _open(video: Video) -> int:
     parent, name = os.path.split(video.real)
     try:
         folder = open_dir(parent)
-    except UnsafePath as e:
-        raise SourceError(f"changed since discovery: {e}") from None
-    except FileNotFoundError:
-        raise SourceError("video not found (moved or deleted since the job started?)") from None
-    except OSError as e:
-        raise SourceError(f"cannot reach the video: {e.strerror or e}") from None
-    try:
-        return open_file(folder, name, where=parent)
+        try:
+            return open_file(folder, name, where=parent)
+        finally:
+            os.close(folder)
     except UnsafePath as e:
         raise SourceError(f"changed since discovery: {e}") from None
     except FileNotFoundError:
         raise SourceError("video not found (moved or deleted since the job started?)") from None
     except OSError as e:
         raise SourceError(f"cannot read the video: {e.strerror or e}") from None
-    finally:
-        os.close(folder)
 
 
 def _check(fd: int, video: Video) -> Identity:

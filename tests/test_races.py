@@ -189,7 +189,7 @@ def served(tmp_path):
         [str(base)],
         [str(outs)],
         str(tmp_path / "state"),
-        extra=["--workers", "1"],
+        extra=["--workers", "1", "--dashboard-address", "127.0.0.1:0"],
         env={"SNHOO_PAUSE_DIR": str(pause)},
     )
     yield svc, base, outs, outside, str(pause)
