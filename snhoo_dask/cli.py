@@ -153,6 +153,12 @@ def main() -> None:
 )
 @click.option("--overwrite", is_flag=True, help="Redo videos whose output is already complete.")
 @click.option(
+    "--decode-all",
+    is_flag=True,
+    help="Decode every frame even where --every/--fps could skip frames no one asked for and "
+    "none depends on (same images, slower; to compare).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=1),
     default=120,
@@ -187,6 +193,7 @@ def run(
     stage: bool | None,
     scratch: str | None,
     overwrite: bool,
+    decode_all: bool,
     timeout: float,
     scheduler: str | None,
     workers: int | None,
@@ -215,6 +222,7 @@ def run(
             resize=dataset.resize,
             dedup=dataset.dedup,
             pack=dataset.pack,
+            decode_all=decode_all,
         )
         job = Job(find_videos(list(roots), out_dir, extensions), settings, overwrite=overwrite)
     except (SelectionError, FilterError, DiscoveryError, JobError) as e:

@@ -28,6 +28,7 @@ from .settings import Settings
 from .sinks import FrameRow, make_sink
 from .source import Source, SourceError, open_video
 from .staging import StagingError, should_stage, staged
+from .thinning import thinned_plan
 from .writers import make_encoder, wants_planes
 
 
@@ -114,6 +115,10 @@ def _extract(
                 before = key_frames_before(path, targets)  # a GOP of packets per seek, not decoded
             info.fill(record)
             frame_plan = plan(settings.selection, info, keys, settings.resize, settings.dedup, before)
+            if not settings.decode_all:
+                thinned = thinned_plan(settings.selection, info, path, settings.resize, settings.dedup)
+                if thinned is not None:
+                    frame_plan, record.undecoded = thinned
             record.out_width, record.out_height = frame_plan.out_size
             record.missing = list(frame_plan.missing)
             tmp = _make_tmp(out)
@@ -192,7 +197,7 @@ def _write_frames(
         with planned.opened(info.frame_rate) as p:  # scenes/dedup: ffmpeg names the frames
             options = {**threads, **p.input_options}
             reader = FrameReader(
-                path, info, options, p.output_options, settings.timeout, planes, p.inputs, pass_fds
+                path, info, options, p.output_options, settings.timeout, planes, p.inputs, pass_fds, p.feed
             )
             got = 0
             limit = len(p.expected) if p.expected is not None else None

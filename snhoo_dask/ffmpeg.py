@@ -39,6 +39,8 @@ SAFE_DEMUXERS = ",".join(
 # ffmpeg may open only the local file it is given: no network protocols, and no
 # playlist (HLS), concat or similar demuxer that would make it read other files.
 SAFE_INPUT_OPTIONS = ["-protocol_whitelist", "file", "-format_whitelist", SAFE_DEMUXERS]
+# A thinned pass (thinning.py): ffmpeg reads only the NUT stream we write into its stdin.
+PIPE_INPUT_OPTIONS = ["-protocol_whitelist", "pipe", "-format_whitelist", "nut", "-f", "nut"]
 
 # What such files start with, to say what a refused file is (FFmpeg's own refusal
 # only says "not on whitelist").

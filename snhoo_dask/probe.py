@@ -64,7 +64,7 @@ def _rate(value) -> Fraction | None:
 
 def probe(path: str) -> VideoInfo:
     """Return the first video stream's facts, or raise ProbeError with the reason."""
-    with _open(path) as container:
+    with open_container(path) as container:
         return _facts(container, path)[0]
 
 
@@ -73,7 +73,7 @@ def probe_keyframes(path: str) -> tuple[VideoInfo, list[float]]:
 
     Packets are read, not decoded, so this stays cheap even for long videos.
     """
-    with _open(path) as container:
+    with open_container(path) as container:
         info, stream = _facts(container, path)
         container.seek(0)
         keys = []
@@ -114,7 +114,7 @@ def key_frames_before(path: str, indices: list[int]) -> dict[int, KeyFrame]:
 
     found: dict[int, KeyFrame] = {}
     try:
-        with _open(path) as container:
+        with open_container(path) as container:
             info, stream = _facts(container, path)
             tb, rate, start = stream.time_base, info.frame_rate, stream.start_time
             if not tb or tb < Fraction(1, 500_000) or start is None:
@@ -157,7 +157,8 @@ def _last_key_at_or_before(container, stream, target: Fraction, half: Fraction) 
     return None
 
 
-def _open(path: str):
+def open_container(path: str):
+    """The container, opened as only a local video may be (see the module's docstring)."""
     import av  # here, not at import: the client process never probes
 
     reason = refused_format(path)
@@ -193,11 +194,16 @@ def _why(error: Exception, path: str) -> str:
     return text
 
 
-def _facts(container, path: str) -> tuple[VideoInfo, object]:
+def video_stream(container):
+    """The first video stream that is a video (not cover art); ProbeError if there is none."""
     streams = [s for s in container.streams.video if not _attached_picture(s)]
     if not streams:
         raise ProbeError("no video stream in this file")
-    s = streams[0]
+    return streams[0]
+
+
+def _facts(container, path: str) -> tuple[VideoInfo, object]:
+    s = video_stream(container)
     cc = s.codec_context
     width, height = int(cc.width or 0), int(cc.height or 0)
     if width <= 0 or height <= 0:

@@ -15,7 +15,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 try:
     import fcntl
@@ -24,7 +25,7 @@ except ImportError:  # not on Windows
 
 import numpy as np
 
-from .ffmpeg import FFMPEG, SAFE_INPUT_OPTIONS, ffmpeg_reason, input_url
+from .ffmpeg import FFMPEG, PIPE_INPUT_OPTIONS, SAFE_INPUT_OPTIONS, ffmpeg_reason, input_url
 from .malloc import child_env
 from .probe import VideoInfo
 from .skvideo_compat import FFmpegReader
@@ -115,9 +116,13 @@ class FrameReader(FFmpegReader):
         planes: bool = False,
         inputs: list[dict[str, str]] | None = None,
         pass_fds: tuple[int, ...] = (),
+        feed: Callable[[BinaryIO], None] | None = None,
     ) -> None:
         self._info = info
         self._pass_fds = pass_fds  # the video's descriptor when ``path`` is /proc/self/fd/N
+        self._feed = feed  # writes what ffmpeg decodes into its stdin (a thinned pass)
+        self._feeder: threading.Thread | None = None
+        self.feed_error: BaseException | None = None
         self._planes = planes
         self._expand = planes and not info.full_range
         self._inputs = inputs
@@ -163,10 +168,13 @@ class FrameReader(FFmpegReader):
             outputdict = {**outputdict, "-pix_fmt": own}
             if self._expand:
                 outputdict = _with_filter(outputdict, TO_FULL_RANGE)
-        url = input_url(self._filename)
-        opened = []
-        for extra in self._inputs or [{}]:
-            opened += self._dict2Args({**inputdict, **extra}) + SAFE_INPUT_OPTIONS + ["-i", url]
+        if self._feed is not None:
+            opened = self._dict2Args(inputdict) + PIPE_INPUT_OPTIONS + ["-i", "pipe:0"]
+        else:
+            url = input_url(self._filename)
+            opened = []
+            for extra in self._inputs or [{}]:
+                opened += self._dict2Args({**inputdict, **extra}) + SAFE_INPUT_OPTIONS + ["-i", url]
         cmd = (
             [FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"]
             + opened
@@ -178,7 +186,7 @@ class FrameReader(FFmpegReader):
         # (the client cancels it), not kill ffmpeg and fail the video it was decoding.
         self._proc = subprocess.Popen(
             cmd,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if self._feed is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True,
@@ -186,6 +194,23 @@ class FrameReader(FFmpegReader):
             env=child_env(),
         )
         _widen_pipe(self._proc.stdout)
+        if self._feed is not None:
+            self._feeder = threading.Thread(target=self._feed_ffmpeg, daemon=True)
+            self._feeder.start()
+
+    def _feed_ffmpeg(self) -> None:
+        stdin = self._proc.stdin
+        try:
+            self._feed(stdin)
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # ffmpeg stopped reading: it was stopped on purpose, or its own error says why
+        except BaseException as e:  # noqa: BLE001 - kept for finish(): a task must fail with a reason
+            self.feed_error = e
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
 
     def _readFrame(self):
         if not self._planes:
@@ -253,12 +278,16 @@ class FrameReader(FFmpegReader):
                 proc.kill()
                 proc.wait()
             proc.stdout.close()
+            if self._feeder is not None:
+                self._feeder.join(timeout=30)
             self._log.seek(0)
             self.log = ffmpeg_reason(self._log.read().decode("utf-8", "replace"), self._filename)
             if self.stalled:
                 reason = f"timed out: ffmpeg produced no frame for {self._stall_timeout:g} s"
             elif complete and proc.returncode != 0:
                 reason = f"ffmpeg failed while decoding: {self.log or f'exit status {proc.returncode}'}"
+            elif complete and self.feed_error is not None:
+                reason = f"could not read the video's packets: {self.feed_error}"
         self._proc = None
         self._log.close()
         return reason

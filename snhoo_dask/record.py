@@ -41,6 +41,7 @@ class VideoRecord:
     out_width: int | None = None  # the written images (after --max-side/--square)
     out_height: int | None = None
     dropped: int = 0  # near-duplicates dropped by --dedup
+    undecoded: int = 0  # frames never decoded: not asked for, and no other frame needs them
 
     def finish(self, status: str, **changes: Any) -> VideoRecord:
         """Set the final status (and any other fields), stamped with the time."""

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import BinaryIO
 
 from .filters import Dedup, Resize, dedup_filter, scale_filter
 from .frame_log import FrameLog
@@ -220,6 +221,9 @@ class Pass:
     inputs: list[dict[str, str]] | None = None
     # A seek pass: the frame its input starts at (a key frame, or its first frame).
     start: int | None = None
+    # A thinned pass (see thinning): ffmpeg reads a NUT stream of only the packets worth
+    # decoding from its stdin, which this writes; None: it reads the file itself.
+    feed: Callable[[BinaryIO], None] | None = None
 
     def ref(self, k: int) -> FrameRef:
         if self.expected is not None:
@@ -280,19 +284,22 @@ def plan(
     resize: Resize | None = None,
     dedup: Dedup | None = None,
     key_frames: dict[int, KeyFrame] | None = None,
+    frame_number: str = "n",
 ) -> Plan:
     """The ffmpeg passes that produce exactly the selected frames of this video, resized
     and deduplicated as asked (both inside ffmpeg).
 
     ``keyframe_times`` is what ``--keyframes`` takes; ``key_frames`` the key frame to seek
-    to for frames that ``seek_targets`` names (both from ``probe``)."""
+    to for frames that ``seek_targets`` names (both from ``probe``).  ``frame_number`` is
+    how ``--every``/``--fps`` name a frame to ffmpeg's select: ``n``, or for a thinned
+    pass (not every frame decoded) its number from its time."""
     if dedup is not None and selection.mode not in STREAMING_MODES:
         raise SelectionError(f"--dedup needs a streaming selection ({', '.join(STREAMING_MODES)})")
     scale = scale_filter(resize, info.width, info.height)
     if dedup is not None or selection.mode == "scenes":
         result = _logged_plan(selection, info, scale, dedup)
     else:
-        result = _plan(selection, info, keyframe_times, key_frames)
+        result = _plan(selection, info, keyframe_times, key_frames, frame_number)
         if scale:
             result.passes = [_scaled(p, scale) for p in result.passes]
     out_w, out_h = resize.out_size(info.width, info.height) if resize else (info.width, info.height)
@@ -351,6 +358,7 @@ def _plan(
     info: VideoInfo,
     keyframe_times: list[float] | None,
     key_frames: dict[int, KeyFrame] | None = None,
+    n: str = "n",
 ) -> Plan:
     rate = info.frame_rate
     total = info.estimated_frames
@@ -358,10 +366,10 @@ def _plan(
     if mode == "all":
         return Plan([Pass({}, {}, label=lambda k: _at(k, rate))], total, True)
     if mode == "every":
-        n = selection.every
+        every = selection.every
         return Plan(
-            [Pass({}, _select(f"not(mod(n,{n}))"), label=lambda k: _at(k * n, rate))],
-            math.ceil(total / n),
+            [Pass({}, _select(f"not(mod({n},{every}))"), label=lambda k: _at(k * every, rate))],
+            math.ceil(total / every),
             True,
         )
     if mode == "fps":
@@ -375,7 +383,7 @@ def _plan(
             [
                 Pass(
                     {},
-                    _select(f"gt(floor(n*{a}/{b}),floor((n-1)*{a}/{b}))"),
+                    _select(f"gt(floor({n}*{a}/{b}),floor(({n}-1)*{a}/{b}))"),
                     label=lambda k: _at(-((-k * b) // a), rate),
                 )
             ],

@@ -70,6 +70,9 @@ class Settings:
     pack: str = "folder"  # "folder": one image file per frame; "tar": one tar per video
     # OUT's inode when the job started: a task refuses an OUT that was replaced since.
     out_ino: int | None = None
+    # Decode every frame even where a sparse selection could skip some (thinning.py): the
+    # same images, only slower; for comparing, or distrusting, the skip.
+    decode_all: bool = False
 
     @property
     def out_suffix(self) -> str:

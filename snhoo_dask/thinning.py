@@ -1,0 +1,215 @@
+"""Decode less: a frame no one asked for, that no other frame is predicted from, is never decoded.
+
+For a sparse streaming selection (``--every N``, ``--fps R``) of an H.264 or HEVC video, the
+container's packets are read once (nothing decoded) and each is classed from its NAL unit
+headers: a *reference* picture (others are predicted from it) or not (H.264 ``nal_ref_idc``
+0; HEVC sub-layer non-reference types with one temporal layer).  Then the packets ffmpeg
+gets are the reference pictures plus the selected frames, remuxed (NUT) into its stdin; the
+rest never reach the decoder.  Every kept frame decodes exactly as from the file (all of
+its references are there), so the images are the same bytes as a full decode's: x264's
+default B-frames make about half the frames of a typical video non-reference.
+
+ffmpeg's ``select`` then cannot count frames with ``n`` (the skipped ones are missing), so
+a frame's number is its time from the first frame times the rate.  That is the frame
+number only for constant-rate video, and only when decoding starts at an IDR picture with
+every packet timed and shown; anything else (variable rate, an open-GOP start, packets the
+demuxer marks to discard, duplicate times) is decoded whole, as before.  ``thin`` says
+which case applies; ``None`` means: decode everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import partial
+from typing import BinaryIO
+
+from .filters import Dedup, Resize
+from .probe import ProbeError, VideoInfo, open_container, video_stream
+from .selection import Plan, Selection, plan
+
+CODECS = ("h264", "hevc")
+_H264_PARAMETER_SETS = {7, 8}  # SPS, PPS: a packet carrying one is never dropped
+_HEVC_PARAMETER_SETS = {32, 33, 34}  # VPS, SPS, PPS
+_H264_IDR, _HEVC_IDR = {5}, {19, 20}
+
+
+@dataclass(frozen=True)
+class Thinned:
+    """Which packets (by their order among the stream's non-empty packets) go to the decoder."""
+
+    keep: frozenset[int]
+    total: int
+
+    @property
+    def skipped(self) -> int:
+        return self.total - len(self.keep)
+
+
+def _nal_length_size(codec: str, extradata: bytes) -> int | None:
+    """The size of the length before each NAL unit (avcC/hvcC), or None for Annex B start codes."""
+    if codec == "h264" and len(extradata) >= 5 and extradata[0] == 1:
+        return (extradata[4] & 3) + 1
+    if codec == "hevc" and len(extradata) >= 23 and extradata[0] == 1:
+        return (extradata[21] & 3) + 1
+    return None
+
+
+def _nal_units(data: bytes, length_size: int | None) -> Iterator[bytes]:
+    """The NAL units of one packet (their first two bytes are all that is read)."""
+    if length_size:
+        pos = 0
+        while pos + length_size <= len(data):
+            size = int.from_bytes(data[pos : pos + length_size], "big")
+            pos += length_size
+            if size <= 0 or pos + size > len(data):
+                return
+            yield data[pos : pos + 2]
+            pos += size
+        return
+    for chunk in data.split(b"\x00\x00\x01")[1:]:
+        if chunk:
+            yield chunk[:2]
+
+
+@dataclass(frozen=True)
+class _Packet:
+    pts: int
+    droppable: bool  # no other picture is predicted from it
+    idr: bool
+
+
+def _classify(codec: str, data: bytes, length_size: int | None) -> tuple[bool, bool, int] | None:
+    """(droppable, IDR, highest temporal id) of one packet; None if it holds no picture."""
+    vcl = idr = False
+    droppable = True
+    top = 0
+    for head in _nal_units(data, length_size):
+        if codec == "h264":
+            kind = head[0] & 0x1F
+            if kind in _H264_PARAMETER_SETS:
+                droppable = False
+            elif 1 <= kind <= 5:
+                vcl = True
+                idr |= kind in _H264_IDR
+                droppable &= (head[0] >> 5) & 3 == 0
+        else:
+            if len(head) < 2:
+                continue
+            kind, tid = (head[0] >> 1) & 0x3F, (head[1] & 7) - 1
+            top = max(top, tid)
+            if kind in _HEVC_PARAMETER_SETS:
+                droppable = False
+            elif kind < 32:
+                vcl = True
+                idr |= kind in _HEVC_IDR
+                # Even types below 16 are sub-layer non-reference pictures.
+                droppable &= kind < 16 and kind % 2 == 0
+    return (droppable, idr, top) if vcl else None
+
+
+def thin(path: str, info: VideoInfo, selected: Callable[[int], bool]) -> Thinned | None:
+    """The packets to decode for the frames ``selected`` (by frame number) asks for, or None
+    when thinning cannot be shown to give exactly the frames a full decode gives."""
+    if info.codec not in CODECS:
+        return None
+    try:
+        packets, time_base = _scan(path, info.codec)
+    except ProbeError:
+        return None
+    if not packets or not packets[0].idr:
+        return None  # frames before the first IDR may be dropped by the decoder itself
+    if len({p.pts for p in packets}) != len(packets):
+        return None
+    # Constant rate: the k-th frame shown is at exactly k frames from the first.
+    shown = sorted(p.pts for p in packets)
+    ticks = info.frame_rate * time_base
+    number = {pts: round((pts - shown[0]) * ticks) for pts in shown}
+    if any(number[pts] != k for k, pts in enumerate(shown)):
+        return None
+    keep = frozenset(i for i, p in enumerate(packets) if not p.droppable or selected(number[p.pts]))
+    if len(keep) == len(packets):
+        return None
+    return Thinned(keep, len(packets))
+
+
+def _scan(path: str, codec: str) -> tuple[list[_Packet] | None, Fraction]:
+    """Every packet's time and class, and the stream's time base; no packets if any cannot
+    be classed."""
+    with open_container(path) as container:
+        stream = video_stream(container)
+        time_base = Fraction(stream.time_base)
+        length_size = _nal_length_size(codec, bytes(stream.codec_context.extradata or b""))
+        packets: list[_Packet] = []
+        top = 0
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue  # the flush packet at the end
+            if packet.pts is None or packet.is_discard or packet.is_corrupt:
+                return None, time_base
+            facts = _classify(codec, bytes(packet), length_size)
+            if facts is None:
+                return None, time_base  # a packet with no picture: the count of frames would not hold
+            droppable, idr, tid = facts
+            top = max(top, tid)
+            packets.append(_Packet(packet.pts, droppable, idr))
+        if top > 0:
+            return None, time_base  # temporal sub-layers: a higher one may predict from a "non-reference" one
+        return packets, time_base
+
+
+def feed(path: str, keep: frozenset[int], sink: BinaryIO) -> None:
+    """Write the kept packets, with their own timestamps, as a NUT stream into ``sink``."""
+    import av
+
+    with open_container(path) as container:
+        stream = video_stream(container)
+        with av.open(sink, "w", format="nut") as out:
+            target = out.add_stream_from_template(stream)
+            i = 0
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                if i in keep:
+                    packet.stream = target
+                    out.mux(packet)
+                i += 1
+
+
+def frame_number_expr(rate: Fraction) -> str:
+    """ffmpeg's number of the frame being filtered, from its time (``n`` counts only the
+    frames decoded, which here are not all)."""
+    return f"round((t-start_t)*{rate.numerator}/{rate.denominator})"
+
+
+def selected_numbers(selection: Selection, rate: Fraction) -> Callable[[int], bool] | None:
+    """The frame-number test ``select`` applies for ``--every``/``--fps`` (see selection._plan);
+    None for a selection that takes every frame or is not a sparse streaming one."""
+    if selection.mode == "every" and selection.every and selection.every > 1:
+        every = selection.every
+        return lambda n: n % every == 0
+    if selection.mode == "fps" and selection.fps:
+        step = Fraction(selection.fps) / rate
+        if step >= 1:
+            return None
+        a, b = step.numerator, step.denominator
+        return lambda n: (n * a) // b > ((n - 1) * a) // b
+    return None
+
+
+def thinned_plan(
+    selection: Selection, info: VideoInfo, path: str, resize: Resize | None, dedup: Dedup | None
+) -> tuple[Plan, int] | None:
+    """The plan of a sparse selection with only the packets worth decoding fed to ffmpeg,
+    and how many frames are never decoded; None when the video is decoded whole."""
+    selected = selected_numbers(selection, info.frame_rate) if dedup is None else None
+    if selected is None:
+        return None
+    thinned = thin(path, info, selected)
+    if thinned is None:
+        return None
+    result = plan(selection, info, resize=resize, frame_number=frame_number_expr(info.frame_rate))
+    (only,) = result.passes
+    only.feed = partial(feed, path, thinned.keep)
+    return result, thinned.skipped

@@ -1,0 +1,133 @@
+"""Decoding less gives the same images (issue 22 item 1): frames no one asked for that no other
+frame needs are never decoded (snhoo_dask/thinning.py).
+
+Real ffmpeg encodes of the kinds that make this hard (B-frames, HEVC, open GOPs, MPEG-TS's
+start codes, variable frame rate); the real CLI runs each selection twice, skipping and with
+``--decode-all``, and every image must be the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from helpers import run_cli
+
+from snhoo_dask.probe import probe
+from snhoo_dask.thinning import thin
+
+SOURCE = "testsrc2=s=160x120:r=30,noise=alls=6:allf=t"
+
+
+def encode(path, *args: str, seconds: float = 4, vf: str | None = None) -> str:
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", SOURCE, "-t", str(seconds)]
+    cmd += (["-vf", vf] if vf else []) + [*args, "-pix_fmt", "yuv420p", path]
+    subprocess.run(cmd, check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("thin") / "videos"
+    x264 = ["-c:v", "libx264", "-preset", "veryfast", "-g", "30"]
+    return {
+        # x264's defaults: 3 B-frames, pyramid (the middle B is a reference, the others not).
+        "h264-bframes.mp4": encode(root / "h264-bframes.mp4", *x264),
+        # Open GOPs: B-frames before a (non-IDR) I frame refer across it.
+        "h264-open-gop.mkv": encode(root / "h264-open-gop.mkv", *x264, "-x264-params", "open-gop=1"),
+        # MPEG-TS: Annex B start codes instead of length-prefixed NAL units.
+        "h264-annexb.ts": encode(root / "h264-annexb.ts", *x264),
+        # HEVC (x265's defaults: B-frames, open GOP, one temporal layer).
+        "hevc.mp4": encode(root / "hevc.mp4", "-c:v", "libx265", "-x265-params", "log-level=error"),
+        # Variable frame rate, jittered: every other frame shown 0.4 frame late.  Its time
+        # still rounds to its number, so it is thinned.
+        "h264-vfr-jitter.mkv": encode(
+            root / "h264-vfr-jitter.mkv",
+            *x264,
+            "-vsync",
+            "vfr",
+            "-enc_time_base",
+            "1:1000",
+            vf="setpts='(N+0.4*mod(N,2))/(30*TB)'",
+        ),
+        # Variable frame rate, a burst of frames 40-59 at twice the rate: times no longer
+        # give frame numbers, so this one must be decoded whole.
+        "h264-vfr-burst.mkv": encode(
+            root / "h264-vfr-burst.mkv",
+            *x264,
+            "-vsync",
+            "vfr",
+            "-enc_time_base",
+            "1:1000",
+            vf="setpts='if(lt(N,40),N,if(lt(N,60),40+(N-40)/2,N-10))/(30*TB)'",
+        ),
+    }
+
+
+def images(folder) -> dict[str, bytes]:
+    found = {}
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            if name.endswith(".jpg") or name == "frames.csv":
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    found[os.path.relpath(os.path.join(dirpath, name), folder)] = f.read()
+    return found
+
+
+def records(out) -> dict[str, dict]:
+    with open(os.path.join(out, "manifest.jsonl"), encoding="utf-8") as f:
+        return {r["video"]: r for r in map(json.loads, f)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("selection", [["--every", "3"], ["--fps", "7"]], ids=["every 3", "fps 7"])
+def test_skipped_decoding_gives_the_images_of_a_full_decode(corpus, tmp_path, selection):
+    root = os.path.dirname(next(iter(corpus.values())))
+    runs = {}
+    for how in ("skip", "decode-all"):
+        out = tmp_path / how
+        extra = ["--decode-all"] if how == "decode-all" else []
+        r = run_cli("run", root, "--out", str(out), *selection, *extra, "--workers", "1", "-q", timeout=240)
+        assert r.returncode == 0, r.stderr
+        runs[how] = out
+    skipped, full = images(runs["skip"]), images(runs["decode-all"])
+    assert skipped.keys() == full.keys() and len(full) > 6 * 5
+    assert [k for k in full if skipped[k] != full[k]] == []  # byte for byte
+    recs = records(runs["skip"])
+    assert all(r["status"] == "ok" for r in recs.values())
+    for name in corpus:
+        assert records(runs["decode-all"])[name]["undecoded"] == 0
+        if name == "h264-vfr-burst.mkv":
+            assert recs[name]["undecoded"] == 0, "variable frame rate is decoded whole"
+        else:
+            # A third to a half of the frames never reach the decoder.
+            assert recs[name]["undecoded"] >= 120 // 4, (name, recs[name]["undecoded"])
+
+
+def test_what_cannot_be_thinned_is_decoded_whole(corpus, tmp_path):
+    """The guards, one by one: each answers None (decode everything) instead of guessing."""
+    every_3 = lambda n: n % 3 == 0  # noqa: E731
+    cfr = corpus["h264-bframes.mp4"]
+    info = probe(cfr)
+    kept = thin(cfr, info, every_3)
+    assert kept is not None and kept.total == 120 and 40 <= len(kept.keep) < 120
+    burst = corpus["h264-vfr-burst.mkv"]
+    assert thin(burst, probe(burst), every_3) is None
+    assert thin(cfr, info, lambda n: True) is None  # every frame asked for: nothing to skip
+    mpeg4 = encode(tmp_path / "mpeg4.avi", "-c:v", "mpeg4", "-bf", "2", seconds=1)
+    assert thin(mpeg4, probe(mpeg4), every_3) is None  # not H.264/HEVC: its headers are not read
+    # Starts on a non-IDR picture: an open GOP's I frame, cut out without re-encoding (the
+    # B-frames after it refer to frames before the cut: the decoder drops or damages them).
+    for name, bsf in (("cut.ts", ["-bsf:v", "h264_mp4toannexb,dump_extra=freq=keyframe"]), ("cut.mkv", [])):
+        # MKV: those B-frames also lose their times.  TS: parameter sets repeated at the I frame.
+        cut = str(tmp_path / name)
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", "1.5", "-i", corpus["h264-open-gop.mkv"]]
+            + ["-c", "copy", *bsf, cut],
+            check=True,
+        )
+        assert thin(cut, probe(cut), every_3) is None, name
