@@ -370,7 +370,6 @@ def _plan(
         a, b = step.numerator, step.denominator
         if step >= 1:
             return _plan(Selection("all"), info, None)
-        count = sum(1 for _ in _fps_indices(a, b, total))
         return Plan(
             [
                 Pass(
@@ -379,7 +378,7 @@ def _plan(
                     label=lambda k: _at(-((-k * b) // a), rate),
                 )
             ],
-            count,
+            _fps_count(a, b, total),
             True,
         )
     if mode == "keyframes":
@@ -423,14 +422,13 @@ def seek_targets(selection: Selection, info: VideoInfo) -> list[int]:
     return [g[0] for g in _groups(indices, info.frame_rate) if g[0] > 0]
 
 
-def _fps_indices(a: int, b: int, total: int):
-    k = 0
-    while True:
-        i = -((-k * b) // a)
-        if i >= total:
-            return
-        yield i
-        k += 1
+def _fps_count(a: int, b: int, total: int) -> int:
+    """How many of ``total`` frames the fps select keeps (the k-th is frame ceil(k*b/a)).
+
+    Counted, not listed: ``total`` comes from the container's header, which can claim
+    a trillion seconds for a file of two, and the plan is made before ffmpeg runs."""
+    # ceil(k*b/a) <= total-1  <=>  k <= (total-1)*a/b
+    return (total - 1) * a // b + 1 if total > 0 else 0
 
 
 def _groups(indices: list[int], rate: Fraction) -> list[list[int]]:
