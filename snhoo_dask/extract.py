@@ -20,6 +20,7 @@ from contextlib import nullcontext
 from .discover import Video
 from .frame_log import FrameLogError
 from .layout import UnsafePath, finished_record, new_tmp_dir, publish
+from .length import believable, cut_short, false_claim
 from .malloc import tune_this_process
 from .probe import ProbeError, VideoInfo, key_frames_before, probe, probe_keyframes
 from .record import FAILED, OK, VideoRecord
@@ -222,12 +223,14 @@ def _check_complete(frame_plan: Plan, written: int, decoded: int, record: VideoR
         if record.missing:
             raise _Failure("none of the requested frames exist: " + ", ".join(record.missing[:5]))
         raise _Failure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
-    if frame_plan.streaming:
-        # Container frame counts can be off by a frame or two; more than that is a cut-off file.
+    if not believable(frame_plan.claimed, record.size):
+        # A false header, not a cut-off file: keep the frames, drop the claimed length.
+        record.missing.append(false_claim(record.duration, frame_plan.claimed, record.size))
+        record.duration = None
+    elif frame_plan.streaming and cut_short(expected, decoded):
         # Scenes and dedup count the frames ffmpeg decoded, not the (unpredictable) images.
-        if decoded < expected - max(2, expected // 50):
-            detail = f": {log}" if log else ""
-            raise _Failure(f"truncated: decoded {decoded} of {expected} expected frames{detail}")
+        detail = f": {log}" if log else ""
+        raise _Failure(f"truncated: decoded {decoded} of {expected} expected frames{detail}")
 
 
 def _os_reason(e: OSError, out: str) -> str:

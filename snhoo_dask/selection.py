@@ -262,6 +262,7 @@ class Plan:
     missing: list[str] = field(default_factory=list)  # requested frames past the end
     out_size: tuple[int, int] | None = None  # (width, height) of the written images
     scored: bool = False  # frames carry ffmpeg's scene score (frames.csv gets a column)
+    claimed: int = 0  # source frames the container's header claims (see length.believable)
 
 
 def _select(expr: str) -> dict[str, str]:
@@ -297,6 +298,7 @@ def plan(
             result.passes = [_scaled(p, scale) for p in result.passes]
     out_w, out_h = resize.out_size(info.width, info.height) if resize else (info.width, info.height)
     result.out_size = (out_w, out_h)
+    result.claimed = info.estimated_frames
     if scale:
         # The reader sizes its frame buffer from -s (scikit-video's contract), and ffmpeg
         # checks the filters produced exactly that.
