@@ -83,7 +83,7 @@ def extract_video(video: Video, settings: Settings) -> VideoRecord:
     tmp = sink = None
     try:
         _check_source(video.path)
-        info = probe(video.path)  # the header only: cheap even over a share, and before the copy
+        info = probe(video.path, settings.max_pixels)  # the header only: cheap, and before the copy
         record.staged = should_stage(video.path, settings.stage)
         source = staged(video.path, settings.scratch) if record.staged else nullcontext(video.path)
         with source as local:
