@@ -123,7 +123,7 @@ def render(out: str, records: list[VideoRecord]) -> str:
     for i, r in enumerate(ordered(records)):
         sheet = None
         if r.status in (OK, SKIPPED) and i < MAX_SHEETS:
-            jpeg = contact_sheet(video_dir(out, r.out))
+            jpeg = _sheet(video_dir(out, r.out))
             sheet = _data_uri(jpeg) if jpeg else None
         rows.append(
             {
@@ -152,6 +152,15 @@ def render(out: str, records: list[VideoRecord]) -> str:
         css=_CSS,
     )
     return page.decode("utf-8")
+
+
+def _sheet(output: str) -> bytes | None:
+    """A video's contact sheet, or None: one output Pillow cannot read (an image past its
+    decompression-bomb limit, a damaged tar) costs that video its sheet, not the report."""
+    try:
+        return contact_sheet(output)
+    except Exception:  # noqa: BLE001 - Pillow and tarfile raise many kinds; all mean "no sheet"
+        return None
 
 
 def _shown(text: str | None) -> str:
@@ -188,3 +197,16 @@ def build_report(out: str) -> str:
         f.write(page)
     os.replace(tmp, path)
     return path
+
+
+def try_build_report(out: str) -> tuple[str, str | None]:
+    """``build_report``, never raising: (the report's path, None), or (its path, one line
+    saying why it could not be written), for the run's outcome to carry."""
+    path = os.path.join(os.path.abspath(out), REPORT)
+    try:
+        return build_report(out), None
+    except OSError as e:
+        return path, f"could not write {path}: {e.strerror or e}"
+    except Exception as e:  # noqa: BLE001 - the frames are written; the caller reports this
+        detail = (str(e).splitlines() or [""])[0]
+        return path, f"could not write {path}: {type(e).__name__}: {detail}"

@@ -58,7 +58,7 @@ def contact_sheet(output: str, n: int = SHEET_FRAMES, width: int = THUMB_WIDTH) 
                 im = im.convert("RGB")
                 im.thumbnail((width, width * 3))
                 thumbs.append(im.copy())
-        except OSError:
+        except (OSError, Image.DecompressionBombError):  # a damaged or a huge image: not in the sheet
             continue
     if not thumbs:
         return None
