@@ -363,7 +363,7 @@ def _plan(
         n = selection.every
         return Plan(
             [Pass({}, _select(f"not(mod(n,{n}))"), label=lambda k: _at(k * n, rate))],
-            math.ceil(total / n),
+            -(-total // n),  # exact for any claimed length (a float loses count past 2**53)
             True,
         )
     if mode == "fps":

@@ -62,6 +62,8 @@ def test_fps_count_is_arithmetic_not_an_enumeration_of_the_claimed_length():
     started = time.monotonic()
     p = plan(parse_selection(fps="1"), replace(INFO, duration=1e12))
     assert p.expected_count == 10**12 and time.monotonic() - started < 1
+    huge = replace(INFO, nb_frames=2**60 + 1)
+    assert plan(parse_selection(every=3), huge).expected_count == (2**60 + 1 + 2) // 3
 
 
 @pytest.mark.slow
