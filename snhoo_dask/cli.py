@@ -15,8 +15,10 @@ from .discover import DiscoveryError, parse_extensions
 from .errors import JobError
 from .filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO, FilterError
 from .job import Job, new_run_id
+from .options import OnceEach
 from .output import check_apart, prepare_output
 from .planning import find_videos
+from .probe import DEFAULT_MAX_PIXELS
 from .selection import DEFAULT_SCENE_THRESHOLD, SelectionError, parse_selection
 from .settings import PACKS, Settings, dataset_options
 from .staging import stage_mode
@@ -92,7 +94,7 @@ def main() -> None:
     """Turn folders of videos into still images on a Dask cluster."""
 
 
-@main.command()
+@main.command(cls=OnceEach)
 @click.argument("roots", nargs=-1, required=True, type=click.Path(readable=False))  # checked by discovery
 @click.option(
     "--out",
@@ -131,6 +133,12 @@ def main() -> None:
 )
 @click.option("--max-side", type=int, help="Scale so the longer side is N pixels (never enlarged).")
 @click.option("--square", type=int, help="Scale the shorter side to N, then centre-crop to NxN.")
+@click.option(
+    "--max-pixels",
+    type=int,
+    help=f"Fail a video whose picture has more than N pixels, before decoding it "
+    f"[default: {DEFAULT_MAX_PIXELS}].",
+)
 @click.option(
     "--pack",
     default="folder",
@@ -186,6 +194,7 @@ def run(
     dedup_frac: float | None,
     max_side: int | None,
     square: int | None,
+    max_pixels: int | None,
     pack: str,
     fmt: str,
     quality: int,
@@ -206,7 +215,7 @@ def run(
     try:
         selection = parse_selection(every, fps, frames, times, keyframes, scenes, scene_threshold)
         dataset = dataset_options(
-            selection, fmt, max_side, square, dedup, dedup_hi, dedup_lo, dedup_frac, pack
+            selection, fmt, max_side, square, dedup, dedup_hi, dedup_lo, dedup_frac, pack, max_pixels
         )
         extensions = parse_extensions(ext)
         out_dir = check_apart(out, list(roots)) if dry_run else prepare_output(out, list(roots))
@@ -223,6 +232,7 @@ def run(
             dedup=dataset.dedup,
             pack=dataset.pack,
             decode_all=decode_all,
+            max_pixels=dataset.max_pixels,
         )
         job = Job(find_videos(list(roots), out_dir, extensions), settings, overwrite=overwrite)
     except (SelectionError, FilterError, DiscoveryError, JobError) as e:

@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from .discover import Video
 from .frame_log import FrameLogError
 from .layout import OutputDir, TmpDir, UnsafePath, finished_record, publish
+from .length import believable, cut_short, false_claim
 from .malloc import tune_this_process
 from .pause import pause_point
 from .probe import ProbeError, VideoInfo, key_frames_before, probe, probe_keyframes
@@ -104,7 +105,9 @@ def _extract(
     pause_point("opened", video.rel)
     tmp = sink = None
     try:
-        info = probe(source.path)  # the header only: cheap even over a share, and before the copy
+        info = probe(
+            source.path, settings.max_pixels
+        )  # the header only: cheap even over a share, and before the copy
         record.staged = should_stage(source.path, settings.stage)
         local = staged(source, settings.scratch) if record.staged else nullcontext(source.path)
         with local as path:
@@ -237,12 +240,14 @@ def _check_complete(frame_plan: Plan, written: int, decoded: int, record: VideoR
         if record.missing:
             raise _Failure("none of the requested frames exist: " + ", ".join(record.missing[:5]))
         raise _Failure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
-    if frame_plan.streaming:
-        # Container frame counts can be off by a frame or two; more than that is a cut-off file.
+    if not believable(frame_plan.claimed, record.size):
+        # A false header, not a cut-off file: keep the frames, drop the claimed length.
+        record.missing.append(false_claim(record.duration, frame_plan.claimed, record.size))
+        record.duration = None
+    elif frame_plan.streaming and cut_short(expected, decoded):
         # Scenes and dedup count the frames ffmpeg decoded, not the (unpredictable) images.
-        if decoded < expected - max(2, expected // 50):
-            detail = f": {log}" if log else ""
-            raise _Failure(f"truncated: decoded {decoded} of {expected} expected frames{detail}")
+        detail = f": {log}" if log else ""
+        raise _Failure(f"truncated: decoded {decoded} of {expected} expected frames{detail}")
 
 
 def _os_reason(e: OSError, out: str) -> str:

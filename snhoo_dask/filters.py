@@ -20,6 +20,9 @@ DEDUP_LO = 64 * 5
 DEDUP_FRAC = 0.33
 RESIZE_MODES = ("max_side", "square")
 MAX_SIZE = 16384  # beyond any real picture; keeps ffmpeg from allocating absurd frames
+# The smallest crop ffmpeg makes from every pixel format: 4:1:1 and 4:1:0 video (DV, old
+# codecs) have chroma 4 pixels wide, and a --square below that failed inside ffmpeg.
+MIN_SIZE = 4
 
 
 class FilterError(ValueError):
@@ -81,9 +84,10 @@ def parse_resize(max_side: int | None, square: int | None) -> Resize | None:
     if max_side is not None and square is not None:
         raise FilterError("choose --max-side or --square, not both", "square")
     for option, value in (("--max-side", max_side), ("--square", square)):
-        if value is not None and not 1 <= value <= MAX_SIZE:
+        if value is not None and not MIN_SIZE <= value <= MAX_SIZE:
             raise FilterError(
-                f"{option} must be from 1 to {MAX_SIZE} pixels, not {value}", option[2:].replace("-", "_")
+                f"{option} must be from {MIN_SIZE} to {MAX_SIZE} pixels, not {value}",
+                option[2:].replace("-", "_"),
             )
     if max_side is not None:
         return Resize("max_side", max_side)

@@ -15,6 +15,13 @@ def _inside(path: str, base: str) -> bool:
     return path == base or os.path.commonpath([path, base]) == base
 
 
+def _named(out: str) -> None:
+    # "" is the current folder to every path function: an unset shell variable would
+    # scatter a job's folders and manifest wherever the command happened to run.
+    if not out.strip():
+        raise JobError("--out is empty: name the output folder")
+
+
 def check_apart(out: str, roots: list[str]) -> str:
     """The resolved output folder; JobError if it is, lies inside, or contains a root
     (symlinks resolved).
@@ -22,6 +29,7 @@ def check_apart(out: str, roots: list[str]) -> str:
     Frames written among the videos would be found as input by the next run, and a
     video's output folder could take the place of a source file.
     """
+    _named(out)
     out_real = _real(out)
     for root in roots:
         root_real = _real(root)
@@ -41,6 +49,7 @@ def check_apart(out: str, roots: list[str]) -> str:
 def prepare_output(out: str, roots: list[str] | None = None) -> str:
     """The resolved output folder (no link left on it: tasks open it with none followed),
     created if needed; JobError if it cannot be used."""
+    _named(out)
     out = os.path.abspath(os.path.expanduser(out))
     if roots:
         check_apart(out, roots)

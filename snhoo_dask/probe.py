@@ -25,6 +25,24 @@ class ProbeError(Exception):
     """The file is not a readable video; the message is the human reason."""
 
 
+# Pixels per frame above which a video is refused before anything decodes it (--max-pixels).
+# 8K UHD is 33 Mpx; a 16000x16000 H.264 file of 50 KB decodes to 384 MB a frame, and
+# ffmpeg, the pipe and the encoder each hold copies: 1.4 GB for one frame, measured here.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+def _pixels(n: int) -> str:
+    return f"{n / 1_000_000:g} Mpx" if n >= 1_000_000 else f"{n} px"
+
+
+def check_picture(width: int, height: int, max_pixels: int | None) -> None:
+    """ProbeError if one frame of this size has more pixels than ``max_pixels`` allows."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise ProbeError(
+            f"picture {width}x{height} is {_pixels(width * height)}, above --max-pixels {_pixels(max_pixels)}"
+        )
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     codec: str
@@ -62,10 +80,11 @@ def _rate(value) -> Fraction | None:
     return rate if rate > 0 else None
 
 
-def probe(path: str) -> VideoInfo:
-    """Return the first video stream's facts, or raise ProbeError with the reason."""
-    with open_container(path) as container:
-        return _facts(container, path)[0]
+def probe(path: str, max_pixels: int | None = None) -> VideoInfo:
+    """Return the first video stream's facts, or raise ProbeError with the reason (also for
+    a picture above ``max_pixels``, found before any frame of it is decoded)."""
+    with open_container(path, max_pixels) as container:
+        return _facts(container, path, max_pixels)[0]
 
 
 def probe_keyframes(path: str) -> tuple[VideoInfo, list[float]]:
@@ -157,7 +176,7 @@ def _last_key_at_or_before(container, stream, target: Fraction, half: Fraction) 
     return None
 
 
-def open_container(path: str):
+def open_container(path: str, max_pixels: int | None = None):
     """The container, opened as only a local video may be (see the module's docstring)."""
     import av  # here, not at import: the client process never probes
 
@@ -169,8 +188,10 @@ def open_container(path: str):
             input_url(path),
             container_options={"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS},
             # One decoder thread for the few frames the header analysis decodes: starting a
-            # thread per core costs more than the decoding.
-            options={"threads": "1"},
+            # thread per core costs more than the decoding.  And none of those frames above
+            # max_pixels (libavcodec's own option): the picture size still comes from the
+            # stream's header, and a 16000x16000 frame is never allocated (616 MB -> 115 MB).
+            options={"threads": "1", **({"max_pixels": str(max_pixels)} if max_pixels else {})},
             metadata_errors="replace",
         )
     except av.FFmpegError as e:
@@ -202,12 +223,13 @@ def video_stream(container):
     return streams[0]
 
 
-def _facts(container, path: str) -> tuple[VideoInfo, object]:
+def _facts(container, path: str, max_pixels: int | None = None) -> tuple[VideoInfo, object]:
     s = video_stream(container)
     cc = s.codec_context
     width, height = int(cc.width or 0), int(cc.height or 0)
     if width <= 0 or height <= 0:
         raise ProbeError("video stream has no picture size (damaged or unsupported)")
+    check_picture(width, height, max_pixels)  # before _rotation decodes a frame
     if _rotation(container, s, path) in (90, 270):
         # ffmpeg turns phone videos upright while decoding, so frames come out transposed.
         width, height = height, width

@@ -165,7 +165,10 @@ def _sheets(out: str, records: list[VideoRecord]) -> list[str | None]:
     try:
         for i, r in enumerate(records[:MAX_SHEETS]):
             if r.status in (OK, SKIPPED) and r.out:
-                jpeg = video_sheet(out_fd, r.out)
+                try:
+                    jpeg = video_sheet(out_fd, r.out)
+                except Exception:  # noqa: BLE001 - one unreadable output costs its sheet, not the report
+                    jpeg = None
                 sheets[i] = _data_uri(jpeg) if jpeg else None
     finally:
         os.close(out_fd)
@@ -216,3 +219,16 @@ def build_report(out: str) -> str:
             fsafe.remove_tree(d.fd, tmp)
             raise
     return os.path.join(out, REPORT)
+
+
+def try_build_report(out: str) -> tuple[str, str | None]:
+    """``build_report``, never raising: (the report's path, None), or (its path, one line
+    saying why it could not be written), for the run's outcome to carry."""
+    path = os.path.join(os.path.abspath(out), REPORT)
+    try:
+        return build_report(out), None
+    except OSError as e:
+        return path, f"could not write {path}: {e.strerror or e}"
+    except Exception as e:  # noqa: BLE001 - the frames are written; the caller reports this
+        detail = (str(e).splitlines() or [""])[0]
+        return path, f"could not write {path}: {type(e).__name__}: {detail}"

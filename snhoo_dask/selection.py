@@ -266,6 +266,7 @@ class Plan:
     missing: list[str] = field(default_factory=list)  # requested frames past the end
     out_size: tuple[int, int] | None = None  # (width, height) of the written images
     scored: bool = False  # frames carry ffmpeg's scene score (frames.csv gets a column)
+    claimed: int = 0  # source frames the container's header claims (see length.believable)
 
 
 def _select(expr: str) -> dict[str, str]:
@@ -304,6 +305,7 @@ def plan(
             result.passes = [_scaled(p, scale) for p in result.passes]
     out_w, out_h = resize.out_size(info.width, info.height) if resize else (info.width, info.height)
     result.out_size = (out_w, out_h)
+    result.claimed = info.estimated_frames
     if scale:
         # The reader sizes its frame buffer from -s (scikit-video's contract), and ffmpeg
         # checks the filters produced exactly that.
@@ -369,7 +371,7 @@ def _plan(
         every = selection.every
         return Plan(
             [Pass({}, _select(f"not(mod({n},{every}))"), label=lambda k: _at(k * every, rate))],
-            math.ceil(total / every),
+            -(-total // every),  # exact for any claimed length (a float loses count past 2**53)
             True,
         )
     if mode == "fps":
@@ -378,7 +380,6 @@ def _plan(
         a, b = step.numerator, step.denominator
         if step >= 1:
             return _plan(Selection("all"), info, None)
-        count = sum(1 for _ in _fps_indices(a, b, total))
         return Plan(
             [
                 Pass(
@@ -387,7 +388,7 @@ def _plan(
                     label=lambda k: _at(-((-k * b) // a), rate),
                 )
             ],
-            count,
+            _fps_count(a, b, total),
             True,
         )
     if mode == "keyframes":
@@ -431,14 +432,13 @@ def seek_targets(selection: Selection, info: VideoInfo) -> list[int]:
     return [g[0] for g in _groups(indices, info.frame_rate) if g[0] > 0]
 
 
-def _fps_indices(a: int, b: int, total: int):
-    k = 0
-    while True:
-        i = -((-k * b) // a)
-        if i >= total:
-            return
-        yield i
-        k += 1
+def _fps_count(a: int, b: int, total: int) -> int:
+    """How many of ``total`` frames the fps select keeps (the k-th is frame ceil(k*b/a)).
+
+    Counted, not listed: ``total`` comes from the container's header, which can claim
+    a trillion seconds for a file of two, and the plan is made before ffmpeg runs."""
+    # ceil(k*b/a) <= total-1  <=>  k <= (total-1)*a/b
+    return (total - 1) * a // b + 1 if total > 0 else 0
 
 
 def _groups(indices: list[int], rate: Fraction) -> list[list[int]]:

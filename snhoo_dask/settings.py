@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .filters import Dedup, FilterError, Resize, parse_dedup, parse_resize
+from .probe import DEFAULT_MAX_PIXELS
 from .selection import STREAMING_MODES, Selection
 from .writers import FORMATS
 
@@ -19,6 +20,7 @@ class DatasetOptions:
     dedup: Dedup | None
     pack: str
     fmt: str
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def dataset_options(
@@ -31,6 +33,7 @@ def dataset_options(
     dedup_lo: int | None = None,
     dedup_frac: float | None = None,
     pack: str = "folder",
+    max_pixels: int | None = None,
 ) -> DatasetOptions:
     """The same checks for the command line and the web service; FilterError says what is
     wrong in one line, and its ``field`` names the web form's field."""
@@ -44,8 +47,14 @@ def dataset_options(
             "those frames are chosen one by one",
             "dedup",
         )
+    if max_pixels is not None and max_pixels < 1:
+        raise FilterError(f"--max-pixels must be 1 or more, not {max_pixels}", "max_pixels")
     return DatasetOptions(
-        parse_resize(max_side, square), parse_dedup(dedup, dedup_hi, dedup_lo, dedup_frac), pack, fmt
+        parse_resize(max_side, square),
+        parse_dedup(dedup, dedup_hi, dedup_lo, dedup_frac),
+        pack,
+        fmt,
+        DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
     )
 
 
@@ -73,6 +82,8 @@ class Settings:
     # Decode every frame even where a sparse selection could skip some (thinning.py): the
     # same images, only slower; for comparing, or distrusting, the skip.
     decode_all: bool = False
+    # Not in the signature: it refuses videos, it never changes the frames of one it takes.
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     @property
     def out_suffix(self) -> str:

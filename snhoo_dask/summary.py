@@ -42,6 +42,8 @@ class Summary:
     # Folders discovery could not read: videos in them were never seen, so not a success.
     unsearched: list[tuple[str, str]] = field(default_factory=list)
     manifest_error: str | None = None
+    # report.html could not be written: the frames are fine, a file the run promises is not.
+    report_error: str | None = None
 
     @property
     def done(self) -> int:
@@ -69,6 +71,16 @@ class Summary:
     @property
     def outcome(self) -> Outcome:
         """The job's result, decided here only (CLI exit code and web state alike)."""
+        outcome = self._videos_outcome
+        if self.report_error is None:
+            return outcome
+        if outcome.exit_code == EXIT_OK:
+            # Not a clean "done": a script that goes on to mail report.html must not find it missing.
+            return Outcome(EXIT_FAILED, DONE_FAILURES, self.report_error)
+        return Outcome(outcome.exit_code, outcome.state, f"{outcome.message}; {self.report_error}")
+
+    @property
+    def _videos_outcome(self) -> Outcome:
         if self.interrupted:
             return Outcome(
                 EXIT_INTERRUPTED,

@@ -15,7 +15,7 @@ from .extract import preload
 from .job import Job, open_output
 from .lock import OutputBusy, OutputLock
 from .progress import ProgressBar, closing_lines, summary_line
-from .summary import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from .summary import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Summary
 
 
 def _say(line: str) -> None:
@@ -81,7 +81,7 @@ def run_job(job: Job, cluster: ClusterSpec, quiet: bool) -> int:
     for line in closing_lines(summary):
         _say(line)
     _say(summary_line(summary))
-    _write_report(out)
+    _write_report(out, summary)
     return summary.outcome.exit_code
 
 
@@ -92,11 +92,9 @@ def _preload_quietly() -> None:
         pass
 
 
-def _write_report(out: str) -> None:
-    # The report is a by-product: failing to write it must not change the job's exit code.
-    from .report import build_report
+def _write_report(out: str, summary: Summary) -> None:
+    from .report import try_build_report
 
-    try:
-        _say(f"report: {build_report(out)}")
-    except Exception as e:  # noqa: BLE001 - any failure here is reported, never fatal
-        _say(f"warning: could not write the report: {e}")
+    path, problem = try_build_report(out)
+    summary.report_error = problem  # the exit status says it too (Summary.outcome)
+    _say(f"warning: {problem}" if problem else f"report: {path}")

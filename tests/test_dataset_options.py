@@ -90,7 +90,7 @@ def test_scenes_and_dedup_let_ffmpeg_name_the_frames():
     "call, message",
     [
         (lambda: parse_resize(512, 256), "choose --max-side or --square, not both"),
-        (lambda: parse_resize(0, None), "--max-side must be from 1"),
+        (lambda: parse_resize(0, None), "--max-side must be from 4"),
         (lambda: parse_dedup(False, hi=100), "--dedup-hi only applies with --dedup"),
         (lambda: parse_dedup(True, hi=100, lo=200), "must not be above --dedup-hi"),
         (lambda: parse_dedup(True, frac=1.5), "--dedup-frac must be from 0 to 1"),

@@ -36,7 +36,7 @@ BAD = [
         "dedup works with all frames, every, fps or scenes",
     ),
     ({"max_side": 512, "square": 256}, "square", "choose max side or square, not both"),
-    ({"max_side": 0}, "max_side", "max side must be from 1"),
+    ({"max_side": 0}, "max_side", "max side must be from 4"),
     ({"max_side": "big"}, "max_side", "whole number"),
     ({"pack": "zip"}, "pack", "pack must be one of folder, tar"),
     ({"dedup": "yes"}, "dedup", "true or false"),

@@ -21,6 +21,7 @@ def summary(total: int, statuses: list[str], **state) -> Summary:
 
 
 LOST = "lost the connection to the Dask scheduler with 2 video(s) unfinished; rerun to resume"
+NO_REPORT = "could not write /o/report.html: Is a directory"
 UNREADABLE = [("/cam/private", "cannot list folder: Permission denied")]
 
 # case: (videos, final statuses, how the job ended) -> (exit code, web state, words of its message)
@@ -34,6 +35,9 @@ OUTCOMES = {
     "manifest error": (2, "ok ok", dict(manifest_error="cannot write manifest.jsonl"), 1, "error", "manifest"),
     "unsearched folders": (1, "ok", dict(unsearched=UNREADABLE), 1, "done_failures", "could not be searched for videos: /cam/private"),
     "unfinished": (3, "ok ok", {}, 1, "error", "only 2 of 3 videos finished"),
+    "no report": (2, "ok ok", dict(report_error=NO_REPORT), 1, "done_failures", NO_REPORT),
+    "no report, a failure": (2, "ok failed", dict(report_error=NO_REPORT), 1, "done_failures", f"1 of 2 videos failed; {NO_REPORT}"),
+    "no report, interrupted": (2, "ok", dict(interrupted=True, report_error=NO_REPORT), 130, "interrupted", NO_REPORT),
 }
 # fmt: on
 

@@ -9,7 +9,7 @@ from distributed import Client
 
 from ..errors import JobError
 from ..job import Job
-from ..report import build_report
+from ..report import try_build_report
 from ..summary import ERROR
 from .store import JobStore
 
@@ -71,30 +71,40 @@ class Runner:
 
     def _run(self, job_id: str, job: Job) -> None:
         try:
-            # At shutdown the report waits for the resumed run: building it (Bokeh) can take
-            # longer than the service manager waits for the stop.
-            if self._run_job(job_id, job) and not self._closing.is_set():
-                build_report(job.settings.out)
+            self._run_job(job_id, job)
         except Exception:  # noqa: BLE001 - logged; the job's state stands
-            log.exception("job %s: could not record its end or write its report", job_id)
+            log.exception("job %s: could not record its end", job_id)
         finally:
             # Only now is the output folder free again (and the report there to link to).
             with self._lock:
                 self._active.pop(job_id, None)
                 self._claimed.discard(job.settings.out)
 
-    def _run_job(self, job_id: str, job: Job) -> bool:
-        """Run and record the outcome; False if the job was refused before it wrote anything."""
+    def _run_job(self, job_id: str, job: Job) -> None:
+        """Run, write the report, and record the outcome (the report's fate included)."""
         try:
             summary = job.run(self.client, on_record=lambda rec, s: self.store.record(job_id, rec, s))
         except JobError as e:
             # E.g. a command-line run holds the folder's lock: the report there is its to write.
             self.store.finish(job_id, ERROR, str(e))
-            return False
+            return
         except Exception as e:  # noqa: BLE001 - a job thread must always leave a final state
             log.exception("job %s crashed", job_id)
             self.store.finish(job_id, ERROR, f"unexpected error: {type(e).__name__}: {e}")
-            return True
+            self._report(job_id, job)
+            return
+        # Before the job's state is final, so a job shown as ended says whether its report is there.
+        summary.report_error = self._report(job_id, job)
         outcome = summary.outcome
         self.store.finish(job_id, outcome.state, outcome.message, elapsed=summary.elapsed)
-        return True
+
+    def _report(self, job_id: str, job: Job) -> str | None:
+        """Write the job's report.html; the one-line reason if it could not be."""
+        if self._closing.is_set():
+            # At shutdown the report waits for the resumed run: building it (Bokeh) can take
+            # longer than the service manager waits for the stop.
+            return None
+        _, problem = try_build_report(job.settings.out)
+        if problem:
+            log.warning("job %s: %s", job_id, problem)
+        return problem

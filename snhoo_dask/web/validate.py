@@ -190,12 +190,13 @@ class Submission:
     dedup_lo: int | None = None
     dedup_frac: float | None = None
     pack: str = "folder"
+    max_pixels: int | None = None  # None: the library's default
 
     @classmethod
     def from_json(cls, body) -> Submission:
         if not isinstance(body, dict):
             raise RequestError(400, "the request body must be a JSON object")
-        dataset = {"max_side", "square", "dedup", "dedup_hi", "dedup_lo", "dedup_frac", "pack"}
+        dataset = {"max_side", "square", "dedup", "dedup_hi", "dedup_lo", "dedup_frac", "pack", "max_pixels"}
         unknown = (
             set(body) - {"roots", "out", "mode", "value", "format", "quality", "ext", "overwrite"} - dataset
         )
@@ -214,7 +215,7 @@ class Submission:
             raise RequestError(400, "quality must be a whole number from 1 to 100", "quality")
         if not isinstance(body.get("overwrite", False), bool):
             raise RequestError(400, "overwrite must be true or false", "overwrite")
-        for key in ("max_side", "square", "dedup_hi", "dedup_lo"):
+        for key in ("max_side", "square", "dedup_hi", "dedup_lo", "max_pixels"):
             if body.get(key) is not None and (isinstance(body[key], bool) or not isinstance(body[key], int)):
                 raise RequestError(400, f"{key} must be a whole number", key)
         frac = body.get("dedup_frac")
@@ -240,6 +241,7 @@ class Submission:
             dedup_lo=body.get("dedup_lo"),
             dedup_frac=body.get("dedup_frac"),
             pack=body.get("pack", "folder"),
+            max_pixels=body.get("max_pixels"),
         )
 
     @classmethod
@@ -250,7 +252,7 @@ class Submission:
         except ValueError:
             raise RequestError(400, "quality must be a whole number from 1 to 100", "quality") from None
         sizes = {}
-        for key in ("max_side", "square"):
+        for key in ("max_side", "square", "max_pixels"):
             text = get(key, "").strip()
             if text and not re.fullmatch(r"\d+", text):
                 raise RequestError(400, f"{key.replace('_', ' ')} must be a whole number of pixels", key)
@@ -320,6 +322,7 @@ class Submission:
             "dedup_lo": self.dedup_lo,
             "dedup_frac": self.dedup_frac,
             "pack": self.pack,
+            "max_pixels": self.max_pixels,
         }
 
 
@@ -392,6 +395,7 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
             sub.dedup_lo,
             sub.dedup_frac,
             sub.pack,
+            sub.max_pixels,
         )
     except FilterError as e:
         raise RequestError(
@@ -411,6 +415,7 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
         resize=dataset.resize,
         dedup=dataset.dedup,
         pack=dataset.pack,
+        max_pixels=dataset.max_pixels,
     )
     try:
         # Discovery follows links; under the service it must not leave the allowed folders.

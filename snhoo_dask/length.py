@@ -1,0 +1,31 @@
+"""How long a video is: what its header claims, and whether to believe it.
+
+The container's header says how many frames a video has, and the truncation check
+compares the frames ffmpeg decoded with that: a copy cut off half-way still carries the
+header of the whole video.  But a header can also be plain wrong (damaged, or forged to
+make a worker plan a trillion seconds of frames).  The two cannot be told apart by the
+frames, only by the claim itself: no container stores a frame in less than a byte, so a
+header claiming more frames than its file has bytes cannot be describing that file.
+"""
+
+from __future__ import annotations
+
+
+def believable(claimed_frames: int, size: int) -> bool:
+    """Whether ``size`` bytes could hold the ``claimed_frames`` the header says."""
+    return claimed_frames <= size
+
+
+def cut_short(expected: int, decoded: int) -> bool:
+    """Fewer frames than the header promised, beyond its usual error (a cut-off file)."""
+    # Container frame counts can be off by a frame or two; more than that is a cut-off file.
+    return decoded < expected - max(2, expected // 50)
+
+
+def false_claim(duration: float | None, claimed_frames: int, size: int) -> str:
+    """The record's words for a header whose length was not believed."""
+    return (
+        f"nothing after the video's real end: its header claims {duration or 0:g} s "
+        f"({claimed_frames} frames), more frames than its {size} bytes can hold, so the "
+        "header is wrong; the frames the file holds were taken"
+    )
