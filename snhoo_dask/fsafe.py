@@ -221,6 +221,15 @@ def is_dir_at(dir_fd: int, name: str) -> bool:
         return False
 
 
+def remove_entry(dir_fd: int, name: str) -> None:
+    """Unlink ``name`` in ``dir_fd`` if it is a file or a link (the link itself); a folder
+    stays (it may be someone's)."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
 def remove_tree(dir_fd: int, name: str) -> None:
     """Delete ``name`` in ``dir_fd`` and, if it is a real folder, all below it; a link is removed
     as a link, never followed.  Best effort: what cannot be removed stays."""

@@ -210,13 +210,14 @@ def build_report(out: str) -> str:
     page = render(out, records)
     tmp = REPORT + ".tmp"
     with OutputDir(out) as d:
-        fsafe.remove_tree(d.fd, tmp)  # left by a crash, or a link someone put there: gone, not followed
+        fsafe.remove_entry(d.fd, tmp)  # left by a crash, or a link someone put there: gone, not followed
+        fd = fsafe.create_file(d.fd, tmp)  # a folder in its place: FileExistsError, the folder stays
         try:
-            with open(fsafe.create_file(d.fd, tmp), "w", encoding="utf-8") as f:
+            with open(fd, "w", encoding="utf-8") as f:
                 f.write(page)
             os.rename(tmp, REPORT, src_dir_fd=d.fd, dst_dir_fd=d.fd)
         except BaseException:
-            fsafe.remove_tree(d.fd, tmp)
+            fsafe.remove_entry(d.fd, tmp)
             raise
     return os.path.join(out, REPORT)
 
