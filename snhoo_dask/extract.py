@@ -105,9 +105,8 @@ def _extract(
     pause_point("opened", video.rel)
     tmp = sink = None
     try:
-        info = probe(
-            source.path, settings.max_pixels
-        )  # the header only: cheap even over a share, and before the copy
+        # The header only: cheap even over a share, and before the copy.
+        info = probe(source.path, settings.max_pixels)
         record.staged = should_stage(source.path, settings.stage)
         local = staged(source, settings.scratch) if record.staged else nullcontext(source.path)
         with local as path:
