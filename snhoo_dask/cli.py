@@ -20,7 +20,7 @@ from .output import check_apart, prepare_output
 from .planning import find_videos
 from .probe import DEFAULT_MAX_PIXELS
 from .selection import DEFAULT_SCENE_THRESHOLD, SelectionError, parse_selection
-from .settings import PACKS, Settings, dataset_options
+from .settings import DEFAULT_SPLIT_SECONDS, PACKS, Settings, dataset_options
 from .staging import stage_mode
 from .summary import EXIT_USAGE
 from .web.command import OneLineErrors, config_error
@@ -167,6 +167,14 @@ def main() -> None:
     "none depends on (same images, slower; to compare).",
 )
 @click.option(
+    "--split-seconds",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_SPLIT_SECONDS,
+    show_default=True,
+    help="Cut a long video into pieces of at least this many seconds, extracted by several "
+    "workers at once (same images, one folder); 0: one task per video.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=1),
     default=120,
@@ -203,6 +211,7 @@ def run(
     scratch: str | None,
     overwrite: bool,
     decode_all: bool,
+    split_seconds: float,
     timeout: float,
     scheduler: str | None,
     workers: int | None,
@@ -232,6 +241,7 @@ def run(
             dedup=dataset.dedup,
             pack=dataset.pack,
             decode_all=decode_all,
+            split_seconds=split_seconds,
             max_pixels=dataset.max_pixels,
         )
         job = Job(find_videos(list(roots), out_dir, extensions), settings, overwrite=overwrite)

@@ -14,7 +14,10 @@ import errno
 import os
 import socket
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
+from functools import partial
+from typing import TypeVar
 
 from .discover import Video
 from .frame_log import FrameLogError
@@ -32,6 +35,8 @@ from .staging import StagingError, should_stage, staged
 from .thinning import thinned_plan
 from .writers import make_encoder, wants_planes
 
+T = TypeVar("T")
+
 
 class VideoFailed(Exception):
     """Raised by a task whose video produced no trustworthy output."""
@@ -44,8 +49,8 @@ class VideoFailed(Exception):
         return (VideoFailed, (self.record,))
 
 
-class _Failure(Exception):
-    """Internal: stop this video with a human reason."""
+class Failure(Exception):
+    """Stop this video (or piece) with a human reason."""
 
 
 def worker_name() -> str:
@@ -73,26 +78,39 @@ def new_record(video: Video, settings: Settings) -> VideoRecord:
 
 def extract_video(video: Video, settings: Settings) -> VideoRecord:
     """Process one video; return its ``ok`` record or raise VideoFailed with a ``failed`` one."""
+    return guarded(video, settings, partial(_extract_video, video, settings))
+
+
+def guarded(video: Video, settings: Settings, body: Callable[[VideoRecord], T], what: str = "") -> T:
+    """``body(record)`` with this video's fresh record; a failure whose reason a user can
+    act on (a bad file, a full disk, a link in the way) raises VideoFailed with that
+    reason, prefixed with ``what`` (which part of the video failed)."""
     started = time.monotonic()
     tune_this_process()
     record = new_record(video, settings)
     record.worker = worker_name()
     try:
-        pause_point("open", video.rel)
-        with OutputDir(settings.out, settings.out_ino) as out:
-            done = _done_by_this_run(video, settings, out)
-            if done is not None:
-                # The task ran again (its result was lost with a worker) after the video was
-                # published by this same run: report that output instead of redoing it.
-                return done
-            with open_video(video) as source:
-                return _extract(video, source, settings, out, record, started)
-    except (_Failure, SourceError, ProbeError, StagingError, UnsafePath, FrameLogError) as e:
+        return body(record)
+    except (Failure, SourceError, ProbeError, StagingError, UnsafePath, FrameLogError) as e:
         reason = str(e)
     except OSError as e:
-        reason = _os_reason(e, settings.out)
+        reason = os_reason(e, settings.out)
+    reason = f"{what}: {reason}" if what else reason
     record.finish(FAILED, error=reason, frames=0, seconds=round(time.monotonic() - started, 3))
     raise VideoFailed(record)
+
+
+def _extract_video(video: Video, settings: Settings, record: VideoRecord) -> VideoRecord:
+    started = time.monotonic()
+    pause_point("open", video.rel)
+    with OutputDir(settings.out, settings.out_ino) as out:
+        done = done_by_this_run(video, settings, out)
+        if done is not None:
+            # The task ran again (its result was lost with a worker) after the video was
+            # published by this same run: report that output instead of redoing it.
+            return done
+        with open_video(video) as source:
+            return _extract(video, source, settings, out, record, started)
 
 
 def _extract(
@@ -123,11 +141,11 @@ def _extract(
                     frame_plan, record.undecoded = thinned
             record.out_width, record.out_height = frame_plan.out_size
             record.missing = list(frame_plan.missing)
-            tmp = _make_tmp(out)
+            tmp = make_tmp(out)
             sink = make_sink(settings.pack, tmp, frame_plan.scored, video.rel, video.root)
             # A staged copy is a file of ours; the original is read only through its descriptor.
             fds = () if record.staged else (source.fd,)
-            written, decoded, log = _write_frames(path, info, frame_plan, settings, sink, record, fds)
+            written, decoded, log = write_frames(path, info, frame_plan, settings, sink, record, fds)
         source.check_unchanged()
         record.frames = written
         _check_complete(frame_plan, written, decoded, record, log)
@@ -136,7 +154,7 @@ def _extract(
         pause_point("publish", video.rel)
         if not publish(tmp, finished, out, video.out_rel, settings.signature(), record.size, record.source):
             # An equal result was published meanwhile; the record must describe what is on disk.
-            return _done_by_this_run(video, settings, out) or record
+            return done_by_this_run(video, settings, out) or record
         return record
     finally:
         if sink is not None:
@@ -157,7 +175,7 @@ def preload() -> None:
     from . import reader  # noqa: F401
 
 
-def _done_by_this_run(video: Video, settings: Settings, out: OutputDir) -> VideoRecord | None:
+def done_by_this_run(video: Video, settings: Settings, out: OutputDir) -> VideoRecord | None:
     source = video.ident.to_text() if video.ident else None
     previous = finished_record(out, video.out_rel, settings.signature(), video.size, source)
     if previous is None or previous.run != settings.run_id or previous.status != OK:
@@ -165,16 +183,16 @@ def _done_by_this_run(video: Video, settings: Settings, out: OutputDir) -> Video
     return previous
 
 
-def _make_tmp(out: OutputDir) -> TmpDir:
+def make_tmp(out: OutputDir) -> TmpDir:
     try:
         return TmpDir(out)
     except UnsafePath:
         raise
     except OSError as e:
-        raise _Failure(f"cannot write to the output folder {out.path}: {e.strerror}") from None
+        raise Failure(f"cannot write to the output folder {out.path}: {e.strerror}") from None
 
 
-def _write_frames(
+def write_frames(
     path: str,
     info: VideoInfo,
     frame_plan: Plan,
@@ -221,7 +239,7 @@ def _write_frames(
             finally:
                 reason = reader.finish(complete)
             if reason:
-                raise _Failure(reason)
+                raise Failure(reason)
             if p.expected is not None and got < len(p.expected):
                 record.missing.extend(f"frame {r.index} (could not be decoded)" for r in p.expected[got:])
             written += got
@@ -237,8 +255,8 @@ def _check_complete(frame_plan: Plan, written: int, decoded: int, record: VideoR
     expected = frame_plan.expected_count
     if written == 0:
         if record.missing:
-            raise _Failure("none of the requested frames exist: " + ", ".join(record.missing[:5]))
-        raise _Failure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
+            raise Failure("none of the requested frames exist: " + ", ".join(record.missing[:5]))
+        raise Failure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
     if not believable(frame_plan.claimed, record.size):
         # A false header, not a cut-off file: keep the frames, drop the claimed length.
         record.missing.append(false_claim(record.duration, frame_plan.claimed, record.size))
@@ -246,10 +264,10 @@ def _check_complete(frame_plan: Plan, written: int, decoded: int, record: VideoR
     elif frame_plan.streaming and cut_short(expected, decoded):
         # Scenes and dedup count the frames ffmpeg decoded, not the (unpredictable) images.
         detail = f": {log}" if log else ""
-        raise _Failure(f"truncated: decoded {decoded} of {expected} expected frames{detail}")
+        raise Failure(f"truncated: decoded {decoded} of {expected} expected frames{detail}")
 
 
-def _os_reason(e: OSError, out: str) -> str:
+def os_reason(e: OSError, out: str) -> str:
     if e.errno == errno.ENOSPC:
         return f"no space left on device while writing to {out}"
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

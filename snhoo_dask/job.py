@@ -20,7 +20,7 @@ from distributed.client import FutureCancelledError
 
 from .discover import Discovery, Video
 from .errors import JobError
-from .extract import VideoFailed, extract_video, new_record
+from .extract import VideoFailed, new_record
 from .layout import OutputDir, UnsafePath, sweep_tmp
 from .lock import OutputBusy, OutputLock
 from .manifest import ManifestWriter
@@ -28,8 +28,8 @@ from .planning import split_done
 from .record import FAILED, VideoRecord
 from .settings import Settings
 from .summary import Summary
+from .tasks import BatchFailed, Unit, slots_of, submit
 
-TASK_NAME = "extract-video"
 OnRecord = Callable[[VideoRecord, Summary], None]
 
 
@@ -133,29 +133,17 @@ class Job:
         summary: Summary,
         lost_grace: float,
     ) -> None:
-        # Longest first (size stands in for length), so one long video does not finish alone:
-        # a flat graph runs in the order it is given.  One client.map is one message to the
-        # scheduler for the whole job; a future per video computed separately was one each,
-        # and a bag's per-partition futures each carried the whole bag (quadratic in videos).
-        todo = sorted(todo, key=lambda v: v.size, reverse=True)
-        # The key names the tasks, so the dashboard's task stream and progress read
-        # "extract-video" rather than a function name.
-        name = f"{TASK_NAME}-{uuid.uuid4().hex}"
-        self._futures = client.map(
-            extract_video,
-            todo,
-            settings=self._task_settings(client, len(todo)),
-            key=[(name, i) for i in range(len(todo))],
-            pure=False,
-        )
-        video_of = {f.key: v for f, v in zip(self._futures, todo, strict=True)}
-        # Each future reports itself when it ends: waiting is then the same cost for the
-        # last video as for the first (wait() on all pending futures after every result
+        settings = replace(self.settings, out_ino=self._out_ino)
+        units = submit(client, todo, settings, slots_of(client))
+        self._futures = [f for u in units for f in u.futures]
+        unit_of = {u.future.key: u for u in units}
+        # Each unit's future reports itself when it ends: waiting is then the same cost for
+        # the last video as for the first (wait() on all pending futures after every result
         # was quadratic in the number of videos).
         arrived: queue.SimpleQueue = queue.SimpleQueue()
-        for fut in self._futures:
-            fut.add_done_callback(arrived.put)
-        pending = set(self._futures)
+        for u in units:
+            u.future.add_done_callback(arrived.put)
+        pending = {u.future for u in units}
         lost: set = set()  # ended without a result: cancelled with the scheduler
         lost_since = None
         try:
@@ -163,45 +151,41 @@ class Job:
                 if self._stop.is_set():
                     raise KeyboardInterrupt  # same orderly stop as Ctrl-C: cancel, record interrupted
                 for fut in _arrivals(arrived, timeout=1.0):  # each future arrives once
-                    rec = self._final_record(fut, video_of[fut.key])
-                    if rec is None:
+                    unit = unit_of[fut.key]
+                    recs = self._final_records(fut, unit)
+                    if recs is None:
                         lost.add(fut)  # decided below
                         continue
                     pending.discard(fut)
-                    record(rec)
-                    # Let go of the result at once: a result the client still wants is
+                    for rec in recs:
+                        record(rec)
+                    # Let go of the results at once: a result the client still wants is
                     # recomputed by the scheduler if the worker holding it dies, which
                     # would run the video again after it was recorded.
-                    fut.release()
+                    for f in unit.futures:
+                        f.release()
                 if client.status == "running" and not lost:
                     lost_since = None
                     continue
                 lost_since = lost_since or time.monotonic()
                 if time.monotonic() - lost_since > lost_grace or client.status == "closed":
+                    unfinished = sum(len(unit_of[f.key].videos) for f in pending)
                     summary.scheduler_lost = (
                         f"lost the connection to the Dask scheduler with "
-                        f"{len(pending)} video(s) unfinished; rerun to resume"
+                        f"{unfinished} video(s) unfinished; rerun to resume"
                     )
                     return
         finally:
-            self._futures = [f for f in self._futures if f in pending]
+            self._futures = [f for u in units if u.future in pending for f in u.futures]
 
-    def _task_settings(self, client: Client, videos: int) -> Settings:
-        """This job's settings, with ffmpeg's threading fitted to the cluster's size."""
-        try:
-            slots = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
-        except (KeyError, OSError, TimeoutError):
-            slots = 0
-        return replace(
-            self.settings, decoder_threads=1 if slots and videos >= slots else 0, out_ino=self._out_ino
-        )
-
-    def _final_record(self, fut, video: Video) -> VideoRecord | None:
+    def _final_records(self, fut, unit: Unit) -> list[VideoRecord] | None:
+        """The records of a unit's videos, however its future ended; None if it was lost."""
         if fut.status == "finished":
             try:
-                return fut.result()
+                result = fut.result()
             except (CancelledError, OSError, TimeoutError):
                 return None  # finished, but the result went with the scheduler; a rerun skips it
+            return result if isinstance(result, list) else [result]
         if fut.status == "cancelled":
             return None
         try:
@@ -209,12 +193,14 @@ class Job:
         except FutureCancelledError:
             return None
         if isinstance(exc, VideoFailed):
-            return exc.record
+            return [exc.record]
+        if isinstance(exc, BatchFailed):
+            return exc.records
         if isinstance(exc, KilledWorker):
             reason = "the worker processing it died repeatedly (out of memory or killed)"
         else:
             reason = f"unexpected error: {type(exc).__name__}: {exc}"
-        return new_record(video, self.settings).finish(FAILED, error=reason)
+        return [new_record(v, self.settings).finish(FAILED, error=reason) for v in unit.videos]
 
     @property
     def running(self) -> bool:

@@ -94,6 +94,12 @@ class TmpDir:
         os.close(self.fd)
         os.close(self.base)
 
+    def keep(self) -> None:
+        """Close both, leaving the folder for another task to take over (a piece's images,
+        which the video's join moves out); a sweep removes it if none does."""
+        os.close(self.fd)
+        os.close(self.base)
+
 
 def read_done(parent_fd: int, name: str) -> dict | None:
     """The completion record of the published folder or tar ``name`` in ``parent_fd``, or

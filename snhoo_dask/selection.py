@@ -371,7 +371,7 @@ def _plan(
         every = selection.every
         return Plan(
             [Pass({}, _select(f"not(mod({n},{every}))"), label=lambda k: _at(k * every, rate))],
-            -(-total // every),  # exact for any claimed length (a float loses count past 2**53)
+            count_selected(selection, rate, total),
             True,
         )
     if mode == "fps":
@@ -388,7 +388,7 @@ def _plan(
                     label=lambda k: _at(-((-k * b) // a), rate),
                 )
             ],
-            _fps_count(a, b, total),
+            count_selected(selection, rate, total),
             True,
         )
     if mode == "keyframes":
@@ -430,6 +430,23 @@ def seek_targets(selection: Selection, info: VideoInfo) -> list[int]:
         return []
     indices, _ = _requested(selection, info)
     return [g[0] for g in _groups(indices, info.frame_rate) if g[0] > 0]
+
+
+def count_selected(selection: Selection, rate: Fraction, frames: int) -> int:
+    """How many of a video's first ``frames`` frames a streaming selection (all, every,
+    fps) takes: the images of a video that long, or taken before a piece starting there."""
+    if frames <= 0:
+        return 0
+    if selection.mode == "every":
+        return -(-frames // selection.every)  # exact for any length (a float loses count past 2**53)
+    if selection.mode == "fps":
+        step = Fraction(selection.fps) / rate
+        if step < 1:
+            return _fps_count(step.numerator, step.denominator, frames)
+        return frames
+    if selection.mode == "all":
+        return frames
+    raise SelectionError(f"{selection.mode} is not a streaming selection of frames by number")
 
 
 def _fps_count(a: int, b: int, total: int) -> int:

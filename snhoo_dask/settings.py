@@ -9,6 +9,9 @@ from .probe import DEFAULT_MAX_PIXELS
 from .selection import STREAMING_MODES, Selection
 from .writers import FORMATS
 
+# Pieces shorter than this cost more in process starts and packet reading than they save.
+DEFAULT_SPLIT_SECONDS = 10.0
+
 PACKS = ("folder", "tar")
 
 
@@ -84,6 +87,10 @@ class Settings:
     decode_all: bool = False
     # Not in the signature: it refuses videos, it never changes the frames of one it takes.
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # A long video is cut into pieces of at least this many seconds that different workers
+    # extract at once (pieces.py); 0: every video is one task.  Not in the signature: the
+    # pieces give the same images as the whole.
+    split_seconds: float = DEFAULT_SPLIT_SECONDS
 
     @property
     def out_suffix(self) -> str:

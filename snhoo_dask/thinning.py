@@ -74,10 +74,26 @@ def _nal_units(data: bytes, length_size: int | None) -> Iterator[bytes]:
 
 
 @dataclass(frozen=True)
-class _Packet:
-    pts: int
-    droppable: bool  # no other picture is predicted from it
-    idr: bool
+class PacketTable:
+    """Every picture packet of a constant-rate H.264/HEVC stream, in decode order: what
+    thinning and cutting into pieces (``pieces``) decide from.  Made only when each
+    packet's frame number (its place in display order) is its time from the first frame
+    times the rate, the stream starts at an IDR picture and no packet is untimed."""
+
+    pts: tuple[int, ...]
+    numbers: tuple[int, ...]  # each packet's frame number
+    droppable: tuple[bool, ...]  # no other picture is predicted from it
+    idr: tuple[bool, ...]
+    time_base: Fraction
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def keep(self, selected: Callable[[int], bool], packets: range | None = None) -> frozenset[int]:
+        """The packets (by decode position) the frames ``selected`` names need: every
+        reference picture and the selected frames themselves."""
+        where = packets if packets is not None else range(len(self.pts))
+        return frozenset(i for i in where if not self.droppable[i] or selected(self.numbers[i]))
 
 
 def _classify(codec: str, data: bytes, length_size: int | None) -> tuple[bool, bool, int] | None:
@@ -109,54 +125,69 @@ def _classify(codec: str, data: bytes, length_size: int | None) -> tuple[bool, b
     return (droppable, idr, top) if vcl else None
 
 
-def thin(path: str, info: VideoInfo, selected: Callable[[int], bool]) -> Thinned | None:
-    """The packets to decode for the frames ``selected`` (by frame number) asks for, or None
-    when thinning cannot be shown to give exactly the frames a full decode gives."""
+def scan(path: str, info: VideoInfo) -> PacketTable | None:
+    """The video's packet table (every packet read, none decoded), or None when the
+    stream is not one whose frames can be numbered without decoding them all."""
     if info.codec not in CODECS:
         return None
     try:
-        packets, time_base = _scan(path, info.codec)
+        table = _read_packets(path, info.codec)
     except ProbeError:
         return None
-    if not packets or not packets[0].idr:
+    if table is None:
+        return None
+    pts, droppable, idr, time_base = table
+    if not pts or not idr[0]:
         return None  # frames before the first IDR may be dropped by the decoder itself
-    if len({p.pts for p in packets}) != len(packets):
+    if len(set(pts)) != len(pts):
         return None
     # Constant rate: the k-th frame shown is at exactly k frames from the first.
-    shown = sorted(p.pts for p in packets)
+    shown = sorted(pts)
     ticks = info.frame_rate * time_base
-    number = {pts: round((pts - shown[0]) * ticks) for pts in shown}
-    if any(number[pts] != k for k, pts in enumerate(shown)):
+    number = {t: round((t - shown[0]) * ticks) for t in shown}
+    if any(number[t] != k for k, t in enumerate(shown)):
         return None
-    keep = frozenset(i for i, p in enumerate(packets) if not p.droppable or selected(number[p.pts]))
-    if len(keep) == len(packets):
-        return None
-    return Thinned(keep, len(packets))
+    return PacketTable(tuple(pts), tuple(number[t] for t in pts), tuple(droppable), tuple(idr), time_base)
 
 
-def _scan(path: str, codec: str) -> tuple[list[_Packet] | None, Fraction]:
-    """Every packet's time and class, and the stream's time base; no packets if any cannot
-    be classed."""
+def thin(path: str, info: VideoInfo, selected: Callable[[int], bool]) -> Thinned | None:
+    """The packets to decode for the frames ``selected`` (by frame number) asks for, or None
+    when thinning cannot be shown to give exactly the frames a full decode gives."""
+    table = scan(path, info)
+    if table is None:
+        return None
+    keep = table.keep(selected)
+    if len(keep) == len(table):
+        return None
+    return Thinned(keep, len(table))
+
+
+def _read_packets(path: str, codec: str) -> tuple[list[int], list[bool], list[bool], Fraction] | None:
+    """Every packet's time and class (pts, droppable, IDR) and the stream's time base;
+    None if any packet cannot be classed."""
     with open_container(path) as container:
         stream = video_stream(container)
         time_base = Fraction(stream.time_base)
         length_size = _nal_length_size(codec, bytes(stream.codec_context.extradata or b""))
-        packets: list[_Packet] = []
+        pts: list[int] = []
+        droppable: list[bool] = []
+        idr: list[bool] = []
         top = 0
         for packet in container.demux(stream):
             if not packet.size:
                 continue  # the flush packet at the end
             if packet.pts is None or packet.is_discard or packet.is_corrupt:
-                return None, time_base
+                return None
             facts = _classify(codec, bytes(packet), length_size)
             if facts is None:
-                return None, time_base  # a packet with no picture: the count of frames would not hold
-            droppable, idr, tid = facts
-            top = max(top, tid)
-            packets.append(_Packet(packet.pts, droppable, idr))
+                return None  # a packet with no picture: the count of frames would not hold
+            top = max(top, facts[2])
+            pts.append(packet.pts)
+            droppable.append(facts[0])
+            idr.append(facts[1])
         if top > 0:
-            return None, time_base  # temporal sub-layers: a higher one may predict from a "non-reference" one
-        return packets, time_base
+            return None  # temporal sub-layers: a higher one may predict from a "non-reference" one
+        return pts, droppable, idr, time_base
 
 
 def feed(path: str, keep: frozenset[int], sink: BinaryIO) -> None:

@@ -1,0 +1,178 @@
+"""Cutting one long video into pieces that several workers extract at the same time.
+
+A piece is a run of the video's packets in decode order that starts at an IDR picture
+and shows exactly the frames ``[first, end)``: no picture in it is predicted from one
+before it (an IDR allows none), and every frame shown in that range is decoded inside
+it (the frames before the cut are exactly the packets before it: ``_cut_points``).  So
+each piece decodes on its own, gives the same images as the whole video would, and
+together the pieces give every frame once.  Its packets are remuxed (NUT) into its
+ffmpeg's stdin, as a thinned pass's are; a piece of a sparse selection is thinned too.
+
+Only a video whose packets could be numbered (``thinning.scan``: H.264/HEVC, constant
+rate, starting at an IDR) is cut; the rest run whole, as one task.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import BinaryIO
+
+from .filters import Resize
+from .probe import VideoInfo, open_container, video_stream
+from .selection import Plan, Selection, count_selected, plan
+from .thinning import PacketTable, frame_number_expr, selected_numbers
+
+# Selections that name frames by their number in one stream: the only ones a piece can
+# take its share of without seeing the frames before it (scenes and --dedup compare each
+# frame with the one before; seeking selections are few frames anyway).
+SPLIT_MODES = ("all", "every", "fps")
+# No more pieces than this per worker thread: enough to even out pieces of unequal speed.
+PIECES_PER_SLOT = 2
+
+
+@dataclass(frozen=True)
+class Piece:
+    index: int  # 0-based, in frame order
+    first: int  # the first frame it shows
+    end: int  # one past its last frame
+    start_pts: int  # its IDR picture's time (stream time base)
+    packets: int  # its packets, in decode order from that IDR
+    skip: frozenset[int]  # those (by offset from its start) no selected frame needs
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.first
+
+    def describe(self, pieces: int) -> str:
+        return f"piece {self.index + 1} of {pieces} (frames {self.first}-{self.end - 1})"
+
+
+def splittable(selection: Selection, dedup: object, pack: str) -> bool:
+    """Whether a job's settings allow a video to be cut (its own stream decides the rest)."""
+    return selection.mode in SPLIT_MODES and dedup is None and pack == "folder"
+
+
+def pieces_wanted(sizes: list[int], slots: int) -> list[int]:
+    """How many pieces to plan for each video (1: run it whole).
+
+    A video is cut when it alone is more than half of one worker thread's fair share of
+    the job (size stands in for length): it would otherwise be the one task still running
+    at the end, on one core, while the others idle.  A job of many videos of like size
+    cuts none of them."""
+    if slots < 2 or not sizes:
+        return [1] * len(sizes)
+    share = sum(sizes) / slots / PIECES_PER_SLOT
+    return [min(slots * PIECES_PER_SLOT, max(1, math.ceil(s / share))) if s > share else 1 for s in sizes]
+
+
+def cut(
+    table: PacketTable,
+    info: VideoInfo,
+    pieces: int,
+    min_seconds: float,
+    selection: Selection,
+    thin: bool = True,
+) -> list[Piece] | None:
+    """The video cut at IDR pictures into at most ``pieces`` pieces of at least
+    ``min_seconds`` each, as even as the cut points allow; None when it stays whole."""
+    total = len(table)
+    min_frames = max(1, math.ceil(min_seconds * float(info.frame_rate)))
+    pieces = min(pieces, total // min_frames)
+    if pieces < 2:
+        return None
+    points = _cut_points(table)
+    cuts: list[int] = []
+    for k in range(1, pieces):
+        target = k * total // pieces
+        best = min(points, key=lambda p: abs(p - target), default=None)
+        if best is None:
+            return None
+        last = cuts[-1] if cuts else 0
+        if best - last >= min_frames and total - best >= min_frames:
+            cuts.append(best)
+    if not cuts:
+        return None
+    selected = selected_numbers(selection, info.frame_rate) if thin else None
+    bounds = [0, *cuts, total]
+    result = []
+    for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        span = range(a, b)
+        keep = table.keep(selected, span) if selected else frozenset(span)
+        # Decode positions a..b-1 show frames a..b-1 (``_cut_points``).
+        result.append(Piece(i, a, b, table.pts[a], b - a, frozenset(p - a for p in span if p not in keep)))
+    return result
+
+
+def _cut_points(table: PacketTable) -> list[int]:
+    """Decode positions where a piece may start: an IDR picture, with the packets before
+    it showing exactly the frames before it (no picture decoded later is shown earlier)."""
+    points = []
+    highest = -1
+    for i, number in enumerate(table.numbers):
+        if i and table.idr[i] and highest == i - 1:
+            points.append(i)
+        highest = max(highest, number)
+    return points
+
+
+def piece_plan(selection: Selection, info: VideoInfo, piece: Piece, path: str, resize: Resize | None) -> Plan:
+    """The one pass that takes this piece's share of the selection: fed only its packets,
+    naming each frame by its number in the whole video."""
+    rate = info.frame_rate
+    before = count_selected(selection, rate, piece.first)
+    # The piece's first frame is its IDR: frame ``first``; the rest follow by time.
+    number = f"({piece.first}+{frame_number_expr(rate)})"
+    result = plan(selection, info, resize=resize, frame_number=number)
+    (only,) = result.passes
+    label = only.label
+    assert label is not None
+    only.label = lambda k: label(k + before)
+    only.feed = partial(feed_piece, path, piece)
+    result.expected_count = count_selected(selection, rate, piece.end) - before
+    result.claimed = piece.frames  # counted from the packets, not taken from the header
+    return result
+
+
+class PieceNotFound(Exception):
+    """The demuxer could not find the piece's first packet again."""
+
+
+def feed_piece(path: str, piece: Piece, sink: BinaryIO) -> None:
+    """Write the piece's packets (less those skipped) as a NUT stream into ``sink``.
+
+    A seek to its IDR reads no packet before the piece (the container's index); a
+    demuxer that seeks past it (an imprecise index) is read from the start instead."""
+    import av
+
+    with open_container(path) as container:
+        stream = video_stream(container)
+        container.seek(piece.start_pts, stream=stream, backward=True, any_frame=False)
+        packets = _picture_packets(container, stream)
+        first = next(packets, None)
+        if first is None or first.pts is None or first.pts > piece.start_pts:
+            container.seek(0, stream=stream, backward=True, any_frame=False)
+            packets = _picture_packets(container, stream)
+            first = next(packets, None)
+        while first is not None and first.pts != piece.start_pts:
+            first = next(packets, None)
+        if first is None:
+            raise PieceNotFound(f"no packet at the piece's start ({piece.start_pts})")
+        with av.open(sink, "w", format="nut") as out:
+            target = out.add_stream_from_template(stream)
+            packet = first
+            for offset in range(piece.packets):
+                if packet is None:
+                    raise PieceNotFound(f"the video ended {piece.packets - offset} packets early")
+                if offset not in piece.skip:
+                    packet.stream = target
+                    out.mux(packet)
+                if offset + 1 < piece.packets:
+                    packet = next(packets, None)
+
+
+def _picture_packets(container, stream):
+    for packet in container.demux(stream):
+        if packet.size:
+            yield packet
