@@ -30,6 +30,7 @@ from .extract import (
 )
 from .fsafe import remove_tree, walk
 from .layout import OutputDir, publish
+from .pause import pause_point
 from .length import cut_short
 from .pieces import Piece, cut, piece_plan
 from .probe import VideoInfo, probe
@@ -96,6 +97,7 @@ def extract_piece(
     assert info is not None
 
     def body(record: VideoRecord) -> PieceResult:
+        pause_point("piece", f"{video.rel}#{index}")
         with OutputDir(settings.out, settings.out_ino) as out, open_video(video) as source:
             frame_plan = piece_plan(settings.selection, info, piece, source.path, settings.resize)
             tmp = make_tmp(out)
