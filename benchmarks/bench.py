@@ -12,6 +12,14 @@ twice side by side -- the baseline (one ``ffmpeg -threads 1`` per video through
 JSON under ``benchmarks/results/``.  One extra case runs snhoo-dask against a
 separate ``dask scheduler`` with two ``dask worker`` processes.
 
+The one 10-minute video (``long10/``; 2 minutes with --quick) is also timed against a
+second comparator, ONE ``ffmpeg -threads 2`` on it (what one would run on one long video
+with two cores), and a few cases run snhoo-dask with an extra option
+(``--split-seconds 0``, ``--decode-all``) to show what splitting and thinning each save.
+With ``--psnr`` the last run's images of both sides are kept and compared: per case the
+min and mean PSNR of snhoo-dask's JPEGs against the baseline's JPEG of the same frame
+(matched by order within each video's folder; at most ~200 images sampled per case).
+
 Wall time is measured around the whole command (for snhoo-dask: process start,
 cluster start, discovery, all videos, shutdown).  Peak memory is the resident set
 size (RSS) of each process, sampled with psutil every 100 ms over the command's
@@ -26,6 +34,7 @@ import compileall
 import datetime as dt
 import importlib
 import json
+import math
 import os
 import platform
 import resource
@@ -53,6 +62,11 @@ FULL_LENGTHS = [10, 20, 30, 40, 50, 60]
 QUICK_LENGTHS = [10, 20]
 FULL_LONG2 = [120, 120]
 QUICK_LONG2 = [40]
+# One 10-minute 720p video (what issue 22 measured splitting on); 2 minutes with --quick.
+FULL_LONG10 = [600]
+QUICK_LONG10 = [120]
+# An identical 10-minute encode (same _encode settings) someone may have made already.
+LONG10_PREMADE = Path("/tmp/L/v600.mp4")
 FULL_CLIPS = 300
 QUICK_CLIPS = 40
 CLIP_SIZE = "640x360"
@@ -71,6 +85,8 @@ QUICK_LONG2_FRAMES = [100, 400, 700, 900, 1100]
 
 JPEG_Q_FFMPEG = "2"  # ffmpeg's -q:v 2: what the usual one-liners use
 JPEG_Q_SNHOO = "90"  # snhoo-dask's default --quality (Pillow)
+THREADS2 = "ffmpeg-threads2"  # result key of the one ``ffmpeg -threads 2`` comparator
+PSNR_SAMPLE = 200  # --psnr: images compared per case at most
 
 
 # --------------------------------------------------------------------------- corpus
@@ -155,18 +171,67 @@ def _clips(n: int, out_dir: Path, base: Path) -> None:
     tmp.unlink()
 
 
+def _reuse_premade(out: Path, seconds: float) -> bool:
+    """Hard-link (or copy) LONG10_PREMADE to ``out`` if it is there and looks like our encode."""
+    src = LONG10_PREMADE
+    if not src.is_file():
+        return False
+    probe = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "json",
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    try:
+        info = json.loads(probe.stdout)
+        st = info["streams"][0]
+        ok = (st["width"], st["height"]) == (1280, 720) and abs(
+            float(info["format"]["duration"]) - seconds
+        ) < 0.5
+    except (ValueError, KeyError, IndexError):
+        ok = False
+    if not ok:
+        return False
+    tmp = out.with_suffix(".part.mp4")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+        how = "hard-linked"
+    except OSError:
+        shutil.copyfile(src, tmp)
+        how = "copied"
+    tmp.rename(out)
+    print(f"  corpus: {how} {src} as {out.parent.name}/{out.name}", file=sys.stderr, flush=True)
+    return True
+
+
 def make_corpus(quick: bool) -> Path:
-    """The cached corpus folder: long/, long2/, clips/, clips600/, clips3000/, dryrun/."""
+    """The cached corpus folder: long/, long2/, long10/, clips/, clips600/, clips3000/, dryrun/."""
     base = RESULTS / ("corpus-quick" if quick else "corpus")
     made = False
     for folder, lengths in (
         ("long", QUICK_LENGTHS if quick else FULL_LENGTHS),
         ("long2", QUICK_LONG2 if quick else FULL_LONG2),
+        ("long10", QUICK_LONG10 if quick else FULL_LONG10),
     ):
         d = base / folder
         d.mkdir(parents=True, exist_ok=True)
         for k, s in enumerate(lengths):
             out = d / f"v{s:03d}s-{k}.mp4"
+            if not out.exists() and folder == "long10" and not quick and _reuse_premade(out, s):
+                made = True
             if not out.exists():
                 print(f"  corpus: encoding {folder}/{out.name} (720p, {s} s)", file=sys.stderr, flush=True)
                 _encode("testsrc2", s, out)
@@ -380,6 +445,13 @@ class Case:
     note: str = ""
     scheduler: bool = False  # run snhoo-dask against the separate dask scheduler
     with_before: bool = True  # also run --before (not against a running cluster: its workers run this code)
+    # Options added to snhoo-dask's command only (the baseline is unchanged), to compare a
+    # setting against the default: e.g. ["--split-seconds", "0"] or ["--decode-all"].
+    snhoo_extra: tuple[str, ...] = ()
+    # Also time ONE ``ffmpeg -threads 2`` per video, one video after another (for one video).
+    also_threads2: bool = False
+    # Both sides write JPEGs of the same frames, in the same order (--psnr compares them).
+    same_frames: bool = True
 
 
 def _frames_expr(frames: list[int]) -> str:
@@ -396,9 +468,40 @@ def cases(quick: bool) -> list[Case]:
     times = QUICK_TIMES if quick else FULL_TIMES
     frames2 = QUICK_LONG2_FRAMES if quick else LONG2_FRAMES
     running = "dask scheduler + 2 dask worker, already up"
+    ten = "10-minute video" if not quick else "10-minute video (2 min, quick)"
     return [
         Case("all frames", "long", [], None),
         Case("every 30th frame", "long", ["--every", "30"], "not(mod(n,30))"),
+        Case(
+            "every 30th frame, --decode-all",
+            "long",
+            ["--every", "30"],
+            "not(mod(n,30))",
+            snhoo_extra=("--decode-all",),
+            note="no thinning: decodes every frame",
+            with_before=False,
+        ),
+        Case(
+            "10-minute video, every 30th",
+            "long10",
+            ["--every", "30"],
+            "not(mod(n,30))",
+            workers=2,
+            also_threads2=True,
+            note=ten,
+        ),
+        Case(
+            "10-minute video, every 30th, not split",
+            "long10",
+            ["--every", "30"],
+            "not(mod(n,30))",
+            workers=2,
+            snhoo_extra=("--split-seconds", "0"),
+            also_threads2=True,
+            note=ten + "; one task",
+            with_before=False,
+        ),
+        Case("10-minute video, all frames", "long10", [], None, workers=2, also_threads2=True, note=ten),
         Case("5 exact frames", "long", ["--frames", ",".join(map(str, frames))], _frames_expr(frames)),
         Case("5 timestamps", "long", ["--times", ",".join(f"{t:g}" for t in times)], _times_expr(times)),
         Case(
@@ -407,6 +510,7 @@ def cases(quick: bool) -> list[Case]:
             ["--frames", ",".join(map(str, frames2))],
             _frames_expr(frames2),
         ),
+        # Key frames are the I frames here (fixed GOP, no scene cut), so --psnr compares them too.
         Case("keyframes, 2-minute videos", "long2", ["--keyframes"], "eq(pict_type,I)"),
         Case("300 clips, every 10th", "clips", ["--every", "10"], "not(mod(n,10))", note="per-clip overhead"),
         Case(
@@ -455,16 +559,21 @@ def cases(quick: bool) -> list[Case]:
     ]
 
 
-def baseline_cmd(case: Case, root: Path, out: Path, cores: int) -> str:
+def baseline_cmd(
+    case: Case, root: Path, out: Path, cores: int, threads: int = 1, parallel: int | None = None
+) -> str:
+    """The shell one-liner: ``parallel`` (default: the case's workers or all cores) ffmpeg
+    processes at once, each with ``-threads threads``.  threads=2, parallel=1 is the
+    ``ffmpeg -threads 2`` comparator."""
     # Commas inside a filter argument are escaped for the filtergraph parser.
     vf = f'-vf "select={case.select.replace(",", chr(92) + ",")}" ' if case.select else ""
     inner = (
         # One folder per video named <its folder>-<its name>: clips copied into part00/,
         # part01/... have the same names.  Parameter expansion only, so no extra process.
-        'p="${1%/*}"; d="$0/${p##*/}-${1##*/}"; mkdir -p "$d" && exec ffmpeg -nostdin -v error -threads 1 -i "$1" '
-        f'-threads 1 {vf}-vsync 0 -q:v {JPEG_Q_FFMPEG} "$d/%06d.jpg"'
+        'p="${1%/*}"; d="$0/${p##*/}-${1##*/}"; mkdir -p "$d" && exec ffmpeg -nostdin -v error '
+        f'-threads {threads} -i "$1" -threads {threads} {vf}-vsync 0 -q:v {JPEG_Q_FFMPEG} "$d/%06d.jpg"'
     )
-    p = case.workers or cores
+    p = parallel or case.workers or cores
     return (
         f"find {shlex.quote(str(root))} -name '*.mp4' -print0 | "
         f"xargs -0 -n 1 -P {p} sh -c {shlex.quote(inner)} {shlex.quote(str(out))}"
@@ -486,6 +595,7 @@ def snhoo_cmd(
         "--dashboard-address",
         ":0",
         *case.snhoo_args,
+        *case.snhoo_extra,
     ]
     if scheduler:
         args += ["--scheduler", scheduler]
@@ -580,11 +690,15 @@ def run_pair(
     scheduler: str | None = None,
     extra_roots: list[int] | None = None,
     before: Path | None = None,
+    psnr: bool = False,
 ) -> dict:
     root = corpus / case.root
     rows: dict[str, list] = {"baseline": [], "snhoo-dask": []}
     if before:
         rows["before"] = []
+    if case.also_threads2:
+        rows[THREADS2] = []
+    compare = psnr and case.same_frames
     images: dict[str, tuple[int, int]] = {}
     for r in range(repeat):
         # Alternate which goes first, so neither always gets the warmer cache.
@@ -596,6 +710,8 @@ def run_pair(
             if who == "baseline":
                 cmd = baseline_cmd(case, root, out, cores)
                 m = measure(cmd)
+            elif who == THREADS2:
+                m = measure(baseline_cmd(case, root, out, cores, threads=2, parallel=1))
             else:
                 program = "snhoo-dask"
                 if who == "before":  # the same command on an older checkout of the package
@@ -607,8 +723,19 @@ def run_pair(
                 print(f"  ! {who} exited {m.returncode}: {m.stderr_tail}", file=sys.stderr)
             images[who] = count_images(out)
             rows[who].append(m)
-            shutil.rmtree(out, ignore_errors=True)
+            # --psnr: the last run's images of both sides stay until compared below.
+            if not (compare and r == repeat - 1 and who in ("baseline", "snhoo-dask")):
+                shutil.rmtree(out, ignore_errors=True)
     result = {"case": case.name, "note": case.note, "videos": _count_videos(root), "runs": repeat}
+    if case.snhoo_extra:
+        result["snhoo_extra"] = list(case.snhoo_extra)
+    if compare:
+        base_out, snhoo_out = scratch / "out-baseline", scratch / "out-snhoodask"
+        try:
+            result["psnr_db"] = psnr_compare(base_out, snhoo_out, root)
+        finally:
+            shutil.rmtree(base_out, ignore_errors=True)
+            shutil.rmtree(snhoo_out, ignore_errors=True)
     for who, ms in rows.items():
         n, size = images[who]
         wall = statistics.median(m.wall for m in ms)
@@ -632,6 +759,14 @@ def run_pair(
             "exit_codes": [m.returncode for m in ms],
         }
     result["ratio"] = round(result["snhoo-dask"]["wall_s"] / result["baseline"]["wall_s"], 3)
+    result["images_match"] = result["snhoo-dask"]["images"] == result["baseline"]["images"]
+    if not result["images_match"]:
+        print(
+            f"  ! images differ: baseline {result['baseline']['images']}, snhoo-dask {result['snhoo-dask']['images']}",
+            file=sys.stderr,
+        )
+    if case.also_threads2:
+        result["ratio_vs_threads2"] = round(result["snhoo-dask"]["wall_s"] / result[THREADS2]["wall_s"], 3)
     if before:
         result["before_ratio"] = round(result["before"]["wall_s"] / result["baseline"]["wall_s"], 3)
     # What each video costs us beyond the shell loop's ffmpeg (process start, probe, Dask).
@@ -646,11 +781,63 @@ def _count_videos(root: Path) -> int:
     return sum(1 for _ in root.rglob("*.mp4"))
 
 
+def _jpegs(folder: Path) -> list[Path]:
+    """A folder's JPEGs in frame order (names are frame numbers: 000123.jpg, or 1-based)."""
+    return sorted(folder.glob("*.jpg"), key=lambda f: (int(f.stem) if f.stem.isdigit() else -1, f.name))
+
+
+def _psnr(a: Path, b: Path) -> float:
+    """PSNR (dB) of two JPEGs over all RGB samples; capped at 100 for identical images."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(a) as ia, Image.open(b) as ib:
+        x = np.asarray(ia.convert("RGB"), dtype=np.float64)
+        y = np.asarray(ib.convert("RGB"), dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"{a} is {x.shape[1]}x{x.shape[0]}, {b} is {y.shape[1]}x{y.shape[0]}")
+    mse = float(np.mean((x - y) ** 2))
+    return 100.0 if mse == 0 else min(100.0, 10 * math.log10(255.0**2 / mse))
+
+
+def psnr_compare(base_out: Path, snhoo_out: Path, root: Path, limit: int = PSNR_SAMPLE) -> dict:
+    """snhoo-dask's images against the baseline's, frame by frame, by order within each video.
+
+    snhoo-dask writes OUT/<root name>/<video path>/<frame>.jpg, the baseline
+    OUT/<video's folder>-<video name>/%06d.jpg numbered from 1; the k-th image of one is
+    the k-th of the other.  At most ``limit`` pairs, evenly spread, are decoded.
+    """
+    pairs: list[tuple[Path, Path]] = []
+    folders = mismatched = 0
+    for dirpath, dirnames, files in os.walk(snhoo_out):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if not any(f.endswith(".jpg") for f in files):
+            continue
+        folders += 1
+        rel = Path(dirpath).relative_to(snhoo_out).parts  # (<root name>, *<video path>)
+        video = root.joinpath(*rel[1:])
+        theirs, ours = _jpegs(base_out / f"{video.parent.name}-{video.name}"), _jpegs(Path(dirpath))
+        if len(theirs) != len(ours):
+            mismatched += 1
+        pairs.extend(zip(theirs, ours, strict=False))  # a count mismatch is reported, not raised
+    if len(pairs) > limit:
+        pairs = [pairs[round(i * (len(pairs) - 1) / (limit - 1))] for i in range(limit)]
+    values = [_psnr(a, b) for a, b in pairs]
+    return {
+        "min": round(min(values), 2) if values else None,
+        "mean": round(statistics.fmean(values), 2) if values else None,
+        "compared": len(values),
+        "video_folders": folders,
+        "folders_count_mismatch": mismatched,
+        "how": "RGB, snhoo-dask vs baseline, k-th image of each video folder against k-th",
+    }
+
+
 def fmt_table(results: list[dict]) -> str:
     head = (
         "| case | videos | baseline s | snhoo-dask s | ratio | CPU s base/snhoo | CPU ratio "
-        "| extra CPU ms/video | before s (ratio, CPU) | baseline img/s | snhoo img/s "
-        "| images (base/snhoo) | peak RSS base ffmpeg MB | peak RSS worker MB (+children) | peak RSS snhoo ffmpeg MB |"
+        "| extra CPU ms/video | before s (ratio, CPU) | ffmpeg -threads 2 s (snhoo ratio, CPU) "
+        "| baseline img/s | snhoo img/s | images (base/snhoo) | PSNR dB min/mean (n) | peak RSS base ffmpeg MB | peak RSS worker MB (+children) | peak RSS snhoo ffmpeg MB |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
@@ -659,11 +846,28 @@ def fmt_table(results: list[dict]) -> str:
         lines.append(
             f"| {r['case']} | {r['videos']} | {b['wall_s']:.2f} | {s['wall_s']:.2f} | {r['ratio']:.2f}x "
             f"| {b['cpu_s']:.1f}/{s['cpu_s']:.1f} | {r['cpu_ratio']:.2f}x "
-            f"| {r['extra_cpu_ms_per_video']:+.0f} | {_before(r)} | {b['images_per_s']} | {s['images_per_s']} | {b['images']}/{s['images']} "
+            f"| {r['extra_cpu_ms_per_video']:+.0f} | {_before(r)} | {_threads2(r)} "
+            f"| {b['images_per_s']} | {s['images_per_s']} | {b['images']}/{s['images']}{'' if r['images_match'] else ' (!)'} "
+            f"| {_psnr_cell(r)} "
             f"| {b['peak_rss_mb'].get('ffmpeg', '-')} | {w if w is not None else '-'}"
             f" ({s['worker_tree_peak_mb'] or '-'}) | {s['peak_rss_mb'].get('ffmpeg', '-')} |"
         )
     return "\n".join(lines)
+
+
+def _threads2(r: dict) -> str:
+    if THREADS2 not in r:
+        return "-"
+    t = r[THREADS2]
+    return f"{t['wall_s']:.2f} ({r['ratio_vs_threads2']:.2f}x, {t['cpu_s']:.1f})"
+
+
+def _psnr_cell(r: dict) -> str:
+    p = r.get("psnr_db")
+    if not p or p["min"] is None:
+        return "-"
+    bad = f", {p['folders_count_mismatch']} folders differ" if p["folders_count_mismatch"] else ""
+    return f"{p['min']:.1f}/{p['mean']:.1f} ({p['compared']}{bad})"
 
 
 def _before(r: dict) -> str:
@@ -719,7 +923,11 @@ def compile_packages(before: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small corpus (4 videos, 40 clips); under 2 minutes")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small corpus (3 short videos, a 2-minute long10, 40 clips); a few minutes",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="runs per side per case (median is reported)")
     ap.add_argument(
         "--cores",
@@ -732,7 +940,15 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a folder holding an older snhoo_dask package: each case also runs it (same CLI, PYTHONPATH)",
     )
-    ap.add_argument("--cases", help="comma-separated substrings of case names to run (default: all)")
+    ap.add_argument(
+        "--cases", help="a case name, or comma-separated substrings of case names to run (default: all)"
+    )
+    ap.add_argument(
+        "--psnr",
+        action="store_true",
+        help=f"keep each case's last images of both sides and report min/mean PSNR of snhoo-dask's "
+        f"against the baseline's (same frames; at most {PSNR_SAMPLE} per case)",
+    )
     ap.add_argument(
         "--json", type=Path, help="where to write the JSON (default benchmarks/results/bench-<time>.json)"
     )
@@ -745,8 +961,10 @@ def main(argv: list[str] | None = None) -> int:
     corpus = make_corpus(a.quick)
     todo = cases(a.quick)
     if a.cases:
+        # Case names hold commas: a whole case name picks just that case.
+        exact = [c for c in todo if c.name == a.cases.strip()]
         keys = [k.strip() for k in a.cases.split(",")]
-        todo = [c for c in todo if any(k in c.name for k in keys)]
+        todo = exact or [c for c in todo if any(k in c.name for k in keys)]
     compile_packages(a.before)
     load_before = os.getloadavg()
     results = []
@@ -764,17 +982,27 @@ def main(argv: list[str] | None = None) -> int:
             if case.scheduler:
                 with SeparateCluster(scratch) as cl:
                     # No --before here: the workers run this checkout's code, not the old one.
-                    r = run_pair(case, corpus, scratch, a.cores, a.repeat, cl.address, cl.worker_pids())
+                    r = run_pair(
+                        case, corpus, scratch, a.cores, a.repeat, cl.address, cl.worker_pids(), psnr=a.psnr
+                    )
             else:
                 r = run_pair(
-                    case, corpus, scratch, a.cores, a.repeat, before=a.before if case.with_before else None
+                    case,
+                    corpus,
+                    scratch,
+                    a.cores,
+                    a.repeat,
+                    before=a.before if case.with_before else None,
+                    psnr=a.psnr,
                 )
             results.append(r)
             b, s = r["baseline"], r["snhoo-dask"]
             print(
                 f"    baseline {b['wall_s']:.2f} s, snhoo-dask {s['wall_s']:.2f} s, ratio {r['ratio']:.2f}x "
                 f"(CPU {b['cpu_s']:.1f} s vs {s['cpu_s']:.1f} s, {r['cpu_ratio']:.2f}x)"
-                + (f"; before {_before(r)}" if "before" in r else ""),
+                + (f"; before {_before(r)}" if "before" in r else "")
+                + (f"; ffmpeg -threads 2 {_threads2(r)}" if THREADS2 in r else "")
+                + (f"; PSNR {_psnr_cell(r)}" if "psnr_db" in r else ""),
                 file=sys.stderr,
                 flush=True,
             )
@@ -790,7 +1018,11 @@ def main(argv: list[str] | None = None) -> int:
         "(and the separate cluster's workers); per process, largest single process per role",
         "baseline": f"find ROOT -name '*.mp4' | xargs -P {a.cores} ffmpeg -threads 1 -i V "
         f"-threads 1 [-vf select=...] -vsync 0 -q:v {JPEG_Q_FFMPEG} OUT/%06d.jpg",
-        "snhoo": f"snhoo-dask run ROOT --out OUT --quality {JPEG_Q_SNHOO} --workers {a.cores} [selection]",
+        "snhoo": f"snhoo-dask run ROOT --out OUT --quality {JPEG_Q_SNHOO} --workers {a.cores} [selection] "
+        "[snhoo_extra]",
+        THREADS2: "for one video (cases with it): ffmpeg -threads 2 -i V -threads 2 [-vf select=...] "
+        f"-vsync 0 -q:v {JPEG_Q_FFMPEG} OUT/%06d.jpg",
+        "psnr": a.psnr,
         "total_seconds": round(time.time() - started, 1),
         "results": results,
         "dry_run": dry,

@@ -30,6 +30,8 @@ from .thinning import PacketTable, frame_number_expr, selected_numbers
 SPLIT_MODES = ("all", "every", "fps")
 # No more pieces than this per worker thread: enough to even out pieces of unequal speed.
 PIECES_PER_SLOT = 2
+# 400 kbit/s: below this few videos are worth cutting (a 360p phone clip is about 1 Mbit/s).
+LOW_BYTES_PER_SECOND = 50_000
 
 
 @dataclass(frozen=True)
@@ -54,17 +56,22 @@ def splittable(selection: Selection, dedup: object, pack: str) -> bool:
     return selection.mode in SPLIT_MODES and dedup is None and pack == "folder"
 
 
-def pieces_wanted(sizes: list[int], slots: int) -> list[int]:
+def pieces_wanted(sizes: list[int], slots: int, min_seconds: float) -> list[int]:
     """How many pieces to plan for each video (1: run it whole).
 
     A video is cut when it alone is more than half of one worker thread's fair share of
     the job (size stands in for length): it would otherwise be the one task still running
     at the end, on one core, while the others idle.  A job of many videos of like size
-    cuts none of them."""
+    cuts none of them, nor a video too small to hold two pieces of ``min_seconds`` even at
+    a low bit rate (planning reads all of its packets)."""
     if slots < 2 or not sizes:
         return [1] * len(sizes)
     share = sum(sizes) / slots / PIECES_PER_SLOT
-    return [min(slots * PIECES_PER_SLOT, max(1, math.ceil(s / share))) if s > share else 1 for s in sizes]
+    floor = 2 * min_seconds * LOW_BYTES_PER_SECOND
+    return [
+        min(slots * PIECES_PER_SLOT, max(1, math.ceil(s / share))) if s > share and s >= floor else 1
+        for s in sizes
+    ]
 
 
 def cut(

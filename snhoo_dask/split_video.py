@@ -30,8 +30,8 @@ from .extract import (
 )
 from .fsafe import remove_tree, walk
 from .layout import OutputDir, publish
-from .pause import pause_point
 from .length import cut_short
+from .pause import pause_point
 from .pieces import Piece, cut, piece_plan
 from .probe import VideoInfo, probe
 from .record import OK, VideoRecord

@@ -99,7 +99,9 @@ def submit(client: Client, todo: list[Video], settings: Settings, slots: int) ->
         and settings.stage != "always"  # asked for a local copy first: the whole video, then
         and splittable(settings.selection, settings.dedup, settings.pack)
     )
-    wanted = pieces_wanted([v.size for v in todo], slots) if cuttable else [1] * len(todo)
+    wanted = (
+        pieces_wanted([v.size for v in todo], slots, settings.split_seconds) if cuttable else [1] * len(todo)
+    )
     split = [(v, n) for v, n in zip(todo, wanted, strict=True) if n > 1]
     groups, alone = batches([v for v, n in zip(todo, wanted, strict=True) if n == 1], slots)
     tasks = len(alone) + len(groups) + sum(n for _, n in split)

@@ -22,7 +22,7 @@ from snhoo_dask.selection import Selection
 from snhoo_dask.tasks import batches
 from snhoo_dask.thinning import scan
 
-SOURCE = "testsrc2=s=160x120:r=25,noise=alls=6:allf=t"
+SOURCE = "testsrc2=s=240x180:r=25,noise=alls=12:allf=t"  # noisy: enough bytes to be worth cutting
 
 
 def encode(path, *args: str, seconds: float = 12) -> str:
@@ -33,7 +33,16 @@ def encode(path, *args: str, seconds: float = 12) -> str:
     return path
 
 
-X264 = ["-c:v", "libx264", "-preset", "veryfast", "-g", "25"]  # an IDR every second, B-frames
+X264 = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "veryfast",
+    "-g",
+    "25",
+    "-sc_threshold",
+    "0",
+]  # an IDR a second, B-frames
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +129,13 @@ def test_cut_points_are_idr_pictures_that_end_what_came_before(videos):
 
 
 def test_only_a_video_that_would_finish_alone_is_cut():
-    assert pieces_wanted([100], 2) == [4]
-    assert pieces_wanted([60, 50, 40, 30, 20, 10], 2) == [2, 1, 1, 1, 1, 1]
-    assert pieces_wanted([10] * 8, 2) == [1] * 8
-    assert pieces_wanted([100], 1) == [1], "one worker thread: nothing to run at once"
+    mb = 1 << 20
+    assert pieces_wanted([100 * mb], 2, 10) == [4]
+    assert pieces_wanted([60 * mb, 50 * mb, 40 * mb, 30 * mb, 20 * mb, 10 * mb], 2, 10) == [2, 1, 1, 1, 1, 1]
+    assert pieces_wanted([10 * mb] * 8, 2, 10) == [1] * 8
+    assert pieces_wanted([100 * mb], 1, 10) == [1], "one worker thread: nothing to run at once"
+    assert pieces_wanted([900_000], 2, 10) == [1], "too small for two 10 s pieces at 400 kbit/s"
+    assert pieces_wanted([900_000], 2, 2) == [4]
 
 
 def test_a_piece_that_fails_fails_the_video_and_publishes_nothing(videos, tmp_path):
