@@ -110,27 +110,22 @@ def submit(client: Client, todo: list[Video], settings: Settings, slots: int) ->
     settings = replace(settings, decoder_threads=1 if slots and tasks >= slots else 0)
     tag = uuid.uuid4().hex
     units = [_submit_pieces(client, v, settings, n, f"{tag}-{i}") for i, (v, n) in enumerate(split)]
-    if alone:
-        # One client.map is one message to the scheduler for all of them; a future per
-        # video computed separately was one each.
-        futures = client.map(
-            extract_video,
-            alone,
-            settings=settings,
-            key=[(f"{TASK_NAME}-{tag}", i) for i in range(len(alone))],
-            pure=False,
-        )
-        units += [Unit([v], f) for v, f in zip(alone, futures, strict=True)]
-    if groups:
-        futures = client.map(
-            extract_batch,
-            groups,
-            settings=settings,
-            key=[(f"extract-batch-{tag}", i) for i in range(len(groups))],
-            pure=False,
-        )
-        units += [Unit(g, f) for g, f in zip(groups, futures, strict=True)]
+    # One client.map is one message to the scheduler for all of its tasks; a future per
+    # video computed separately was one each.
+    units += _mapped(client, extract_video, alone, [[v] for v in alone], settings, TASK_NAME, tag)
+    units += _mapped(client, extract_batch, groups, groups, settings, "extract-batch", tag)
     return units
+
+
+def _mapped(
+    client: Client, fn, items: list, videos: list[list[Video]], settings: Settings, name: str, tag: str
+) -> list[Unit]:
+    """``fn(item, settings)`` for every item, as one client.map; a unit per item."""
+    if not items:
+        return []
+    keys = [(f"{name}-{tag}", i) for i in range(len(items))]
+    futures = client.map(fn, items, settings=settings, key=keys, pure=False)
+    return [Unit(v, f) for v, f in zip(videos, futures, strict=True)]
 
 
 def _submit_pieces(client: Client, video: Video, settings: Settings, n: int, tag: str) -> Unit:
