@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .discover import Video
 from .extract import (
@@ -57,11 +57,9 @@ class PieceResult:
 
     folder: str
     rows: list[FrameRow]
-    decoded: int
     undecoded: int
     worker: str
     out_size: tuple[int, int]
-    missing: list[str] = field(default_factory=list)
 
 
 def plan_split(video: Video, settings: Settings, wanted: int) -> Split:
@@ -103,7 +101,7 @@ def extract_piece(
             tmp = make_tmp(out)
             try:
                 sink = FolderSink(tmp)
-                written, decoded, log = write_frames(
+                written, _, log = write_frames(
                     source.path, info, frame_plan, settings, sink, record, (source.fd,)
                 )
                 source.check_unchanged()
@@ -115,9 +113,7 @@ def extract_piece(
                 raise
             tmp.keep()
             assert frame_plan.out_size is not None
-            return PieceResult(
-                tmp.name, sink.rows, decoded, len(piece.skip), record.worker or "", frame_plan.out_size
-            )
+            return PieceResult(tmp.name, sink.rows, len(piece.skip), record.worker or "", frame_plan.out_size)
 
     return guarded(video, settings, body, what=piece.describe(len(split.pieces)))
 
