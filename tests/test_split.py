@@ -77,6 +77,7 @@ def run_both(root: str, tmp_path, *selection: str) -> tuple[dict, dict, dict, di
     return outs["cut"][0], outs["whole"][0], outs["cut"][1], outs["whole"][1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("codec", "selection"),
     [("h264", ["--every", "3"]), ("h264", []), ("h264", ["--fps", "7"]), ("hevc", ["--every", "4"])],
@@ -99,6 +100,7 @@ def test_a_video_cut_into_pieces_gives_the_same_folder(videos, tmp_path, codec, 
         assert cut_rec["undecoded"] > 0
 
 
+@pytest.mark.slow
 def test_what_cannot_be_cut_runs_whole(videos, tmp_path):
     """Open GOPs (no IDR after the first picture) are not cut, nor is --pack tar or --scenes."""
     cut_tree, whole_tree, cut_rec, _ = run_both(os.path.dirname(videos["open-gop"]), tmp_path, "--every", "3")
@@ -138,6 +140,26 @@ def test_only_a_video_that_would_finish_alone_is_cut():
     assert pieces_wanted([900_000], 2, 2) == [4]
 
 
+@pytest.mark.cluster
+def test_pieces_run_on_separate_worker_processes(shared_cluster, videos, tmp_path):
+    """Pieces on real ``dask worker`` processes: each piece's rows travel to the join's
+    worker, the images are renamed inside the shared OUT; the folder is the whole run's."""
+    root = os.path.dirname(videos["h264"])
+    trees = {}
+    for name, seconds in (("cut", "2"), ("whole", "0")):
+        out = tmp_path / name
+        r = run_cli(
+            "run", root, "--out", str(out), "--scheduler", shared_cluster.address, "-q", "--every", "3",
+            "--split-seconds", seconds,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        (rec,) = manifest(out)
+        assert rec["pieces"] == (4 if name == "cut" else 0) and rec["frames"] == 100
+        trees[name] = tree(out)
+    assert trees["cut"] == trees["whole"]
+
+
+@pytest.mark.slow
 def test_a_piece_that_fails_fails_the_video_and_publishes_nothing(videos, tmp_path):
     """The pieces reopen the video by identity: a file changed after the plan fails them,
     the record names the piece, no folder appears and no piece's images are left behind."""
@@ -169,6 +191,7 @@ def test_a_piece_that_fails_fails_the_video_and_publishes_nothing(videos, tmp_pa
     assert not (out / ".snhoo-tmp").exists(), os.listdir(out / ".snhoo-tmp")
 
 
+@pytest.mark.slow
 def test_a_batch_with_a_broken_clip_fails_that_clip_only(tmp_path):
     clip = encode(tmp_path / "src" / "clip.mp4", *X264, seconds=0.4)  # 10 frames
     root = tmp_path / "clips"
