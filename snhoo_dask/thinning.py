@@ -3,11 +3,13 @@
 For a sparse streaming selection (``--every N``, ``--fps R``) of an H.264 or HEVC video, the
 container's packets are read once (nothing decoded) and each is classed from its NAL unit
 headers: a *reference* picture (others are predicted from it) or not (H.264 ``nal_ref_idc``
-0; HEVC sub-layer non-reference types with one temporal layer).  Then the packets ffmpeg
-gets are the reference pictures plus the selected frames, remuxed (NUT) into its stdin; the
-rest never reach the decoder.  Every kept frame decodes exactly as from the file (all of
-its references are there), so the images are the same bytes as a full decode's: x264's
-default B-frames make about half the frames of a typical video non-reference.
+0; HEVC sub-layer non-reference types with one temporal layer), and IDR pictures (nothing
+after one is predicted from anything before it).  Then the packets ffmpeg gets are the
+selected frames and the reference pictures decoded before one of them since the last IDR,
+remuxed (NUT) into its stdin; the rest never reach the decoder: x264's default B-frames
+make about half the frames non-reference, and with every 30th frame of a 60-frame GOP the
+second half of each GOP's references go too.  Every kept frame decodes exactly as from the
+file (all of its references are there), so the images are the same bytes as a full decode's.
 
 ffmpeg's ``select`` then cannot count frames with ``n`` (the skipped ones are missing), so
 a frame's number is its time from the first frame times the rate.  That is the frame
@@ -85,27 +87,43 @@ class PacketTable:
     droppable: tuple[bool, ...]  # no other picture is predicted from it
     idr: tuple[bool, ...]
     time_base: Fraction
+    params: tuple[bool, ...] = ()  # carries parameter sets (SPS, PPS, VPS): never left out
 
     def __len__(self) -> int:
         return len(self.pts)
 
     def keep(self, selected: Callable[[int], bool], packets: range | None = None) -> frozenset[int]:
-        """The packets (by decode position) the frames ``selected`` names need: every
-        reference picture and the selected frames themselves."""
+        """The packets (by decode position) the frames ``selected`` names need: the selected
+        frames, and the reference pictures decoded before one of them since the last IDR
+        picture.  A picture decoded after the last selected frame before the next IDR is
+        needed by none: a frame is predicted only from pictures decoded before it, and
+        nothing after an IDR picture from anything before it.  The first packet is always
+        kept: it is where the numbering by time starts (``frame_number_expr``)."""
         where = packets if packets is not None else range(len(self.pts))
-        return frozenset(i for i in where if not self.droppable[i] or selected(self.numbers[i]))
+        kept = {where[0]} if where else set()
+        needed = False  # a selected frame is decoded later, before the next IDR picture
+        for i in reversed(where):
+            if selected(self.numbers[i]):
+                kept.add(i)
+                needed = True
+            elif (needed and not self.droppable[i]) or (self.params and self.params[i]):
+                kept.add(i)
+            if self.idr[i]:
+                needed = False
+        return frozenset(kept)
 
 
-def _classify(codec: str, data: bytes, length_size: int | None) -> tuple[bool, bool, int] | None:
-    """(droppable, IDR, highest temporal id) of one packet; None if it holds no picture."""
-    vcl = idr = False
+def _classify(codec: str, data: bytes, length_size: int | None) -> tuple[bool, bool, int, bool] | None:
+    """(droppable, IDR, highest temporal id, carries parameter sets) of one packet; None if
+    it holds no picture."""
+    vcl = idr = params = False
     droppable = True
     top = 0
     for head in _nal_units(data, length_size):
         if codec == "h264":
             kind = head[0] & 0x1F
             if kind in _H264_PARAMETER_SETS:
-                droppable = False
+                droppable, params = False, True
             elif 1 <= kind <= 5:
                 vcl = True
                 idr |= kind in _H264_IDR
@@ -116,13 +134,13 @@ def _classify(codec: str, data: bytes, length_size: int | None) -> tuple[bool, b
             kind, tid = (head[0] >> 1) & 0x3F, (head[1] & 7) - 1
             top = max(top, tid)
             if kind in _HEVC_PARAMETER_SETS:
-                droppable = False
+                droppable, params = False, True
             elif kind < 32:
                 vcl = True
                 idr |= kind in _HEVC_IDR
                 # Even types below 16 are sub-layer non-reference pictures.
                 droppable &= kind < 16 and kind % 2 == 0
-    return (droppable, idr, top) if vcl else None
+    return (droppable, idr, top, params) if vcl else None
 
 
 def scan(path: str, info: VideoInfo) -> PacketTable | None:
@@ -136,7 +154,7 @@ def scan(path: str, info: VideoInfo) -> PacketTable | None:
         return None
     if table is None:
         return None
-    pts, droppable, idr, time_base = table
+    pts, droppable, idr, params, time_base = table
     if not pts or not idr[0]:
         return None  # frames before the first IDR may be dropped by the decoder itself
     if len(set(pts)) != len(pts):
@@ -147,7 +165,9 @@ def scan(path: str, info: VideoInfo) -> PacketTable | None:
     number = {t: round((t - shown[0]) * ticks) for t in shown}
     if any(number[t] != k for k, t in enumerate(shown)):
         return None
-    return PacketTable(tuple(pts), tuple(number[t] for t in pts), tuple(droppable), tuple(idr), time_base)
+    return PacketTable(
+        tuple(pts), tuple(number[t] for t in pts), tuple(droppable), tuple(idr), time_base, tuple(params)
+    )
 
 
 def thin(path: str, info: VideoInfo, selected: Callable[[int], bool]) -> Thinned | None:
@@ -162,9 +182,11 @@ def thin(path: str, info: VideoInfo, selected: Callable[[int], bool]) -> Thinned
     return Thinned(keep, len(table))
 
 
-def _read_packets(path: str, codec: str) -> tuple[list[int], list[bool], list[bool], Fraction] | None:
-    """Every packet's time and class (pts, droppable, IDR) and the stream's time base;
-    None if any packet cannot be classed."""
+def _read_packets(
+    path: str, codec: str
+) -> tuple[list[int], list[bool], list[bool], list[bool], Fraction] | None:
+    """Every packet's time and class (pts, droppable, IDR, parameter sets) and the stream's
+    time base; None if any packet cannot be classed."""
     with open_container(path) as container:
         stream = video_stream(container)
         time_base = Fraction(stream.time_base)
@@ -172,6 +194,7 @@ def _read_packets(path: str, codec: str) -> tuple[list[int], list[bool], list[bo
         pts: list[int] = []
         droppable: list[bool] = []
         idr: list[bool] = []
+        params: list[bool] = []
         top = 0
         for packet in container.demux(stream):
             if not packet.size:
@@ -185,9 +208,10 @@ def _read_packets(path: str, codec: str) -> tuple[list[int], list[bool], list[bo
             pts.append(packet.pts)
             droppable.append(facts[0])
             idr.append(facts[1])
+            params.append(facts[3])
         if top > 0:
             return None  # temporal sub-layers: a higher one may predict from a "non-reference" one
-        return pts, droppable, idr, time_base
+        return pts, droppable, idr, params, time_base
 
 
 def feed(path: str, keep: frozenset[int], sink: BinaryIO) -> None:

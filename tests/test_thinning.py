@@ -115,6 +115,11 @@ def test_what_cannot_be_thinned_is_decoded_whole(corpus, tmp_path):
     info = probe(cfr)
     kept = thin(cfr, info, every_3)
     assert kept is not None and kept.total == 120 and 40 <= len(kept.keep) < 120
+    # Every 30th frame of a 30-frame GOP is its IDR picture: no other picture is needed,
+    # not even the references after it (nothing selected is decoded after them before the
+    # next IDR).
+    only_idr = thin(cfr, info, lambda n: n % 30 == 0)
+    assert only_idr is not None and len(only_idr.keep) == 4, sorted(only_idr.keep)
     burst = corpus["h264-vfr-burst.mkv"]
     assert thin(burst, probe(burst), every_3) is None
     assert thin(cfr, info, lambda n: True) is None  # every frame asked for: nothing to skip
