@@ -17,6 +17,10 @@ number only for constant-rate video, and only when decoding starts at an IDR pic
 every packet timed and shown; anything else (variable rate, an open-GOP start, packets the
 demuxer marks to discard, duplicate times) is decoded whole, as before.  ``thin`` says
 which case applies; ``None`` means: decode everything.
+
+Exact frames (``--frames``/``--times``) use the same table where reading every packet costs
+less than the seeks it replaces (``_thinned_seeks``): one stream of, per requested frame, the
+pictures from the IDR before it that it needs, instead of one seek per group of frames.
 """
 
 from __future__ import annotations
