@@ -128,19 +128,17 @@ def _extract(
         record.staged = should_stage(source.path, settings.stage)
         local = staged(source, settings.scratch) if record.staged else nullcontext(source.path)
         with local as path:
-            thinned = None
+            keys = before = None
+            if settings.selection.mode == "keyframes":
+                info, keys = probe_keyframes(path)  # every packet is read: from the local copy
+            elif targets := seek_targets(settings.selection, info):
+                before = key_frames_before(path, targets)  # a GOP of packets per seek, not decoded
+            info.fill(record)
+            frame_plan = plan(settings.selection, info, keys, settings.resize, settings.dedup, before)
             if not settings.decode_all:
                 thinned = thinned_plan(settings.selection, info, path, settings.resize, settings.dedup)
-            if thinned is not None:
-                frame_plan, record.undecoded = thinned
-            else:
-                keys = before = None
-                if settings.selection.mode == "keyframes":
-                    info, keys = probe_keyframes(path)  # every packet is read: from the local copy
-                elif targets := seek_targets(settings.selection, info):
-                    before = key_frames_before(path, targets)  # a GOP of packets per seek, not decoded
-                frame_plan = plan(settings.selection, info, keys, settings.resize, settings.dedup, before)
-            info.fill(record)
+                if thinned is not None:
+                    frame_plan, record.undecoded = thinned
             record.out_width, record.out_height = frame_plan.out_size
             record.missing = list(frame_plan.missing)
             tmp = make_tmp(out)
