@@ -128,17 +128,19 @@ def _extract(
         record.staged = should_stage(source.path, settings.stage)
         local = staged(source, settings.scratch) if record.staged else nullcontext(source.path)
         with local as path:
-            keys = before = None
-            if settings.selection.mode == "keyframes":
-                info, keys = probe_keyframes(path)  # every packet is read: from the local copy
-            elif targets := seek_targets(settings.selection, info):
-                before = key_frames_before(path, targets)  # a GOP of packets per seek, not decoded
-            info.fill(record)
-            frame_plan = plan(settings.selection, info, keys, settings.resize, settings.dedup, before)
+            thinned = None
             if not settings.decode_all:
                 thinned = thinned_plan(settings.selection, info, path, settings.resize, settings.dedup)
-                if thinned is not None:
-                    frame_plan, record.undecoded = thinned
+            if thinned is not None:
+                frame_plan, record.undecoded = thinned
+            else:
+                keys = before = None
+                if settings.selection.mode == "keyframes":
+                    info, keys = probe_keyframes(path)  # every packet is read: from the local copy
+                elif targets := seek_targets(settings.selection, info):
+                    before = key_frames_before(path, targets)  # a GOP of packets per seek, not decoded
+                frame_plan = plan(settings.selection, info, keys, settings.resize, settings.dedup, before)
+            info.fill(record)
             record.out_width, record.out_height = frame_plan.out_size
             record.missing = list(frame_plan.missing)
             tmp = make_tmp(out)
@@ -220,13 +222,18 @@ def write_frames(
                 path, info, options, p.output_options, settings.timeout, planes, p.inputs, pass_fds, p.feed
             )
             got = 0
-            limit = len(p.expected) if p.expected is not None else None
+            # A seek pass stops at its last expected frame (ffmpeg may still be flushing).  A
+            # fed pass never does: its stream ends where the frames do, and killing ffmpeg
+            # mid-stream would leave the thread writing its stdin to race the kill.
+            limit = len(p.expected) if p.expected is not None and p.feed is None else None
             # Only a pass read to its end waits for ffmpeg to exit; stopped early on purpose,
             # or by a write error (a full disk), ffmpeg is killed at once: it would otherwise
             # block on a pipe nobody reads until finish() gives up.
             complete = False
             try:
                 for frame in reader.frames():
+                    if p.expected is not None and got == len(p.expected):
+                        raise Failure(f"ffmpeg gave more frames than the {got} asked for")
                     ref = p.ref(got)
                     name = f"{ref.index:06d}.{encoder.extension}"
                     row = FrameRow(ref.index, ref.timestamp, name, width, height, ref.score)

@@ -279,7 +279,7 @@ class FrameReader(FFmpegReader):
                 proc.wait()
             proc.stdout.close()
             if self._feeder is not None:
-                self._feeder.join(timeout=30)
+                self._feeder.join(timeout=30)  # ffmpeg is gone: its writes fail at once
             self._log.seek(0)
             self.log = ffmpeg_reason(self._log.read().decode("utf-8", "replace"), self._filename)
             if self.stalled:
@@ -288,6 +288,8 @@ class FrameReader(FFmpegReader):
                 reason = f"ffmpeg failed while decoding: {self.log or f'exit status {proc.returncode}'}"
             elif complete and self.feed_error is not None:
                 reason = f"could not read the video's packets: {self.feed_error}"
+            elif self._feeder is not None and self._feeder.is_alive():
+                reason = "the thread writing the video's packets to ffmpeg did not stop"
         self._proc = None
         self._log.close()
         return reason

@@ -38,7 +38,7 @@ DEFAULT_SCENE_THRESHOLD = 0.3
 # seeking again: a seek lands on the previous key frame and decodes forward anyway.
 _CLUSTER_SECONDS = 2.0
 # Bound on the select expression ffmpeg has to parse for one pass.
-_MAX_TERMS_PER_PASS = 200
+MAX_TERMS_PER_PASS = 200
 # Seeks joined into one ffmpeg run (one input each): one process start instead of one
 # per seek, and few enough open demuxers to stay small.
 _MAX_SEEKS_PER_PASS = 32
@@ -396,12 +396,19 @@ def _plan(
         refs = [FrameRef(int(round(t * rate)), round(t, 6)) for t in times]
         return Plan([Pass({"-skip_frame": "nokey"}, {"-vsync": "0"}, expected=refs)], len(refs), False)
     if mode in SEEKING_MODES:
-        indices, missing = _requested(selection, info)
+        indices, missing = requested(selection, info)
+        if n != "n":  # a thinned stream of only what these frames need (thinning.py): no seeks
+            # No -vframes: the stream ends at the last packet needed, and ffmpeg must read
+            # it to its end (see extract.write_frames).
+            out = _select("+".join(f"eq({n},{i})" for i in indices))
+            return Plan(
+                [Pass({}, out, expected=[_at(i, rate) for i in indices])], len(indices), False, missing
+            )
         return Plan(_seek_passes(indices, rate, key_frames or {}), len(indices), False, missing)
     raise SelectionError(f"unknown frame selection {mode!r}")
 
 
-def _requested(selection: Selection, info: VideoInfo) -> tuple[list[int], list[str]]:
+def requested(selection: Selection, info: VideoInfo) -> tuple[list[int], list[str]]:
     """The frame indices a frames/times selection asks for inside this video, and the rest in words."""
     rate, total = info.frame_rate, info.estimated_frames
     if selection.mode == "frames":
@@ -428,7 +435,7 @@ def seek_targets(selection: Selection, info: VideoInfo) -> list[int]:
     ones to find the key frame before in the container (``probe.key_frames_before``)."""
     if selection.mode not in SEEKING_MODES:
         return []
-    indices, _ = _requested(selection, info)
+    indices, _ = requested(selection, info)
     return [g[0] for g in _groups(indices, info.frame_rate) if g[0] > 0]
 
 
@@ -463,7 +470,7 @@ def _groups(indices: list[int], rate: Fraction) -> list[list[int]]:
     gap = max(1, int(_CLUSTER_SECONDS * rate))
     groups: list[list[int]] = []
     for i in indices:
-        if groups and i - groups[-1][-1] <= gap and len(groups[-1]) < _MAX_TERMS_PER_PASS:
+        if groups and i - groups[-1][-1] <= gap and len(groups[-1]) < MAX_TERMS_PER_PASS:
             groups[-1].append(i)
         else:
             groups.append([i])
@@ -527,7 +534,7 @@ def join_seeks(passes: list[Pass], rate: Fraction) -> list[Pass]:
         run.clear()
 
     for p in passes:
-        if p.expected and p.inputs is None and set(p.output_options) <= _JOINABLE:
+        if p.expected and p.inputs is None and p.feed is None and set(p.output_options) <= _JOINABLE:
             run.append(p)
             if len(run) == _MAX_SEEKS_PER_PASS:
                 flush()

@@ -17,10 +17,16 @@ number only for constant-rate video, and only when decoding starts at an IDR pic
 every packet timed and shown; anything else (variable rate, an open-GOP start, packets the
 demuxer marks to discard, duplicate times) is decoded whole, as before.  ``thin`` says
 which case applies; ``None`` means: decode everything.
+
+Exact frames (``--frames``/``--times``) use the same table where reading every packet costs
+less than the seeks it replaces (``_thinned_seeks``): one stream of, per requested frame, the
+pictures from the IDR before it that it needs, instead of one seek per group of frames.
 """
 
 from __future__ import annotations
 
+import os
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,7 +35,7 @@ from typing import BinaryIO
 
 from .filters import Dedup, Resize
 from .probe import ProbeError, VideoInfo, open_container, video_stream
-from .selection import Plan, Selection, plan
+from .selection import MAX_TERMS_PER_PASS, SEEKING_MODES, Plan, Selection, plan, requested
 
 CODECS = ("h264", "hevc")
 _H264_PARAMETER_SETS = {7, 8}  # SPS, PPS: a packet carrying one is never dropped
@@ -257,7 +263,10 @@ def thinned_plan(
     selection: Selection, info: VideoInfo, path: str, resize: Resize | None, dedup: Dedup | None
 ) -> tuple[Plan, int] | None:
     """The plan of a sparse selection with only the packets worth decoding fed to ffmpeg,
-    and how many frames are never decoded; None when the video is decoded whole."""
+    and how many frames are never decoded; None when the video is decoded whole (or, for
+    exact frames and times, seeks as before)."""
+    if selection.mode in SEEKING_MODES:
+        return _thinned_seeks(selection, info, path, resize)
     selected = selected_numbers(selection, info.frame_rate) if dedup is None else None
     if selected is None:
         return None
@@ -268,3 +277,42 @@ def thinned_plan(
     (only,) = result.passes
     only.feed = partial(feed, path, thinned.keep)
     return result, thinned.skipped
+
+
+# Exact frames read the whole file's packets only where that costs less than the seeks it
+# replaces: about 1.4 ms per MB read here, against a key-frame interval decoded per seek.
+SCAN_BYTES_PER_TARGET = 64 << 20
+
+
+def _thinned_seeks(
+    selection: Selection, info: VideoInfo, path: str, resize: Resize | None
+) -> tuple[Plan, int] | None:
+    """Exact frames (``--frames``/``--times``) as one stream of only what they need: for each,
+    the packets from the IDR picture before it to it, less the non-reference pictures and
+    those references no requested frame is decoded after (``PacketTable.keep``).  Instead of
+    one seek per group of frames, each decoding every picture from its key frame."""
+    indices, _ = requested(selection, info)
+    if not indices or len(indices) > MAX_TERMS_PER_PASS:
+        return None
+    if os.stat(path).st_size > SCAN_BYTES_PER_TARGET * len(indices):
+        return None  # a long file for few frames: seeking reads less of it
+    table = scan(path, info)
+    if table is None:
+        return None
+    position = {number: pos for pos, number in enumerate(table.numbers)}
+    if any(i not in position for i in indices):
+        return None  # the header claims frames the packets do not hold: seek, as before
+    idrs = [pos for pos, idr in enumerate(table.idr) if idr]
+    wanted = set(indices).__contains__
+    keep: set[int] = set()
+    for i in indices:
+        at = position[i]
+        keep |= table.keep(wanted, range(idrs[bisect_right(idrs, at) - 1], at + 1))
+    # Frames are numbered by time from the first one shown, which is the smallest kept.
+    first = min(table.numbers[pos] for pos in keep)
+    result = plan(
+        selection, info, resize=resize, frame_number=f"({first}+{frame_number_expr(info.frame_rate)})"
+    )
+    (only,) = result.passes
+    only.feed = partial(feed, path, frozenset(keep))
+    return result, len(table) - len(keep)

@@ -84,7 +84,17 @@ def records(out) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("selection", [["--every", "3"], ["--fps", "7"]], ids=["every 3", "fps 7"])
+@pytest.mark.parametrize(
+    "selection",
+    [
+        ["--every", "3"],
+        ["--fps", "7"],
+        # Exact frames as one thinned stream instead of seeks (mid-GOP, adjacent, B-frames, last).
+        ["--frames", "3,17,31,32,59,88,119"],
+        ["--times", "0.1,1.05,2.5,3.3,3.9"],
+    ],
+    ids=["every 3", "fps 7", "frames", "times"],
+)
 def test_skipped_decoding_gives_the_images_of_a_full_decode(corpus, tmp_path, selection):
     root = os.path.dirname(next(iter(corpus.values())))
     runs = {}
