@@ -30,7 +30,6 @@ from .extract import (
 )
 from .fsafe import remove_tree, walk
 from .layout import OutputDir, publish
-from .length import cut_short
 from .pause import pause_point
 from .pieces import Piece, cut, piece_plan
 from .probe import VideoInfo, probe
@@ -105,7 +104,9 @@ def extract_piece(
                     source.path, info, frame_plan, settings, sink, record, (source.fd,)
                 )
                 source.check_unchanged()
-                if cut_short(frame_plan.expected_count, written):
+                # Exact, unlike a whole video's header-based estimate: the piece's frames
+                # were counted from its packets, so one missing is a frame lost.
+                if written != frame_plan.expected_count:
                     detail = f": {log}" if log else ""
                     raise Failure(f"truncated: got {written} of {frame_plan.expected_count} frames{detail}")
             except BaseException:

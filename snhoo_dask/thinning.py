@@ -64,7 +64,7 @@ def _nal_length_size(codec: str, extradata: bytes) -> int | None:
     return None
 
 
-def _nal_units(data: bytes, length_size: int | None) -> Iterator[bytes]:
+def _nal_units(data: bytes | memoryview, length_size: int | None) -> Iterator[bytes | memoryview]:
     """The NAL units of one packet (their first two bytes are all that is read)."""
     if length_size:
         pos = 0
@@ -92,8 +92,8 @@ class PacketTable:
     numbers: tuple[int, ...]  # each packet's frame number
     droppable: tuple[bool, ...]  # no other picture is predicted from it
     idr: tuple[bool, ...]
+    params: tuple[bool, ...]  # carries parameter sets (SPS, PPS, VPS): never left out
     time_base: Fraction
-    params: tuple[bool, ...] = ()  # carries parameter sets (SPS, PPS, VPS): never left out
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -112,14 +112,16 @@ class PacketTable:
             if selected(self.numbers[i]):
                 kept.add(i)
                 needed = True
-            elif (needed and not self.droppable[i]) or (self.params and self.params[i]):
+            elif (needed and not self.droppable[i]) or self.params[i]:
                 kept.add(i)
             if self.idr[i]:
                 needed = False
         return frozenset(kept)
 
 
-def _classify(codec: str, data: bytes, length_size: int | None) -> tuple[bool, bool, int, bool] | None:
+def _classify(
+    codec: str, data: bytes | memoryview, length_size: int | None
+) -> tuple[bool, bool, int, bool] | None:
     """(droppable, IDR, highest temporal id, carries parameter sets) of one packet; None if
     it holds no picture."""
     vcl = idr = params = False
@@ -149,13 +151,18 @@ def _classify(codec: str, data: bytes, length_size: int | None) -> tuple[bool, b
     return (droppable, idr, top, params) if vcl else None
 
 
-def scan(path: str, info: VideoInfo) -> PacketTable | None:
+def scan(path: str, info: VideoInfo, frames: int | None = None) -> PacketTable | None:
     """The video's packet table (every packet read, none decoded), or None when the
-    stream is not one whose frames can be numbered without decoding them all."""
+    stream is not one whose frames can be numbered without decoding them all.
+
+    ``frames``: only the first ``frames`` frames (in display order) are needed, so reading
+    stops at the first IDR picture after that many packets: every picture decoded before
+    an IDR picture is shown before it and before anything decoded after it, so the packets
+    read are exactly the first frames shown, however they were reordered."""
     if info.codec not in CODECS:
         return None
     try:
-        table = _read_packets(path, info.codec)
+        table = _read_packets(path, info.codec, frames)
     except ProbeError:
         return None
     if table is None:
@@ -172,7 +179,7 @@ def scan(path: str, info: VideoInfo) -> PacketTable | None:
     if any(number[t] != k for k, t in enumerate(shown)):
         return None
     return PacketTable(
-        tuple(pts), tuple(number[t] for t in pts), tuple(droppable), tuple(idr), time_base, tuple(params)
+        tuple(pts), tuple(number[t] for t in pts), tuple(droppable), tuple(idr), tuple(params), time_base
     )
 
 
@@ -189,11 +196,12 @@ def thin(path: str, info: VideoInfo, selected: Callable[[int], bool]) -> Thinned
 
 
 def _read_packets(
-    path: str, codec: str
+    path: str, codec: str, frames: int | None = None
 ) -> tuple[list[int], list[bool], list[bool], list[bool], Fraction] | None:
     """Every packet's time and class (pts, droppable, IDR, parameter sets) and the stream's
-    time base; None if any packet cannot be classed."""
-    with open_container(path) as container:
+    time base, up to the first IDR picture after ``frames`` packets (see ``scan``); None
+    if any packet cannot be classed."""
+    with open_container(path, packets_only=True) as container:
         stream = video_stream(container)
         time_base = Fraction(stream.time_base)
         length_size = _nal_length_size(codec, bytes(stream.codec_context.extradata or b""))
@@ -207,9 +215,13 @@ def _read_packets(
                 continue  # the flush packet at the end
             if packet.pts is None or packet.is_discard or packet.is_corrupt:
                 return None
-            facts = _classify(codec, bytes(packet), length_size)
+            # Only the NAL headers are read: a view, not a copy of the packet (start codes
+            # are searched for in bytes).
+            facts = _classify(codec, memoryview(packet) if length_size else bytes(packet), length_size)
             if facts is None:
                 return None  # a packet with no picture: the count of frames would not hold
+            if facts[1] and frames is not None and len(pts) > frames:
+                break
             top = max(top, facts[2])
             pts.append(packet.pts)
             droppable.append(facts[0])
@@ -228,8 +240,11 @@ def feed(path: str, keep: frozenset[int], sink: BinaryIO) -> None:
         stream = video_stream(container)
         with av.open(sink, "w", format="nut") as out:
             target = out.add_stream_from_template(stream)
+            last = max(keep, default=-1)
             i = 0
             for packet in container.demux(stream):
+                if i > last:
+                    break  # ffmpeg ends as soon as the stream does: nothing after is read
                 if not packet.size:
                     continue
                 if i in keep:
@@ -294,9 +309,11 @@ def _thinned_seeks(
     indices, _ = requested(selection, info)
     if not indices or len(indices) > MAX_TERMS_PER_PASS:
         return None
-    if os.stat(path).st_size > SCAN_BYTES_PER_TARGET * len(indices):
-        return None  # a long file for few frames: seeking reads less of it
-    table = scan(path, info)
+    # Packets are read up to the last frame asked for (see scan), about this many bytes:
+    read = os.stat(path).st_size * min(1.0, (indices[-1] + 1) / max(1, info.estimated_frames))
+    if read > SCAN_BYTES_PER_TARGET * len(indices):
+        return None  # few frames far into a long file: seeking reads less of it
+    table = scan(path, info, frames=indices[-1] + 1)
     if table is None:
         return None
     position = {number: pos for pos, number in enumerate(table.numbers)}
@@ -315,4 +332,5 @@ def _thinned_seeks(
     )
     (only,) = result.passes
     only.feed = partial(feed, path, frozenset(keep))
-    return result, len(table) - len(keep)
+    # The table may stop after the last frame asked for: the frames after it are not decoded either.
+    return result, max(len(table), info.estimated_frames) - len(keep)

@@ -16,7 +16,7 @@ import pytest
 from helpers import run_cli
 
 from snhoo_dask.probe import probe
-from snhoo_dask.thinning import thin
+from snhoo_dask.thinning import scan, thin
 
 SOURCE = "testsrc2=s=160x120:r=30,noise=alls=6:allf=t"
 
@@ -92,8 +92,10 @@ def records(out) -> dict[str, dict]:
         # Exact frames as one thinned stream instead of seeks (mid-GOP, adjacent, B-frames, last).
         ["--frames", "3,17,31,32,59,88,119"],
         ["--times", "0.1,1.05,2.5,3.3,3.9"],
+        # Only early frames: the packets are read up to the IDR after the last one (scan).
+        ["--frames", "3,17,31,40,44"],
     ],
-    ids=["every 3", "fps 7", "frames", "times"],
+    ids=["every 3", "fps 7", "frames", "times", "early frames"],
 )
 def test_skipped_decoding_gives_the_images_of_a_full_decode(corpus, tmp_path, selection):
     root = os.path.dirname(next(iter(corpus.values())))
@@ -146,3 +148,19 @@ def test_what_cannot_be_thinned_is_decoded_whole(corpus, tmp_path):
             check=True,
         )
         assert thin(cut, probe(cut), every_3) is None, name
+
+
+def test_a_scan_for_the_first_frames_stops_at_the_idr_after_them(corpus):
+    """Exact frames read only the packets up to the last one asked for: everything decoded
+    before an IDR picture is shown before it, so the table holds exactly the first frames."""
+    for name in ("h264-bframes.mp4", "h264-annexb.ts", "hevc.mp4"):
+        path = corpus[name]
+        info = probe(path)
+        whole, first = scan(path, info), scan(path, info, frames=41)
+        assert whole is not None and first is not None, name
+        assert len(whole) == 120
+        # x264 -g 30: IDR pictures at frames 0, 30, 60, 90; 41 frames need those before 60.
+        # x265 (default keyint 250, one IDR): the whole file is read.
+        assert len(first) == (120 if name == "hevc.mp4" else 60), (name, len(first))
+        assert sorted(first.numbers) == list(range(len(first)))
+        assert first.numbers == whole.numbers[: len(first)]
