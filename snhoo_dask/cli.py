@@ -14,6 +14,7 @@ from .cluster import DEFAULT_DASHBOARD, ClusterError, ClusterSpec
 from .discover import DiscoveryError, parse_extensions
 from .errors import JobError
 from .filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO, FilterError
+from .hwaccel import HWACCELS
 from .job import Job, new_run_id
 from .options import OnceEach
 from .output import check_apart, prepare_output
@@ -175,6 +176,14 @@ def main() -> None:
     "workers at once (same images, one folder); 0: one task per video.",
 )
 @click.option(
+    "--hwaccel",
+    type=click.Choice(HWACCELS),
+    default="auto",
+    show_default=True,
+    help="Decode on an NVIDIA GPU (NVDEC): auto on each worker that has one, cuda to try "
+    "everywhere, none for never; a video the GPU fails is decoded again on the CPU.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=1),
     default=120,
@@ -212,6 +221,7 @@ def run(
     overwrite: bool,
     decode_all: bool,
     split_seconds: float,
+    hwaccel: str,
     timeout: float,
     scheduler: str | None,
     workers: int | None,
@@ -242,6 +252,7 @@ def run(
             pack=dataset.pack,
             decode_all=decode_all,
             split_seconds=split_seconds,
+            hwaccel=hwaccel,
             max_pixels=dataset.max_pixels,
         )
         job = Job(find_videos(list(roots), out_dir, extensions), settings, overwrite=overwrite)

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from .discover import Video
 from .frame_log import FrameLogError
+from .hwaccel import CPU, decoder_for, fell_back, input_options
 from .layout import OutputDir, TmpDir, UnsafePath, finished_record, publish
 from .length import believable, cut_short, false_claim
 from .malloc import tune_this_process
@@ -110,14 +111,37 @@ def _extract_video(video: Video, settings: Settings, record: VideoRecord) -> Vid
             # published by this same run: report that output instead of redoing it.
             return done
         with open_video(video) as source:
-            return _extract(video, source, settings, out, record, started)
+            return on_decoder(
+                settings, record, partial(_extract, video, source, settings, out, record, started)
+            )
+
+
+def on_decoder(settings: Settings, record: VideoRecord, attempt: Callable[[str], T]) -> T:
+    """``attempt(decoder)`` on this worker's decoder (``--hwaccel``); if the GPU fails, once
+    more on the CPU, the record saying why.  ``attempt`` starts its output afresh."""
+    decoder = decoder_for(settings.hwaccel)
+    record.decoder = decoder
+    if decoder == CPU:
+        return attempt(CPU)
+    try:
+        return attempt(decoder)
+    except Failure as e:
+        record.decoder = fell_back(str(e))
+        return attempt(CPU)
 
 
 def _extract(
-    video: Video, source: Source, settings: Settings, out: OutputDir, record: VideoRecord, started: float
+    video: Video,
+    source: Source,
+    settings: Settings,
+    out: OutputDir,
+    record: VideoRecord,
+    started: float,
+    decoder: str,
 ) -> VideoRecord:
     """The body of a task, once OUT and the video are open: every read is of ``source``,
-    every write below ``out``."""
+    every write below ``out``; frames decoded on ``decoder``."""
+    record.dropped = 0  # counted afresh if the GPU failed and the CPU goes again
     record.size = source.ident.size
     record.source = source.ident.to_text()  # what was read: resume compares it
     pause_point("opened", video.rel)
@@ -147,7 +171,7 @@ def _extract(
             sink = make_sink(settings.pack, tmp, frame_plan.scored, video.rel, video.root)
             # A staged copy is a file of ours; the original is read only through its descriptor.
             fds = () if record.staged else (source.fd,)
-            written, decoded, log = write_frames(path, info, frame_plan, settings, sink, record, fds)
+            written, decoded, log = write_frames(path, info, frame_plan, settings, sink, record, fds, decoder)
         source.check_unchanged()
         record.frames = written
         _check_complete(frame_plan, written, decoded, record, log)
@@ -202,6 +226,7 @@ def write_frames(
     sink,
     record: VideoRecord,
     pass_fds: tuple[int, ...] = (),
+    decoder: str = CPU,
 ) -> tuple[int, int, str]:
     """Write every planned frame into the sink; return the images written, the frames
     decoded (for the truncation check) and ffmpeg's condensed log."""
@@ -214,10 +239,11 @@ def write_frames(
     planes = wants_planes(settings.fmt) and can_hand_planes(info, frame_plan.out_size)
     written = decoded = 0
     logs = []
-    threads = {"-threads": str(settings.decoder_threads)} if settings.decoder_threads else {}
+    decoding = {"-threads": str(settings.decoder_threads)} if settings.decoder_threads else {}
+    decoding.update(input_options(decoder))
     for planned in join_seeks(frame_plan.passes, info.frame_rate):
         with planned.opened(info.frame_rate) as p:  # scenes/dedup: ffmpeg names the frames
-            options = {**threads, **p.input_options}
+            options = {**decoding, **p.input_options}
             reader = FrameReader(
                 path, info, options, p.output_options, settings.timeout, planes, p.inputs, pass_fds, p.feed
             )

@@ -43,6 +43,7 @@ class VideoRecord:
     dropped: int = 0  # near-duplicates dropped by --dedup
     undecoded: int = 0  # frames never decoded: not asked for, and no other frame needs them
     pieces: int = 0  # a long video cut into pieces extracted at once (0: one task)
+    decoder: str | None = None  # cpu, cuda, or "cpu (cuda failed: why)" (hwaccel.py)
 
     def finish(self, status: str, **changes: Any) -> VideoRecord:
         """Set the final status (and any other fields), stamped with the time."""

@@ -91,6 +91,9 @@ class Settings:
     # extract at once (pieces.py); 0: every video is one task.  Not in the signature: the
     # pieces give the same images as the whole.
     split_seconds: float = DEFAULT_SPLIT_SECONDS
+    # Decode on a worker's GPU: auto, cuda or none (hwaccel.py).  Not in the signature:
+    # the GPU decodes the same frames.
+    hwaccel: str = "auto"
 
     @property
     def out_suffix(self) -> str:

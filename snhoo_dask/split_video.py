@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from .discover import Video
 from .extract import (
@@ -25,6 +26,7 @@ from .extract import (
     extract_video,
     guarded,
     make_tmp,
+    on_decoder,
     worker_name,
     write_frames,
 )
@@ -59,6 +61,7 @@ class PieceResult:
     undecoded: int
     worker: str
     out_size: tuple[int, int]
+    decoder: str
 
 
 def plan_split(video: Video, settings: Settings, wanted: int) -> Split:
@@ -95,13 +98,16 @@ def extract_piece(
 
     def body(record: VideoRecord) -> PieceResult:
         pause_point("piece", f"{video.rel}#{index}")
+        return on_decoder(settings, record, partial(attempt, record))
+
+    def attempt(record: VideoRecord, decoder: str) -> PieceResult:
         with OutputDir(settings.out, settings.out_ino) as out, open_video(video) as source:
             frame_plan = piece_plan(settings.selection, info, piece, source.path, settings.resize)
             tmp = make_tmp(out)
             try:
                 sink = FolderSink(tmp)
                 written, _, log = write_frames(
-                    source.path, info, frame_plan, settings, sink, record, (source.fd,)
+                    source.path, info, frame_plan, settings, sink, record, (source.fd,), decoder
                 )
                 source.check_unchanged()
                 # Exact, unlike a whole video's header-based estimate: the piece's frames
@@ -114,7 +120,14 @@ def extract_piece(
                 raise
             tmp.keep()
             assert frame_plan.out_size is not None
-            return PieceResult(tmp.name, sink.rows, len(piece.skip), record.worker or "", frame_plan.out_size)
+            return PieceResult(
+                tmp.name,
+                sink.rows,
+                len(piece.skip),
+                record.worker or "",
+                frame_plan.out_size,
+                record.decoder or "",
+            )
 
     return guarded(video, settings, body, what=piece.describe(len(split.pieces)))
 
@@ -149,6 +162,7 @@ def join_pieces(
                 record.pieces = len(pieces)
                 record.out_width, record.out_height = pieces[0].out_size
                 record.worker = ", ".join(dict.fromkeys([*(p.worker for p in pieces), worker_name()]))
+                record.decoder = ", ".join(dict.fromkeys(p.decoder for p in pieces))
                 record.finish(OK, seconds=round(time.time() - split.started, 3))
                 sink = FolderSink(tmp)
                 sink.rows = rows
