@@ -18,9 +18,11 @@ every packet timed and shown; anything else (variable rate, an open-GOP start, p
 demuxer marks to discard, duplicate times) is decoded whole, as before.  ``thin`` says
 which case applies; ``None`` means: decode everything.
 
-Exact frames (``--frames``/``--times``) use the same table where reading every packet costs
-less than the seeks it replaces (``_thinned_seeks``): one stream of, per requested frame, the
-pictures from the IDR before it that it needs, instead of one seek per group of frames.
+Exact frames (``--frames``/``--times``) use the same table, read only up to the IDR picture
+after the last one asked for, where reading those packets costs less than the seeks it
+replaces (``_thinned_seeks``): one stream of, per requested frame, the pictures from the IDR
+before it that it needs, instead of one seek per group of frames.  ffmpeg reads every fed
+stream to its end; it is never stopped while the feed thread still writes.
 """
 
 from __future__ import annotations
