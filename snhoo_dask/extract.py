@@ -54,6 +54,11 @@ class Failure(Exception):
     """Stop this video (or piece) with a human reason."""
 
 
+class DecodeFailure(Failure):
+    """ffmpeg did not decode what was planned: the one failure another decoder may not have
+    (``on_decoder`` tries the CPU after the GPU's)."""
+
+
 def worker_name() -> str:
     try:
         from distributed import get_worker
@@ -117,15 +122,16 @@ def _extract_video(video: Video, settings: Settings, record: VideoRecord) -> Vid
 
 
 def on_decoder(settings: Settings, record: VideoRecord, attempt: Callable[[str], T]) -> T:
-    """``attempt(decoder)`` on this worker's decoder (``--hwaccel``); if the GPU fails, once
-    more on the CPU, the record saying why.  ``attempt`` starts its output afresh."""
+    """``attempt(decoder)`` on this worker's decoder (``--hwaccel``); if the GPU fails to
+    decode, once more on the CPU, the record saying why (any other failure is the video's
+    whatever decodes it).  ``attempt`` starts its output afresh."""
     decoder = decoder_for(settings.hwaccel)
     record.decoder = decoder
     if decoder == CPU:
         return attempt(CPU)
     try:
         return attempt(decoder)
-    except Failure as e:
+    except DecodeFailure as e:
         record.decoder = fell_back(str(e))
         return attempt(CPU)
 
@@ -259,7 +265,7 @@ def write_frames(
             try:
                 for frame in reader.frames():
                     if p.expected is not None and got == len(p.expected):
-                        raise Failure(f"ffmpeg gave more frames than the {got} asked for")
+                        raise DecodeFailure(f"ffmpeg gave more frames than the {got} asked for")
                     ref = p.ref(got)
                     name = f"{ref.index:06d}.{encoder.extension}"
                     row = FrameRow(ref.index, ref.timestamp, name, width, height, ref.score)
@@ -272,7 +278,7 @@ def write_frames(
             finally:
                 reason = reader.finish(complete)
             if reason:
-                raise Failure(reason)
+                raise DecodeFailure(reason)
             if p.expected is not None and got < len(p.expected):
                 record.missing.extend(f"frame {r.index} (could not be decoded)" for r in p.expected[got:])
             written += got
@@ -289,7 +295,7 @@ def _check_complete(frame_plan: Plan, written: int, decoded: int, record: VideoR
     if written == 0:
         if record.missing:
             raise Failure("none of the requested frames exist: " + ", ".join(record.missing[:5]))
-        raise Failure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
+        raise DecodeFailure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
     if not believable(frame_plan.claimed, record.size):
         # A false header, not a cut-off file: keep the frames, drop the claimed length.
         record.missing.append(false_claim(record.duration, frame_plan.claimed, record.size))
@@ -297,7 +303,7 @@ def _check_complete(frame_plan: Plan, written: int, decoded: int, record: VideoR
     elif frame_plan.streaming and cut_short(expected, decoded):
         # Scenes and dedup count the frames ffmpeg decoded, not the (unpredictable) images.
         detail = f": {log}" if log else ""
-        raise Failure(f"truncated: decoded {decoded} of {expected} expected frames{detail}")
+        raise DecodeFailure(f"truncated: decoded {decoded} of {expected} expected frames{detail}")
 
 
 def os_reason(e: OSError, out: str) -> str:

@@ -21,6 +21,7 @@ from functools import partial
 
 from .discover import Video
 from .extract import (
+    DecodeFailure,
     Failure,
     done_by_this_run,
     extract_video,
@@ -114,7 +115,9 @@ def extract_piece(
                 # were counted from its packets, so one missing is a frame lost.
                 if written != frame_plan.expected_count:
                     detail = f": {log}" if log else ""
-                    raise Failure(f"truncated: got {written} of {frame_plan.expected_count} frames{detail}")
+                    raise DecodeFailure(
+                        f"truncated: got {written} of {frame_plan.expected_count} frames{detail}"
+                    )
             except BaseException:
                 tmp.remove()
                 raise

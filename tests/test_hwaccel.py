@@ -52,6 +52,21 @@ def test_auto_decodes_on_the_cpu_where_there_is_no_gpu(root, tmp_path):
     assert {v: r["decoder"] for v, r in records.items()} == {"long.mp4": "cpu", "short.mp4": "cpu"}
 
 
+@no_gpu
+def test_a_failure_that_is_not_the_decoders_is_not_retried(root, tmp_path):
+    """No frame asked for exists: the CPU could not do better, so the GPU's answer stands."""
+    out = tmp_path / "none-exist"
+    r = run_cli(
+        "run", root, "--out", str(out), "--workers", "1", "-q", "--hwaccel", "cuda", "--frames", "5000"
+    )
+    assert r.returncode != 0
+    records = {rec["video"]: rec for rec in manifest(out)}
+    assert {r["status"] for r in records.values()} == {"failed"}
+    for rec in records.values():
+        assert rec["decoder"] == "cuda", rec["decoder"]
+        assert rec["error"].startswith("none of the requested frames exist"), rec["error"]
+
+
 @pytest.mark.slow
 @no_gpu
 @pytest.mark.parametrize("selection", [["--every", "5"], ["--frames", "3,40,77"]], ids=["every 5", "frames"])
