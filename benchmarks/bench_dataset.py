@@ -6,7 +6,7 @@ One command::
     python -m benchmarks.bench_dataset --repeat 3 # medians of 3
     python -m benchmarks.bench_dataset --corpus   # only make the videos and print where
 
-The README's figures were taken with farm-bench on these videos (A/B in turn, paired
+The README's figures were taken with paired timings on these videos (A/B in turn, paired
 ratios; the commands are in ``measured-2026-11-26-dataset.txt``), which holds up better
 on a shared machine than this script's plain timings.
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.one_task VIDEO OUT [--scenes] [--dedup] [--every N] [--max-side N]
 
-Used with farm-bench to compare per-video work against single-machine tools (PySceneDetect),
+Used with paired timings (A and B in turn) to compare per-video work against single-machine tools (PySceneDetect),
 leaving out the cluster's start, which a lab pays once per job, not per video.
 """
 

@@ -32,7 +32,7 @@ def entry() -> None:
     """The console script: the command, then an exit without tearing the interpreter down.
 
     Freeing Dask's, Bokeh's and Tornado's objects one by one at exit cost 0.45 s of CPU
-    per run here (farm-bench, import then exit: 1.64 s against 1.19 s), more than a
+    per run here (paired runs, import then exit: 1.64 s against 1.19 s), more than a
     short clip's decoding.  By the time the command returns, every file it wrote is
     closed and the cluster is shut down, so there is nothing left for that teardown to do.
     An exception that escapes ``main`` still ends the normal way, with its traceback.
