@@ -155,8 +155,11 @@ def _last_key_at_or_before(container, stream, target: Fraction, half: Fraction) 
     """The pts of the last key frame shown at or before ``target`` (both in the stream's
     time base), or None."""
     back = 0
+    # MPEG-TS seeks by decoding time: sent to the first frame's (shown) time, it lands after
+    # that frame when B-frames have it decoded earlier.  A second before the start is safe.
+    floor = stream.start_time - int(1 / stream.time_base)
     for _ in range(_SEEK_TRIES):
-        at = max(stream.start_time, int(target + half / 2) - back)
+        at = max(floor, int(target + half / 2) - back)
         container.seek(at, stream=stream, backward=True, any_frame=False)
         best = None
         for n, packet in enumerate(container.demux(stream)):
@@ -170,7 +173,7 @@ def _last_key_at_or_before(container, stream, target: Fraction, half: Fraction) 
                 break  # past the requested frame in decoding order: no key frame for it remains
         if best is not None:
             return best
-        if at == stream.start_time:
+        if at == floor:
             return None
         back = max(2 * back, int(1 / stream.time_base))  # landed after it: a second earlier, then more
     return None

@@ -247,3 +247,20 @@ def test_exact_frames_seek_to_the_key_frame_before_them_in_every_container(tmp_p
     # The same seeks joined into one ffmpeg (what extraction runs) yield the same frames.
     (joined,) = join_seeks(p.passes, NTSC)
     assert decoded(video, joined) == [i % 110 for i in wanted]
+
+
+def test_exact_frames_in_the_first_gop_of_mpeg_ts_with_b_frames_are_found(tmp_path):
+    # MPEG-TS seeks by decoding time.  With B-frames the first frame is decoded before it is
+    # shown, so a seek to the first frame's (shown) time lands after it, and "the key frame
+    # before frame 20" was not found: the half-frame-early seek then landed on the next key
+    # frame and yielded frame 60 for frame 20.
+    # (codec "h264" is x264 too, but not make_video's lossless settings, which give no B-frames)
+    extra = ["-x264-params", "b-adapt=0:bframes=3", "-pix_fmt", "yuv420p"]
+    video = make_video(tmp_path / "bframes.ts", seconds=4, fps=30, gop=60, codec="h264", extra=extra)
+    first_dts, start = (_ffprobe(video, e)[0].strip(",") for e in ("packet=dts", "stream=start_pts"))
+    assert int(first_dts) < int(start)  # the first frame is decoded before it is shown
+    info = replace(INFO, fps=30.0, frame_rate=Fraction(30), nb_frames=120, duration=4.0)
+    sel = parse_selection(frames="20,90")
+    found = key_frames_before(video, seek_targets(sel, info))
+    assert found[20].index == 0 and 90 in found
+    assert yielded(video, plan(sel, info, key_frames=found)) == [20, 90 % 110]
