@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from typing import BinaryIO
 
+from . import h264_refs
 from .filters import Dedup, Resize
 from .probe import ProbeError, VideoInfo, open_container, video_stream
 from .selection import MAX_TERMS_PER_PASS, SEEKING_MODES, Plan, Selection, plan, requested
@@ -67,7 +68,7 @@ def _nal_length_size(codec: str, extradata: bytes) -> int | None:
 
 
 def _nal_units(data: bytes | memoryview, length_size: int | None) -> Iterator[bytes | memoryview]:
-    """The NAL units of one packet (their first two bytes are all that is read)."""
+    """The NAL units of one packet (views, when ``data`` is one)."""
     if length_size:
         pos = 0
         while pos + length_size <= len(data):
@@ -75,12 +76,12 @@ def _nal_units(data: bytes | memoryview, length_size: int | None) -> Iterator[by
             pos += length_size
             if size <= 0 or pos + size > len(data):
                 return
-            yield data[pos : pos + 2]
+            yield data[pos : pos + size]
             pos += size
         return
     for chunk in data.split(b"\x00\x00\x01")[1:]:
         if chunk:
-            yield chunk[:2]
+            yield chunk
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class PacketTable:
     idr: tuple[bool, ...]
     params: tuple[bool, ...]  # carries parameter sets (SPS, PPS, VPS): never left out
     time_base: Fraction
+    # H.264 only, when asked for (``scan(references=True)``): each picture's reference lists.
+    pictures: h264_refs.Pictures | None = None
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -153,23 +156,28 @@ def _classify(
     return (droppable, idr, top, params) if vcl else None
 
 
-def scan(path: str, info: VideoInfo, frames: int | None = None) -> PacketTable | None:
+def scan(
+    path: str, info: VideoInfo, frames: int | None = None, references: bool = False
+) -> PacketTable | None:
     """The video's packet table (every packet read, none decoded), or None when the
     stream is not one whose frames can be numbered without decoding them all.
 
     ``frames``: only the first ``frames`` frames (in display order) are needed, so reading
     stops at the first IDR picture after that many packets: every picture decoded before
     an IDR picture is shown before it and before anything decoded after it, so the packets
-    read are exactly the first frames shown, however they were reordered."""
+    read are exactly the first frames shown, however they were reordered.
+
+    ``references``: for H.264, also read every slice header and replay the reference lists
+    (``h264_refs``), where the stream is one that module models."""
     if info.codec not in CODECS:
         return None
     try:
-        table = _read_packets(path, info.codec, frames)
+        table = _read_packets(path, info.codec, frames, references and info.codec == "h264")
     except ProbeError:
         return None
     if table is None:
         return None
-    pts, droppable, idr, params, time_base = table
+    pts, droppable, idr, params, time_base, pictures = table
     if not pts or not idr[0]:
         return None  # frames before the first IDR may be dropped by the decoder itself
     if len(set(pts)) != len(pts):
@@ -181,7 +189,13 @@ def scan(path: str, info: VideoInfo, frames: int | None = None) -> PacketTable |
     if any(number[t] != k for k, t in enumerate(shown)):
         return None
     return PacketTable(
-        tuple(pts), tuple(number[t] for t in pts), tuple(droppable), tuple(idr), tuple(params), time_base
+        tuple(pts),
+        tuple(number[t] for t in pts),
+        tuple(droppable),
+        tuple(idr),
+        tuple(params),
+        time_base,
+        pictures,
     )
 
 
@@ -198,15 +212,17 @@ def thin(path: str, info: VideoInfo, selected: Callable[[int], bool]) -> Thinned
 
 
 def _read_packets(
-    path: str, codec: str, frames: int | None = None
-) -> tuple[list[int], list[bool], list[bool], list[bool], Fraction] | None:
-    """Every packet's time and class (pts, droppable, IDR, parameter sets) and the stream's
-    time base, up to the first IDR picture after ``frames`` packets (see ``scan``); None
-    if any packet cannot be classed."""
+    path: str, codec: str, frames: int | None = None, references: bool = False
+) -> tuple[list[int], list[bool], list[bool], list[bool], Fraction, h264_refs.Pictures | None] | None:
+    """Every packet's time and class (pts, droppable, IDR, parameter sets), the stream's
+    time base and (``references``) its pictures' reference lists, up to the first IDR
+    picture after ``frames`` packets (see ``scan``); None if any packet cannot be classed."""
     with open_container(path, packets_only=True) as container:
         stream = video_stream(container)
         time_base = Fraction(stream.time_base)
-        length_size = _nal_length_size(codec, bytes(stream.codec_context.extradata or b""))
+        extradata = bytes(stream.codec_context.extradata or b"")
+        length_size = _nal_length_size(codec, extradata)
+        headers = _Headers(extradata, length_size) if references else None
         pts: list[int] = []
         droppable: list[bool] = []
         idr: list[bool] = []
@@ -225,19 +241,64 @@ def _read_packets(
             if facts[1] and frames is not None and len(pts) > frames:
                 break
             top = max(top, facts[2])
+            if headers is not None:
+                headers.packet(memoryview(packet) if length_size else bytes(packet), length_size)
             pts.append(packet.pts)
             droppable.append(facts[0])
             idr.append(facts[1])
             params.append(facts[3])
         if top > 0:
             return None  # temporal sub-layers: a higher one may predict from a "non-reference" one
-        return pts, droppable, idr, params, time_base
+        return pts, droppable, idr, params, time_base, headers.pictures() if headers else None
 
 
-def feed(path: str, keep: frozenset[int], sink: BinaryIO) -> None:
-    """Write the kept packets, with their own timestamps, as a NUT stream into ``sink``."""
+class _Headers:
+    """The slice headers of an H.264 stream's packets, read as they are demuxed; a stream
+    ``h264_refs`` does not model gives no pictures (the references are then all kept)."""
+
+    def __init__(self, extradata: bytes, length_size: int | None) -> None:
+        self.length_size = length_size
+        self.read: list[h264_refs.Picture] | None = []
+        try:
+            self.parser = h264_refs.Parser(extradata)
+        except h264_refs.Unsupported:
+            self.read = None
+
+    def packet(self, data: bytes | memoryview, length_size: int | None) -> None:
+        if self.read is None:
+            return
+        picture = None
+        try:
+            for nal in _nal_units(data, length_size):
+                found = self.parser.nal(nal, picture)
+                if picture is not None and found is not picture:
+                    raise h264_refs.Unsupported("two pictures in one packet")
+                picture = found
+        except h264_refs.Unsupported:
+            self.read = None
+            return
+        if picture is None:
+            self.read = None
+        else:
+            self.read.append(picture)
+
+    def pictures(self) -> h264_refs.Pictures | None:
+        if not self.read:
+            return None
+        try:
+            return h264_refs.Pictures(self.read, set(self.parser.pps), self.length_size)
+        except h264_refs.Unsupported:
+            return None
+
+
+def feed(
+    path: str, keep: frozenset[int], sink: BinaryIO, standins: Mapping[int, bytes] | None = None
+) -> None:
+    """Write the kept packets, with their own timestamps, as a NUT stream into ``sink``; in
+    place of the packets at ``standins``' positions, its payloads (``h264_refs``)."""
     import av
 
+    standins = standins or {}
     with open_container(path) as container:
         stream = video_stream(container)
         with av.open(sink, "w", format="nut") as out:
@@ -249,7 +310,12 @@ def feed(path: str, keep: frozenset[int], sink: BinaryIO) -> None:
                     break  # ffmpeg ends as soon as the stream does: nothing after is read
                 if not packet.size:
                     continue
-                if i in keep:
+                if i in standins:
+                    standin = av.Packet(standins[i])
+                    standin.pts, standin.dts, standin.time_base = packet.pts, packet.dts, packet.time_base
+                    standin.stream = target
+                    out.mux(standin)
+                elif i in keep:
                     packet.stream = target
                     out.mux(packet)
                 i += 1
@@ -296,6 +362,27 @@ def thinned_plan(
     return result, thinned.skipped
 
 
+def needed_packets(
+    table: PacketTable, targets: list[int], wanted: Callable[[int], bool]
+) -> tuple[frozenset[int], dict[int, bytes]]:
+    """The packets to decode for the pictures at ``targets`` (decode positions), and the
+    stand-ins' payloads by position.  For H.264 whose headers were read: the pictures the
+    targets are predicted from, through their reference lists, with a stand-in for each
+    reference picture in between that none of them needs (``h264_refs``).  Else, per
+    target, every reference picture decoded before it since its IDR picture
+    (``PacketTable.keep``)."""
+    pictures = table.pictures
+    if pictures is not None:
+        params = {pos for pos in range(max(targets) + 1) if table.params[pos]}
+        keep = pictures.needed(set(targets) | params)
+        return keep, {pos: pictures.payload(pos) for pos in pictures.standins(keep)}
+    idrs = [pos for pos, idr in enumerate(table.idr) if idr]
+    kept: set[int] = set()
+    for at in targets:
+        kept |= table.keep(wanted, range(idrs[bisect_right(idrs, at) - 1], at + 1))
+    return frozenset(kept), {}
+
+
 # Exact frames read the packets up to the last one asked for only where that costs less
 # than the seeks it replaces: about 1.4 ms per MB read here, against a key-frame interval
 # decoded per seek.
@@ -316,24 +403,19 @@ def _thinned_seeks(
     read = os.stat(path).st_size * min(1.0, (indices[-1] + 1) / max(1, info.estimated_frames))
     if read > SCAN_BYTES_PER_TARGET * len(indices):
         return None  # few frames far into a long file: seeking reads less of it
-    table = scan(path, info, frames=indices[-1] + 1)
+    table = scan(path, info, frames=indices[-1] + 1, references=True)
     if table is None:
         return None
     position = {number: pos for pos, number in enumerate(table.numbers)}
     if any(i not in position for i in indices):
         return None  # the header claims frames the packets do not hold: seek, as before
-    idrs = [pos for pos, idr in enumerate(table.idr) if idr]
-    wanted = set(indices).__contains__
-    keep: set[int] = set()
-    for i in indices:
-        at = position[i]
-        keep |= table.keep(wanted, range(idrs[bisect_right(idrs, at) - 1], at + 1))
+    keep, standins = needed_packets(table, [position[i] for i in indices], set(indices).__contains__)
     # Frames are numbered by time from the first one shown, which is the smallest kept.
     first = min(table.numbers[pos] for pos in keep)
     result = plan(
         selection, info, resize=resize, frame_number=f"({first}+{frame_number_expr(info.frame_rate)})"
     )
     (only,) = result.passes
-    only.feed = partial(feed, path, frozenset(keep))
+    only.feed = partial(feed, path, keep, standins=standins)
     # The table may stop after the last frame asked for: the frames after it are not decoded either.
     return result, max(len(table), info.estimated_frames) - len(keep)

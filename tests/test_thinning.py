@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import replace
 
 import pytest
 from helpers import run_cli
 
 from snhoo_dask.probe import probe
-from snhoo_dask.thinning import scan, thin
+from snhoo_dask.thinning import needed_packets, scan, thin
 
 SOURCE = "testsrc2=s=160x120:r=30,noise=alls=6:allf=t"
 
@@ -39,6 +40,18 @@ def corpus(tmp_path_factory):
         "h264-bframes.mp4": encode(root / "h264-bframes.mp4", *x264),
         # Open GOPs: B-frames before a (non-IDR) I frame refer across it.
         "h264-open-gop.mkv": encode(root / "h264-open-gop.mkv", *x264, "-x264-params", "open-gop=1"),
+        # CAVLC, four slices per picture: each slice's header read (h264_refs).
+        "h264-cavlc-slices.mp4": encode(
+            root / "h264-cavlc-slices.mp4", *x264, "-x264-params", "cabac=0:slices=4"
+        ),
+        # Three references, weighted P prediction (its table in the slice header), strict
+        # B-pyramid: P-frames predicted from B-frame references too.
+        "h264-ref3-weighted.mkv": encode(
+            root / "h264-ref3-weighted.mkv",
+            *x264,
+            "-x264-params",
+            "ref=3:weightp=2:b-pyramid=strict:bframes=5",
+        ),
         # MPEG-TS: Annex B start codes instead of length-prefixed NAL units.
         "h264-annexb.ts": encode(root / "h264-annexb.ts", *x264),
         # HEVC (x265's defaults: B-frames, open GOP, one temporal layer).
@@ -107,7 +120,7 @@ def test_skipped_decoding_gives_the_images_of_a_full_decode(corpus, tmp_path, se
         assert r.returncode == 0, r.stderr
         runs[how] = out
     skipped, full = images(runs["skip"]), images(runs["decode-all"])
-    assert skipped.keys() == full.keys() and len(full) > 6 * 5
+    assert skipped.keys() == full.keys() and len(full) > len(corpus) * 5
     assert [k for k in full if skipped[k] != full[k]] == []  # byte for byte
     recs = records(runs["skip"])
     assert all(r["status"] == "ok" for r in recs.values())
@@ -164,3 +177,33 @@ def test_a_scan_for_the_first_frames_stops_at_the_idr_after_them(corpus):
         assert len(first) == (120 if name == "hevc.mp4" else 60), (name, len(first))
         assert sorted(first.numbers) == list(range(len(first)))
         assert first.numbers == whole.numbers[: len(first)]
+
+
+def _picture_types(path: str) -> list[str]:
+    """ffprobe's picture type of each frame, in display order."""
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pict_type"]
+    out = subprocess.run([*cmd, "-of", "csv=p=0", path], capture_output=True, text=True, check=True)
+    return [line.split(",")[0] for line in out.stdout.split()]  # the first has side data: "I,"
+
+
+def test_exact_frames_decode_only_the_pictures_they_are_predicted_from(corpus, tmp_path):
+    """x264 veryfast (``ref=1``): a P-frame is predicted from the P-frame before it only (the
+    slice header says so), so for one P-frame the decoder gets the IDR picture and the
+    P-frames up to it.  Each B-frame reference decoded in between becomes a stand-in (every
+    macroblock skipped, same place in the decoder's buffer); the other B-frames go."""
+    path = corpus["h264-bframes.mp4"]
+    types = _picture_types(path)
+    target = max(n for n in range(30) if types[n] == "P")
+    table = scan(path, probe(path), frames=target + 1, references=True)
+    assert table is not None and table.pictures is not None
+    keep, standins = needed_packets(table, [table.numbers.index(target)], {target}.__contains__)
+    assert sorted(table.numbers[pos] for pos in keep) == [n for n in range(target + 1) if types[n] in "IP"]
+    assert standins and all(types[table.numbers[pos]] == "B" and not table.droppable[pos] for pos in standins)
+    # Without the headers (or where they are not modelled), every reference before it is kept.
+    old, none = needed_packets(
+        replace(table, pictures=None), [table.numbers.index(target)], {target}.__contains__
+    )
+    assert keep < old and none == {}
+    # Interlaced coding is not modelled: its references are all kept, as before.
+    interlaced = encode(tmp_path / "interlaced.mp4", "-c:v", "libx264", "-flags", "+ildct+ilme", seconds=1)
+    assert scan(interlaced, probe(interlaced), references=True).pictures is None
