@@ -22,7 +22,7 @@ from typing import BinaryIO
 from .filters import Resize
 from .probe import VideoInfo, open_container, video_stream
 from .selection import Plan, Selection, count_selected, plan
-from .thinning import PacketTable, frame_number_expr, selected_numbers
+from .thinning import PacketTable, frame_number_expr, needed_packets, selected_numbers, standin_packet
 
 # Selections that name frames by their number in one stream: the only ones a piece can
 # take its share of without seeing the frames before it (scenes and --dedup compare each
@@ -42,6 +42,8 @@ class Piece:
     start_pts: int  # its IDR picture's time (stream time base)
     packets: int  # its packets, in decode order from that IDR
     skip: frozenset[int]  # those (by offset from its start) no selected frame needs
+    # (offset, payload): stand-ins fed in place of some of those (thinning.needed_packets)
+    standins: tuple[tuple[int, bytes], ...] = ()
 
     @property
     def frames(self) -> int:
@@ -106,9 +108,11 @@ def cut(
     result = []
     for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
         span = range(a, b)
-        keep = table.keep(selected, span) if selected else frozenset(span)
+        keep, standins = needed_packets(table, selected, span) if selected else (frozenset(span), {})
         # Decode positions a..b-1 show frames a..b-1 (``_cut_points``).
-        result.append(Piece(i, a, b, table.pts[a], b - a, frozenset(p - a for p in span if p not in keep)))
+        skip = frozenset(p - a for p in span if p not in keep)
+        stand = tuple(sorted((p - a, payload) for p, payload in standins.items()))
+        result.append(Piece(i, a, b, table.pts[a], b - a, skip, stand))
     return result
 
 
@@ -147,7 +151,8 @@ class PieceNotFound(Exception):
 
 
 def feed_piece(path: str, piece: Piece, sink: BinaryIO) -> None:
-    """Write the piece's packets (less those skipped) as a NUT stream into ``sink``.
+    """Write the piece's packets (less those skipped, stand-ins for some) as a NUT stream
+    into ``sink``.
 
     A seek to its IDR reads no packet before the piece (the container's index); a
     demuxer that seeks past it (an imprecise index) is read from the start instead."""
@@ -166,13 +171,16 @@ def feed_piece(path: str, piece: Piece, sink: BinaryIO) -> None:
             first = next(packets, None)
         if first is None:
             raise PieceNotFound(f"no packet at the piece's start ({piece.start_pts})")
+        standins = dict(piece.standins)
         with av.open(sink, "w", format="nut") as out:
             target = out.add_stream_from_template(stream)
             packet = first
             for offset in range(piece.packets):
                 if packet is None:
                     raise PieceNotFound(f"the video ended {piece.packets - offset} packets early")
-                if offset not in piece.skip:
+                if offset in standins:
+                    out.mux(standin_packet(standins[offset], packet, target))
+                elif offset not in piece.skip:
                     packet.stream = target
                     out.mux(packet)
                 if offset + 1 < piece.packets:

@@ -40,7 +40,7 @@ from .record import OK, VideoRecord
 from .settings import Settings
 from .sinks import FolderSink, FrameRow
 from .source import open_video
-from .thinning import scan
+from .thinning import scan, selected_numbers
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,11 @@ def plan_split(video: Video, settings: Settings, wanted: int) -> Split:
     def body(record: VideoRecord) -> Split:
         with open_video(video) as source:
             info = probe(source.path, settings.max_pixels)
-            table = scan(source.path, info)
+            # The slice headers are worth reading only where frames are skipped.
+            sparse = (
+                not settings.decode_all and selected_numbers(settings.selection, info.frame_rate) is not None
+            )
+            table = scan(source.path, info, references=sparse)
             if table is None:
                 return Split(None)
             pieces = cut(

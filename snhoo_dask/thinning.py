@@ -33,12 +33,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from . import h264_refs
 from .filters import Dedup, Resize
 from .probe import ProbeError, VideoInfo, open_container, video_stream
 from .selection import MAX_TERMS_PER_PASS, SEEKING_MODES, Plan, Selection, plan, requested
+
+if TYPE_CHECKING:
+    import av
+    import av.stream
 
 CODECS = ("h264", "hevc")
 _H264_PARAMETER_SETS = {7, 8}  # SPS, PPS: a packet carrying one is never dropped
@@ -48,10 +52,12 @@ _H264_IDR, _HEVC_IDR = {5}, {19, 20}
 
 @dataclass(frozen=True)
 class Thinned:
-    """Which packets (by their order among the stream's non-empty packets) go to the decoder."""
+    """Which packets (by their order among the stream's non-empty packets) go to the decoder,
+    and the stand-ins (``h264_refs``) that go in place of others."""
 
     keep: frozenset[int]
     total: int
+    standins: Mapping[int, bytes]
 
     @property
     def skipped(self) -> int:
@@ -202,13 +208,13 @@ def scan(
 def thin(path: str, info: VideoInfo, selected: Callable[[int], bool]) -> Thinned | None:
     """The packets to decode for the frames ``selected`` (by frame number) asks for, or None
     when thinning cannot be shown to give exactly the frames a full decode gives."""
-    table = scan(path, info)
+    table = scan(path, info, references=True)
     if table is None:
         return None
-    keep = table.keep(selected)
+    keep, standins = needed_packets(table, selected)
     if len(keep) == len(table):
         return None
-    return Thinned(keep, len(table))
+    return Thinned(keep, len(table), standins)
 
 
 def _read_packets(
@@ -311,14 +317,21 @@ def feed(
                 if not packet.size:
                     continue
                 if i in standins:
-                    standin = av.Packet(standins[i])
-                    standin.pts, standin.dts, standin.time_base = packet.pts, packet.dts, packet.time_base
-                    standin.stream = target
-                    out.mux(standin)
+                    out.mux(standin_packet(standins[i], packet, target))
                 elif i in keep:
                     packet.stream = target
                     out.mux(packet)
                 i += 1
+
+
+def standin_packet(payload: bytes, original: av.Packet, stream: av.stream.Stream) -> av.Packet:
+    """A stand-in's packet, timed as the packet it stands in for."""
+    import av
+
+    packet = av.Packet(payload)
+    packet.pts, packet.dts, packet.time_base = original.pts, original.dts, original.time_base
+    packet.stream = stream
+    return packet
 
 
 def frame_number_expr(rate: Fraction) -> str:
@@ -358,29 +371,30 @@ def thinned_plan(
         return None
     result = plan(selection, info, resize=resize, frame_number=frame_number_expr(info.frame_rate))
     (only,) = result.passes
-    only.feed = partial(feed, path, thinned.keep)
+    only.feed = partial(feed, path, thinned.keep, standins=thinned.standins)
     return result, thinned.skipped
 
 
 def needed_packets(
-    table: PacketTable, targets: list[int], wanted: Callable[[int], bool]
+    table: PacketTable, wanted: Callable[[int], bool], packets: range | None = None
 ) -> tuple[frozenset[int], dict[int, bytes]]:
-    """The packets to decode for the pictures at ``targets`` (decode positions), and the
-    stand-ins' payloads by position.  For H.264 whose headers were read: the pictures the
-    targets are predicted from, through their reference lists, with a stand-in for each
-    reference picture in between that none of them needs (``h264_refs``).  Else, per
-    target, every reference picture decoded before it since its IDR picture
-    (``PacketTable.keep``)."""
+    """The packets (decode positions, within ``packets``: all by default, else a run from an
+    IDR picture) to decode for the frames ``wanted`` names, and the stand-ins' payloads by
+    position.  The first packet is always kept: frames are numbered by time from it.
+
+    For H.264 whose slice headers were read: the wanted pictures and those they are
+    predicted from through their reference lists, with a stand-in for each reference
+    picture in between that none of them needs (``h264_refs``).  Else every reference
+    picture decoded before a wanted one since its IDR picture (``PacketTable.keep``)."""
+    where = packets if packets is not None else range(len(table))
     pictures = table.pictures
-    if pictures is not None:
-        params = {pos for pos in range(max(targets) + 1) if table.params[pos]}
-        keep = pictures.needed(set(targets) | params)
-        return keep, {pos: pictures.payload(pos) for pos in pictures.standins(keep)}
-    idrs = [pos for pos, idr in enumerate(table.idr) if idr]
-    kept: set[int] = set()
-    for at in targets:
-        kept |= table.keep(wanted, range(idrs[bisect_right(idrs, at) - 1], at + 1))
-    return frozenset(kept), {}
+    if pictures is None or not where:
+        return table.keep(wanted, where), {}
+    targets = {pos for pos in where if wanted(table.numbers[pos])} | {where[0]}
+    last = max(targets)
+    targets |= {pos for pos in where if pos <= last and table.params[pos]}
+    keep = pictures.needed(targets)
+    return keep, {pos: pictures.payload(pos) for pos in pictures.standins(keep)}
 
 
 # Exact frames read the packets up to the last one asked for only where that costs less
@@ -392,10 +406,9 @@ SCAN_BYTES_PER_TARGET = 64 << 20
 def _thinned_seeks(
     selection: Selection, info: VideoInfo, path: str, resize: Resize | None
 ) -> tuple[Plan, int] | None:
-    """Exact frames (``--frames``/``--times``) as one stream of only what they need: for each,
-    the packets from the IDR picture before it to it, less the non-reference pictures and
-    those references no requested frame is decoded after (``PacketTable.keep``).  Instead of
-    one seek per group of frames, each decoding every picture from its key frame."""
+    """Exact frames (``--frames``/``--times``) as one stream of only what they need
+    (``needed_packets``), from the IDR picture before the first of them.  Instead of one
+    seek per group of frames, each decoding every picture from its key frame."""
     indices, _ = requested(selection, info)
     if not indices or len(indices) > MAX_TERMS_PER_PASS:
         return None
@@ -409,7 +422,10 @@ def _thinned_seeks(
     position = {number: pos for pos, number in enumerate(table.numbers)}
     if any(i not in position for i in indices):
         return None  # the header claims frames the packets do not hold: seek, as before
-    keep, standins = needed_packets(table, [position[i] for i in indices], set(indices).__contains__)
+    targets = [position[i] for i in indices]
+    idrs = [pos for pos, idr in enumerate(table.idr) if idr]
+    start = idrs[bisect_right(idrs, min(targets)) - 1]
+    keep, standins = needed_packets(table, set(indices).__contains__, range(start, max(targets) + 1))
     # Frames are numbered by time from the first one shown, which is the smallest kept.
     first = min(table.numbers[pos] for pos in keep)
     result = plan(

@@ -196,14 +196,18 @@ def test_exact_frames_decode_only_the_pictures_they_are_predicted_from(corpus, t
     target = max(n for n in range(30) if types[n] == "P")
     table = scan(path, probe(path), frames=target + 1, references=True)
     assert table is not None and table.pictures is not None
-    keep, standins = needed_packets(table, [table.numbers.index(target)], {target}.__contains__)
+    keep, standins = needed_packets(table, {target}.__contains__)
     assert sorted(table.numbers[pos] for pos in keep) == [n for n in range(target + 1) if types[n] in "IP"]
     assert standins and all(types[table.numbers[pos]] == "B" and not table.droppable[pos] for pos in standins)
     # Without the headers (or where they are not modelled), every reference before it is kept.
-    old, none = needed_packets(
-        replace(table, pictures=None), [table.numbers.index(target)], {target}.__contains__
-    )
+    old, none = needed_packets(replace(table, pictures=None), {target}.__contains__)
     assert keep < old and none == {}
+    # A streaming selection too: every 10th frame of a 30-frame GOP needs the P-frames up to
+    # frame 20 (and the B-frame references between them stand in).
+    every_10 = lambda n: n % 10 == 0  # noqa: E731
+    streamed = thin(path, probe(path), every_10)
+    assert streamed is not None and streamed.standins
+    assert len(streamed.keep) < len(scan(path, probe(path)).keep(every_10))
     # Interlaced coding is not modelled: its references are all kept, as before.
     interlaced = encode(tmp_path / "interlaced.mp4", "-c:v", "libx264", "-flags", "+ildct+ilme", seconds=1)
     assert scan(interlaced, probe(interlaced), references=True).pictures is None
