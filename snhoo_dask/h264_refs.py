@@ -171,7 +171,6 @@ class Picture:
     poc_lsb: int
     delta_poc_bottom: int
     sps: _SPS
-    bottom_field_poc_present: bool
     slices: list[_Slice] = field(default_factory=list)
     unused: tuple[int, ...] = ()  # MMCO 1: difference_of_pic_nums_minus1 of each
     explicit_marking: bool = False
@@ -265,7 +264,7 @@ def _slice_header(
     if first_mb == 0 or picture is None:
         return Picture(
             nal_ref_idc, idr, frame_num, poc_lsb, delta_bottom, sps,
-            pps.bottom_field_poc_present, [this], tuple(unused), explicit,
+            [this], tuple(unused), explicit,
         )  # fmt: skip
     if (frame_num, poc_lsb, nal_ref_idc) != (picture.frame_num, picture.poc_lsb, picture.nal_ref_idc):
         raise Unsupported("slices of one picture disagree")

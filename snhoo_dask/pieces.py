@@ -15,14 +15,18 @@ rate, starting at an IDR) is cut; the rest run whole, as one task.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .filters import Resize
 from .probe import VideoInfo, open_container, video_stream
 from .selection import Plan, Selection, count_selected, plan
-from .thinning import PacketTable, frame_number_expr, needed_packets, selected_numbers, standin_packet
+from .thinning import PacketTable, frame_number_expr, needed_packets, picture_packets, remux, selected_numbers
+
+if TYPE_CHECKING:
+    import av
 
 # Selections that name frames by their number in one stream: the only ones a piece can
 # take its share of without seeing the frames before it (scenes and --dedup compare each
@@ -156,38 +160,29 @@ def feed_piece(path: str, piece: Piece, sink: BinaryIO) -> None:
 
     A seek to its IDR reads no packet before the piece (the container's index); a
     demuxer that seeks past it (an imprecise index) is read from the start instead."""
-    import av
-
     with open_container(path) as container:
         stream = video_stream(container)
         container.seek(piece.start_pts, stream=stream, backward=True, any_frame=False)
-        packets = _picture_packets(container, stream)
+        packets = picture_packets(container, stream)
         first = next(packets, None)
         if first is None or first.pts is None or first.pts > piece.start_pts:
             container.seek(0, stream=stream, backward=True, any_frame=False)
-            packets = _picture_packets(container, stream)
+            packets = picture_packets(container, stream)
             first = next(packets, None)
         while first is not None and first.pts != piece.start_pts:
             first = next(packets, None)
         if first is None:
             raise PieceNotFound(f"no packet at the piece's start ({piece.start_pts})")
-        standins = dict(piece.standins)
-        with av.open(sink, "w", format="nut") as out:
-            target = out.add_stream_from_template(stream)
-            packet = first
-            for offset in range(piece.packets):
-                if packet is None:
-                    raise PieceNotFound(f"the video ended {piece.packets - offset} packets early")
-                if offset in standins:
-                    out.mux(standin_packet(standins[offset], packet, target))
-                elif offset not in piece.skip:
-                    packet.stream = target
-                    out.mux(packet)
-                if offset + 1 < piece.packets:
-                    packet = next(packets, None)
+        numbered = _numbered(first, packets, piece.packets)
+        remux(stream, numbered, lambda offset: offset not in piece.skip, dict(piece.standins), sink)
 
 
-def _picture_packets(container, stream):
-    for packet in container.demux(stream):
-        if packet.size:
-            yield packet
+def _numbered(first: av.Packet, rest: Iterator[av.Packet], count: int) -> Iterator[tuple[int, av.Packet]]:
+    """The piece's ``count`` packets by offset, ``first`` first; PieceNotFound if fewer."""
+    packet: av.Packet | None = first
+    for offset in range(count):
+        if packet is None:
+            raise PieceNotFound(f"the video ended {count - offset} packets early")
+        yield offset, packet
+        if offset + 1 < count:
+            packet = next(rest, None)

@@ -11,6 +11,12 @@ make about half the frames non-reference, and with every 30th frame of a 60-fram
 second half of each GOP's references go too.  Every kept frame decodes exactly as from the
 file (all of its references are there), so the images are the same bytes as a full decode's.
 
+For H.264 the slice headers are read too (``h264_refs``), and a selected frame keeps only the
+pictures it is predicted from, through its reference lists; a reference picture in between
+that none needs goes to ffmpeg as a stand-in (every macroblock skipped, its place in the
+decoder's buffer the same), so the buffer still holds what a full decode's holds
+(``needed_packets``).
+
 ffmpeg's ``select`` then cannot count frames with ``n`` (the skipped ones are missing), so
 a frame's number is its time from the first frame times the rate.  That is the frame
 number only for constant-rate video, and only when decoding starts at an IDR picture with
@@ -29,10 +35,11 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
+from itertools import takewhile
 from typing import TYPE_CHECKING, BinaryIO
 
 from . import h264_refs
@@ -42,6 +49,7 @@ from .selection import MAX_TERMS_PER_PASS, SEEKING_MODES, Plan, Selection, plan,
 
 if TYPE_CHECKING:
     import av
+    import av.container
     import av.stream
 
 CODECS = ("h264", "hevc")
@@ -248,7 +256,7 @@ def _read_packets(
                 break
             top = max(top, facts[2])
             if headers is not None:
-                headers.packet(memoryview(packet) if length_size else bytes(packet), length_size)
+                headers.packet(memoryview(packet) if length_size else bytes(packet))
             pts.append(packet.pts)
             droppable.append(facts[0])
             idr.append(facts[1])
@@ -270,12 +278,12 @@ class _Headers:
         except h264_refs.Unsupported:
             self.read = None
 
-    def packet(self, data: bytes | memoryview, length_size: int | None) -> None:
+    def packet(self, data: bytes | memoryview) -> None:
         if self.read is None:
             return
         picture = None
         try:
-            for nal in _nal_units(data, length_size):
+            for nal in _nal_units(data, self.length_size):
                 found = self.parser.nal(nal, picture)
                 if picture is not None and found is not picture:
                     raise h264_refs.Unsupported("two pictures in one packet")
@@ -302,36 +310,43 @@ def feed(
 ) -> None:
     """Write the kept packets, with their own timestamps, as a NUT stream into ``sink``; in
     place of the packets at ``standins``' positions, its payloads (``h264_refs``)."""
-    import av
-
-    standins = standins or {}
     with open_container(path) as container:
         stream = video_stream(container)
-        with av.open(sink, "w", format="nut") as out:
-            target = out.add_stream_from_template(stream)
-            last = max(keep, default=-1)
-            i = 0
-            for packet in container.demux(stream):
-                if i > last:
-                    break  # ffmpeg ends as soon as the stream does: nothing after is read
-                if not packet.size:
-                    continue
-                if i in standins:
-                    out.mux(standin_packet(standins[i], packet, target))
-                elif i in keep:
-                    packet.stream = target
-                    out.mux(packet)
-                i += 1
+        last = max(keep, default=-1)
+        # ffmpeg ends as soon as the stream does: nothing after the last kept packet is read.
+        packets = takewhile(lambda item: item[0] <= last, enumerate(picture_packets(container, stream)))
+        remux(stream, packets, keep.__contains__, standins or {}, sink)
 
 
-def standin_packet(payload: bytes, original: av.Packet, stream: av.stream.Stream) -> av.Packet:
-    """A stand-in's packet, timed as the packet it stands in for."""
+def picture_packets(container: av.container.InputContainer, stream: av.stream.Stream) -> Iterator[av.Packet]:
+    """The stream's packets in decode order, less the empty one that flushes at the end."""
+    for packet in container.demux(stream):
+        if packet.size:
+            yield packet
+
+
+def remux(
+    stream: av.stream.Stream,
+    packets: Iterable[tuple[int, av.Packet]],
+    keep: Callable[[int], bool],
+    standins: Mapping[int, bytes],
+    sink: BinaryIO,
+) -> None:
+    """Write ``packets`` (by position) as a NUT stream of ``stream`` into ``sink``: those
+    ``keep`` names, and the stand-ins' payloads in place of theirs, timed as they were."""
     import av
 
-    packet = av.Packet(payload)
-    packet.pts, packet.dts, packet.time_base = original.pts, original.dts, original.time_base
-    packet.stream = stream
-    return packet
+    with av.open(sink, "w", format="nut") as out:
+        target = out.add_stream_from_template(stream)
+        for pos, packet in packets:
+            if pos in standins:
+                standin = av.Packet(standins[pos])
+                standin.pts, standin.dts, standin.time_base = packet.pts, packet.dts, packet.time_base
+                standin.stream = target
+                out.mux(standin)
+            elif keep(pos):
+                packet.stream = target
+                out.mux(packet)
 
 
 def frame_number_expr(rate: Fraction) -> str:

@@ -16,6 +16,7 @@ from dataclasses import replace
 import pytest
 from helpers import run_cli
 
+from snhoo_dask import h264_refs
 from snhoo_dask.probe import probe
 from snhoo_dask.thinning import needed_packets, scan, thin
 
@@ -211,3 +212,37 @@ def test_exact_frames_decode_only_the_pictures_they_are_predicted_from(corpus, t
     # Interlaced coding is not modelled: its references are all kept, as before.
     interlaced = encode(tmp_path / "interlaced.mp4", "-c:v", "libx264", "-flags", "+ildct+ilme", seconds=1)
     assert scan(interlaced, probe(interlaced), references=True).pictures is None
+
+
+def test_a_stand_in_is_read_back_as_the_picture_it_stands_in_for(corpus):
+    """A stand-in carries its picture's frame_num, order count and reference marking (what
+    the decoder's buffer is built from), as a P-slice with one reference and no reordering;
+    the parser (the same one that read the file) reads that back from its bytes."""
+    path = corpus["h264-bframes.mp4"]
+    table = scan(path, probe(path), references=True)
+    assert table is not None and table.pictures is not None
+    pictures = table.pictures
+    keep = pictures.needed({table.numbers.index(29)})
+    standins = pictures.standins(keep)
+    assert standins
+    for pos in standins:
+        original = pictures.pictures[pos]
+        parser = h264_refs.Parser(b"")
+        parser.sps = {original.sps.sps_id: original.sps}  # the stream's own, as the decoder has it
+        pps, slice_nal = pictures.standin(pos)
+        assert parser.nal(pps) is None
+        back = parser.nal(slice_nal)
+        assert back is not None and [s.kind for s in back.slices] == [0]  # P
+        assert back.slices[0].active == (1, 0) and back.slices[0].modifications == ((), ())
+        same = (
+            "nal_ref_idc",
+            "idr",
+            "frame_num",
+            "poc_lsb",
+            "delta_poc_bottom",
+            "unused",
+            "explicit_marking",
+        )
+        assert {k: getattr(back, k) for k in same} == {k: getattr(original, k) for k in same}
+    # x264 marks references unused explicitly (MMCO 1) in B-frame references: written back too.
+    assert any(pictures.pictures[pos].explicit_marking for pos in standins)
