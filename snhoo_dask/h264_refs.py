@@ -456,6 +456,7 @@ class Pictures:
         self.pictures = pictures
         self.length_size = length_size  # of each NAL unit in a packet; None: Annex B start codes
         self.lists = _replay(pictures)
+        self.idrs = [pos for pos, pic in enumerate(pictures) if pic.idr]
         free = [i for i in range(256) if i not in pps_ids]
         if not free:
             raise Unsupported("no picture parameter set id left for the stand-ins")
@@ -464,7 +465,7 @@ class Pictures:
     def needed(self, positions: set[int]) -> frozenset[int]:
         """``positions``, every picture they are predicted from through any chain, and the
         IDR picture each is decoded after."""
-        idrs = [pos for pos, pic in enumerate(self.pictures) if pic.idr]
+        idrs = self.idrs
         starts = {idrs[bisect_right(idrs, pos) - 1] for pos in positions if idrs and idrs[0] <= pos}
         needed, todo = set(positions) | starts, list(positions)
         while todo:

@@ -15,7 +15,7 @@ rate, starting at an IDR) is cut; the rest run whole, as one task.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, BinaryIO
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from .filters import Resize
 from .probe import VideoInfo, open_container, video_stream
 from .selection import Plan, Selection, count_selected, plan
-from .thinning import PacketTable, frame_number_expr, needed_packets, picture_packets, remux, selected_numbers
+from .thinning import PacketTable, frame_number_expr, needed_packets, picture_packets, remux
 
 if TYPE_CHECKING:
     import av
@@ -85,11 +85,12 @@ def cut(
     info: VideoInfo,
     pieces: int,
     min_seconds: float,
-    selection: Selection,
-    thin: bool = True,
+    selected: Callable[[int], bool] | None = None,
 ) -> list[Piece] | None:
     """The video cut at IDR pictures into at most ``pieces`` pieces of at least
-    ``min_seconds`` each, as even as the cut points allow; None when it stays whole."""
+    ``min_seconds`` each, as even as the cut points allow; None when it stays whole.
+    ``selected`` (``thinning.selected_numbers``): each piece decodes only what those frames
+    need; None: every packet."""
     total = len(table)
     min_frames = max(1, math.ceil(min_seconds * float(info.frame_rate)))
     pieces = min(pieces, total // min_frames)
@@ -107,7 +108,6 @@ def cut(
             cuts.append(best)
     if not cuts:
         return None
-    selected = selected_numbers(selection, info.frame_rate) if thin else None
     bounds = [0, *cuts, total]
     result = []
     for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):

@@ -73,16 +73,13 @@ def plan_split(video: Video, settings: Settings, wanted: int) -> Split:
     def body(record: VideoRecord) -> Split:
         with open_video(video) as source:
             info = probe(source.path, settings.max_pixels)
+            rate = info.frame_rate
+            selected = None if settings.decode_all else selected_numbers(settings.selection, rate)
             # The slice headers are worth reading only where frames are skipped.
-            sparse = (
-                not settings.decode_all and selected_numbers(settings.selection, info.frame_rate) is not None
-            )
-            table = scan(source.path, info, references=sparse)
+            table = scan(source.path, info, references=selected is not None)
             if table is None:
                 return Split(None)
-            pieces = cut(
-                table, info, wanted, settings.split_seconds, settings.selection, not settings.decode_all
-            )
+            pieces = cut(table, info, wanted, settings.split_seconds, selected)
             return Split(pieces, info, source.ident.to_text(), started)
 
     return guarded(video, settings, body)

@@ -138,15 +138,13 @@ class PacketTable:
         return frozenset(kept)
 
 
-def _classify(
-    codec: str, data: bytes | memoryview, length_size: int | None
-) -> tuple[bool, bool, int, bool] | None:
-    """(droppable, IDR, highest temporal id, carries parameter sets) of one packet; None if
-    it holds no picture."""
+def _classify(codec: str, nals: list[bytes | memoryview]) -> tuple[bool, bool, int, bool] | None:
+    """(droppable, IDR, highest temporal id, carries parameter sets) of one packet, from its
+    NAL units' headers; None if it holds no picture."""
     vcl = idr = params = False
     droppable = True
     top = 0
-    for head in _nal_units(data, length_size):
+    for head in nals:
         if codec == "h264":
             kind = head[0] & 0x1F
             if kind in _H264_PARAMETER_SETS:
@@ -247,16 +245,17 @@ def _read_packets(
                 continue  # the flush packet at the end
             if packet.pts is None or packet.is_discard or packet.is_corrupt:
                 return None
-            # Only the NAL headers are read: a view, not a copy of the packet (start codes
-            # are searched for in bytes).
-            facts = _classify(codec, memoryview(packet) if length_size else bytes(packet), length_size)
+            # Length-prefixed NAL units are views of the packet, not copies (start codes are
+            # searched for in bytes).
+            nals = list(_nal_units(memoryview(packet) if length_size else bytes(packet), length_size))
+            facts = _classify(codec, nals)
             if facts is None:
                 return None  # a packet with no picture: the count of frames would not hold
             if facts[1] and frames is not None and len(pts) > frames:
                 break
             top = max(top, facts[2])
             if headers is not None:
-                headers.packet(memoryview(packet) if length_size else bytes(packet))
+                headers.packet(nals)
             pts.append(packet.pts)
             droppable.append(facts[0])
             idr.append(facts[1])
@@ -271,19 +270,19 @@ class _Headers:
     ``h264_refs`` does not model gives no pictures (the references are then all kept)."""
 
     def __init__(self, extradata: bytes, length_size: int | None) -> None:
-        self.length_size = length_size
+        self.length_size = length_size  # for the stand-ins' packets
         self.read: list[h264_refs.Picture] | None = []
         try:
             self.parser = h264_refs.Parser(extradata)
         except h264_refs.Unsupported:
             self.read = None
 
-    def packet(self, data: bytes | memoryview) -> None:
+    def packet(self, nals: list[bytes | memoryview]) -> None:
         if self.read is None:
             return
         picture = None
         try:
-            for nal in _nal_units(data, self.length_size):
+            for nal in nals:
                 found = self.parser.nal(nal, picture)
                 if picture is not None and found is not picture:
                     raise h264_refs.Unsupported("two pictures in one packet")
