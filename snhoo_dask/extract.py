@@ -20,20 +20,20 @@ from functools import partial
 from typing import TypeVar
 
 from .discover import Video
-from .frame_log import FrameLogError
+from .frame_log import REINIT, FrameLog, FrameLogError
 from .hwaccel import CPU, decoder_for, fell_back, input_options
 from .layout import OutputDir, TmpDir, UnsafePath, finished_record, publish
 from .length import believable, cut_short, false_claim
 from .malloc import tune_this_process
 from .pause import pause_point
-from .probe import ProbeError, VideoInfo, key_frames_before, probe, probe_keyframes
+from .probe import ProbeError, VideoInfo, probe
 from .record import FAILED, OK, VideoRecord
-from .selection import Plan, join_seeks, plan, seek_targets
+from .selection import FastPathRejected, FrameRef, Plan, plan
 from .settings import Settings
 from .sinks import FrameRow, make_sink
 from .source import Source, SourceError, open_video
 from .staging import StagingError, should_stage, staged
-from .thinning import thinned_plan
+from .thinning import fast_plan
 from .writers import make_encoder, wants_planes
 
 T = TypeVar("T")
@@ -82,9 +82,10 @@ def new_record(video: Video, settings: Settings) -> VideoRecord:
     )
 
 
-def extract_video(video: Video, settings: Settings) -> VideoRecord:
-    """Process one video; return its ``ok`` record or raise VideoFailed with a ``failed`` one."""
-    return guarded(video, settings, partial(_extract_video, video, settings))
+def extract_video(video: Video, settings: Settings, plain: str | None = None) -> VideoRecord:
+    """Process one video; return its ``ok`` record or raise VideoFailed with a ``failed`` one.
+    ``plain``: the reason to decode it the plain way without trying a fast path."""
+    return guarded(video, settings, partial(_extract_video, video, settings, plain))
 
 
 def guarded(video: Video, settings: Settings, body: Callable[[VideoRecord], T], what: str = "") -> T:
@@ -106,7 +107,7 @@ def guarded(video: Video, settings: Settings, body: Callable[[VideoRecord], T], 
     raise VideoFailed(record)
 
 
-def _extract_video(video: Video, settings: Settings, record: VideoRecord) -> VideoRecord:
+def _extract_video(video: Video, settings: Settings, plain: str | None, record: VideoRecord) -> VideoRecord:
     started = time.monotonic()
     pause_point("open", video.rel)
     with OutputDir(settings.out, settings.out_ino) as out:
@@ -117,7 +118,7 @@ def _extract_video(video: Video, settings: Settings, record: VideoRecord) -> Vid
             return done
         with open_video(video) as source:
             return on_decoder(
-                settings, record, partial(_extract, video, source, settings, out, record, started)
+                settings, record, partial(_extract, video, source, settings, out, record, started, plain)
             )
 
 
@@ -143,44 +144,78 @@ def _extract(
     out: OutputDir,
     record: VideoRecord,
     started: float,
+    plain: str | None,
     decoder: str,
 ) -> VideoRecord:
     """The body of a task, once OUT and the video are open: every read is of ``source``,
-    every write below ``out``; frames decoded on ``decoder``."""
-    record.dropped = 0  # counted afresh if the GPU failed and the CPU goes again
+    every write below ``out``; frames decoded on ``decoder``.  A fast path where one may
+    run; if it cannot prove its images, the plain path, the record saying why."""
     record.size = source.ident.size
     record.source = source.ident.to_text()  # what was read: resume compares it
     pause_point("opened", video.rel)
+    # The header only: cheap even over a share, and before the copy.
+    info = probe(source.path, settings.max_pixels)
+    info.fill(record)
+    record.staged = should_stage(source.path, settings.stage)
+    local = staged(source, settings.scratch) if record.staged else nullcontext(source.path)
+    # A staged copy is a file of ours; the original is read only through its descriptor.
+    fds = () if record.staged else (source.fd,)
+    with local as path:
+        if plain is None:
+            plain = "--decode-all" if settings.decode_all else None
+        if plain is None:
+            fast = _fast_plan(settings, info, path)
+            if isinstance(fast, Plan):
+                try:
+                    return _run(video, source, settings, out, record, started, decoder, info, path, fds, fast)
+                except FastPathRejected as e:
+                    plain = f"the fast path was rejected: {e}"
+            else:
+                plain = fast
+        frame_plan = plan(settings.selection, info, settings.resize, settings.dedup)
+        frame_plan.path = f"plain ({plain})"
+        return _run(video, source, settings, out, record, started, decoder, info, path, fds, frame_plan)
+
+
+def _fast_plan(settings: Settings, info: VideoInfo, path: str) -> Plan | str:
+    """The fast plan, or why there is none: a failure while reading the packets or planning
+    is a reason to decode the plain way, never a failed video."""
+    try:
+        return fast_plan(settings.selection, info, path, settings.resize, settings.dedup)
+    except Exception as e:  # noqa: BLE001 - any surprise in the fast path's model means: plain
+        return f"the fast path could not plan ({type(e).__name__}: {e})"
+
+
+def _run(
+    video: Video,
+    source: Source,
+    settings: Settings,
+    out: OutputDir,
+    record: VideoRecord,
+    started: float,
+    decoder: str,
+    info: VideoInfo,
+    path: str,
+    fds: tuple[int, ...],
+    frame_plan: Plan,
+) -> VideoRecord:
+    """Write the plan's images into a fresh temporary folder and publish it; the record."""
+    record.dropped = 0
+    record.warnings = []
+    record.path = frame_plan.path
+    record.undecoded = frame_plan.undecoded
+    record.out_width, record.out_height = frame_plan.out_size
+    record.missing = list(frame_plan.missing)
     tmp = sink = None
     try:
-        # The header only: cheap even over a share, and before the copy.
-        info = probe(source.path, settings.max_pixels)
-        record.staged = should_stage(source.path, settings.stage)
-        local = staged(source, settings.scratch) if record.staged else nullcontext(source.path)
-        with local as path:
-            thinned = None
-            if not settings.decode_all:
-                thinned = thinned_plan(settings.selection, info, path, settings.resize, settings.dedup)
-            if thinned is not None:
-                frame_plan, record.undecoded = thinned
-            else:
-                keys = before = None
-                if settings.selection.mode == "keyframes":
-                    info, keys = probe_keyframes(path)  # every packet is read: from the local copy
-                elif targets := seek_targets(settings.selection, info):
-                    before = key_frames_before(path, targets)  # a GOP of packets per seek, not decoded
-                frame_plan = plan(settings.selection, info, keys, settings.resize, settings.dedup, before)
-            info.fill(record)
-            record.out_width, record.out_height = frame_plan.out_size
-            record.missing = list(frame_plan.missing)
-            tmp = make_tmp(out)
-            sink = make_sink(settings.pack, tmp, frame_plan.scored, video.rel, video.root)
-            # A staged copy is a file of ours; the original is read only through its descriptor.
-            fds = () if record.staged else (source.fd,)
-            written, decoded, log = write_frames(path, info, frame_plan, settings, sink, record, fds, decoder)
+        tmp = make_tmp(out)
+        sink = make_sink(settings.pack, tmp, frame_plan.scored, video.rel, video.root)
+        written, decoded, reached, log = write_frames(
+            path, info, frame_plan, settings, sink, record, fds, decoder
+        )
         source.check_unchanged()
         record.frames = written
-        _check_complete(frame_plan, written, decoded, record, log)
+        _check_complete(frame_plan, info, written, decoded, reached, record, log)
         record.finish(OK, seconds=round(time.monotonic() - started, 3))
         finished = sink.seal({"signature": settings.signature(), "record": record.to_dict()})
         pause_point("publish", video.rel)
@@ -233,9 +268,12 @@ def write_frames(
     record: VideoRecord,
     pass_fds: tuple[int, ...] = (),
     decoder: str = CPU,
-) -> tuple[int, int, str]:
-    """Write every planned frame into the sink; return the images written, the frames
-    decoded (for the truncation check) and ffmpeg's condensed log."""
+) -> tuple[int, int, float, str]:
+    """Write every planned frame into the sink; return the images written, the pictures
+    decoded, how far into the video they reached (seconds, for the truncation check) and
+    ffmpeg's condensed log.  Each image is named by
+    ffmpeg's own log of what it decoded (``frame_log``); a fast pass whose images do not
+    prove out raises FastPathRejected."""
     # Imported here: a client that only submits tasks to a running cluster never decodes,
     # and importing scikit-video runs ``ffmpeg -version`` (0.15 s).
     from .reader import FrameReader, can_hand_planes
@@ -244,54 +282,93 @@ def write_frames(
     width, height = frame_plan.out_size
     planes = wants_planes(settings.fmt) and can_hand_planes(info, frame_plan.out_size)
     written = decoded = 0
+    reached = 0.0
     logs = []
-    decoding = {"-threads": str(settings.decoder_threads)} if settings.decoder_threads else {}
+    # The decoder refuses any picture above --max-pixels, also one after a size change.
+    decoding = {**REINIT, "-max_pixels": str(settings.max_pixels)}
+    if settings.decoder_threads:
+        decoding["-threads"] = str(settings.decoder_threads)
     decoding.update(input_options(decoder))
-    for planned in join_seeks(frame_plan.passes, info.frame_rate):
-        with planned.opened(info.frame_rate) as p:  # scenes/dedup: ffmpeg names the frames
-            options = {**decoding, **p.input_options}
+
+    def add(ref: FrameRef, picture) -> None:
+        name = f"{ref.index:06d}.{encoder.extension}"
+        sink.add(
+            name, encoder.encode(picture), FrameRow(ref.index, ref.timestamp, name, width, height, ref.score)
+        )
+
+    for p in frame_plan.passes:
+        log = FrameLog()
+        try:
+            output = {
+                "-vf": p.chain(log, (info.width, info.height)),
+                "-vsync": "passthrough",  # each decoded picture once: no duplicates, no drops
+                "-s": f"{width}x{height}",
+            }
             reader = FrameReader(
-                path, info, options, p.output_options, settings.timeout, planes, p.inputs, pass_fds, p.feed
+                path,
+                info,
+                {**decoding, **p.input_options},
+                output,
+                settings.timeout,
+                planes,
+                None,
+                pass_fds,
+                p.feed,
             )
-            got = 0
-            # A seek pass stops at its last expected frame (ffmpeg may still be flushing).  A
-            # fed pass never does: its stream ends where the frames do, and killing ffmpeg
-            # mid-stream would leave the thread writing its stdin to race the kill.
-            limit = len(p.expected) if p.expected is not None and p.feed is None else None
-            # Only a pass read to its end waits for ffmpeg to exit; stopped early on purpose,
-            # or by a write error (a full disk), ffmpeg is killed at once: it would otherwise
-            # block on a pipe nobody reads until finish() gives up.
+            images, before = 0, written
+            # Only a pass read to its end waits for ffmpeg to exit; stopped early on purpose
+            # (every exact frame found), or by a failure, ffmpeg is killed at once.  A fed pass
+            # is never stopped: killing ffmpeg would race the thread writing its stdin.
             complete = False
             try:
                 for frame in reader.frames():
-                    if p.expected is not None and got == len(p.expected):
-                        raise DecodeFailure(f"ffmpeg gave more frames than the {got} asked for")
-                    ref = p.ref(got)
-                    name = f"{ref.index:06d}.{encoder.extension}"
-                    row = FrameRow(ref.index, ref.timestamp, name, width, height, ref.score)
-                    sink.add(name, encoder.encode(frame), row)
-                    got += 1
-                    if limit is not None and got >= limit:
-                        break  # we stop ffmpeg ourselves; it may still be flushing
+                    pts, score = log.kept_entry(images)
+                    images += 1
+                    ref = p.naming.ref(log, pts, score)
+                    if p.picker.offer(ref):
+                        for image in p.picker.take(ref, frame):
+                            add(*image)
+                            written += 1
+                    if p.picker.done and p.feed is None:
+                        break
                 else:
                     complete = True
             finally:
                 reason = reader.finish(complete)
+            if reason and p.feed is not None and not reader.stalled:
+                raise FastPathRejected(reason)
             if reason:
                 raise DecodeFailure(reason)
-            if p.expected is not None and got < len(p.expected):
-                record.missing.extend(f"frame {r.index} (could not be decoded)" for r in p.expected[got:])
-            written += got
-            decoded += p.decoded(got)
-            record.dropped += p.dropped(got)
+            seen = log.seen() if complete else None
+            if seen:
+                reached = max(reached, (seen[-1] - seen[0]) / 1e6 + float(1 / info.frame_rate))
+            for image in p.picker.finish(seen, info.frame_rate):
+                add(*image)
+                written += 1
+            if reader.log and p.feed is not None:
+                raise FastPathRejected(f"ffmpeg reported: {reader.log}")
             if reader.log:
+                record.warnings.append(f"ffmpeg: {reader.log}")
                 logs.append(reader.log)
+            record.missing.extend(p.picker.missing)
+            decoded += log.count("seen") if complete else images
+            if p.dedup is not None:
+                record.dropped += max(0, log.count("cand") - (written - before))
+        finally:
+            log.close()
     sink.close()
-    return written, decoded, "; ".join(logs)
+    return written, decoded, reached, "; ".join(logs)
 
 
-def _check_complete(frame_plan: Plan, written: int, decoded: int, record: VideoRecord, log: str) -> None:
-    expected = frame_plan.expected_count
+def _check_complete(
+    frame_plan: Plan,
+    info: VideoInfo,
+    written: int,
+    decoded: int,
+    reached: float,
+    record: VideoRecord,
+    log: str,
+) -> None:
     if written == 0:
         if record.missing:
             raise Failure("none of the requested frames exist: " + ", ".join(record.missing[:5]))
@@ -300,10 +377,12 @@ def _check_complete(frame_plan: Plan, written: int, decoded: int, record: VideoR
         # A false header, not a cut-off file: keep the frames, drop the claimed length.
         record.missing.append(false_claim(record.duration, frame_plan.claimed, record.size))
         record.duration = None
-    elif frame_plan.streaming and cut_short(expected, decoded):
-        # Scenes and dedup count the frames ffmpeg decoded, not the (unpredictable) images.
+    elif frame_plan.streaming and cut_short(info.duration, reached, float(1 / info.frame_rate)):
         detail = f": {log}" if log else ""
-        raise DecodeFailure(f"truncated: decoded {decoded} of {expected} expected frames{detail}")
+        raise DecodeFailure(
+            f"truncated: decoded {decoded} frames, {reached:.3f} s of the {info.duration:g} s "
+            f"its header states (about {frame_plan.claimed} frames){detail}"
+        )
 
 
 def os_reason(e: OSError, out: str) -> str:

@@ -282,10 +282,16 @@ class Parser:
             pos, count = 6, extradata[5] & 0x1F
             for kind in (7, 8):
                 for _ in range(count):
+                    if pos + 2 > len(extradata):
+                        raise Unsupported("avcC ends inside its parameter sets")
                     size = int.from_bytes(extradata[pos : pos + 2], "big")
+                    if pos + 2 + size > len(extradata):
+                        raise Unsupported("avcC ends inside its parameter sets")
                     self.nal(extradata[pos + 2 : pos + 2 + size])
                     pos += 2 + size
                 if kind == 7:
+                    if pos >= len(extradata):
+                        raise Unsupported("avcC has no count of picture parameter sets")
                     count, pos = extradata[pos], pos + 1
 
     def nal(self, nal: bytes | memoryview, picture: Picture | None = None) -> Picture | None:
@@ -295,6 +301,10 @@ class Parser:
         kind = nal[0] & 0x1F
         if kind == 7:
             sps_id, sps = _parse_sps(nal)
+            # A picture parameter set holds the SPS it was read against: one redefined
+            # would leave later slices read (and stand-ins written) against the old one.
+            if sps_id in self.sps and sps != self.sps[sps_id]:
+                raise Unsupported("a sequence parameter set redefined")
             self.sps[sps_id] = sps
         elif kind == 8:
             pps_id, pps = _parse_pps(nal, self.sps)

@@ -16,10 +16,13 @@ def believable(claimed_frames: int, size: int) -> bool:
     return claimed_frames <= size
 
 
-def cut_short(expected: int, decoded: int) -> bool:
-    """Fewer frames than the header promised, beyond its usual error (a cut-off file)."""
-    # Container frame counts can be off by a frame or two; more than that is a cut-off file.
-    return decoded < expected - max(2, expected // 50)
+def cut_short(duration: float, reached: float, frame: float) -> bool:
+    """The decoded pictures end earlier than the header's ``duration`` (seconds), beyond its
+    usual error (a cut-off file); ``reached``: the last picture's time plus one ``frame``.
+
+    Time, not a count of frames: a variable-rate file has fewer frames than its duration
+    times its nominal rate, but its last picture is still at its end."""
+    return reached < duration - max(2 * frame, duration / 50)
 
 
 def false_claim(duration: float | None, claimed_frames: int, size: int) -> str:

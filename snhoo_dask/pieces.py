@@ -8,22 +8,26 @@ each piece decodes on its own, gives the same images as the whole video would, a
 together the pieces give every frame once.  Its packets are remuxed (NUT) into its
 ffmpeg's stdin, as a thinned pass's are; a piece of a sparse selection is thinned too.
 
-Only a video whose packets could be numbered (``thinning.scan``: H.264/HEVC, constant
-rate, starting at an IDR) is cut; the rest run whole, as one task.
+Only a video whose packets could be numbered (``thinning.scan``: H.264/HEVC, starting at
+an IDR, every packet one picture shown at its own time) is cut; the rest run whole, as one
+task.  A piece names and checks its images as every fed pass does (``thinning.FedNaming``,
+``selection.Expect``): one that cannot prove them is rejected, and the video is extracted
+whole on the plain path instead.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import partial
 from typing import TYPE_CHECKING, BinaryIO
 
 from .filters import Resize
 from .probe import VideoInfo, open_container, video_stream
-from .selection import Plan, Selection, count_selected, plan
-from .thinning import PacketTable, frame_number_expr, needed_packets, picture_packets, remux
+from .selection import Plan, Selection
+from .thinning import PacketTable, fed_pass, needed_packets, picture_packets, remux, wanted_numbers
 
 if TYPE_CHECKING:
     import av
@@ -48,6 +52,7 @@ class Piece:
     skip: frozenset[int]  # those (by offset from its start) no selected frame needs
     # (offset, payload): stand-ins fed in place of some of those (thinning.needed_packets)
     standins: tuple[tuple[int, bytes], ...] = ()
+    wanted: tuple[int, ...] = ()  # the frames it takes, by number in the whole video
 
     @property
     def frames(self) -> int:
@@ -85,12 +90,12 @@ def cut(
     info: VideoInfo,
     pieces: int,
     min_seconds: float,
-    selected: Callable[[int], bool] | None = None,
+    selection: Selection,
+    thin: bool = True,
 ) -> list[Piece] | None:
     """The video cut at IDR pictures into at most ``pieces`` pieces of at least
     ``min_seconds`` each, as even as the cut points allow; None when it stays whole.
-    ``selected`` (``thinning.selected_numbers``): each piece decodes only what those frames
-    need; None: every packet."""
+    ``thin``: each piece decodes only what its selected frames need; else every packet."""
     total = len(table)
     min_frames = max(1, math.ceil(min_seconds * float(info.frame_rate)))
     pieces = min(pieces, total // min_frames)
@@ -112,11 +117,18 @@ def cut(
     result = []
     for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
         span = range(a, b)
-        keep, standins = needed_packets(table, selected, span) if selected else (frozenset(span), {})
+        found = wanted_numbers(selection, table, info, span)
+        if isinstance(found, str):
+            return None
+        wanted = found[0]
+        sparse = thin and selection.mode != "all"
+        keep, standins = (
+            needed_packets(table, set(wanted).__contains__, span) if sparse else (frozenset(span), {})
+        )
         # Decode positions a..b-1 show frames a..b-1 (``_cut_points``).
         skip = frozenset(p - a for p in span if p not in keep)
         stand = tuple(sorted((p - a, payload) for p, payload in standins.items()))
-        result.append(Piece(i, a, b, table.pts[a], b - a, skip, stand))
+        result.append(Piece(i, a, b, table.pts[a], b - a, skip, stand, tuple(wanted)))
     return result
 
 
@@ -132,22 +144,28 @@ def _cut_points(table: PacketTable) -> list[int]:
     return points
 
 
-def piece_plan(selection: Selection, info: VideoInfo, piece: Piece, path: str, resize: Resize | None) -> Plan:
+def piece_plan(
+    selection: Selection,
+    info: VideoInfo,
+    piece: Piece,
+    path: str,
+    resize: Resize | None,
+    times_us: tuple[int, ...],
+    rate: Fraction | None,
+) -> Plan:
     """The one pass that takes this piece's share of the selection: fed only its packets,
-    naming each frame by its number in the whole video."""
-    rate = info.frame_rate
-    before = count_selected(selection, rate, piece.first)
-    # The piece's first frame is its IDR: frame ``first``; the rest follow by time.
-    number = f"({piece.first}+{frame_number_expr(rate)})"
-    result = plan(selection, info, resize=resize, frame_number=number)
-    (only,) = result.passes
-    label = only.label
-    assert label is not None
-    only.label = lambda k: label(k + before)
-    only.feed = partial(feed_piece, path, piece)
-    result.expected_count = count_selected(selection, rate, piece.end) - before
-    result.claimed = piece.frames  # counted from the packets, not taken from the header
-    return result
+    naming each frame by its number in the whole video (``times_us``: every frame's time)."""
+    feed_it = partial(feed_piece, path, piece)
+    the_pass = fed_pass(selection, times_us, rate, info, list(piece.wanted), [], piece.first, feed_it, resize)
+    return Plan(
+        [the_pass],
+        len(piece.wanted),
+        streaming=False,
+        out_size=resize.out_size(info.width, info.height) if resize else (info.width, info.height),
+        claimed=piece.frames,  # counted from the packets, not taken from the header
+        path="fast: pieces",
+        undecoded=len(piece.skip),
+    )
 
 
 class PieceNotFound(Exception):

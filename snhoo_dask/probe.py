@@ -56,13 +56,22 @@ class VideoInfo:
     nb_frames: int | None
     color_matrix: str = ""  # "" when the file does not say (ffmpeg then assumes BT.601)
     full_range: bool = False  # JPEG-range samples (yuvj*, or tagged full range)
+    container: str = ""  # the demuxer's name (e.g. "mov,mp4,m4a,3gp,3g2,mj2", "avi")
+    # What ffmpeg's autorotation does to this video's pictures, as filters; None when it
+    # cannot be told exactly from here (then only the plain path runs: it reads the file).
+    turn: tuple[str, ...] | None = ()
+    # The colour facts the container states (ffmpeg's decoder options, by number): a fed
+    # stream (thinning, pieces) carries none of them, so they are restated to its decoder.
+    colour: tuple[tuple[str, int], ...] = ()
 
     @property
     def estimated_frames(self) -> int:
-        """Frame count from the container, or from duration x rate when it has none."""
+        """Frame count from the container (the smaller of its count and its duration x
+        rate: an edit list's count includes the pictures it cuts away)."""
+        by_time = int(round(self.duration * float(self.frame_rate)))
         if self.nb_frames:
-            return self.nb_frames
-        return int(round(self.duration * float(self.frame_rate)))
+            return min(self.nb_frames, by_time) if by_time > 0 else self.nb_frames
+        return by_time
 
     def fill(self, record: VideoRecord) -> None:
         """Copy the facts a manifest record carries."""
@@ -85,98 +94,6 @@ def probe(path: str, max_pixels: int | None = None) -> VideoInfo:
     a picture above ``max_pixels``, found before any frame of it is decoded)."""
     with open_container(path, max_pixels) as container:
         return _facts(container, path, max_pixels)[0]
-
-
-def probe_keyframes(path: str) -> tuple[VideoInfo, list[float]]:
-    """``probe`` plus the key frames' times from the stream start.
-
-    Packets are read, not decoded, so this stays cheap even for long videos.
-    """
-    with open_container(path) as container:
-        info, stream = _facts(container, path)
-        container.seek(0)
-        keys = []
-        for packet in container.demux(stream):
-            if packet.is_keyframe and packet.pts is not None:
-                keys.append(float(packet.pts * stream.time_base) - info.start_time)
-        return info, sorted(keys)
-
-
-@dataclass(frozen=True)
-class KeyFrame:
-    """A key frame as ffmpeg's input seek can land on it exactly."""
-
-    index: int  # frame number from the stream's start
-    microseconds: int  # its time as ``-ss`` counts it (from the file's start)
-
-
-# Packets read after one seek before giving up on finding the key frame (the frames found
-# so far are still used): more than a minute of 60 fps video without a key frame.
-_MAX_PACKETS = 4000
-_SEEK_TRIES = 6  # seek again this many times, 1, 2, 4 ... s earlier, if a seek landed late
-
-
-def key_frames_before(path: str, indices: list[int]) -> dict[int, KeyFrame]:
-    """For each frame, the last key frame at or before it, from the container's packets.
-
-    ffmpeg's accurate seek (``-ss`` half a frame early) trusts the demuxer to land at or
-    before the time asked.  Some do not: in MPEG-TS it lands on the next key frame and
-    the requested frame is silently replaced by a later one.  And on a frame that is a key
-    frame itself, the half frame lands on the key frame before it and decodes a whole
-    key-frame interval for nothing.  So the key frame is found here, by reading packets
-    (nothing is decoded) until the requested frame's turn, and ffmpeg is sent to that key
-    frame's own time to the microsecond: ffmpeg rounds that one way for the seek and for
-    the frames it drops, so it lands on the key frame and keeps it.  A frame this cannot
-    vouch for is left out (its seek stays as it was).
-    """
-    import av
-
-    found: dict[int, KeyFrame] = {}
-    try:
-        with open_container(path) as container:
-            info, stream = _facts(container, path)
-            tb, rate, start = stream.time_base, info.frame_rate, stream.start_time
-            if not tb or tb < Fraction(1, 500_000) or start is None:
-                return found  # a microsecond would not name one tick (or no start to count from)
-            start_us = container.start_time or 0
-            for i in indices:
-                pts = _last_key_at_or_before(container, stream, start + i / rate / tb, 1 / rate / tb / 2)
-                if pts is None:
-                    continue
-                index = math.floor((pts - start) * tb * rate + Fraction(1, 2))
-                if 0 <= index <= i:
-                    found[i] = KeyFrame(index, round(pts * tb * 1_000_000) - start_us)
-    except (ProbeError, av.FFmpegError, OSError):
-        pass  # an unseekable or damaged file: the frames found so far, the rest seek as usual
-    return found
-
-
-def _last_key_at_or_before(container, stream, target: Fraction, half: Fraction) -> int | None:
-    """The pts of the last key frame shown at or before ``target`` (both in the stream's
-    time base), or None."""
-    back = 0
-    # MPEG-TS seeks by decoding time: sent to the first frame's (shown) time, it lands after
-    # that frame when B-frames have it decoded earlier.  A second before the start is safe.
-    floor = stream.start_time - int(1 / stream.time_base)
-    for _ in range(_SEEK_TRIES):
-        at = max(floor, int(target + half / 2) - back)
-        container.seek(at, stream=stream, backward=True, any_frame=False)
-        best = None
-        for n, packet in enumerate(container.demux(stream)):
-            if n > _MAX_PACKETS:
-                return best
-            if packet.pts is not None and packet.is_keyframe:
-                if packet.pts > target + half:
-                    break  # key frames come in order: the rest are later still
-                best = packet.pts
-            if packet.dts is not None and packet.dts > target + half:
-                break  # past the requested frame in decoding order: no key frame for it remains
-        if best is not None:
-            return best
-        if at == floor:
-            return None
-        back = max(2 * back, int(1 / stream.time_base))  # landed after it: a second earlier, then more
-    return None
 
 
 def open_container(path: str, max_pixels: int | None = None, packets_only: bool = False):
@@ -241,7 +158,8 @@ def _facts(container, path: str, max_pixels: int | None = None) -> tuple[VideoIn
     if width <= 0 or height <= 0:
         raise ProbeError("video stream has no picture size (damaged or unsupported)")
     check_picture(width, height, max_pixels)  # before _rotation decodes a frame
-    if _rotation(container, s, path) in (90, 270):
+    rotation, turn = _rotation(container, s, path)
+    if rotation in (90, 270):
         # ffmpeg turns phone videos upright while decoding, so frames come out transposed.
         width, height = height, width
     rate = _rate(s.average_rate) or _rate(s.base_rate)
@@ -265,8 +183,26 @@ def _facts(container, path: str, max_pixels: int | None = None) -> tuple[VideoIn
         nb_frames=int(s.frames) if s.frames and s.frames > 0 else None,
         color_matrix=_matrix_name(cc),
         full_range=pix_fmt.startswith("yuvj") or _full_range(cc),
+        container=str(container.format.name),
+        turn=turn,
+        colour=_colour(cc),
     )
     return info, s
+
+
+def _colour(cc) -> tuple[tuple[str, int], ...]:
+    """The colour facts ffmpeg's decoder gets from the container (2 and 0 mean unknown)."""
+    out = []
+    for option, attribute, unknown in (
+        ("color_range", "color_range", 0),
+        ("colorspace", "colorspace", 2),
+        ("color_primaries", "color_primaries", 2),
+        ("color_trc", "color_trc", 2),
+    ):
+        value = int(getattr(cc, attribute, unknown) or unknown)
+        if value != unknown:
+            out.append((option, value))
+    return tuple(out)
 
 
 def _attached_picture(stream) -> bool:
@@ -295,8 +231,9 @@ def _full_range(cc) -> bool:
     return int(getattr(cc, "color_range", 0) or 0) == 2
 
 
-def _rotation(container, stream, path: str) -> int:
-    """The display rotation ffmpeg applies while decoding (it turns phone videos upright).
+def _rotation(container, stream, path: str) -> tuple[int, tuple[str, ...] | None]:
+    """The display rotation ffmpeg applies while decoding (it turns phone videos upright),
+    and the filters that do the same (None: not known exactly).
 
     For MP4/MOV it is read from the track header, where ffmpeg finds it; other
     containers have no cheap place to read it from here, so their first frame is decoded.
@@ -306,10 +243,11 @@ def _rotation(container, stream, path: str) -> int:
     try:
         for packet in container.demux(stream):
             for frame in packet.decode():
-                return int(round(frame.rotation)) % 360
+                angle = int(round(frame.rotation)) % 360
+                return angle, () if angle == 0 else None
     except av_error() as e:
         raise ProbeError(f"not a readable video: {_why(e, path)}") from None
-    return 0
+    return 0, ()
 
 
 def av_error():
@@ -338,21 +276,53 @@ def _boxes(f, start: int, end: int):
         pos += size
 
 
-def _mov_rotation(path: str) -> int:
+def _mov_rotation(path: str) -> tuple[int, tuple[str, ...] | None]:
     with open(path, "rb") as f:
         end = os.fstat(f.fileno()).st_size
         for kind, body, box_end in _boxes(f, 0, end):
             if kind != b"moov":
                 continue
-            for trak, tbody, tend in _boxes(f, body, box_end):
-                if trak == b"trak":
-                    angle = _video_track_rotation(f, tbody, tend)
-                    if angle is not None:
-                        return angle
-    return 0
+            movie = None
+            for box, tbody, tend in _boxes(f, body, box_end):
+                if box == b"mvhd":
+                    f.seek(tbody)
+                    version = f.read(1)
+                    f.seek(tbody + (40 if version == b"\x01" else 28) + 8)
+                    movie = struct.unpack(">9i", f.read(36))
+                if box == b"trak":
+                    matrix = _video_track_matrix(f, tbody, tend)
+                    if matrix is not None:
+                        identity = (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)
+                        turn = _turn(matrix) if movie in (None, identity) else None
+                        return _angle(matrix), turn
+    return 0, ()
 
 
-def _video_track_rotation(f, start: int, end: int) -> int | None:
+def _angle(matrix: tuple[int, ...]) -> int:
+    a, b, c, d = matrix[0], matrix[1], matrix[3], matrix[4]
+    # As av_display_rotation_get reads the same matrix.
+    angle = -math.degrees(math.atan2(b / (math.hypot(b, d) or 1), a / (math.hypot(a, c) or 1)))
+    return int(round(angle)) % 360
+
+
+def _turn(matrix: tuple[int, ...]) -> tuple[str, ...] | None:
+    """The filters ffmpeg 5.1's autorotation inserts for this display matrix (its
+    ffmpeg_filter.c, read as the matrix's [0], [3], [4]); None for an angle it rotates by
+    an arbitrary amount."""
+    angle = (360 - _angle(matrix)) % 360  # ffmpeg's theta: the other way round
+    m0, m3, m4 = matrix[0], matrix[3], matrix[4]
+    if angle == 90:
+        return ("transpose=cclock_flip" if m3 > 0 else "transpose=clock",)
+    if angle == 180:
+        return tuple(f for f, on in (("hflip", m0 < 0), ("vflip", m4 < 0)) if on)
+    if angle == 270:
+        return ("transpose=clock_flip" if m3 < 0 else "transpose=cclock",)
+    if angle == 0:
+        return ("vflip",) if m4 < 0 else ()
+    return None
+
+
+def _video_track_matrix(f, start: int, end: int) -> tuple[int, ...] | None:
     matrix, video = None, False
     for kind, body, box_end in _boxes(f, start, end):
         if kind == b"tkhd":
@@ -367,10 +337,7 @@ def _video_track_rotation(f, start: int, end: int) -> int | None:
                     video = f.read(4) == b"vide"
     if not video or matrix is None:
         return None
-    a, b, c, d = matrix[0], matrix[1], matrix[3], matrix[4]
-    # As av_display_rotation_get reads the same matrix.
-    angle = -math.degrees(math.atan2(b / (math.hypot(b, d) or 1), a / (math.hypot(a, c) or 1)))
-    return int(round(angle)) % 360
+    return matrix
 
 
 def _nonneg(value) -> float | None:

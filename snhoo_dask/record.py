@@ -44,6 +44,10 @@ class VideoRecord:
     undecoded: int = 0  # frames never decoded: not asked for, and no other frame needs them
     pieces: int = 0  # a long video cut into pieces extracted at once (0: one task)
     decoder: str | None = None  # cpu, cuda, or "cpu (cuda failed: why)" (hwaccel.py)
+    # Which path made the images and why: "fast: ..." (fewer packets decoded, every image
+    # proven) or "plain (<why no fast path ran>)".
+    path: str | None = None
+    warnings: list[str] = field(default_factory=list)  # what ffmpeg reported (damage)
 
     def finish(self, status: str, **changes: Any) -> VideoRecord:
         """Set the final status (and any other fields), stamped with the time."""
@@ -60,6 +64,7 @@ class VideoRecord:
         # only field that is not a plain value is the list of missing frames.
         data = dict(self.__dict__)
         data["missing"] = list(self.missing)
+        data["warnings"] = list(self.warnings)
         return data
 
     def to_json(self) -> str:

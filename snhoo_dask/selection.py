@@ -1,48 +1,57 @@
 """Which frames to take from a video, and how to make ffmpeg take only those.
 
 A ``Selection`` is what the user asked for (parsed from the command line or the web
-form).  ``plan()`` turns it, for one probed video, into ``Pass``es: ffmpeg input and
-output options for one scikit-video reader each, plus the source frame index and
-timestamp of every image that reader will yield.  Selection always happens inside
-ffmpeg (select filter, ``-skip_frame nokey``, input seeking); Python never decodes a
-frame only to drop it.
+form).  ``plan()`` turns it, for one probed video, into the *plain* ``Pass``: ffmpeg
+decodes the file itself, ``select`` keeps the frames asked for, and every image is named
+by ffmpeg's own log of what it decoded (``frame_log``).  That is the definition of a
+frame's identity every path follows:
 
-Frame indices and timestamps assume a constant frame rate (index = time x rate),
-which is what cameras and screen recorders write; for variable-rate files they are
-nominal.
+    frame k is the k-th picture ffmpeg's decoder presents for the video stream, after
+    edit lists, in presentation order, each decoded picture once (passthrough timing:
+    no duplicates, no drops); its time is its presentation time minus the first one's.
+
+``--every N`` takes k = 0, N, 2N, ...; ``--frames`` those k; ``--times T`` the frame shown
+at T (the last one whose time is at or before T); ``--fps R`` the first frame of each
+1/R-second interval of time; ``--keyframes`` the frames the decoder marks as key frames.
+A fast path (``thinning``: fewer packets decoded; ``pieces``) names its images by the same
+identity and proves it on every image, or gives way to this plan (``FastPathRejected``).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .filters import Dedup, Resize, dedup_filter, scale_filter
 from .frame_log import FrameLog
-from .probe import KeyFrame, VideoInfo
+from .probe import VideoInfo
 
 MODES = ("all", "every", "fps", "frames", "times", "keyframes", "scenes")
-# Modes that seek to each requested frame.
-SEEKING_MODES = ("frames", "times")
+# Modes that name their frames one by one.
+EXACT_MODES = ("frames", "times")
 # Modes that decode every frame in one stream: the only ones --dedup can thin out.
 STREAMING_MODES = ("all", "every", "fps", "scenes")
 # ffmpeg's scene score (0-1) above which a frame starts a new shot.  0.3 finds hard cuts
 # between different shots while camera motion inside a shot stays well below it.
 DEFAULT_SCENE_THRESHOLD = 0.3
-# Requested frames closer than this many seconds are decoded in one pass instead of
-# seeking again: a seek lands on the previous key frame and decodes forward anyway.
-_CLUSTER_SECONDS = 2.0
-# Bound on the select expression ffmpeg has to parse for one pass.
+# Bound on the select expression ffmpeg has to parse for one pass; past it, ffmpeg keeps
+# a range around the frames and Python takes them out of it.
 MAX_TERMS_PER_PASS = 200
-# Seeks joined into one ffmpeg run (one input each): one process start instead of one
-# per seek, and few enough open demuxers to stay small.
-_MAX_SEEKS_PER_PASS = 32
 MAX_REQUESTED = 100_000
+# Frame numbers and rates past these are no video's (a 1000 fps video lasting 30 years).
+MAX_FRAME_NUMBER = 10**12
+MAX_RATE = 1_000_000
+# --times: a frame's time "at or before T" allows this much rounding (half a millisecond).
+TIME_TOLERANCE = 0.0005
+# --times on the plain path: ffmpeg keeps the frames this many seconds around each time,
+# and the last one at or before it is taken.  A gap longer than this before a time (a
+# variable-rate file) leaves that time missing, with the reason.
+TIMES_WINDOW = 1.0
 
 
 class SelectionError(ValueError):
@@ -145,9 +154,11 @@ def _parse_rate(text: str) -> Fraction:
     try:
         rate = Fraction(text.strip())
     except (ValueError, ZeroDivisionError):
-        raise SelectionError(f"--fps wants a number like 2 or 0.5 or 30000/1001, not {text!r}") from None
+        raise SelectionError(f"--fps wants a number like 2 or 0.5 or 30000/1001, not {text[:40]!r}") from None
     if rate <= 0:
-        raise SelectionError(f"--fps must be above 0, not {text!r}")
+        raise SelectionError(f"--fps must be above 0, not {text[:40]!r}")
+    if rate > MAX_RATE or rate < Fraction(1, MAX_RATE):
+        raise SelectionError(f"--fps must be between 1/{MAX_RATE} and {MAX_RATE}, not {text[:40]!r}")
     return rate.limit_denominator(1_000_000)
 
 
@@ -163,10 +174,14 @@ def _split(text: str, option: str) -> list[str]:
 def _parse_frames(text: str) -> list[int]:
     out = []
     for item in _split(text, "--frames"):
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
-        if not m:
+        m = re.fullmatch(r"(\d{1,13})(?:-(\d{1,13}))?", item)
+        if not m or max(int(g) for g in m.groups() if g) > MAX_FRAME_NUMBER:
+            if re.fullmatch(r"\d+(?:-\d+)?", item):
+                raise SelectionError(
+                    f"--frames: {item[:20]}... is past any video's length (at most {MAX_FRAME_NUMBER})"
+                )
             raise SelectionError(
-                f"--frames wants frame numbers like 0,25,1000 or ranges like 10-20, not {item!r}"
+                f"--frames wants frame numbers like 0,25,1000 or ranges like 10-20, not {item[:40]!r}"
             )
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) else lo
@@ -180,9 +195,9 @@ def _parse_frames(text: str) -> list[int]:
 
 def parse_time(item: str) -> float:
     """Seconds from '1.5', '62.25', '01:02.250' or '00:01:02.250'."""
-    m = re.fullmatch(r"(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?|\.\d+)", item.strip())
+    m = re.fullmatch(r"(?:(?:(\d{1,9}):)?(\d{1,9}):)?(\d{1,12}(?:\.\d{0,9})?|\.\d{1,9})", item.strip())
     if not m:
-        raise SelectionError(f"--times wants times like 1.5 or 00:01:02.250, not {item!r}")
+        raise SelectionError(f"--times wants times like 1.5 or 00:01:02.250, not {item[:40]!r}")
     hours, minutes, seconds = m.group(1), m.group(2), float(m.group(3))
     if (hours or minutes) and seconds >= 60:
         raise SelectionError(f"--times: seconds must be below 60 in {item!r}")
@@ -195,253 +210,295 @@ def _parse_times(text: str) -> list[float]:
 
 @dataclass(frozen=True)
 class FrameRef:
-    index: int
-    timestamp: float
+    index: int  # frame k (see the module's docstring)
+    timestamp: float  # its time in seconds from the first frame presented
     score: float | None = None  # ffmpeg's scene score, for --scenes
+
+
+class FastPathRejected(Exception):
+    """A fast path could not show that an image is the frame it names (or ffmpeg reported
+    an error on it): the video is done again on the plain path, the record saying why."""
+
+
+# An image to write: which frame it is, and its picture (an array or writers.YuvFrame).
+Image = tuple[FrameRef, Any]
+
+
+class Picker:
+    """Which of the images ffmpeg sends become files (``select`` may keep a superset)."""
+
+    done = False  # every image this pass can give has been given: ffmpeg may be stopped
+    missing: list[str]
+
+    def offer(self, ref: FrameRef) -> bool:
+        """Whether the image is a candidate (it is then handed to ``take``)."""
+        return True
+
+    def take(self, ref: FrameRef, picture: Any) -> list[Image]:
+        """The images to write now.  ``picture`` is the reader's buffer, valid until the
+        next image: a picker that holds one keeps a copy."""
+        return [(ref, picture)]
+
+    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
+        """The images still held once ffmpeg has ended (``seen``: every presented
+        picture's time in microseconds, None if the pass was stopped early)."""
+        return []
+
+
+class TakeAll(Picker):
+    def __init__(self) -> None:
+        self.missing = []
+
+
+class TakeIndices(Picker):
+    """Exact frames: the ones asked for, in a range ffmpeg keeps."""
+
+    def __init__(self, indices: list[int]) -> None:
+        self.wanted = sorted(set(indices))
+        self._left = set(self.wanted)
+        self.missing = []
+
+    def offer(self, ref: FrameRef) -> bool:
+        return ref.index in self._left
+
+    def take(self, ref: FrameRef, picture: Any) -> list[Image]:
+        self._left.discard(ref.index)
+        self.done = not self._left
+        return [(ref, picture)]
+
+    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
+        if self._left:
+            total = len(seen) if seen is not None else 0
+            self.missing = frames_past_end(sorted(self._left), total)
+        return []
+
+
+def frames_past_end(indices: list[int], total: int) -> list[str]:
+    """The record's words for requested frames a video does not have."""
+    words = [f"frame {i} (video has {total} frames)" for i in indices[:20]]
+    return words + ([f"and {len(indices) - 20} more"] if len(indices) > 20 else [])
+
+
+def time_past_end(t: float, last: float, rate: Fraction) -> str:
+    return f"time {t:g}s (video lasts {round(last + float(1 / rate), 6):g}s)"
+
+
+class TakeTimes(Picker):
+    """--times on the plain path: ffmpeg keeps the frames around each time; the last one at
+    or before it is the frame shown then.  A candidate is held (encoded) until a later
+    frame shows it was the last."""
+
+    def __init__(self, times: tuple[float, ...]) -> None:
+        self._pending = sorted(set(times))
+        self._held: dict[float, Image] = {}
+        self._written: set[int] = set()
+        self.missing = []
+
+    def offer(self, ref: FrameRef) -> bool:
+        return True
+
+    def take(self, ref: FrameRef, picture: Any) -> list[Image]:
+        out = []
+        while self._pending and self._pending[0] + TIME_TOLERANCE < ref.timestamp:
+            out += self._emit(self._pending.pop(0))
+        held = None
+        for t in self._pending:
+            if t - TIMES_WINDOW <= ref.timestamp <= t + TIME_TOLERANCE:
+                held = held or (ref, copy.deepcopy(picture))
+                self._held[t] = held
+        self.done = not self._pending
+        return out
+
+    def _emit(self, t: float) -> list[Image]:
+        held = self._held.pop(t, None)
+        if held is None:
+            self.missing.append(f"time {t:g}s (no frame in the {TIMES_WINDOW:g} s before it)")
+            return []
+        if held[0].index in self._written:
+            return []
+        self._written.add(held[0].index)
+        return [held]
+
+    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
+        out = []
+        last = (seen[-1] - seen[0]) / 1e6 if seen else None
+        for t in self._pending:
+            if last is None or t + TIME_TOLERANCE >= last + float(1 / rate):
+                self._held.pop(t, None)
+                self.missing.append(time_past_end(t, last or 0.0, rate))
+            else:
+                out += self._emit(t)
+        self._pending = []
+        return out
+
+
+class Expect(Picker):
+    """A fast path's images: exactly ``indices``, in order, or the path is rejected.  Other
+    pictures it decodes (references, stand-ins) are not candidates."""
+
+    def __init__(self, indices: list[int]) -> None:
+        self.expected = list(indices)
+        self._wanted = set(indices)
+        self.got: list[int] = []
+        self.missing = []  # the plan's: what is not in the packets is known before
+
+    def offer(self, ref: FrameRef) -> bool:
+        return ref.index in self._wanted
+
+    def take(self, ref: FrameRef, picture: Any) -> list[Image]:
+        k = len(self.got)
+        if k >= len(self.expected) or ref.index != self.expected[k]:
+            want = self.expected[k] if k < len(self.expected) else "none"
+            raise FastPathRejected(f"image {k} is frame {ref.index}, expected {want}")
+        self.got.append(ref.index)
+        return [(ref, picture)]
+
+    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
+        if len(self.got) != len(self.expected):
+            raise FastPathRejected(f"ffmpeg gave {len(self.got)} of the {len(self.expected)} frames planned")
+        return []
+
+
+class Naming:
+    """Plain: an image is the picture at its place among those the decoder presented."""
+
+    def ref(self, log: FrameLog, pts: int, score: float | None) -> FrameRef:
+        return FrameRef(log.position(pts), round((pts - log.first_pts()) / 1e6, 6), score)
 
 
 @dataclass
 class Pass:
-    """One ffmpeg run through scikit-video's reader, and what each output frame is."""
+    """One ffmpeg run through scikit-video's reader, and which frame each image is."""
 
-    input_options: dict[str, str]
-    output_options: dict[str, str]
-    # For a seek pass: exactly the frames it yields, in order.  For a streaming pass:
-    # None, and ``label`` names the k-th output frame.
-    expected: list[FrameRef] | None = None
-    label: Callable[[int], FrameRef] | None = None
-    # Scenes and dedup: the -vf chain, built around the FrameLog that names each output
-    # frame (see frame_log); ``opened()`` creates the log and fills in -vf and ``label``.
-    chain: Callable[[FrameLog], str] | None = None
-    log: FrameLog | None = None
-    dedup: bool = False
-    # Several seeks in one ffmpeg: the file is opened once per entry, each entry's options
-    # added to ``input_options`` for that input; ``output_options`` then has the
-    # ``-filter_complex`` that picks each input's frames and joins them in order, instead of -vf.
-    inputs: list[dict[str, str]] | None = None
-    # A seek pass: the frame its input starts at (a key frame, or its first frame).
-    start: int | None = None
-    # A thinned pass (see thinning): ffmpeg reads a NUT stream of only the packets worth
-    # decoding from its stdin, which this writes; None: it reads the file itself.
+    select: str | None  # ffmpeg's select expression (None: every picture)
+    picker: Picker
+    naming: Naming = field(default_factory=Naming)
+    input_options: dict[str, str] = field(default_factory=dict)
+    # Filters first in the chain, applied explicitly where a fed stream lost what the
+    # container said (its rotation).
+    transforms: tuple[str, ...] = ()
+    dedup: Dedup | None = None
+    scale: str | None = None  # --max-side/--square
+    # A fast pass: ffmpeg reads a NUT stream of some of the packets, written by this
+    # into its stdin (thinning, pieces); None: it reads the file itself.
     feed: Callable[[BinaryIO], None] | None = None
 
-    def ref(self, k: int) -> FrameRef:
-        if self.expected is not None:
-            return self.expected[k]
-        assert self.label is not None
-        return self.label(k)
-
-    @contextmanager
-    def opened(self, rate: Fraction) -> Iterator[Pass]:
-        """This pass ready to run: a logged pass gets its log files for the run's length."""
-        if self.chain is None:
-            yield self
-            return
-        log = FrameLog(rate)
-        try:
-            yield replace(
-                self,
-                output_options={**self.output_options, "-vf": self.chain(log)},
-                label=lambda k: FrameRef(*log.ref(k)),
-                chain=None,
-                log=log,
-            )
-        finally:
-            log.close()
-
-    def decoded(self, got: int) -> int:
-        """Source frames ffmpeg decoded in this pass (once it ended); else the images got."""
-        return self.log.count("seen") if self.log else got
-
-    def dropped(self, got: int) -> int:
-        """Frames --dedup dropped in this pass (once it ended)."""
-        return max(0, self.log.count("cand") - got) if self.log and self.dedup else 0
+    def chain(self, log: FrameLog, size: tuple[int, int]) -> str:
+        """The -vf filter chain: log, turn, fix the size (a picture-size change mid-stream
+        is scaled to the first), select, deduplicate, resize, log what is kept."""
+        parts = [log.head(), *self.transforms, f"scale={size[0]}:{size[1]}"]
+        if self.select:
+            parts.append(f"select='{self.select}'")
+        if self.dedup is not None:
+            # Deduplicate before scaling, so what counts as "the same" does not depend on the size.
+            parts += [log.candidates(), dedup_filter(self.dedup)]
+        if self.scale:
+            parts.append(self.scale)
+        parts.append(log.kept())
+        return ",".join(parts)
 
 
 @dataclass
 class Plan:
     passes: list[Pass]
-    expected_count: int  # images (logged plans: decoded frames) if the file is intact
-    streaming: bool  # True when the count is an estimate from the container
+    expected_count: int  # images a fast plan gives (a plain one: the header's frame count)
+    streaming: bool  # the pass decodes the whole video: how far it got is checked
     missing: list[str] = field(default_factory=list)  # requested frames past the end
-    out_size: tuple[int, int] | None = None  # (width, height) of the written images
+    out_size: tuple[int, int] = (0, 0)  # (width, height) of the written images
     scored: bool = False  # frames carry ffmpeg's scene score (frames.csv gets a column)
     claimed: int = 0  # source frames the container's header claims (see length.believable)
+    path: str = "plain"  # which path made the images, and why (the record's ``path``)
+    undecoded: int = 0  # frames a fast path never decoded
 
 
-def _select(expr: str) -> dict[str, str]:
-    # passthrough: never duplicate or drop frames to fit an output rate.
-    return {"-vf": f"select='{expr}'", "-vsync": "0"}
+def index_expr(var: str, indices: list[int]) -> str:
+    """A select expression true for exactly these frame numbers (``var``), as runs; past
+    MAX_TERMS_PER_PASS runs, one run from the first to the last (the picker takes out the rest)."""
+    runs: list[list[int]] = []
+    for i in sorted(set(indices)):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    if len(runs) > MAX_TERMS_PER_PASS:
+        runs = [[runs[0][0], runs[-1][1]]]
+    return "+".join(f"eq({var},{a})" if a == b else f"between({var},{a},{b})" for a, b in runs)
 
 
-def _at(index: int, rate: Fraction) -> FrameRef:
-    return FrameRef(index, round(float(index / rate), 6))
+def fps_expr(fps: Fraction, time: str = "(t-start_t)", before: str = "(prev_t-start_t)") -> str:
+    """--fps R: a frame is the first of its 1/R interval of time when its interval is
+    later than the frame before's (the first frame always)."""
+    a, b = fps.numerator, fps.denominator
+
+    # Times within TIME_TOLERANCE of a boundary are on it: Matroska stores milliseconds,
+    # so frame 10 of a 30 fps video is at 0.333 s, not 1/3 s.
+    def interval(t: str) -> str:
+        return f"floor(({t}+{TIME_TOLERANCE})*{a}/{b})"
+
+    return f"eq(n,0)+gt({interval(time)},{interval(before)})"
+
+
+def fps_interval(t_us: int, fps: Fraction) -> int:
+    """Which 1/R-second interval a frame at ``t_us`` microseconds from the first is in: the
+    rule ``fps_expr`` gives ffmpeg, for the packet table (``thinning``)."""
+    return math.floor((t_us / 1e6 + TIME_TOLERANCE) * fps.numerator / fps.denominator)
 
 
 def plan(
-    selection: Selection,
-    info: VideoInfo,
-    keyframe_times: list[float] | None = None,
-    resize: Resize | None = None,
-    dedup: Dedup | None = None,
-    key_frames: dict[int, KeyFrame] | None = None,
-    frame_number: str = "n",
+    selection: Selection, info: VideoInfo, resize: Resize | None = None, dedup: Dedup | None = None
 ) -> Plan:
-    """The ffmpeg passes that produce exactly the selected frames of this video, resized
-    and deduplicated as asked (both inside ffmpeg).
-
-    ``keyframe_times`` is what ``--keyframes`` takes; ``key_frames`` the key frame to seek
-    to for frames that ``seek_targets`` names (both from ``probe``).  ``frame_number`` is
-    how ``--every``/``--fps`` name a frame to ffmpeg's select: ``n``, or for a thinned
-    pass (not every frame decoded) its number from its time."""
+    """The plain plan: ffmpeg decodes the whole file and keeps the selected frames, resized
+    and deduplicated as asked (all inside ffmpeg); ffmpeg's log names every image."""
     if dedup is not None and selection.mode not in STREAMING_MODES:
         raise SelectionError(f"--dedup needs a streaming selection ({', '.join(STREAMING_MODES)})")
-    scale = scale_filter(resize, info.width, info.height)
-    if dedup is not None or selection.mode == "scenes":
-        result = _logged_plan(selection, info, scale, dedup)
-    else:
-        result = _plan(selection, info, keyframe_times, key_frames, frame_number)
-        if scale:
-            result.passes = [_scaled(p, scale) for p in result.passes]
-    out_w, out_h = resize.out_size(info.width, info.height) if resize else (info.width, info.height)
-    result.out_size = (out_w, out_h)
-    result.claimed = info.estimated_frames
-    if scale:
-        # The reader sizes its frame buffer from -s (scikit-video's contract), and ffmpeg
-        # checks the filters produced exactly that.
-        for p in result.passes:
-            p.output_options["-s"] = f"{out_w}x{out_h}"
-    return result
-
-
-def _scaled(p: Pass, scale: str) -> Pass:
-    vf = p.output_options.get("-vf")
-    return replace(p, output_options={**p.output_options, "-vf": f"{vf},{scale}" if vf else scale})
-
-
-def _select_expr(selection: Selection, rate: Fraction) -> str | None:
-    """The select expression of a streaming mode (None: every frame)."""
-    if selection.mode == "every":
-        return f"not(mod(n,{selection.every}))"
-    if selection.mode == "fps":
-        step = Fraction(selection.fps) / rate
-        if step >= 1:
-            return None
-        return f"gt(floor(n*{step.numerator}/{step.denominator}),floor((n-1)*{step.numerator}/{step.denominator}))"
-    if selection.mode == "scenes":
-        # Frame 0 opens the first shot; ffmpeg scores it 0 (nothing before it to differ from).
-        return f"eq(n,0)+gt(scene,{selection.scene_threshold:g})"
-    return None
-
-
-def _logged_plan(selection: Selection, info: VideoInfo, scale: str | None, dedup: Dedup | None) -> Plan:
-    """One streaming pass whose output frames ffmpeg names itself (scenes, dedup)."""
-    expr = _select_expr(selection, info.frame_rate)
-
-    def chain(log: FrameLog) -> str:
-        parts = [log.number()]
-        if expr:
-            parts.append(f"select='{expr}'")
-        if dedup is not None:
-            # Deduplicate before scaling, so what counts as "the same" does not depend on the size.
-            parts += [log.candidates(), dedup_filter(dedup)]
-        if scale:
-            parts.append(scale)
-        parts.append(log.kept())
-        return ",".join(parts)
-
-    # The count of *decoded* frames is what the truncation check compares (Pass.decoded).
-    the_pass = Pass({}, {"-vsync": "0"}, chain=chain, dedup=dedup is not None)
-    return Plan([the_pass], info.estimated_frames, True, scored=selection.mode == "scenes")
-
-
-def _plan(
-    selection: Selection,
-    info: VideoInfo,
-    keyframe_times: list[float] | None,
-    key_frames: dict[int, KeyFrame] | None = None,
-    n: str = "n",
-) -> Plan:
-    rate = info.frame_rate
-    total = info.estimated_frames
     mode = selection.mode
-    if mode == "all":
-        return Plan([Pass({}, {}, label=lambda k: _at(k, rate))], total, True)
-    if mode == "every":
-        every = selection.every
-        return Plan(
-            [Pass({}, _select(f"not(mod({n},{every}))"), label=lambda k: _at(k * every, rate))],
-            count_selected(selection, rate, total),
-            True,
-        )
-    if mode == "fps":
-        # Take the first frame of each 1/R interval: frame n is new when floor(n*R/F) steps.
-        step = Fraction(selection.fps) / rate
-        a, b = step.numerator, step.denominator
-        if step >= 1:
-            return _plan(Selection("all"), info, None)
-        return Plan(
-            [
-                Pass(
-                    {},
-                    _select(f"gt(floor({n}*{a}/{b}),floor(({n}-1)*{a}/{b}))"),
-                    label=lambda k: _at(-((-k * b) // a), rate),
-                )
-            ],
-            count_selected(selection, rate, total),
-            True,
-        )
-    if mode == "keyframes":
-        times = keyframe_times or []
-        refs = [FrameRef(int(round(t * rate)), round(t, 6)) for t in times]
-        return Plan([Pass({"-skip_frame": "nokey"}, {"-vsync": "0"}, expected=refs)], len(refs), False)
-    if mode in SEEKING_MODES:
-        indices, missing = requested(selection, info)
-        if n != "n":  # a thinned stream of only what these frames need (thinning.py): no seeks
-            # No -vframes: the stream ends at the last packet needed, and ffmpeg must read
-            # it to its end (see extract.write_frames).
-            out = _select("+".join(f"eq({n},{i})" for i in indices))
-            return Plan(
-                [Pass({}, out, expected=[_at(i, rate) for i in indices])], len(indices), False, missing
-            )
-        return Plan(_seek_passes(indices, rate, key_frames or {}), len(indices), False, missing)
-    raise SelectionError(f"unknown frame selection {mode!r}")
-
-
-def requested(selection: Selection, info: VideoInfo) -> tuple[list[int], list[str]]:
-    """The frame indices a frames/times selection asks for inside this video, and the rest in words."""
-    rate, total = info.frame_rate, info.estimated_frames
-    if selection.mode == "frames":
-        wanted = list(selection.frames)
-        inside = [i for i in wanted if i < total]
-        missing = [f"frame {i}" for i in wanted if i >= total]
-        if missing:
-            missing = [f"{m} (video has {total} frames)" for m in missing[:20]] + (
-                [f"and {len(missing) - 20} more"] if len(missing) > 20 else []
-            )
-        return inside, missing
-    indices, missing = [], []
-    for t in selection.times:
-        i = int(math.floor(t * rate + 1e-6))
-        if t > info.duration or i >= total:
-            missing.append(f"time {t:g}s (video lasts {info.duration:g}s)")
-        else:
-            indices.append(i)
-    return sorted(set(indices)), missing
-
-
-def seek_targets(selection: Selection, info: VideoInfo) -> list[int]:
-    """The frames a frames/times plan seeks to (each group's first, frame 0 aside): the
-    ones to find the key frame before in the container (``probe.key_frames_before``)."""
-    if selection.mode not in SEEKING_MODES:
-        return []
-    indices, _ = requested(selection, info)
-    return [g[0] for g in _groups(indices, info.frame_rate) if g[0] > 0]
+    picker: Picker = TakeAll()
+    select = None
+    if mode == "every" and selection.every and selection.every > 1:
+        select = f"not(mod(n,{selection.every}))"
+    elif mode == "fps":
+        select = fps_expr(Fraction(selection.fps))
+    elif mode == "keyframes":
+        select = "eq(key,1)"
+    elif mode == "scenes":
+        # Frame 0 opens the first shot; ffmpeg scores it 0 (nothing before it to differ from).
+        select = f"eq(n,0)+gt(scene,{selection.scene_threshold:g})"
+    elif mode == "frames":
+        picker = TakeIndices(list(selection.frames))
+        select = index_expr("n", list(selection.frames))
+    elif mode == "times":
+        picker = TakeTimes(selection.times)
+        windows = []
+        for t in sorted(set(selection.times)):
+            lo, hi = max(0.0, t - TIMES_WINDOW), t + TIMES_WINDOW
+            if windows and lo <= windows[-1][1]:
+                windows[-1][1] = hi
+            else:
+                windows.append([lo, hi])
+        select = "+".join(f"between(t-start_t,{lo:.6f},{hi:.6f})" for lo, hi in windows[:MAX_TERMS_PER_PASS])
+        if len(windows) > MAX_TERMS_PER_PASS:
+            select = f"lte(t-start_t,{windows[-1][1]:.6f})"
+    elif mode not in ("all", "every"):
+        raise SelectionError(f"unknown frame selection {mode!r}")
+    the_pass = Pass(
+        select,
+        picker,
+        dedup=dedup,
+        scale=scale_filter(resize, info.width, info.height),
+    )
+    return Plan(
+        [the_pass],
+        info.estimated_frames,
+        streaming=mode in STREAMING_MODES or mode == "keyframes",
+        out_size=resize.out_size(info.width, info.height) if resize else (info.width, info.height),
+        scored=mode == "scenes",
+        claimed=info.estimated_frames,
+    )
 
 
 def count_selected(selection: Selection, rate: Fraction, frames: int) -> int:
-    """How many of a video's first ``frames`` frames a streaming selection (all, every,
-    fps) takes: the images of a video that long, or taken before a piece starting there."""
+    """How many of a constant-rate video's first ``frames`` frames a streaming selection
+    (all, every, fps) takes."""
     if frames <= 0:
         return 0
     if selection.mode == "every":
@@ -463,105 +520,3 @@ def _fps_count(a: int, b: int, total: int) -> int:
     a trillion seconds for a file of two, and the plan is made before ffmpeg runs."""
     # ceil(k*b/a) <= total-1  <=>  k <= (total-1)*a/b
     return (total - 1) * a // b + 1 if total > 0 else 0
-
-
-def _groups(indices: list[int], rate: Fraction) -> list[list[int]]:
-    """Nearby frames together: a seek lands on the previous key frame and decodes forward anyway."""
-    gap = max(1, int(_CLUSTER_SECONDS * rate))
-    groups: list[list[int]] = []
-    for i in indices:
-        if groups and i - groups[-1][-1] <= gap and len(groups[-1]) < MAX_TERMS_PER_PASS:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    return groups
-
-
-def _seek_passes(indices: list[int], rate: Fraction, key_frames: dict[int, KeyFrame]) -> list[Pass]:
-    """Seek to each group of nearby frames and select them in ffmpeg.
-
-    With the key frame before the group's first frame known (``key_frames``), the seek
-    goes to that key frame exactly and the select counts from it.  Otherwise the seek is
-    ffmpeg's accurate one, half a frame before the first frame (exact despite rounding).
-    """
-    passes = []
-    for g in _groups(indices, rate):
-        first = g[0]
-        key = key_frames.get(first)
-        inp: dict[str, str] = {}
-        if key is not None:
-            base = key.index
-            if key.microseconds > 0:
-                inp["-ss"] = _seconds(key.microseconds)
-        else:
-            base = first
-            if first > 0:
-                inp["-ss"] = f"{max(0.0, (first - 0.5) / rate):.6f}"
-        out: dict[str, str] = {}
-        if len(g) > 1 or base != first:
-            out.update(_select("+".join(f"eq(n,{i - base})" for i in g)))
-        out["-vframes"] = str(len(g))
-        passes.append(Pass(inp, out, expected=[_at(i, rate) for i in g], start=base))
-    return passes
-
-
-def _seconds(microseconds: int) -> str:
-    """Exactly this many microseconds, as ffmpeg parses a time (no float rounding)."""
-    return f"{microseconds // 1_000_000}.{microseconds % 1_000_000:06d}"
-
-
-# "-s": the output size of a resized job, the same for every pass of a video.
-_JOINABLE = {"-vf", "-vsync", "-vframes", "-s"}
-
-
-def join_seeks(passes: list[Pass], rate: Fraction) -> list[Pass]:
-    """The same frames in fewer ffmpeg runs: consecutive seek passes become one multi-input pass.
-
-    Each seek pass becomes an input of its own (the file opened again, seeking to the
-    group and reading no further than one frame past its last frame, ``-t``); its ``-vf``
-    chain is kept for that input and ended after the group's frame count; a concat
-    filter joins the inputs' frames in order.  One ffmpeg start (about 90 ms of CPU)
-    instead of one per seek.  Passes with other output options are left as they are.
-    """
-    out: list[Pass] = []
-    run: list[Pass] = []
-
-    def flush() -> None:
-        if len(run) > 1:
-            out.append(_joined(run, rate))
-        else:
-            out.extend(run)
-        run.clear()
-
-    for p in passes:
-        if p.expected and p.inputs is None and p.feed is None and set(p.output_options) <= _JOINABLE:
-            run.append(p)
-            if len(run) == _MAX_SEEKS_PER_PASS:
-                flush()
-        else:
-            flush()
-            out.append(p)
-    flush()
-    return out
-
-
-def _joined(run: list[Pass], rate: Fraction) -> Pass:
-    inputs, chains = [], []
-    for k, p in enumerate(run):
-        assert p.expected is not None
-        # -t counts from where the input starts: no further than a frame past the last one.
-        span = p.expected[-1].index - (p.start if p.start is not None else p.expected[0].index)
-        inputs.append({**p.input_options, "-t": f"{(span + 1.5) / rate:.6f}"})
-        vf = p.output_options.get("-vf")
-        chains.append(f"[{k}:v:0]{vf + ',' if vf else ''}trim=end_frame={len(p.expected)}[s{k}]")
-    joined = "".join(f"[s{k}]" for k in range(len(run)))
-    expected = [r for p in run for r in p.expected or []]
-    output = {
-        "-filter_complex": ";".join(chains) + f";{joined}concat=n={len(run)}:v=1:a=0[v]",
-        "-map": "[v]",
-        "-vsync": "0",
-        "-vframes": str(len(expected)),
-    }
-    if "-s" in run[0].output_options:  # the reader sizes its frames by it (a resized job)
-        output["-s"] = run[0].output_options["-s"]
-    return Pass({}, output, expected=expected, inputs=inputs)

@@ -13,6 +13,7 @@ from .writers import FORMATS
 DEFAULT_SPLIT_SECONDS = 10.0
 
 PACKS = ("folder", "tar")
+FRAME_IDENTITY = 2
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,14 @@ class Settings:
 
     def signature(self) -> dict:
         """What a finished output must match to be skipped on a rerun."""
-        sig = {"selection": self.selection.signature(), "format": self.fmt, "quality": self.quality}
+        sig = {
+            "selection": self.selection.signature(),
+            "format": self.fmt,
+            "quality": self.quality,
+            # Frames are named by the decoder's own count (selection's definition); folders
+            # named by the earlier timestamp model may hold wrong frames and are redone.
+            "frame_identity": FRAME_IDENTITY,
+        }
         # Added only when used, so outputs finished before these options existed still match.
         if self.resize is not None:
             sig["resize"] = self.resize.signature()

@@ -8,8 +8,10 @@
 The published folder is the one the video would have had whole: the same images under the
 same names, one frames.csv, one done record.  A piece that fails fails the video (its task
 raises VideoFailed naming the piece; Dask hands that to the join), and nothing is published;
-the other pieces' folders are swept with the job's temporary folders.  A video that cannot
-be cut runs whole in the first piece's task, as ``extract_video``.
+the other pieces' folders are swept with the job's temporary folders.  A piece whose images
+do not prove out (``FastPathRejected``) returns ``Rejected``, and the join extracts the
+whole video on the plain path instead.  A video that cannot be cut runs whole in the first
+piece's task, as ``extract_video``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import partial
 
 from .discover import Video
@@ -37,10 +40,11 @@ from .pause import pause_point
 from .pieces import Piece, cut, piece_plan
 from .probe import VideoInfo, probe
 from .record import OK, VideoRecord
+from .selection import FastPathRejected
 from .settings import Settings
 from .sinks import FolderSink, FrameRow
 from .source import open_video
-from .thinning import scan, selected_numbers
+from .thinning import scan
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,15 @@ class Split:
     info: VideoInfo | None = None
     source: str | None = None  # the identity read, as records store it
     started: float = 0.0  # wall clock (the pieces run on other machines)
+    times_us: tuple[int, ...] = ()  # every frame's time (the pieces name their images by it)
+    rate: Fraction | None = None  # constant rate the frames are numbered at, if any
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A piece that could not prove its images: the video is extracted whole, plainly."""
+
+    reason: str
 
 
 @dataclass
@@ -73,21 +86,20 @@ def plan_split(video: Video, settings: Settings, wanted: int) -> Split:
     def body(record: VideoRecord) -> Split:
         with open_video(video) as source:
             info = probe(source.path, settings.max_pixels)
-            rate = info.frame_rate
-            selected = None if settings.decode_all else selected_numbers(settings.selection, rate)
+            thin = not settings.decode_all and settings.selection.mode != "all"
             # The slice headers are worth reading only where frames are skipped.
-            table = scan(source.path, info, references=selected is not None)
-            if table is None:
+            table = scan(source.path, info, references=thin)
+            if isinstance(table, str):
                 return Split(None)
-            pieces = cut(table, info, wanted, settings.split_seconds, selected)
-            return Split(pieces, info, source.ident.to_text(), started)
+            pieces = cut(table, info, wanted, settings.split_seconds, settings.selection, thin)
+            return Split(pieces, info, source.ident.to_text(), started, table.times_us, table.rate)
 
     return guarded(video, settings, body)
 
 
 def extract_piece(
     split: Split, index: int, video: Video, settings: Settings
-) -> PieceResult | VideoRecord | None:
+) -> PieceResult | Rejected | VideoRecord | None:
     """Piece ``index``'s images in a folder of their own; None if the plan has no such piece.
     For a video that is not cut, the first piece's task extracts (and publishes) it whole."""
     if split.pieces is None:
@@ -98,22 +110,27 @@ def extract_piece(
     info = split.info
     assert info is not None
 
-    def body(record: VideoRecord) -> PieceResult:
+    def body(record: VideoRecord) -> PieceResult | Rejected:
         pause_point("piece", f"{video.rel}#{index}")
-        return on_decoder(settings, record, partial(attempt, record))
+        try:
+            return on_decoder(settings, record, partial(attempt, record))
+        except FastPathRejected as e:
+            return Rejected(f"{piece.describe(len(split.pieces or []))}: {e}")
 
     def attempt(record: VideoRecord, decoder: str) -> PieceResult:
         with OutputDir(settings.out, settings.out_ino) as out, open_video(video) as source:
-            frame_plan = piece_plan(settings.selection, info, piece, source.path, settings.resize)
+            frame_plan = piece_plan(
+                settings.selection, info, piece, source.path, settings.resize, split.times_us, split.rate
+            )
             tmp = make_tmp(out)
             try:
                 sink = FolderSink(tmp)
-                written, _, log = write_frames(
+                written, _, _, log = write_frames(
                     source.path, info, frame_plan, settings, sink, record, (source.fd,), decoder
                 )
                 source.check_unchanged()
-                # Exact, unlike a whole video's header-based estimate: the piece's frames
-                # were counted from its packets, so one missing is a frame lost.
+                # Exact (the piece's frames were counted from its packets); write_frames has
+                # checked every image against them.
                 if written != frame_plan.expected_count:
                     detail = f": {log}" if log else ""
                     raise DecodeFailure(
@@ -137,13 +154,17 @@ def extract_piece(
 
 
 def join_pieces(
-    video: Video, settings: Settings, split: Split, *results: PieceResult | VideoRecord | None
+    video: Video, settings: Settings, split: Split, *results: PieceResult | Rejected | VideoRecord | None
 ) -> VideoRecord:
     """The video's folder made from its pieces' images and published; its record."""
     if split.pieces is None:
         whole = results[0]
         assert isinstance(whole, VideoRecord)
         return whole
+    rejected = [r for r in results if isinstance(r, Rejected)]
+    if rejected:
+        _sweep(settings, [r for r in results if isinstance(r, PieceResult)])
+        return extract_video(video, settings, plain=f"the fast path was rejected: {rejected[0].reason}")
     pieces = [r for r in results if isinstance(r, PieceResult)]
     assert split.info is not None and len(pieces) == len(split.pieces)
 
@@ -164,6 +185,7 @@ def join_pieces(
                 record.staged = False
                 record.undecoded = sum(p.undecoded for p in pieces)
                 record.pieces = len(pieces)
+                record.path = f"fast: {len(pieces)} pieces"
                 record.out_width, record.out_height = pieces[0].out_size
                 record.worker = ", ".join(dict.fromkeys([*(p.worker for p in pieces), worker_name()]))
                 record.decoder = ", ".join(dict.fromkeys(p.decoder for p in pieces))
@@ -183,6 +205,17 @@ def join_pieces(
                 tmp.remove()
 
     return guarded(video, settings, body)
+
+
+def _sweep(settings: Settings, pieces: list[PieceResult]) -> None:
+    """Remove the folders of pieces whose images will not be used."""
+    with OutputDir(settings.out, settings.out_ino) as out:
+        base = make_tmp(out)
+        try:
+            for p in pieces:
+                remove_tree(base.base, p.folder)
+        finally:
+            base.remove()
 
 
 def _gather(tmp_base: int, into: int, pieces: list[PieceResult]) -> list[FrameRow]:

@@ -1,40 +1,31 @@
-"""Decode less: a frame no one asked for, that no other frame is predicted from, is never decoded.
+"""The fast path: decode only the pictures the selected frames need, and prove every image.
 
-For a sparse streaming selection (``--every N``, ``--fps R``) of an H.264 or HEVC video, the
-container's packets are read once (nothing decoded) and each is classed from its NAL unit
-headers: a *reference* picture (others are predicted from it) or not (H.264 ``nal_ref_idc``
-0; HEVC sub-layer non-reference types with one temporal layer), and IDR pictures (nothing
-after one is predicted from anything before it).  Then the packets ffmpeg gets are the
-selected frames and the reference pictures decoded before one of them since the last IDR,
-remuxed (NUT) into its stdin; the rest never reach the decoder: x264's default B-frames
-make about half the frames non-reference, and with every 30th frame of a 60-frame GOP the
-second half of each GOP's references go too.  Every kept frame decodes exactly as from the
-file (all of its references are there), so the images are the same bytes as a full decode's.
+For an H.264 or HEVC video, the container's packets are read once (nothing decoded) and
+each is classed from its NAL unit headers: a *reference* picture (others are predicted from
+it) or not (H.264 ``nal_ref_idc`` 0; HEVC sub-layer non-reference types with one temporal
+layer), IDR pictures (nothing after one is predicted from anything before it) and key
+pictures.  The packets' presentation times, sorted, number the frames: the k-th smallest is
+frame k (``selection``'s definition), which holds when every packet is one picture the
+decoder presents (``scan`` refuses any stream where that is not shown: AVI's times, packets
+to discard, a start that is not an IDR picture, duplicate times, temporal layers).
 
-For H.264 the slice headers are read too (``h264_refs``), and a selected frame keeps only the
-pictures it is predicted from, through its reference lists; a reference picture in between
-that none needs goes to ffmpeg as a stand-in (every macroblock skipped, its place in the
-decoder's buffer the same), so the buffer still holds what a full decode's holds
-(``needed_packets``).
+Then ffmpeg gets, remuxed (NUT) into its stdin, the selected frames and the pictures they
+are predicted from: for H.264 through their reference lists (``h264_refs``), with an
+all-skip stand-in for each reference picture in between that none needs, so the decoder's
+buffer holds what a full decode's holds; else every reference picture since the IDR.  The
+rest never reach the decoder.  What the remux loses (the display matrix, colour facts of
+the container) is restated in the command (``VideoInfo.turn``, ``VideoInfo.colour``).
 
-ffmpeg's ``select`` then cannot count frames with ``n`` (the skipped ones are missing), so
-a frame's number is its time from the first frame times the rate.  That is the frame
-number only for constant-rate video, and only when decoding starts at an IDR picture with
-every packet timed and shown; anything else (variable rate, an open-GOP start, packets the
-demuxer marks to discard, duplicate times) is decoded whole, as before.  ``thin`` says
-which case applies; ``None`` means: decode everything.
-
-Exact frames (``--frames``/``--times``) use the same table, read only up to the IDR picture
-after the last one asked for, where reading those packets costs less than the seeks it
-replaces (``_thinned_seeks``): one stream of, per requested frame, the pictures from the IDR
-before it that it needs, instead of one seek per group of frames.  ffmpeg reads every fed
-stream to its end; it is never stopped while the feed thread still writes.
+Every image of a fed pass is named by its time in ffmpeg's own log (``frame_log``) mapped
+onto the packet table, and checked: a time that is no frame's, a frame not planned, one
+missing, or any error ffmpeg reports raises ``FastPathRejected``, and the video is done
+again on the plain path (``extract``).  ``fast_plan`` returns the plan, or the reason
+there is none.
 """
 
 from __future__ import annotations
 
-import os
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,9 +34,22 @@ from itertools import takewhile
 from typing import TYPE_CHECKING, BinaryIO
 
 from . import h264_refs
-from .filters import Dedup, Resize
+from .filters import Dedup, Resize, scale_filter
+from .frame_log import FrameLog
 from .probe import ProbeError, VideoInfo, open_container, video_stream
-from .selection import MAX_TERMS_PER_PASS, SEEKING_MODES, Plan, Selection, plan, requested
+from .selection import (
+    TIME_TOLERANCE,
+    Expect,
+    FastPathRejected,
+    FrameRef,
+    Pass,
+    Plan,
+    Selection,
+    fps_interval,
+    frames_past_end,
+    index_expr,
+    time_past_end,
+)
 
 if TYPE_CHECKING:
     import av
@@ -56,20 +60,8 @@ CODECS = ("h264", "hevc")
 _H264_PARAMETER_SETS = {7, 8}  # SPS, PPS: a packet carrying one is never dropped
 _HEVC_PARAMETER_SETS = {32, 33, 34}  # VPS, SPS, PPS
 _H264_IDR, _HEVC_IDR = {5}, {19, 20}
-
-
-@dataclass(frozen=True)
-class Thinned:
-    """Which packets (by their order among the stream's non-empty packets) go to the decoder,
-    and the stand-ins (``h264_refs``) that go in place of others."""
-
-    keep: frozenset[int]
-    total: int
-    standins: Mapping[int, bytes]
-
-    @property
-    def skipped(self) -> int:
-        return self.total - len(self.keep)
+_HEVC_IRAP = set(range(16, 24))  # what the HEVC decoder marks as key frames
+_H264_SEI, _RECOVERY_POINT = 6, 6
 
 
 def _nal_length_size(codec: str, extradata: bytes) -> int | None:
@@ -100,19 +92,26 @@ def _nal_units(data: bytes | memoryview, length_size: int | None) -> Iterator[by
 
 @dataclass(frozen=True)
 class PacketTable:
-    """Every picture packet of a constant-rate H.264/HEVC stream, in decode order: what
-    thinning and cutting into pieces (``pieces``) decide from.  Made only when each
-    packet's frame number (its place in display order) is its time from the first frame
-    times the rate, the stream starts at an IDR picture and no packet is untimed."""
+    """Every picture packet of an H.264/HEVC stream, in decode order: what thinning and
+    cutting into pieces (``pieces``) decide from.  Made only when each packet is one
+    picture the decoder presents at its own time (``scan``)."""
 
     pts: tuple[int, ...]
-    numbers: tuple[int, ...]  # each packet's frame number
+    numbers: tuple[int, ...]  # each packet's frame number: its place among the times, sorted
     droppable: tuple[bool, ...]  # no other picture is predicted from it
     idr: tuple[bool, ...]
     params: tuple[bool, ...]  # carries parameter sets (SPS, PPS, VPS): never left out
     time_base: Fraction
     # H.264 only, when asked for (``scan(references=True)``): each picture's reference lists.
     pictures: h264_refs.Pictures | None = None
+    key: tuple[bool, ...] = ()  # what the decoder marks a key frame (H.264 IDR, HEVC IRAP)
+    recovery: bool = False  # H.264 recovery points: the decoder marks more key frames
+    eof: bool = True  # every packet of the stream was read (else up to an IDR picture)
+    # The frames' times in microseconds from frame 0, by frame number.
+    times_us: tuple[int, ...] = ()
+    # The rate frames are numbered at from their times, where every time is a whole number
+    # of frames from the first (constant rate); None for a variable rate.
+    rate: Fraction | None = None
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -138,15 +137,19 @@ class PacketTable:
         return frozenset(kept)
 
 
-def _classify(codec: str, nals: list[bytes | memoryview]) -> tuple[bool, bool, int, bool] | None:
-    """(droppable, IDR, highest temporal id, carries parameter sets) of one packet, from its
-    NAL units' headers; None if it holds no picture."""
-    vcl = idr = params = False
+def _classify(codec: str, nals: list[bytes | memoryview]) -> tuple[bool, bool, int, bool, bool, bool] | None:
+    """(droppable, IDR, highest temporal id, carries parameter sets, key, recovery point)
+    of one packet, from its NAL units' headers; None if it holds no picture."""
+    vcl = idr = params = key = recovery = False
     droppable = True
     top = 0
     for head in nals:
+        if not len(head):
+            continue
         if codec == "h264":
             kind = head[0] & 0x1F
+            if kind == _H264_SEI:
+                recovery |= _has_recovery_point(head)
             if kind in _H264_PARAMETER_SETS:
                 droppable, params = False, True
             elif 1 <= kind <= 5:
@@ -163,16 +166,52 @@ def _classify(codec: str, nals: list[bytes | memoryview]) -> tuple[bool, bool, i
             elif kind < 32:
                 vcl = True
                 idr |= kind in _HEVC_IDR
+                key |= kind in _HEVC_IRAP
                 # Even types below 16 are sub-layer non-reference pictures.
                 droppable &= kind < 16 and kind % 2 == 0
-    return (droppable, idr, top, params) if vcl else None
+    if codec == "h264":
+        key = idr
+    return (droppable, idr, top, params, key, recovery) if vcl else None
+
+
+def _has_recovery_point(nal: bytes | memoryview) -> bool:
+    """Whether an H.264 SEI NAL unit holds a recovery point message (payload type 6)."""
+    data = h264_refs._rbsp(nal)
+    pos = 1
+    while pos < len(data) and data[pos] != 0x80:  # 0x80: the RBSP's trailing bits
+        kind = size = 0
+        while pos < len(data) and data[pos] == 0xFF:
+            kind, pos = kind + 255, pos + 1
+        if pos >= len(data):
+            return False
+        kind, pos = kind + data[pos], pos + 1
+        while pos < len(data) and data[pos] == 0xFF:
+            size, pos = size + 255, pos + 1
+        if pos >= len(data):
+            return False
+        size, pos = size + data[pos], pos + 1
+        if kind == _RECOVERY_POINT:
+            return True
+        pos += size
+    return False
+
+
+def refusal(info: VideoInfo) -> str | None:
+    """Why no fast path can name this video's frames (None: one may try)."""
+    if info.codec not in CODECS:
+        return f"{info.codec}: the fast paths read H.264 and HEVC packets only"
+    if "avi" in info.container.split(","):
+        return "AVI: its packets carry decode times, not presentation times"
+    if info.turn is None:
+        return "turned by a display matrix the fast paths cannot restate"
+    return None
 
 
 def scan(
     path: str, info: VideoInfo, frames: int | None = None, references: bool = False
-) -> PacketTable | None:
-    """The video's packet table (every packet read, none decoded), or None when the
-    stream is not one whose frames can be numbered without decoding them all.
+) -> PacketTable | str:
+    """The video's packet table (every packet read, none decoded), or the reason its
+    frames cannot be numbered without decoding them all.
 
     ``frames``: only the first ``frames`` frames (in display order) are needed, so reading
     stops at the first IDR picture after that many packets: every picture decoded before
@@ -181,25 +220,26 @@ def scan(
 
     ``references``: for H.264, also read every slice header and replay the reference lists
     (``h264_refs``), where the stream is one that module models."""
-    if info.codec not in CODECS:
-        return None
+    why = refusal(info)
+    if why:
+        return why
     try:
         table = _read_packets(path, info.codec, frames, references and info.codec == "h264")
-    except ProbeError:
-        return None
-    if table is None:
-        return None
-    pts, droppable, idr, params, time_base, pictures = table
-    if not pts or not idr[0]:
-        return None  # frames before the first IDR may be dropped by the decoder itself
+    except ProbeError as e:
+        return f"its packets could not be read ({e})"
+    if isinstance(table, str):
+        return table
+    pts, droppable, idr, params, key, recovery, time_base, pictures, eof = table
+    if not pts:
+        return "no picture packets"
+    if not idr[0]:
+        return "it does not start at an IDR picture (the decoder may drop what comes before one)"
     if len(set(pts)) != len(pts):
-        return None
-    # Constant rate: the k-th frame shown is at exactly k frames from the first.
+        return "two packets share a presentation time"
     shown = sorted(pts)
-    ticks = info.frame_rate * time_base
-    number = {t: round((t - shown[0]) * ticks) for t in shown}
-    if any(number[t] != k for k, t in enumerate(shown)):
-        return None
+    number = {t: k for k, t in enumerate(shown)}
+    us = [round(t * time_base * 1_000_000) for t in shown]
+    times_us = tuple(t - us[0] for t in us)
     return PacketTable(
         tuple(pts),
         tuple(number[t] for t in pts),
@@ -208,27 +248,35 @@ def scan(
         tuple(params),
         time_base,
         pictures,
+        tuple(key),
+        recovery,
+        eof,
+        times_us,
+        _constant_rate(us),
     )
 
 
-def thin(path: str, info: VideoInfo, selected: Callable[[int], bool]) -> Thinned | None:
-    """The packets to decode for the frames ``selected`` (by frame number) asks for, or None
-    when thinning cannot be shown to give exactly the frames a full decode gives."""
-    table = scan(path, info, references=True)
-    if table is None:
+def _constant_rate(us: list[int]) -> Fraction | None:
+    """The rate at which every frame's time (microseconds, sorted) is a whole number of
+    frames from the first, as ffmpeg's ``select`` computes it (``frame_number_expr``); None
+    for a variable rate."""
+    if len(us) < 2:
         return None
-    keep, standins = needed_packets(table, selected)
-    if len(keep) == len(table):
+    if us[-1] <= us[0]:
         return None
-    return Thinned(keep, len(table), standins)
+    # The mean rate, as the nearest fraction with a small denominator (30000/1001, 25, ...).
+    rate = Fraction((len(us) - 1) * 1_000_000, us[-1] - us[0]).limit_denominator(1001)
+    for k, t in enumerate(us):
+        if round((t * 1e-6 - us[0] * 1e-6) * rate.numerator / rate.denominator) != k:
+            return None
+    return rate
 
 
-def _read_packets(
-    path: str, codec: str, frames: int | None = None, references: bool = False
-) -> tuple[list[int], list[bool], list[bool], list[bool], Fraction, h264_refs.Pictures | None] | None:
-    """Every packet's time and class (pts, droppable, IDR, parameter sets), the stream's
-    time base and (``references``) its pictures' reference lists, up to the first IDR
-    picture after ``frames`` packets (see ``scan``); None if any packet cannot be classed."""
+def _read_packets(path: str, codec: str, frames: int | None = None, references: bool = False):
+    """Every packet's time and class (pts, droppable, IDR, parameter sets, key), whether a
+    recovery point was seen, the stream's time base, (``references``) its pictures'
+    reference lists, and whether the stream's end was reached: up to the first IDR picture
+    after ``frames`` packets (see ``scan``); or why a packet cannot be classed."""
     with open_container(path, packets_only=True) as container:
         stream = video_stream(container)
         time_base = Fraction(stream.time_base)
@@ -239,19 +287,27 @@ def _read_packets(
         droppable: list[bool] = []
         idr: list[bool] = []
         params: list[bool] = []
+        key: list[bool] = []
+        recovery = False
+        eof = True
         top = 0
         for packet in container.demux(stream):
             if not packet.size:
                 continue  # the flush packet at the end
-            if packet.pts is None or packet.is_discard or packet.is_corrupt:
-                return None
+            if packet.pts is None:
+                return "a packet has no presentation time"
+            if packet.is_discard:
+                return "an edit list discards some of its packets"
+            if packet.is_corrupt:
+                return "a packet is marked corrupt"
             # Length-prefixed NAL units are views of the packet, not copies (start codes are
             # searched for in bytes).
             nals = list(_nal_units(memoryview(packet) if length_size else bytes(packet), length_size))
             facts = _classify(codec, nals)
             if facts is None:
-                return None  # a packet with no picture: the count of frames would not hold
+                return "a packet holds no picture"  # the count of frames would not hold
             if facts[1] and frames is not None and len(pts) > frames:
+                eof = False
                 break
             top = max(top, facts[2])
             if headers is not None:
@@ -260,9 +316,12 @@ def _read_packets(
             droppable.append(facts[0])
             idr.append(facts[1])
             params.append(facts[3])
+            key.append(facts[4])
+            recovery |= facts[5]
         if top > 0:
-            return None  # temporal sub-layers: a higher one may predict from a "non-reference" one
-        return pts, droppable, idr, params, time_base, headers.pictures() if headers else None
+            return "temporal sub-layers (a higher one may predict from a 'non-reference' one)"
+        pictures = headers.pictures() if headers else None
+        return pts, droppable, idr, params, key, recovery, time_base, pictures, eof
 
 
 class _Headers:
@@ -348,47 +407,6 @@ def remux(
                 out.mux(packet)
 
 
-def frame_number_expr(rate: Fraction) -> str:
-    """ffmpeg's number of the frame being filtered, from its time (``n`` counts only the
-    frames decoded, which here are not all)."""
-    return f"round((t-start_t)*{rate.numerator}/{rate.denominator})"
-
-
-def selected_numbers(selection: Selection, rate: Fraction) -> Callable[[int], bool] | None:
-    """The frame-number test ``select`` applies for ``--every``/``--fps`` (see selection._plan);
-    None for a selection that takes every frame or is not a sparse streaming one."""
-    if selection.mode == "every" and selection.every and selection.every > 1:
-        every = selection.every
-        return lambda n: n % every == 0
-    if selection.mode == "fps" and selection.fps:
-        step = Fraction(selection.fps) / rate
-        if step >= 1:
-            return None
-        a, b = step.numerator, step.denominator
-        return lambda n: (n * a) // b > ((n - 1) * a) // b
-    return None
-
-
-def thinned_plan(
-    selection: Selection, info: VideoInfo, path: str, resize: Resize | None, dedup: Dedup | None
-) -> tuple[Plan, int] | None:
-    """The plan of a sparse selection with only the packets worth decoding fed to ffmpeg,
-    and how many frames are never decoded; None when the video is decoded whole (or, for
-    exact frames and times, seeks as before)."""
-    if selection.mode in SEEKING_MODES:
-        return _thinned_seeks(selection, info, path, resize)
-    selected = selected_numbers(selection, info.frame_rate) if dedup is None else None
-    if selected is None:
-        return None
-    thinned = thin(path, info, selected)
-    if thinned is None:
-        return None
-    result = plan(selection, info, resize=resize, frame_number=frame_number_expr(info.frame_rate))
-    (only,) = result.passes
-    only.feed = partial(feed, path, thinned.keep, standins=thinned.standins)
-    return result, thinned.skipped
-
-
 def needed_packets(
     table: PacketTable, wanted: Callable[[int], bool], packets: range | None = None
 ) -> tuple[frozenset[int], dict[int, bytes]]:
@@ -411,41 +429,157 @@ def needed_packets(
     return keep, {pos: pictures.payload(pos) for pos in pictures.standins(keep)}
 
 
-# Exact frames read the packets up to the last one asked for only where that costs less
-# than the seeks it replaces: about 1.4 ms per MB read here, against a key-frame interval
-# decoded per seek.
-SCAN_BYTES_PER_TARGET = 64 << 20
+class FedNaming:
+    """A fed pass's image is the frame whose time (from the fed stream's first picture,
+    frame ``first``) it has in the packet table; a time that is no frame's rejects the path."""
+
+    def __init__(self, times_us: tuple[int, ...], first: int) -> None:
+        self.times = times_us
+        self.first = first
+        steps = [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
+        # Rounding to microseconds (once in the table, once in ffmpeg) moves a time by 2 us
+        # at most; a quarter of the shortest frame still tells neighbours apart.
+        self.tolerance = max(2, min(1000, min(steps, default=4000) // 4))
+
+    def ref(self, log: FrameLog, pts: int, score: float | None) -> FrameRef:
+        t = pts - log.first_pts() + self.times[self.first]
+        k = bisect_left(self.times, t - self.tolerance)
+        if k >= len(self.times) or abs(self.times[k] - t) > self.tolerance:
+            raise FastPathRejected(f"ffmpeg presented a picture at {t / 1e6:.6f} s, which is no frame's time")
+        return FrameRef(k, round(self.times[k] / 1e6, 6), score)
 
 
-def _thinned_seeks(
-    selection: Selection, info: VideoInfo, path: str, resize: Resize | None
-) -> tuple[Plan, int] | None:
-    """Exact frames (``--frames``/``--times``) as one stream of only what they need
-    (``needed_packets``), from the IDR picture before the first of them.  Instead of one
-    seek per group of frames, each decoding every picture from its key frame."""
-    indices, _ = requested(selection, info)
-    if not indices or len(indices) > MAX_TERMS_PER_PASS:
-        return None
-    # Packets are read up to the last frame asked for (see scan), about this many bytes:
-    read = os.stat(path).st_size * min(1.0, (indices[-1] + 1) / max(1, info.estimated_frames))
-    if read > SCAN_BYTES_PER_TARGET * len(indices):
-        return None  # few frames far into a long file: seeking reads less of it
-    table = scan(path, info, frames=indices[-1] + 1, references=True)
-    if table is None:
-        return None
-    position = {number: pos for pos, number in enumerate(table.numbers)}
-    if any(i not in position for i in indices):
-        return None  # the header claims frames the packets do not hold: seek, as before
-    targets = [position[i] for i in indices]
+def frame_number_expr(rate: Fraction, first: int) -> str:
+    """ffmpeg's number of the frame being filtered in a fed pass whose first picture is
+    frame ``first``, from its time (``n`` counts only the pictures fed)."""
+    return f"({first}+round((t-start_t)*{rate.numerator}/{rate.denominator}))"
+
+
+def wanted_numbers(
+    selection: Selection, table: PacketTable, info: VideoInfo, span: range
+) -> tuple[list[int], list[str]] | str:
+    """The frame numbers in ``span`` the selection takes, by the plain path's rules, from
+    the packet table; and the requested frames the video does not have.  Or why not."""
+    mode = selection.mode
+    total = len(table)
+    if mode == "all":
+        return list(span), []
+    if mode == "every":
+        every = selection.every or 1
+        return [k for k in span if k % every == 0], []
+    if mode == "fps":
+        fps = Fraction(selection.fps)
+        # The interval of the frame before the span's first decides whether that one is new.
+        last = None if span.start == 0 else fps_interval(table.times_us[span.start - 1], fps)
+        out = []
+        for k in span:
+            interval = fps_interval(table.times_us[k], fps)
+            if last is None or interval > last:
+                out.append(k)
+            last = interval
+        return out, []
+    if mode == "keyframes":
+        if table.recovery:
+            return "recovery points (open GOP or intra refresh): the decoder marks more key frames"
+        return sorted(n for pos, n in enumerate(table.numbers) if table.key[pos] and n in span), []
+    if mode == "frames":
+        wanted = sorted(selection.frames)
+        if not table.eof and wanted and wanted[-1] >= total:
+            return "the packets were not read far enough"
+        return [i for i in wanted if i < total], frames_past_end([i for i in wanted if i >= total], total)
+    if mode == "times":
+        return _times(selection, table, info)
+    return f"{selection.describe()}: chosen by ffmpeg itself"
+
+
+def _times(selection: Selection, table: PacketTable, info: VideoInfo) -> tuple[list[int], list[str]] | str:
+    """--times from the packet table: the last frame at or before each time."""
+    times = table.times_us
+    last = times[-1] / 1e6
+    out, missing = set(), []
+    for t in sorted(set(selection.times)):
+        if t + TIME_TOLERANCE >= last + float(1 / info.frame_rate):
+            if not table.eof:
+                return "the packets were not read far enough"
+            missing.append(time_past_end(t, last, info.frame_rate))
+            continue
+        out.add(bisect_right(times, round((t + TIME_TOLERANCE) * 1e6)) - 1)
+    return sorted(out), missing
+
+
+def fed_pass(
+    selection: Selection,
+    times_us: tuple[int, ...],
+    rate: Fraction | None,
+    info: VideoInfo,
+    wanted: list[int],
+    missing: list[str],
+    first: int,
+    feed_it: Callable[[BinaryIO], None],
+    resize: Resize | None,
+) -> Pass:
+    """The pass that decodes a fed stream whose first picture is frame ``first`` and takes
+    exactly ``wanted`` from it (named and checked by the packet table)."""
+    select = None
+    if rate is not None and selection.mode != "keyframes":
+        number = frame_number_expr(rate, first)
+        if selection.mode == "every" and (selection.every or 1) > 1:
+            select = f"not(mod({number},{selection.every}))"
+        elif selection.mode != "all" and wanted:
+            select = index_expr(number, wanted)
+    # Without a constant rate ffmpeg cannot number what it decodes: it sends every picture
+    # fed, and the picker keeps the wanted ones.
+    return Pass(
+        select,
+        Expect(wanted),
+        naming=FedNaming(times_us, first),
+        input_options={f"-{option}": str(value) for option, value in info.colour},
+        transforms=info.turn or (),
+        scale=scale_filter(resize, info.width, info.height),
+        feed=feed_it,
+    )
+
+
+FAST_MODES = ("every", "fps", "frames", "times", "keyframes")
+
+
+def fast_plan(
+    selection: Selection, info: VideoInfo, path: str, resize: Resize | None, dedup: Dedup | None
+) -> Plan | str:
+    """The plan that feeds ffmpeg only the packets the selected frames need, or why there
+    is none for this video (the plain path then runs)."""
+    if dedup is not None:
+        return "--dedup compares every frame with the one before"
+    if selection.mode not in FAST_MODES or (selection.mode == "every" and (selection.every or 1) == 1):
+        return f"{selection.describe()}: every frame is decoded anyway"
+    frames = max(selection.frames) + 1 if selection.mode == "frames" and selection.frames else None
+    table = scan(path, info, frames=frames, references=True)
+    if isinstance(table, str):
+        return table
+    found = wanted_numbers(selection, table, info, range(len(table)))
+    if isinstance(found, str):
+        return found
+    wanted, missing = found
+    if not wanted:
+        return "none of the requested frames is in its packets"
+    by_number = {n: pos for pos, n in enumerate(table.numbers)}
+    targets = [by_number[n] for n in wanted]
     idrs = [pos for pos, idr in enumerate(table.idr) if idr]
     start = idrs[bisect_right(idrs, min(targets)) - 1]
-    keep, standins = needed_packets(table, set(indices).__contains__, range(start, max(targets) + 1))
-    # Frames are numbered by time from the first one shown, which is the smallest kept.
+    keep, standins = needed_packets(table, set(wanted).__contains__, range(start, max(targets) + 1))
+    if selection.mode in ("every", "fps") and len(keep) >= len(table):
+        return "the selected frames need every packet"
     first = min(table.numbers[pos] for pos in keep)
-    result = plan(
-        selection, info, resize=resize, frame_number=f"({first}+{frame_number_expr(info.frame_rate)})"
+    feed_it = partial(feed, path, keep, standins=standins)
+    the_pass = fed_pass(selection, table.times_us, table.rate, info, wanted, missing, first, feed_it, resize)
+    total = max(len(table), info.estimated_frames)
+    return Plan(
+        [the_pass],
+        len(wanted),
+        streaming=False,
+        missing=list(missing),
+        out_size=resize.out_size(info.width, info.height) if resize else (info.width, info.height),
+        claimed=info.estimated_frames,
+        path=f"fast: {len(keep)} of {len(table)} packets decoded, {len(standins)} stand-ins",
+        undecoded=max(0, total - len(keep)),
     )
-    (only,) = result.passes
-    only.feed = partial(feed, path, keep, standins=standins)
-    # The table may stop after the last frame asked for: the frames after it are not decoded either.
-    return result, max(len(table), info.estimated_frames) - len(keep)

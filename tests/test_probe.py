@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 from videos import make_video
 
-from snhoo_dask.probe import ProbeError, probe, probe_keyframes
+from snhoo_dask.probe import ProbeError, probe
 
 
 def ffprobe(path: str, packets: bool = False) -> dict:
@@ -101,23 +101,6 @@ def test_rotated_videos_report_the_upright_size(videos):
         for a in ROTATIONS
     }
     assert sizes == {90: (48, 64), 180: (64, 48), 270: (48, 64)}
-
-
-@pytest.mark.parametrize("name", ["plain.mp4", "ntsc.mkv", "offset.ts"])
-def test_keyframe_times_equal_ffprobes_packet_flags(videos, name):
-    path = str(videos / name)
-    data = ffprobe(path, packets=True)
-    s = next(s for s in data["streams"] if s["codec_type"] == "video")
-    start = float(s.get("start_time") or 0)
-    want = sorted(
-        float(p["pts_time"]) - start
-        for p in data["packets"]
-        if p["stream_index"] == s["index"] and "K" in p["flags"] and p.get("pts_time") not in (None, "N/A")
-    )
-    info, keys = probe_keyframes(path)
-    assert info == probe(path)
-    assert keys == pytest.approx(want, abs=1e-6)
-    assert len(keys) == 2  # 2 s at one key frame per second
 
 
 def test_files_that_are_no_video_say_why(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from videos import make_video
 
-from snhoo_dask.probe import ProbeError, probe, probe_keyframes
+from snhoo_dask.probe import ProbeError, probe
 
 
 def ffmpeg(*args: str) -> None:
@@ -77,12 +77,6 @@ def test_a_container_without_a_frame_count_is_estimated_from_duration(tmp_path):
     assert info.nb_frames is None
     assert info.duration == pytest.approx(2.0, abs=0.05)
     assert info.estimated_frames == 50
-
-
-def test_key_frame_times_come_from_the_same_probe(tmp_path):
-    info, keys = probe_keyframes(make_video(tmp_path / "v.mp4", seconds=2, fps=25, gop=10))
-    assert info.nb_frames == 50
-    assert keys == pytest.approx([0.0, 0.4, 0.8, 1.2, 1.6])
 
 
 def test_a_file_that_is_not_a_video_says_so(tmp_path):
