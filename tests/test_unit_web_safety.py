@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from helpers import run_cli
 
 from snhoo_dask.record import VideoRecord
 from snhoo_dask.summary import DONE, ERROR, INTERRUPTED, Summary
@@ -87,3 +88,15 @@ def test_no_video_stays_queued_once_its_job_has_ended(tmp_path):
     assert store.get("j1")["state"] == INTERRUPTED
     assert {v["status"] for v in store.videos("j1")} == {"unfinished"}
     store.close()
+
+
+def test_a_bad_stall_limit_in_the_environment_stops_serve_with_one_line(tmp_path):
+    done = run_cli(
+        "serve", "--allow", str(tmp_path), "--state-dir", str(tmp_path / "state"), "--port", "0",
+        timeout=60, env=dict(os.environ, SNHOO_WEB_TIMEOUT="soon"),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == "snhoo-dask: error: $SNHOO_WEB_TIMEOUT must be a number of seconds from 0.1 to 3600"
+    )

@@ -172,6 +172,7 @@ def serve(
     dashboard_address: str = DEFAULT_DASHBOARD,
     token: str | None = None,
     allowed_hosts: list[str] = (),
+    limits: Limits | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM; running jobs are then stopped and recorded as interrupted.
 
@@ -179,7 +180,7 @@ def serve(
     cluster starts: the folders, the state folder, the token and the port come first.
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    limits = Limits.from_env()
+    limits = limits or Limits.from_env()  # $SNHOO_WEB_TIMEOUT, $SNHOO_WEB_MAX_CONNECTIONS
     policy = check_bases(list(allow), list(out_base))
     try:
         store = JobStore(state_dir)
