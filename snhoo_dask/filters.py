@@ -23,6 +23,11 @@ MAX_SIZE = 16384  # beyond any real picture; keeps ffmpeg from allocating absurd
 # The smallest crop ffmpeg makes from every pixel format: 4:1:1 and 4:1:0 video (DV, old
 # codecs) have chroma 4 pixels wide, and a --square below that failed inside ffmpeg.
 MIN_SIZE = 4
+# --max-pixels: ffmpeg decodes no picture above about 268 Mpx (its image size check), so
+# this is beyond any video that can be read, and keeps the number an ordinary one.
+MAX_PIXELS_LIMIT = 2**31
+# mpdecimate's thresholds are sums over an 8x8 block of 8-bit differences: 64 * 255 at most.
+DEDUP_MAX = 64 * 255
 
 
 class FilterError(ValueError):
@@ -80,13 +85,20 @@ class Dedup:
         return {"hi": self.hi, "lo": self.lo, "frac": self.frac}
 
 
+def shown_number(value: object) -> str:
+    """A number for a message: a huge one (thousands of digits) is not quoted whole."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        return f"a number of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def parse_resize(max_side: int | None, square: int | None) -> Resize | None:
     if max_side is not None and square is not None:
         raise FilterError("choose --max-side or --square, not both", "square")
     for option, value in (("--max-side", max_side), ("--square", square)):
         if value is not None and not MIN_SIZE <= value <= MAX_SIZE:
             raise FilterError(
-                f"{option} must be from {MIN_SIZE} to {MAX_SIZE} pixels, not {value}",
+                f"{option} must be from {MIN_SIZE} to {MAX_SIZE} pixels, not {shown_number(value)}",
                 option[2:].replace("-", "_"),
             )
     if max_side is not None:
@@ -109,13 +121,48 @@ def parse_dedup(
     d = Dedup(
         DEDUP_HI if hi is None else hi, DEDUP_LO if lo is None else lo, DEDUP_FRAC if frac is None else frac
     )
-    if d.hi < 0 or d.lo < 0:
-        raise FilterError("--dedup-hi and --dedup-lo must be 0 or more", "dedup_hi")
+    for option, value in (("--dedup-hi", d.hi), ("--dedup-lo", d.lo)):
+        if not 0 <= value <= DEDUP_MAX:
+            raise FilterError(
+                f"{option} must be from 0 to {DEDUP_MAX}, not {shown_number(value)}",
+                option[2:].replace("-", "_"),
+            )
     if d.lo > d.hi:
         raise FilterError(f"--dedup-lo ({d.lo}) must not be above --dedup-hi ({d.hi})", "dedup_lo")
     if not 0 <= d.frac <= 1:
         raise FilterError(f"--dedup-frac must be from 0 to 1, not {d.frac:g}", "dedup_frac")
     return d
+
+
+def parse_max_pixels(max_pixels: int | None) -> int | None:
+    """``--max-pixels`` checked: None (the default) or a whole number from 1 to MAX_PIXELS_LIMIT."""
+    if max_pixels is None:
+        return None
+    if (
+        isinstance(max_pixels, bool)
+        or not isinstance(max_pixels, int)
+        or not 1 <= max_pixels <= MAX_PIXELS_LIMIT
+    ):
+        raise FilterError(
+            f"--max-pixels must be from 1 to {MAX_PIXELS_LIMIT}, not {shown_number(max_pixels)}", "max_pixels"
+        )
+    return max_pixels
+
+
+def parse_pixels(text: str, option: str, field: str | None = None) -> int | None:
+    """A size typed as text (a web form field): empty is None, else a whole number of pixels.
+    Never an int() of thousands of digits: a number that long is refused by its length."""
+    text = text.strip()
+    if not text:
+        return None
+    label = option.lstrip("-").replace("-", " ").replace("_", " ")
+    if not (text.isascii() and text.isdigit()):
+        raise FilterError(f"{label} must be a whole number of pixels", field)
+    if len(text) > 15:
+        raise FilterError(
+            f"{label} must be a whole number of pixels, not a number of {len(text)} digits", field
+        )
+    return int(text)
 
 
 def scale_filter(resize: Resize | None, width: int, height: int) -> str | None:

@@ -17,11 +17,12 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
+import click
 import tornado.template
 
 from . import fsafe
-from .layout import REPORT, OutputDir
-from .manifest import latest_run
+from .layout import MANIFEST, REPORT, OutputDir
+from .manifest import Manifest, load_manifest
 from .record import FAILED, OK, SKIPPED, VideoRecord
 from .sheets import video_sheet
 
@@ -119,7 +120,7 @@ def _data_uri(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
-def render(out: str, records: list[VideoRecord]) -> str:
+def render(out: str, records: list[VideoRecord], note: str | None = None) -> str:
     """The report page as one HTML string (a Tornado template: every value is escaped)."""
     s = summarize(records)
     rows = []
@@ -150,6 +151,7 @@ def render(out: str, records: list[VideoRecord]) -> str:
         bokehjs=_bokehjs(),
         chart_data=_json_for_script(throughput_series(records)),
         css=_CSS,
+        note=note,  # lines of the manifest that were skipped, if any
     )
     return page.decode("utf-8")
 
@@ -204,39 +206,87 @@ th{background:#f5f5f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.failed td.st{color:#c62828;font-weight:bold}tr.ok td.st{color:#1a7f37}tr.skipped td.st{color:#666}
 table.failures td{color:#8a1c1c}.good{color:#1a7f37}
 img{display:block;image-rendering:auto;border:1px solid #ccc}.foot{color:#888;font-size:.85em;margin-top:2em}
+.note{border-left:4px solid #c77c00;background:#fff7e6;padding:.4em .8em}
 """
 
 
-def build_report(out: str) -> str:
+class ReportError(click.ClickException):
+    """The report cannot be built; ``message`` is one line.  On the command line (``snhoo-dask
+    report``) it is ``snhoo-dask: error: ...`` and exit status ``exit_code``: 2 for a folder
+    that is not a job's output, 1 for a manifest that cannot be read or a report that cannot
+    be written (a full disk)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"snhoo-dask: error: {self.message}", err=True, file=file)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def load_job_manifest(out: str) -> Manifest:
+    """OUT's manifest, which must be there: a folder without one is not a job's output, and
+    gets no report (ReportError, exit status 2)."""
+    path = os.path.join(out, MANIFEST)
+    try:
+        return load_manifest(out, missing_ok=False)
+    except FileNotFoundError:
+        raise ReportError(
+            f"{out} holds no {MANIFEST}, so it is not the output folder of a snhoo-dask run; "
+            "give the folder passed to --out",
+            2,
+        ) from None
+    except fsafe.UnsafePath as e:
+        raise ReportError(f"{path} is not used: {e}", 2) from None
+    except OSError as e:
+        raise ReportError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def build_report(out: str, warn=_warn) -> str:
     """Write OUT/report.html for the latest run in OUT/manifest.jsonl; return its path.
 
     Written through OUT's descriptor (a link in OUT's place or at report.html is never
     written through) into a temporary file renamed over the report, which is removed if
-    the write fails (a full disk leaves no half report behind).
+    the write fails (a full disk leaves no half report behind).  Lines of the manifest
+    that are not records are skipped, and ``warn`` is told how many and which (the
+    report says it too).  ReportError (one line) when there is no manifest or the report
+    cannot be written.
     """
     out = os.path.realpath(out)
-    records = latest_run(out)
-    page = render(out, records)
+    manifest = load_job_manifest(out)
+    if manifest.problem:
+        warn(manifest.problem)
+    page = render(out, manifest.latest_run(), manifest.problem)
+    path = os.path.join(out, REPORT)
     tmp = REPORT + ".tmp"
-    with OutputDir(out) as d:
-        fsafe.remove_entry(d.fd, tmp)  # left by a crash, or a link someone put there: gone, not followed
-        fd = fsafe.create_file(d.fd, tmp)  # a folder in its place: FileExistsError, the folder stays
-        try:
-            with open(fd, "w", encoding="utf-8") as f:
-                f.write(page)
-            os.rename(tmp, REPORT, src_dir_fd=d.fd, dst_dir_fd=d.fd)
-        except BaseException:
-            fsafe.remove_entry(d.fd, tmp)
-            raise
-    return os.path.join(out, REPORT)
+    try:
+        with OutputDir(out) as d:
+            fsafe.remove_entry(d.fd, tmp)  # left by a crash, or a link someone put there: gone, not followed
+            fd = fsafe.create_file(d.fd, tmp)  # a folder in its place: FileExistsError, the folder stays
+            try:
+                with open(fd, "wb") as f:
+                    f.write(page.encode("utf-8"))
+                os.rename(tmp, REPORT, src_dir_fd=d.fd, dst_dir_fd=d.fd)
+            except BaseException:
+                fsafe.remove_entry(d.fd, tmp)
+                raise
+    except OSError as e:
+        raise ReportError(f"could not write {path}: {e.strerror or e}") from None
+    return path
 
 
-def try_build_report(out: str) -> tuple[str, str | None]:
+def try_build_report(out: str, warn=_warn) -> tuple[str, str | None]:
     """``build_report``, never raising: (the report's path, None), or (its path, one line
     saying why it could not be written), for the run's outcome to carry."""
     path = os.path.join(os.path.abspath(out), REPORT)
     try:
-        return build_report(out), None
+        return build_report(out, warn), None
+    except ReportError as e:
+        return path, e.message
     except OSError as e:
         return path, f"could not write {path}: {e.strerror or e}"
     except Exception as e:  # noqa: BLE001 - the frames are written; the caller reports this

@@ -295,3 +295,37 @@ def call(
             return r.status, parse(r.read())
     except urllib.error.HTTPError as e:
         return e.code, parse(e.read())
+
+
+# -- a full disk -------------------------------------------------------------------------------
+
+
+def mount_small_fs(path, size: str = "1m"):
+    """Mount a tmpfs of ``size`` at ``path`` (made if needed); returns a function that
+    unmounts it, or None when mounting is not possible here (not root, no mount)."""
+    os.makedirs(path, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=755", "tmpfs", os.fspath(path)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        return None
+    return lambda: subprocess.run(["umount", "-l", os.fspath(path)], check=False)
+
+
+def fill_disk(folder) -> None:
+    """Write a file into ``folder`` until its filesystem has no byte left."""
+    with open(os.path.join(folder, "filler"), "wb", buffering=0) as f:
+        block = b"\0" * 65536
+        while True:
+            try:
+                f.write(block)
+            except OSError:
+                break
+        while True:  # the last few bytes, one at a time
+            try:
+                if not f.write(b"\0"):
+                    break
+            except OSError:
+                break

@@ -109,21 +109,34 @@ def allowed_hosts(bind: str, extra: list[str]) -> frozenset[str]:
     return frozenset(names)
 
 
-def split_host(header: str) -> str:
-    """The name of a Host header without its port (``[::1]:8888`` -> ``::1``)."""
+def split_host(header: str) -> str | None:
+    """The name of a Host header without its port (``[::1]:8888`` -> ``::1``); None when it
+    is not a host and an optional port (``[::1]evil``, ``name:port:x``, ``name:abc``)."""
     header = header.strip().lower()
     if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else header
+        end = header.find("]")
+        if end < 0 or not _port_ok(header[end + 1 :]):
+            return None
+        return header[1:end]
     if header.count(":") == 1:
-        header = header.split(":", 1)[0]
+        header, port = header.split(":", 1)
+        if not _port_ok(":" + port):
+            return None
     return header.rstrip(".")
+
+
+def _port_ok(rest: str) -> bool:
+    """What may follow a host: nothing, or ``:`` and a port number."""
+    return rest == "" or (
+        rest.startswith(":") and rest[1:].isascii() and rest[1:].isdigit() and len(rest) <= 6
+    )
 
 
 def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
     if not header:
         return False
     name = split_host(header)
-    return _is_ip(name) or name in allowed
+    return name is not None and (_is_ip(name) or name in allowed)
 
 
 def _is_ip(name: str) -> bool:

@@ -27,6 +27,28 @@ MODE_LABELS = {
 }
 
 
+# What is sent from a job's output folder is not the service's own: anyone who can run jobs
+# (or write there by other means) can put a report.html of theirs in it.  So it is served
+# as a page of no origin (CSP sandbox without allow-same-origin): its script, if any, cannot
+# read the service's cookies or pages, and cannot fetch, post a form, open a window or frame
+# anything.  The report's own script (the BokehJS chart, inline) still runs; nosniff keeps a
+# browser from taking a file for something else than its Content-Type.
+REPORT_CSP = (
+    "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; img-src data:; connect-src 'none'; form-action 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+FILE_CSP = "sandbox; default-src 'none'; img-src data:; frame-ancestors 'none'"
+
+
+def untrusted(handler: tornado.web.RequestHandler, csp: str = FILE_CSP) -> None:
+    """The headers for anything read from a job's output folder."""
+    handler.set_header("Content-Security-Policy", csp)
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("Referrer-Policy", "no-referrer")
+    handler.set_header("Cross-Origin-Resource-Policy", "same-origin")
+
+
 def check_host(handler: tornado.web.RequestHandler, hosts: frozenset[str]) -> None:
     """403 unless the Host header names this service (DNS rebinding; see auth)."""
     if not auth.host_allowed(handler.request.headers.get("Host"), hosts):
@@ -236,6 +258,7 @@ class SheetImage(Base):
         jpeg = await IOLoop.current().run_in_executor(None, files.job_sheet, job["out"], rel)
         if jpeg is None:
             raise tornado.web.HTTPError(404)
+        untrusted(self)
         self.set_header("Content-Type", "image/jpeg")
         self.set_header("Cache-Control", "max-age=60")
         self.write(jpeg)
@@ -254,6 +277,7 @@ class ReportFile(Base):
             raise tornado.web.HTTPError(
                 404, reason="no report: it is not a plain file inside the job's output folder"
             ) from None
+        untrusted(self, REPORT_CSP)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.write(body)
 

@@ -104,7 +104,9 @@ class Runner:
             # At shutdown the report waits for the resumed run: building it (Bokeh) can take
             # longer than the service manager waits for the stop.
             return None
-        _, problem = try_build_report(job.settings.out)
+        _, problem = try_build_report(
+            job.settings.out, warn=lambda message: log.warning("job %s: %s", job_id, message)
+        )
         if problem:
             log.warning("job %s: %s", job_id, problem)
         return problem

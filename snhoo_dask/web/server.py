@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import tornado.web
 from distributed import Client
 from tornado.httpserver import HTTPServer
+from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets
 
 from ..cluster import DEFAULT_DASHBOARD, ClusterSpec, dask_client
 from . import auth
 from . import handlers as h
-from .bodies import BoundedBodies
+from .bodies import HARD_HEADERS, BoundedBodies
 from .runner import Runner
 from .static import STATIC, StaticFile
 from .store import JobStore
@@ -31,12 +32,79 @@ from .validate import MAX_BODY, PathPolicy
 # that much costs bandwidth only, so the bound is generous.
 HARD_BODY = 64 * MAX_BODY
 
+# A client that stalls (idle, or sending its headers or body a byte at a time) is cut off
+# after TIMEOUT seconds; no client address holds more than MAX_CONNECTIONS connections at
+# once (the next ones get a 503 and are closed).  Both can be set by the environment.
+TIMEOUT_ENV, DEFAULT_TIMEOUT = "SNHOO_WEB_TIMEOUT", 30.0
+MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS = "SNHOO_WEB_MAX_CONNECTIONS", 64
+
 HERE = os.path.dirname(__file__)
 log = logging.getLogger("snhoo_dask.web")
 
 
 class ServeError(Exception):
     """The service cannot start; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a connection may stall, and how many one client address may hold."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    per_client: int = DEFAULT_MAX_CONNECTIONS
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> Limits:
+        try:
+            timeout = float(env.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
+            if not 0.1 <= timeout <= 3600:
+                raise ValueError
+        except ValueError:
+            raise ServeError(f"${TIMEOUT_ENV} must be a number of seconds from 0.1 to 3600") from None
+        try:
+            per_client = int(env.get(MAX_CONNECTIONS_ENV) or DEFAULT_MAX_CONNECTIONS)
+            if not 1 <= per_client <= 100000:
+                raise ValueError
+        except ValueError:
+            raise ServeError(f"${MAX_CONNECTIONS_ENV} must be a whole number from 1 to 100000") from None
+        return cls(timeout, per_client)
+
+
+class CappedServer(HTTPServer):
+    """Tornado's HTTPServer with at most ``per_client`` connections per client address."""
+
+    BUSY = (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: 44\r\nConnection: close\r\nRetry-After: 5\r\n\r\n"
+        b"503: too many connections from this address\n"
+    )
+
+    def initialize(self, *args, per_client: int = DEFAULT_MAX_CONNECTIONS, **kwargs) -> None:
+        super().initialize(*args, **kwargs)
+        self.per_client = per_client
+        self._open: dict[str, int] = {}  # client address -> its open connections
+        self._client_of: dict[IOStream, str] = {}
+
+    def handle_stream(self, stream: IOStream, address) -> None:
+        client = address[0] if isinstance(address, tuple) and address else str(address)
+        if self._open.get(client, 0) >= self.per_client:
+            log.warning("refused a connection from %s: it has %d open already", client, self.per_client)
+            done = stream.write(self.BUSY)
+            done.add_done_callback(lambda f: (f.exception(), stream.close()))
+            return
+        self._open[client] = self._open.get(client, 0) + 1
+        self._client_of[stream] = client
+        super().handle_stream(stream, address)
+
+    def on_close(self, server_conn) -> None:
+        client = self._client_of.pop(getattr(server_conn, "stream", None), None)
+        if client is not None:
+            left = self._open.get(client, 1) - 1
+            if left > 0:
+                self._open[client] = left
+            else:
+                self._open.pop(client, None)
+        super().on_close(server_conn)
 
 
 @dataclass
@@ -104,6 +172,7 @@ def serve(
     dashboard_address: str = DEFAULT_DASHBOARD,
     token: str | None = None,
     allowed_hosts: list[str] = (),
+    limits: Limits | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM; running jobs are then stopped and recorded as interrupted.
 
@@ -111,6 +180,7 @@ def serve(
     cluster starts: the folders, the state folder, the token and the port come first.
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    limits = limits or Limits.from_env()  # $SNHOO_WEB_TIMEOUT, $SNHOO_WEB_MAX_CONNECTIONS
     policy = check_bases(list(allow), list(out_base))
     try:
         store = JobStore(state_dir)
@@ -138,7 +208,7 @@ def serve(
             service = Service(store, Runner(client, store), policy, _dashboard(client), secret, hosts)
             try:
                 asyncio.run(
-                    _main(service, sockets, auth.login_url(host, port, secret if from_file else None))
+                    _main(service, sockets, auth.login_url(host, port, secret if from_file else None), limits)
                 )
             finally:
                 service.runner.stop_all()
@@ -170,8 +240,20 @@ def _dashboard(client: Client) -> str | None:
         return None
 
 
-async def _main(service: Service, sockets: list[socket.socket], login: str) -> None:
-    server = HTTPServer(BoundedBodies(make_app(service), MAX_BODY), xheaders=False, max_body_size=HARD_BODY)
+async def _main(
+    service: Service, sockets: list[socket.socket], login: str, limits: Limits = Limits()
+) -> None:
+    server = CappedServer(
+        BoundedBodies(make_app(service), MAX_BODY),
+        xheaders=False,
+        max_body_size=HARD_BODY,
+        max_header_size=HARD_HEADERS,
+        # Tornado's header timeout is this one: an idle connection, and one whose request
+        # line and headers do not arrive whole within it, are closed.
+        idle_connection_timeout=limits.timeout,
+        body_timeout=limits.timeout,
+        per_client=limits.per_client,
+    )
     server.add_sockets(sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

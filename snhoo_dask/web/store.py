@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote, unquote_to_bytes
 
 from ..record import VideoRecord
 from ..summary import DONE, DONE_FAILURES, ERROR, INTERRUPTED, RUNNING, Summary
@@ -27,6 +28,7 @@ STATE_LABELS = {
     ERROR: "error",
 }
 QUEUED = "queued"  # a video not finished in the current run (yet)
+UNFINISHED = "unfinished"  # a video the run ended without (an error, a stop, a restart)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -39,8 +41,17 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS videos (
     job_id TEXT NOT NULL, out_rel TEXT NOT NULL, root TEXT NOT NULL, video TEXT NOT NULL,
     status TEXT NOT NULL, worker TEXT, frames INTEGER, seconds REAL, reason TEXT, finished REAL,
-    raw BLOB, PRIMARY KEY (job_id, out_rel));
+    raw BLOB NOT NULL, PRIMARY KEY (job_id, raw));
 """
+# A video is known by its folder's bytes (``raw``): its text (``out_rel``) shows a byte that is
+# not UTF-8 as ``\xNN``, which a real name can also spell, so two videos can share a text.
+_VIDEO_COLUMNS = "job_id, out_rel, root, video, status, worker, frames, seconds, reason, finished"
+
+
+def video_key(raw: bytes) -> str:
+    """A video's name in URLs and the API (``?v=``): its bytes percent-encoded, so every
+    folder has its own key; a plain ASCII name is its own key."""
+    return quote(raw, safe="/")
 
 
 def text(value: str | None) -> str | None:
@@ -63,9 +74,28 @@ class JobStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
-            columns = {r["name"] for r in self._db.execute("PRAGMA table_info(videos)")}
-            if "raw" not in columns:  # a database from before non-UTF-8 names were kept
-                self._db.execute("ALTER TABLE videos ADD COLUMN raw BLOB")
+            self._upgrade_videos()
+
+    def _upgrade_videos(self) -> None:
+        """A database from before videos were known by their bytes (no ``raw`` column, or
+        one that was not the key): the table is rebuilt in one transaction."""
+        columns = {r["name"]: r for r in self._db.execute("PRAGMA table_info(videos)")}
+        if "raw" in columns and columns["raw"]["pk"]:
+            return
+        raw = "COALESCE(raw, CAST(out_rel AS BLOB))" if "raw" in columns else "CAST(out_rel AS BLOB)"
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("ALTER TABLE videos RENAME TO videos_old")
+            self._db.execute(_SCHEMA.split(";")[1])  # the videos table as it is now
+            self._db.execute(
+                f"INSERT OR IGNORE INTO videos ({_VIDEO_COLUMNS}, raw) "
+                f"SELECT {_VIDEO_COLUMNS}, {raw} FROM videos_old"
+            )
+            self._db.execute("DROP TABLE videos_old")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -91,8 +121,12 @@ class JobStore:
 
     def recover(self) -> int:
         """Mark jobs left running by a previous service process as interrupted."""
-        with self._lock:
-            cur = self._db.execute(
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE videos SET status=? WHERE status=? AND job_id IN (SELECT id FROM jobs WHERE state=?)",
+                (UNFINISHED, QUEUED, RUNNING),
+            )
+            cur = db.execute(
                 "UPDATE jobs SET state=?, message=? WHERE state=?",
                 (INTERRUPTED, "the service stopped while this job was running; resume it to finish", RUNNING),
             )
@@ -107,28 +141,31 @@ class JobStore:
         )
 
     def begin_run(self, job_id: str, run_id: str, videos: list[tuple[str, str, str]]) -> None:
-        """A (re)started run: every video is queued again until its record arrives."""
+        """A (re)started run: its videos are queued until their records arrive; a video of an
+        earlier run that this one did not find (moved away since) is no longer the job's."""
         with self._transaction() as db:
             db.execute(
                 "UPDATE jobs SET state=?, run=?, runs=runs+1, total=?, ok=0, skipped=0, failed=0, "
                 "images=0, started=?, finished=NULL, elapsed=0, message=NULL WHERE id=?",
                 (RUNNING, run_id, len(videos), time.time(), job_id),
             )
-            db.execute("UPDATE videos SET status=? WHERE job_id=?", (QUEUED, job_id))
+            db.execute("UPDATE videos SET status=? WHERE job_id=?", (_STALE, job_id))
             db.executemany(
                 "INSERT INTO videos (job_id, out_rel, root, video, status, raw) VALUES (?,?,?,?,?,?) "
-                "ON CONFLICT (job_id, out_rel) DO UPDATE SET status=excluded.status, raw=excluded.raw",
+                "ON CONFLICT (job_id, raw) DO UPDATE SET status=excluded.status, out_rel=excluded.out_rel, "
+                "root=excluded.root, video=excluded.video",
                 [
                     (job_id, text(out_rel), text(root), text(rel), QUEUED, os.fsencode(out_rel))
                     for out_rel, root, rel in videos
                 ],
             )
+            db.execute("DELETE FROM videos WHERE job_id=? AND status=?", (job_id, _STALE))
 
     def record(self, job_id: str, rec: VideoRecord, summary: Summary) -> None:
         self._write(
             (
                 "UPDATE videos SET status=?, worker=?, frames=?, seconds=?, reason=?, finished=? "
-                "WHERE job_id=? AND out_rel=?",
+                "WHERE job_id=? AND raw=?",
                 (
                     rec.status,
                     None if rec.worker is None else text(str(rec.worker)),
@@ -137,7 +174,7 @@ class JobStore:
                     text(rec.reason or None),
                     rec.finished_at,
                     job_id,
-                    text(rec.out),
+                    os.fsencode(rec.out),
                 ),
             ),
             (
@@ -149,11 +186,17 @@ class JobStore:
     def finish(
         self, job_id: str, state: str, message: str | None = None, elapsed: float | None = None
     ) -> None:
+        """The job's final state; a video still queued is then unfinished (it never will be)."""
         sets, args = "state=?, message=?, finished=?", [state, text(message), time.time()]
         if elapsed is not None:
             sets += ", elapsed=?"
             args.append(elapsed)
-        self._write((f"UPDATE jobs SET {sets} WHERE id=?", (*args, job_id)))
+        statements = [(f"UPDATE jobs SET {sets} WHERE id=?", (*args, job_id))]
+        if state != RUNNING:
+            statements.append(
+                ("UPDATE videos SET status=? WHERE job_id=? AND status=?", (UNFINISHED, job_id, QUEUED))
+            )
+        self._write(*statements)
 
     def get(self, job_id: str) -> dict | None:
         with self._lock:
@@ -166,25 +209,38 @@ class JobStore:
         return [_job(r) for r in rows]
 
     def videos(self, job_id: str) -> list[dict]:
+        """The job's videos; ``key`` names each one in a sheet's URL (``video_path``)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT out_rel, root, video, status, worker, frames, seconds, reason, finished FROM videos "
-                "WHERE job_id=? ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
-                "out_rel",
+                "SELECT out_rel, root, video, status, worker, frames, seconds, reason, finished, raw "
+                "FROM videos WHERE job_id=? ORDER BY CASE status WHEN 'failed' THEN 0 "
+                "WHEN 'queued' THEN 1 WHEN 'unfinished' THEN 1 ELSE 2 END, out_rel, raw",
                 (job_id,),
             ).fetchall()
-        return [dict(r) for r in rows]
+        videos = []
+        for r in rows:
+            v = dict(r)
+            v["key"] = video_key(v.pop("raw"))
+            videos.append(v)
+        return videos
 
-    def video_path(self, job_id: str, out_rel: str) -> str | None:
+    def video_path(self, job_id: str, key: str) -> str | None:
         """The video's folder under the output (as on disk, any bytes), or None if it is not
-        one of this job's videos: names come from the job, never a path from a URL."""
+        one of this job's videos: names come from the job, never a path from a URL.  ``key``
+        is the video's ``key``; its text (``out_rel``) is taken too when only one video has it."""
         with self._lock:
             row = self._db.execute(
-                "SELECT raw FROM videos WHERE job_id=? AND out_rel=?", (job_id, out_rel)
+                "SELECT raw FROM videos WHERE job_id=? AND raw=?", (job_id, unquote_to_bytes(key))
             ).fetchone()
-        if row is None:
-            return None
-        return os.fsdecode(row["raw"]) if row["raw"] is not None else out_rel
+            if row is None:
+                rows = self._db.execute(
+                    "SELECT raw FROM videos WHERE job_id=? AND out_rel=? LIMIT 2", (job_id, key)
+                ).fetchall()
+                row = rows[0] if len(rows) == 1 else None
+        return None if row is None else os.fsdecode(row["raw"])
+
+
+_STALE = "stale"  # only inside begin_run's transaction
 
 
 def _job(row: sqlite3.Row) -> dict:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..discover import DiscoveryError, inside, parse_extensions
 from ..errors import JobError
-from ..filters import FilterError
+from ..filters import FilterError, parse_max_pixels, parse_pixels
 from ..job import Job, new_run_id
 from ..output import check_apart, prepare_output
 from ..planning import find_videos
@@ -47,6 +47,7 @@ MAX_VALUE = 65536  # a long list of frame numbers or times
 MAX_SHORT = 256  # mode, format, extensions
 SHOWN = 120  # how much of a user's text a message quotes
 MAX_MESSAGE = 400
+MAX_DIGITS = 15  # a whole number typed as text: far above any frame count or size
 
 
 def short(text: str, limit: int = SHOWN) -> str:
@@ -253,10 +254,10 @@ class Submission:
             raise RequestError(400, "quality must be a whole number from 1 to 100", "quality") from None
         sizes = {}
         for key in ("max_side", "square", "max_pixels"):
-            text = get(key, "").strip()
-            if text and not re.fullmatch(r"\d+", text):
-                raise RequestError(400, f"{key.replace('_', ' ')} must be a whole number of pixels", key)
-            sizes[key] = int(text) if text else None
+            try:
+                sizes[key] = parse_pixels(get(key, ""), key, key)
+            except FilterError as e:
+                raise RequestError(400, str(e), key) from None
         return cls.checked(
             roots=get("roots", "").splitlines(),
             out=get("out", ""),
@@ -352,12 +353,25 @@ def _selection(mode: str, value: str):
         if mode == "every":
             if not re.fullmatch(r"\d+", value):
                 raise RequestError(400, f"every wants a whole number of frames, not {short(value)}", "value")
-            return parse_selection(every=int(value))
-        return parse_selection(**{mode: value})
+            if len(value) > MAX_DIGITS:
+                raise RequestError(
+                    400, f"every wants a whole number of frames, not a number of {len(value)} digits", "value"
+                )
+            selection = parse_selection(every=int(value))
+        else:
+            selection = parse_selection(**{mode: value})
+        selection.describe()  # what the job page shows: a number too large for it fails here
+        return selection
     except SelectionError as e:
         # The library words its errors for the command line (--frames ...); the form has no dashes.
         raise RequestError(
             400, re.sub(r"--(every|fps|frames|times|keyframes)\b", r"\1", str(e)), "value"
+        ) from None
+    except (ValueError, ArithmeticError):
+        # A number too long or too large to work with (a 5000-digit frame number, fps 1e999):
+        # the library's own words for it are Python's, so these are ours.
+        raise RequestError(
+            400, f"the {mode} value {short(value, 60)} holds a number too large to use", "value"
         ) from None
 
 
@@ -385,6 +399,7 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
         raise RequestError(400, "quality must be a whole number from 1 to 100", "quality")
     selection = _selection(sub.mode, sub.value)
     try:
+        parse_max_pixels(sub.max_pixels)
         dataset = dataset_options(
             selection,
             sub.fmt,
@@ -401,6 +416,8 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
         raise RequestError(
             400, re.sub(r"--([a-z-]+)", lambda m: m.group(1).replace("-", " "), str(e)), e.field
         ) from None
+    except (ValueError, ArithmeticError):
+        raise RequestError(400, "a size or threshold is a number too large to use") from None
     try:
         extensions = parse_extensions(sub.ext or None)
     except DiscoveryError as e:

@@ -1,25 +1,30 @@
 "use strict";
-const sheets = new Map();  // out_rel -> <img>, kept across refreshes so images do not reload
+const sheets = new Map();  // key -> <img>, kept across refreshes so images do not reload
+// A video's key names its folder's bytes: two names can share one text (out_rel).
+const STATUS_LABELS = {queued: "waiting", unfinished: "not finished"};
+const keyOf = v => v.key || v.out_rel;
 let lastVideos = [];
 
 function sheetFor(v) {
   if (v.status !== "ok" && v.status !== "skipped") return "";
-  if (!sheets.has(v.out_rel)) {
-    sheets.set(v.out_rel, el("img", {class: "sheet", loading: "lazy", alt: "frames of " + v.out_rel,
-      src: `/jobs/${encodeURIComponent(JOB_ID)}/sheet?v=${encodeURIComponent(v.out_rel)}`}));
+  if (!sheets.has(keyOf(v))) {
+    sheets.set(keyOf(v), el("img", {class: "sheet", loading: "lazy", alt: "frames of " + v.out_rel,
+      src: `/jobs/${encodeURIComponent(JOB_ID)}/sheet?v=${encodeURIComponent(keyOf(v))}`}));
   }
-  return sheets.get(v.out_rel);
+  return sheets.get(keyOf(v));
 }
 
 function renderVideos() {
   const status = document.getElementById("filter-status").value;
   const text = document.getElementById("filter-text").value.trim().toLowerCase();
-  const shown = lastVideos.filter(v => (!status || v.status === status) &&
+  // "not finished": waiting in a running job, or left over by one that ended.
+  const matches = v => !status || v.status === status || (status === "queued" && v.status === "unfinished");
+  const shown = lastVideos.filter(v => matches(v) &&
                                        (!text || v.out_rel.toLowerCase().includes(text)));
   document.querySelector("#videos tbody").replaceChildren(...shown.map(v =>
     el("tr", {class: "st-" + v.status, "data-video": v.out_rel},
       el("td", {class: "path"}, v.out_rel),
-      el("td", {class: "status"}, v.status === "queued" ? "waiting" : v.status),
+      el("td", {class: "status"}, STATUS_LABELS[v.status] || v.status),
       el("td", {}, v.worker || ""),
       el("td", {class: "num"}, v.frames == null ? "" : v.frames),
       el("td", {class: "num"}, v.seconds == null ? "" : Number(v.seconds).toFixed(2)),
