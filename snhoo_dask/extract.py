@@ -335,6 +335,8 @@ def write_frames(
                     complete = True
             finally:
                 reason = reader.finish(complete)
+            if reader.refused:
+                raise Failure(reader.refused)
             if reason and p.feed is not None and not reader.stalled:
                 raise FastPathRejected(reason)
             if reason:

@@ -11,6 +11,7 @@ Frames are still streamed one at a time by scikit-video's own ``nextFrame``.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 import threading
@@ -32,6 +33,7 @@ from .skvideo_compat import FFmpegReader
 from .writers import YuvFrame
 
 PIPE_BYTES = 1 << 20
+_TOO_BIG = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count (\d+)")
 
 
 def _widen_pipe(stream) -> None:
@@ -129,6 +131,7 @@ class FrameReader(FFmpegReader):
         self._log = tempfile.TemporaryFile()
         self.stalled = False
         self.log = ""  # ffmpeg's error lines, condensed; filled by finish()
+        self.refused: str | None = None  # a picture the decoder refused as too big (finish())
         self._buffer: np.ndarray | None = None
         self._stall_timeout = stall_timeout
         self._last_progress = time.monotonic()
@@ -281,7 +284,13 @@ class FrameReader(FFmpegReader):
             if self._feeder is not None:
                 self._feeder.join(timeout=30)  # ffmpeg is gone: its writes fail at once
             self._log.seek(0)
-            self.log = ffmpeg_reason(self._log.read().decode("utf-8", "replace"), self._filename)
+            text = self._log.read().decode("utf-8", "replace")
+            self.log = ffmpeg_reason(text, self._filename)
+            too_big = _TOO_BIG.search(text)
+            if too_big:
+                w, h, cap = (int(g) for g in too_big.groups())
+                # The decoder's own --max-pixels (-max_pixels): a picture-size change mid-stream.
+                self.refused = f"a picture in the stream is {w}x{h}, above --max-pixels {cap}"
             if self.stalled:
                 reason = f"timed out: ffmpeg produced no frame for {self._stall_timeout:g} s"
             elif complete and proc.returncode != 0:

@@ -40,8 +40,10 @@ STREAMING_MODES = ("all", "every", "fps", "scenes")
 # between different shots while camera motion inside a shot stays well below it.
 DEFAULT_SCENE_THRESHOLD = 0.3
 # Bound on the select expression ffmpeg has to parse for one pass; past it, ffmpeg keeps
-# a range around the frames and Python takes them out of it.
-MAX_TERMS_PER_PASS = 200
+# a range around the frames and Python takes them out of it.  ffmpeg's expression parser
+# refuses a sum of more terms than about 100 ("Cannot allocate memory": its nesting limit;
+# 98 for a fed pass's frame numbers, measured with ffmpeg 5.1): well below that.
+MAX_TERMS_PER_PASS = 64
 MAX_REQUESTED = 100_000
 # Frame numbers and rates past these are no video's (a 1000 fps video lasting 30 years).
 MAX_FRAME_NUMBER = 10**12
@@ -136,8 +138,8 @@ def parse_selection(
             )
         return Selection("scenes", scene_threshold=t)
     if every is not None:
-        if every < 1:
-            raise SelectionError(f"--every must be 1 or more, not {every}")
+        if every < 1 or every > MAX_FRAME_NUMBER:
+            raise SelectionError(f"--every must be from 1 to {MAX_FRAME_NUMBER}, not {str(every)[:20]}")
         return Selection("every", every=every)
     if fps is not None:
         return Selection("fps", fps=_parse_rate(fps))

@@ -25,6 +25,7 @@ there is none.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -238,8 +239,10 @@ def scan(
         return "two packets share a presentation time"
     shown = sorted(pts)
     number = {t: k for k, t in enumerate(shown)}
-    us = [round(t * time_base * 1_000_000) for t in shown]
-    times_us = tuple(t - us[0] for t in us)
+    # Each time from the first one's, rounded once (half up, as ffmpeg rounds): the times the
+    # plain path logs, since ffmpeg moves the stream's times to start at 0 before they become
+    # microseconds (MPEG-TS: rounding each absolute time first was 1 us off in frames.csv).
+    times_us = tuple(math.floor((t - shown[0]) * time_base * 1_000_000 + Fraction(1, 2)) for t in shown)
     return PacketTable(
         tuple(pts),
         tuple(number[t] for t in pts),
@@ -252,7 +255,7 @@ def scan(
         recovery,
         eof,
         times_us,
-        _constant_rate(us),
+        _constant_rate(list(times_us)),
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 from helpers import run_cli
 
 from snhoo_dask.filters import Dedup, FilterError, Resize, parse_dedup, parse_resize, scale_filter
+from snhoo_dask.frame_log import FrameLog
 from snhoo_dask.layout import OutputDir, TmpDir, read_done
 from snhoo_dask.probe import VideoInfo
 from snhoo_dask.selection import SelectionError, parse_selection, plan
@@ -54,36 +55,42 @@ def test_scale_filters_keep_the_aspect_and_crop_the_centre():
     assert scale_filter(Resize("square", 256), 1280, 720) == "scale=455:256:flags=area,crop=256:256:99:0"
 
 
+def chain(p) -> str:
+    """The -vf chain of a plan's only pass, as extraction builds it."""
+    (only,) = p.passes
+    log = FrameLog()
+    try:
+        return only.chain(log, (WIDE.width, WIDE.height))
+    finally:
+        log.close()
+
+
 def test_plan_puts_the_scale_into_every_mode_and_tells_the_reader_the_size():
     resize = Resize("max_side", 512)
     for selection in [
         parse_selection(),
         parse_selection(every=10),
         parse_selection(frames="0,50,99"),
+        parse_selection(times="0,2"),
         parse_selection(keyframes=True),
         parse_selection(scenes=True),
     ]:
-        p = plan(selection, WIDE, [0.0, 2.0], resize=resize)
-        assert p.out_size == (512, 288)
-        for each in p.passes:
-            assert each.output_options["-s"] == "512x288"
-            with each.opened(WIDE.frame_rate) as live:
-                assert "scale=512:288" in live.output_options["-vf"]
+        p = plan(selection, WIDE, resize=resize)
+        assert p.out_size == (512, 288)  # what the reader is told (-s) and the records say
+        assert "scale=512:288:flags=area" in chain(p), selection
 
 
 def test_scenes_and_dedup_let_ffmpeg_name_the_frames():
     p = plan(parse_selection(every=5), WIDE, dedup=Dedup())
-    (only,) = p.passes
-    assert p.expected_count == 100  # decoded frames, not images: dedup makes those unknowable
-    with only.opened(WIDE.frame_rate) as live:
-        vf = live.output_options["-vf"]
-    # Numbered before anything drops frames; deduplicated after the selection, before scaling.
-    assert vf.startswith("setpts=N,")
-    assert vf.index("select='not(mod(n,5))'") < vf.index("mpdecimate") < vf.index("kept.txt")
+    vf = chain(p)
+    # Logged as decoded before anything drops frames; deduplicated after the selection,
+    # before scaling; what is kept logged last.
+    assert vf.startswith("settb=AVTB,")
+    assert vf.index("seen.txt") < vf.index("select='not(mod(n,5))'") < vf.index("mpdecimate")
+    assert vf.index("mpdecimate") < vf.index("kept.txt") and vf.endswith("kept.txt':direct=1")
     scenes = plan(parse_selection(scenes=True, scene_threshold=0.25), WIDE)
     assert scenes.scored
-    with scenes.passes[0].opened(WIDE.frame_rate) as live:
-        assert "select='eq(n,0)+gt(scene,0.25)'" in live.output_options["-vf"]
+    assert "select='eq(n,0)+gt(scene,0.25)'" in chain(scenes)
 
 
 @pytest.mark.parametrize(

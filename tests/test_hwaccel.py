@@ -54,7 +54,9 @@ def test_auto_decodes_on_the_cpu_where_there_is_no_gpu(root, tmp_path):
 
 @no_gpu
 def test_a_failure_that_is_not_the_decoders_is_not_retried(root, tmp_path):
-    """No frame asked for exists: the CPU could not do better, so the GPU's answer stands."""
+    """No frame asked for exists.  Frames are counted by decoding (the plain path: the
+    packets are only a fast path's plan), so here without a GPU the CUDA decode fails first
+    and the CPU's answer, that none exist, is the video's: it is not retried again."""
     out = tmp_path / "none-exist"
     r = run_cli(
         "run", root, "--out", str(out), "--workers", "1", "-q", "--hwaccel", "cuda", "--frames", "5000"
@@ -63,8 +65,9 @@ def test_a_failure_that_is_not_the_decoders_is_not_retried(root, tmp_path):
     records = {rec["video"]: rec for rec in manifest(out)}
     assert {r["status"] for r in records.values()} == {"failed"}
     for rec in records.values():
-        assert rec["decoder"] == "cuda", rec["decoder"]
+        assert rec["decoder"].startswith("cpu (cuda failed: "), rec["decoder"]
         assert rec["error"].startswith("none of the requested frames exist"), rec["error"]
+        assert rec["path"].startswith("plain (none of the requested frames"), rec["path"]
 
 
 @pytest.mark.slow

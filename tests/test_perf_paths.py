@@ -1,7 +1,7 @@
 """The fast paths pick the same frames as before and stay honest: real ffmpeg, real Dask, the real CLI.
 
 - JPEG from the decoder's YUV 4:2:0 planes against the RGB path (PNG, and RGB-in JPEG);
-- exact frames and times joined into one ffmpeg per video (many seeks, past 32);
+- exact frames and times, plain and fast, each image the frame it names;
 - a playlist or concat list saved as a video is failed, and nothing outside is read;
 - a file that is no video is failed before it is copied to scratch;
 - the stall watchdog still kills an ffmpeg that produces nothing.
@@ -57,7 +57,7 @@ def grey420(tmp_path_factory):
     """Grey-level videos in 4:2:0, the pixel format that takes the planes path."""
     root = tmp_path_factory.mktemp("grey") / "cam"
     make_video(root / "clip.mp4", seconds=4, fps=25, gop=10, extra=["-pix_fmt", "yuv420p"])
-    # One frame a second, each a key frame: 100 frames, each 3 apart is a seek of its own.
+    # One frame a second, each a key frame: 100 frames, each 3 apart an IDR picture of its own.
     make_video(root / "slow.mkv", seconds=100, fps=1, gop=1, extra=["-pix_fmt", "yuv420p"])
     return root
 
@@ -65,7 +65,7 @@ def grey420(tmp_path_factory):
 SPECS = [
     ([], {"clip.mp4": list(range(100)), "slow.mkv": list(range(100))}),
     (["--every", "7"], {"clip.mp4": list(range(0, 100, 7)), "slow.mkv": list(range(0, 100, 7))}),
-    # 33 seeks in slow.mkv: 32 joined in one ffmpeg run, then one alone; one pass in clip.mp4.
+    # 34 frames: in slow.mkv each its own IDR picture (the fast path feeds just those).
     (
         ["--frames", ",".join(map(str, [0, 1, *range(4, 100, 3)]))],
         {"clip.mp4": [0, 1, *range(4, 100, 3)], "slow.mkv": [0, 1, *range(4, 100, 3)]},
@@ -250,22 +250,22 @@ def test_a_stalled_ffmpeg_is_killed_and_reported(tmp_path):
     assert time.monotonic() - started < 30
 
 
-def test_joined_seeks_yield_each_requested_frame_in_order(grey420):
-    """Straight through the reader: 34 seeks become two ffmpeg runs and every image is the right frame."""
-    from snhoo_dask.selection import join_seeks, parse_selection, plan
+def test_exact_frames_yield_each_requested_frame_in_order(grey420):
+    """Straight through extraction's writer: 34 exact frames of one-IDR-a-second video, plain
+    and fast (only their packets fed), and every image is the right frame."""
+    from plans import take
+
+    from snhoo_dask.selection import parse_selection, plan
+    from snhoo_dask.thinning import fast_plan
 
     path = str(grey420 / "slow.mkv")
     info = probe(path)
-    wanted = [0, 1, *range(4, 100, 3)]  # 33 seeks: one of two frames, then 32 of one
-    frame_plan = plan(parse_selection(frames=",".join(map(str, wanted))), info)
-    passes = join_seeks(frame_plan.passes, info.frame_rate)
-    assert len(frame_plan.passes) == 33 and [len(p.inputs or [None]) for p in passes] == [32, 1]
-    got = []
-    for p in passes:
-        reader = FrameReader(path, info, p.input_options, p.output_options, 30, True, p.inputs)
-        for k, frame in enumerate(reader.frames()):
-            grey = float(frame.y.mean())  # full range: the grey the image shows
-            got.append((p.ref(k).index, int(round((grey * 219 / 255 + 16 - 16) / 2))))
-        assert reader.finish(True) is None
-    assert [i for i, _ in got] == sorted(set(wanted))
-    assert all(i == shown for i, shown in got), [(i, s) for i, s in got if i != s]
+    wanted = [0, 1, *range(4, 100, 3)]
+    sel = parse_selection(frames=",".join(map(str, wanted)))
+    fast = fast_plan(sel, info, path, None, None)
+    assert not isinstance(fast, str), fast
+    assert fast.undecoded > 0
+    plain, fed = take(path, info, plan(sel, info)), take(path, info, fast)
+    assert plain.index == fed.index == wanted
+    assert plain.shown() == wanted, [(i, s) for i, s in zip(wanted, plain.shown(), strict=True) if i != s]
+    assert fed.data == plain.data

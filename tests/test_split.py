@@ -20,7 +20,7 @@ from snhoo_dask.pieces import _cut_points, cut, pieces_wanted
 from snhoo_dask.probe import probe
 from snhoo_dask.selection import Selection
 from snhoo_dask.tasks import batches
-from snhoo_dask.thinning import scan, selected_numbers
+from snhoo_dask.thinning import scan
 
 SOURCE = "testsrc2=s=240x180:r=25,noise=alls=12:allf=t"  # noisy: enough bytes to be worth cutting
 
@@ -118,16 +118,23 @@ def test_cut_points_are_idr_pictures_that_end_what_came_before(videos):
     h264 = videos["h264"]
     info = probe(h264)
     table = scan(h264, info)
-    assert table is not None and len(table) == 300
+    assert not isinstance(table, str) and len(table) == 300
     assert _cut_points(table) == list(range(25, 300, 25))  # every IDR but the first
-    pieces = cut(table, info, 4, 2.0, selected_numbers(Selection("every", every=3), info.frame_rate))
+    pieces = cut(table, info, 4, 2.0, Selection("every", every=3))
     assert [(p.first, p.end) for p in pieces] == [(0, 75), (75, 150), (150, 225), (225, 300)]
     assert all(p.packets == 75 and p.skip for p in pieces)
+    # Each piece takes its share of the selection, by frame number in the whole video.
+    assert [p.wanted for p in pieces] == [
+        tuple(range(a, b, 3)) for a, b in ((0, 75), (75, 150), (150, 225), (225, 300))
+    ]
     # Fewer pieces than asked when they would be shorter than the minimum.
-    assert len(cut(table, info, 4, 5.0)) == 2
-    assert cut(table, info, 4, 7.0) is None
+    everything = Selection("all")
+    assert len(cut(table, info, 4, 5.0, everything)) == 2
+    assert cut(table, info, 4, 7.0, everything) is None
+    whole = cut(table, info, 2, 2.0, everything, thin=False)
+    assert [(p.first, p.end) for p in whole] == [(0, 150), (150, 300)] and not any(p.skip for p in whole)
     opened = videos["open-gop"]
-    assert cut(scan(opened, probe(opened)), probe(opened), 4, 2.0) is None
+    assert cut(scan(opened, probe(opened)), probe(opened), 4, 2.0, everything) is None
 
 
 def test_only_a_video_that_would_finish_alone_is_cut():

@@ -18,7 +18,8 @@ from helpers import run_cli
 
 from snhoo_dask import h264_refs
 from snhoo_dask.probe import probe
-from snhoo_dask.thinning import needed_packets, scan, thin
+from snhoo_dask.selection import Plan, Selection
+from snhoo_dask.thinning import fast_plan, needed_packets, scan
 
 SOURCE = "testsrc2=s=160x120:r=30,noise=alls=6:allf=t"
 
@@ -127,30 +128,52 @@ def test_skipped_decoding_gives_the_images_of_a_full_decode(corpus, tmp_path, se
     assert all(r["status"] == "ok" for r in recs.values())
     for name in corpus:
         assert records(runs["decode-all"])[name]["undecoded"] == 0
+        assert recs[name]["path"].startswith("fast: "), (name, recs[name]["path"])
         if name == "h264-vfr-burst.mkv":
-            assert recs[name]["undecoded"] == 0, "variable frame rate is decoded whole"
+            # Its times give ffmpeg's select no frame numbers: every picture fed is sent,
+            # and the packet table names each by its time (checked image by image).
+            assert recs[name]["undecoded"] > 0, recs[name]
         else:
             # A third to a half of the frames never reach the decoder.
             assert recs[name]["undecoded"] >= 120 // 4, (name, recs[name]["undecoded"])
 
 
+def fast(path: str, selection: Selection) -> Plan | str:
+    return fast_plan(selection, probe(path), path, None, None)
+
+
+def packets_decoded(p: Plan) -> tuple[int, int]:
+    """(packets fed, stand-ins among those written) from a fast plan's ``path``."""
+    words = p.path.split()  # "fast: K of N packets decoded, S stand-ins"
+    return int(words[1]), int(words[6])
+
+
 def test_what_cannot_be_thinned_is_decoded_whole(corpus, tmp_path):
-    """The guards, one by one: each answers None (decode everything) instead of guessing."""
-    every_3 = lambda n: n % 3 == 0  # noqa: E731
+    """The guards, one by one: each answers with a reason (the plain path decodes
+    everything) instead of guessing."""
+    every_3 = Selection("every", every=3)
     cfr = corpus["h264-bframes.mp4"]
-    info = probe(cfr)
-    kept = thin(cfr, info, every_3)
-    assert kept is not None and kept.total == 120 and 40 <= len(kept.keep) < 120
+    p = fast(cfr, every_3)
+    assert isinstance(p, Plan) and p.expected_count == 40
+    assert 40 <= packets_decoded(p)[0] < 120 and p.undecoded == 120 - packets_decoded(p)[0]
     # Every 30th frame of a 30-frame GOP is its IDR picture: no other picture is needed,
     # not even the references after it (nothing selected is decoded after them before the
     # next IDR).
-    only_idr = thin(cfr, info, lambda n: n % 30 == 0)
-    assert only_idr is not None and len(only_idr.keep) == 4, sorted(only_idr.keep)
+    only_idr = fast(cfr, Selection("every", every=30))
+    assert isinstance(only_idr, Plan) and packets_decoded(only_idr) == (4, 0), only_idr.path
+    # Variable frame rate: times no longer give frame numbers to ffmpeg's select; every
+    # picture fed is sent and the packet table names each by its time.
     burst = corpus["h264-vfr-burst.mkv"]
-    assert thin(burst, probe(burst), every_3) is None
-    assert thin(cfr, info, lambda n: True) is None  # every frame asked for: nothing to skip
+    table = scan(burst, probe(burst))
+    assert not isinstance(table, str) and table.rate is None
+    assert scan(cfr, probe(cfr)).rate == 30
+    burst_plan = fast(burst, every_3)
+    assert isinstance(burst_plan, Plan) and burst_plan.passes[0].select is None
+    assert isinstance(fast(cfr, Selection("every", every=1)), str)  # every frame: nothing to skip
+    assert isinstance(fast(cfr, Selection("all")), str)
     mpeg4 = encode(tmp_path / "mpeg4.avi", "-c:v", "mpeg4", "-bf", "2", seconds=1)
-    assert thin(mpeg4, probe(mpeg4), every_3) is None  # not H.264/HEVC: its headers are not read
+    assert "H.264 and HEVC" in scan(mpeg4, probe(mpeg4))  # not H.264/HEVC: its headers are not read
+    assert isinstance(fast(mpeg4, every_3), str)
     # Starts on a non-IDR picture: an open GOP's I frame, cut out without re-encoding (the
     # B-frames after it refer to frames before the cut: the decoder drops or damages them).
     for name, bsf in (("cut.ts", ["-bsf:v", "h264_mp4toannexb,dump_extra=freq=keyframe"]), ("cut.mkv", [])):
@@ -161,7 +184,8 @@ def test_what_cannot_be_thinned_is_decoded_whole(corpus, tmp_path):
             + ["-c", "copy", *bsf, cut],
             check=True,
         )
-        assert thin(cut, probe(cut), every_3) is None, name
+        assert isinstance(scan(cut, probe(cut)), str), name
+        assert isinstance(fast(cut, every_3), str), name
 
 
 def test_a_scan_for_the_first_frames_stops_at_the_idr_after_them(corpus):
@@ -171,7 +195,7 @@ def test_a_scan_for_the_first_frames_stops_at_the_idr_after_them(corpus):
         path = corpus[name]
         info = probe(path)
         whole, first = scan(path, info), scan(path, info, frames=41)
-        assert whole is not None and first is not None, name
+        assert not isinstance(whole, str) and not isinstance(first, str), (name, whole, first)
         assert len(whole) == 120
         # x264 -g 30: IDR pictures at frames 0, 30, 60, 90; 41 frames need those before 60.
         # x265 (default keyint 250, one IDR): the whole file is read.
@@ -196,7 +220,7 @@ def test_exact_frames_decode_only_the_pictures_they_are_predicted_from(corpus, t
     types = _picture_types(path)
     target = max(n for n in range(30) if types[n] == "P")
     table = scan(path, probe(path), frames=target + 1, references=True)
-    assert table is not None and table.pictures is not None
+    assert not isinstance(table, str) and table.pictures is not None
     keep, standins = needed_packets(table, {target}.__contains__)
     assert sorted(table.numbers[pos] for pos in keep) == [n for n in range(target + 1) if types[n] in "IP"]
     assert standins and all(types[table.numbers[pos]] == "B" and not table.droppable[pos] for pos in standins)
@@ -206,9 +230,10 @@ def test_exact_frames_decode_only_the_pictures_they_are_predicted_from(corpus, t
     # A streaming selection too: every 10th frame of a 30-frame GOP needs the P-frames up to
     # frame 20 (and the B-frame references between them stand in).
     every_10 = lambda n: n % 10 == 0  # noqa: E731
-    streamed = thin(path, probe(path), every_10)
-    assert streamed is not None and streamed.standins
-    assert len(streamed.keep) < len(scan(path, probe(path)).keep(every_10))
+    streamed = fast(path, Selection("every", every=10))
+    assert isinstance(streamed, Plan)
+    fed, standing_in = packets_decoded(streamed)
+    assert standing_in > 0 and fed < len(scan(path, probe(path)).keep(every_10))
     # Interlaced coding is not modelled: its references are all kept, as before.
     interlaced = encode(tmp_path / "interlaced.mp4", "-c:v", "libx264", "-flags", "+ildct+ilme", seconds=1)
     assert scan(interlaced, probe(interlaced), references=True).pictures is None
@@ -220,7 +245,7 @@ def test_a_stand_in_is_read_back_as_the_picture_it_stands_in_for(corpus):
     the parser (the same one that read the file) reads that back from its bytes."""
     path = corpus["h264-bframes.mp4"]
     table = scan(path, probe(path), references=True)
-    assert table is not None and table.pictures is not None
+    assert not isinstance(table, str) and table.pictures is not None
     pictures = table.pictures
     keep = pictures.needed({table.numbers.index(29)})
     standins = pictures.standins(keep)
@@ -246,3 +271,109 @@ def test_a_stand_in_is_read_back_as_the_picture_it_stands_in_for(corpus):
         assert {k: getattr(back, k) for k in same} == {k: getattr(original, k) for k in same}
     # x264 marks references unused explicitly (MMCO 1) in B-frame references: written back too.
     assert any(pictures.pictures[pos].explicit_marking for pos in standins)
+
+
+# -- quick checks of what the fast path reads and refuses -----------------------------------
+
+
+def _sei_units(path: str) -> list[bytes]:
+    """Every SEI NAL unit of an H.264 file's packets."""
+    import av
+
+    from snhoo_dask.thinning import _nal_length_size, _nal_units
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        size = _nal_length_size("h264", bytes(stream.codec_context.extradata or b""))
+        units = []
+        for packet in container.demux(stream):
+            if packet.size:
+                units += [bytes(n) for n in _nal_units(bytes(packet), size) if n and n[0] & 0x1F == 6]
+        return units
+
+
+@pytest.mark.parametrize(
+    "params, recovery",
+    [("open-gop=1", True), ("intra-refresh=1", True), ("bframes=2", False)],
+    ids=["open GOP", "intra refresh", "plain"],
+)
+def test_recovery_points_are_found_in_x264_sei(tmp_path, params, recovery):
+    from snhoo_dask.thinning import _has_recovery_point
+
+    path = encode(tmp_path / "r.mp4", "-c:v", "libx264", "-g", "10", "-x264-params", params, seconds=1.5)
+    units = _sei_units(path)
+    assert units, "x264 writes an SEI (its version) in every stream"
+    assert any(_has_recovery_point(u) for u in units) is recovery
+    table = scan(path, probe(path))
+    assert not isinstance(table, str) and table.recovery is recovery
+    # --keyframes: the decoder marks a recovery point key too; the fast path leaves it be.
+    keyframes = fast(path, Selection("keyframes"))
+    assert isinstance(keyframes, str) == recovery, keyframes
+
+
+def test_scan_says_why_it_cannot_number_the_frames(tmp_path):
+    src = encode(tmp_path / "src.mp4", "-c:v", "libx264", "-g", "30", seconds=10)
+    avi = encode(tmp_path / "h264.avi", "-c:v", "libx264", seconds=1)
+    assert probe(avi).codec == "h264"
+    assert scan(avi, probe(avi)) == "AVI: its packets carry decode times, not presentation times"
+    cut = str(tmp_path / "cut.mp4")
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", "3.3", "-i", src, "-t", "5", "-c", "copy", cut],
+        check=True,
+    )
+    # The cut starts at the key frame before 3.3 s: an edit list hides the frames before it.
+    assert scan(cut, probe(cut)) == "an edit list discards some of its packets"
+    assert isinstance(fast(cut, Selection("every", every=3)), str)
+    vp9 = encode(tmp_path / "vp9.webm", "-c:v", "libvpx-vp9", "-deadline", "realtime", seconds=0.5)
+    assert scan(vp9, probe(vp9)) == "vp9: the fast paths read H.264 and HEVC packets only"
+
+
+def test_a_rotated_mp4_gives_the_same_images_fast_and_decoded_whole(tmp_path):
+    """The display matrix does not survive the remux: the fast path restates ffmpeg's
+    autorotation as filters (``probe._turn``) and its images are the plain path's."""
+    src = encode(tmp_path / "src.mp4", "-c:v", "libx264", "-g", "15", seconds=2)  # 160x120
+    root = tmp_path / "cam"
+    root.mkdir()
+    # What ffmpeg 5.1 autorotates with (checked against its own output, md5 of the raw frames).
+    expected = {90: ("transpose=cclock",), 180: ("hflip", "vflip"), 270: ("transpose=clock",)}
+    for angle in expected:
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", src, "-c", "copy"]
+            + ["-metadata:s:v:0", f"rotate={angle}", str(root / f"r{angle}.mp4")],
+            check=True,
+        )
+        assert probe(str(root / f"r{angle}.mp4")).turn == expected[angle], angle
+    outs = {}
+    for how in ("fast", "decode-all"):
+        out = tmp_path / how
+        extra = ["--decode-all"] if how == "decode-all" else []
+        r = run_cli(
+            "run",
+            str(root),
+            "--out",
+            str(out),
+            "--format",
+            "png",
+            "--every",
+            "30",
+            "--workers",
+            "1",
+            "-q",
+            *extra,
+        )
+        assert r.returncode == 0, r.stderr
+        outs[how] = out
+    recs = records(outs["fast"])
+    for angle in expected:
+        rec = recs[f"r{angle}.mp4"]
+        assert rec["status"] == "ok" and rec["path"].startswith("fast:"), rec
+        assert (rec["out_width"], rec["out_height"]) == ((120, 160) if angle != 180 else (160, 120))
+        pngs = {}
+        for how, out in outs.items():
+            folder = out / "cam" / f"r{angle}.mp4"
+            pngs[how] = {
+                n: (folder / n).read_bytes() for n in sorted(os.listdir(folder)) if n.endswith(".png")
+            }
+        assert sorted(pngs["fast"]) == ["000000.png", "000030.png"]
+        assert pngs["fast"] == pngs["decode-all"], angle
+        assert records(outs["decode-all"])[f"r{angle}.mp4"]["path"] == "plain (--decode-all)"
