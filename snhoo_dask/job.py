@@ -21,10 +21,11 @@ from distributed.client import FutureCancelledError
 from .discover import Discovery, Video
 from .errors import JobError
 from .extract import VideoFailed, new_record
-from .layout import OutputDir, UnsafePath, sweep_tmp
+from .layout import OutputDir, UnsafePath, nested_output, probe_folding, sweep_tmp, take_over
 from .lock import OutputBusy, OutputLock
 from .manifest import ManifestWriter
-from .planning import split_done
+from .output import nested_in
+from .planning import name_clashes, split_done
 from .record import FAILED, VideoRecord
 from .settings import Settings
 from .summary import Summary
@@ -74,6 +75,19 @@ class Job:
         self._stop = threading.Event()
         self._running = False
         self._out_ino: int | None = None
+        self._fence = ""
+
+    def check_output(self, out: OutputDir) -> None:
+        """JobError if this job may not write into OUT (opened, and locked by the caller): OUT
+        lies inside another run's output, a folder it would write into is another run's
+        output, or its disk would take two videos' output names for one."""
+        problem = (
+            nested_in(out.path)
+            or nested_output(out, [v.out_rel for v in self.videos])
+            or name_clashes(self.videos, probe_folding(out.fd), out.path)
+        )
+        if problem:
+            raise JobError(problem)
 
     def run(
         self, client: Client, on_record: OnRecord = lambda r, s: None, lost_grace: float = 20.0
@@ -92,6 +106,21 @@ class Job:
         except OSError as e:
             out.close()
             raise JobError(f"cannot write to the output folder {out.path}: {e.strerror}") from None
+        try:
+            # Under the lock: no other run can start in, around or on OUT in between.
+            self.check_output(out)
+            # From here on, a task of an earlier run on OUT publishes nothing (layout.take_over).
+            self._fence = take_over(out, self.settings.run_id)
+        except BaseException as e:
+            lock.release()
+            out.close()
+            if isinstance(e, TimeoutError):
+                raise JobError(f"the output folder {out.path} stayed busy; try again") from None
+            if isinstance(e, UnsafePath):
+                raise JobError(f"cannot use the output folder: {e}") from None
+            if isinstance(e, OSError):
+                raise JobError(f"cannot write to the output folder {out.path}: {e.strerror}") from None
+            raise
         self._out_ino = out.ino
         self._running = True
         try:
@@ -133,7 +162,7 @@ class Job:
         summary: Summary,
         lost_grace: float,
     ) -> None:
-        settings = replace(self.settings, out_ino=self._out_ino)
+        settings = replace(self.settings, out_ino=self._out_ino, fence=self._fence)
         units = submit(client, todo, settings, slots_of(client))
         self._futures = [f for u in units for f in u.futures]
         unit_of = {u.future.key: u for u in units}

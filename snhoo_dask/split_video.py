@@ -103,7 +103,7 @@ def extract_piece(
         return on_decoder(settings, record, partial(attempt, record))
 
     def attempt(record: VideoRecord, decoder: str) -> PieceResult:
-        with OutputDir(settings.out, settings.out_ino) as out, open_video(video) as source:
+        with OutputDir(settings.out, settings.out_ino, settings.fence) as out, open_video(video) as source:
             frame_plan = piece_plan(settings.selection, info, piece, source.path, settings.resize)
             tmp = make_tmp(out)
             try:
@@ -148,7 +148,7 @@ def join_pieces(
     assert split.info is not None and len(pieces) == len(split.pieces)
 
     def body(record: VideoRecord) -> VideoRecord:
-        with OutputDir(settings.out, settings.out_ino) as out:
+        with OutputDir(settings.out, settings.out_ino, settings.fence) as out:
             done = done_by_this_run(video, settings, out)
             if done is not None:
                 return done  # the join ran again after publishing (a worker died): that output
