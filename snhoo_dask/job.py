@@ -47,6 +47,38 @@ def _arrivals(arrived: queue.SimpleQueue, timeout: float) -> list:
             return got
 
 
+class Watchdog(threading.Thread):
+    """Asks the scheduler for an answer every ``every`` s (``echo``, bounded by ``timeout``)
+    and keeps the time of the last one.
+
+    A scheduler that died closes its connections, which the client sees; one that is frozen
+    (stopped, swapping, its host hung) keeps them open and says nothing, and every future
+    just stays pending: only a question that needs an answer tells the two apart.
+    """
+
+    def __init__(self, client: Client, every: float = 5.0, timeout: float = 10.0) -> None:
+        super().__init__(name="snhoo-scheduler-watchdog", daemon=True)
+        self.client = client
+        self.every = every
+        self.timeout = timeout
+        self.last_answer = time.monotonic()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.every):
+            try:
+                self.client.sync(self.client.scheduler.echo, data=b"", callback_timeout=self.timeout)
+                self.last_answer = time.monotonic()
+            except Exception:  # noqa: BLE001 - no answer, however it failed: silent_for grows
+                pass
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self.last_answer
+
+    def stop(self) -> None:
+        self._done.set()
+
+
 def open_output(path: str) -> OutputDir:
     """OUT (a resolved path) opened by descriptor; JobError if it cannot be, or a link is on it now."""
     try:
@@ -175,6 +207,8 @@ class Job:
         pending = {u.future for u in units}
         lost: set = set()  # ended without a result: cancelled with the scheduler
         lost_since = None
+        watchdog = Watchdog(client)
+        watchdog.start()
         try:
             while pending:
                 if self._stop.is_set():
@@ -193,18 +227,21 @@ class Job:
                     # would run the video again after it was recorded.
                     for f in unit.futures:
                         f.release()
-                if client.status == "running" and not lost:
+                silent = watchdog.silent_for() > lost_grace
+                if client.status == "running" and not lost and not silent:
                     lost_since = None
                     continue
                 lost_since = lost_since or time.monotonic()
-                if time.monotonic() - lost_since > lost_grace or client.status == "closed":
+                if silent or time.monotonic() - lost_since > lost_grace or client.status == "closed":
                     unfinished = sum(len(unit_of[f.key].videos) for f in pending)
+                    how = f" (it stopped answering for {lost_grace:g} s)" if silent else ""
                     summary.scheduler_lost = (
-                        f"lost the connection to the Dask scheduler with "
+                        f"lost the connection to the Dask scheduler{how} with "
                         f"{unfinished} video(s) unfinished; rerun to resume"
                     )
                     return
         finally:
+            watchdog.stop()
             self._futures = [f for u in units if u.future in pending for f in u.futures]
 
     def _final_records(self, fut, unit: Unit) -> list[VideoRecord] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import pytest
 from helpers import cli_popen, images, manifest, mount_ntfs, run_cli, start_dask, wait_until
@@ -226,3 +227,38 @@ def test_a_publish_after_another_run_took_the_output_moves_nothing(tmp_path):
         tmp.remove()
     assert not (tmp_path / "cam" / "a.mp4").exists()
     assert os.listdir(tmp_path / ".snhoo-tmp") == []
+
+
+# -- 5. a scheduler that stops answering -------------------------------------------------------
+
+
+@pytest.mark.timeout(240)
+def test_a_frozen_scheduler_is_a_clear_failure_within_30_s(tmp_path):
+    """`kill -STOP` of the scheduler: the client hung 95 s and more (a killed one took 11 s)."""
+    root, out, pause = tmp_path / "cam", tmp_path / "out", tmp_path / "pause"
+    make_video(root / "a.mp4", seconds=1)
+    make_video(root / "b.mp4", seconds=1)
+    pause.mkdir()
+    (pause / "open.hold").touch()
+    cluster = start_dask(str(tmp_path), 1, worker_env={"SNHOO_PAUSE_DIR": str(pause)})
+    proc = None
+    try:
+        proc = cli_popen("run", str(root), "--out", str(out), "--scheduler", cluster.address, "-q")
+        wait_until(lambda: (pause / "open.waiting").exists(), 90, "a task to be held")
+        os.kill(cluster.scheduler.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=90)
+        took = time.monotonic() - started
+        assert proc.returncode == 1, err
+        assert "lost the connection to the Dask scheduler (it stopped answering" in err, err
+        assert "2 video(s) unfinished; rerun to resume" in err, err
+        assert "Traceback" not in err, err
+        assert took < 40, took
+        assert manifest(out) == []
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.kill(cluster.scheduler.pid, signal.SIGCONT)
+        (pause / "open.go").touch()
+        cluster.stop()
