@@ -7,12 +7,14 @@ is decided before (``planning``); how it ended is the ``Summary``'s ``outcome``.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
+from contextlib import contextmanager
 from dataclasses import replace
 
 from distributed import Client, KilledWorker
@@ -21,6 +23,7 @@ from distributed.client import FutureCancelledError
 from .discover import Discovery, Video
 from .errors import JobError
 from .extract import VideoFailed, new_record
+from .fsafe import disk_gone
 from .layout import OutputDir, UnsafePath, nested_output, probe_folding, sweep_tmp, take_over
 from .lock import OutputBusy, OutputLock
 from .manifest import ManifestWriter
@@ -77,6 +80,29 @@ class Watchdog(threading.Thread):
 
     def stop(self) -> None:
         self._done.set()
+
+
+def _said(e: OSError) -> str:
+    """An OSError in words: a disk gone says so, others their ``strerror``."""
+    gone = disk_gone(e)
+    return str(gone) if gone is not e else (e.strerror or str(e))
+
+
+@contextmanager
+def _manifest(out: OutputDir, summary: Summary) -> Iterator[ManifestWriter]:
+    """OUT's manifest for appending; an error closing it (the disk gone, the last lines not
+    on it) is the summary's ``manifest_error``, not a traceback after the job."""
+    try:
+        writer = ManifestWriter(out)
+    except OSError as e:
+        raise JobError(f"cannot write to the output folder {out.path}: {_said(e)}") from None
+    try:
+        yield writer
+    finally:
+        try:
+            writer.close()
+        except OSError as e:
+            summary.manifest_error = summary.manifest_error or (f"could not write {writer.path}: {_said(e)}")
 
 
 def open_output(path: str) -> OutputDir:
@@ -157,19 +183,23 @@ class Job:
         self._running = True
         try:
             sweep_tmp(out)
-            with ManifestWriter(out) as manifest:
+            with _manifest(out, summary) as manifest:
 
                 def record(rec: VideoRecord) -> None:
                     try:
                         manifest.write(rec)
                     except OSError as e:
                         # The run goes on (the frames are safe); the exit status says the record is not.
-                        summary.manifest_error = f"could not append to {manifest.path}: {e.strerror or e}"
+                        summary.manifest_error = f"could not append to {manifest.path}: {_said(e)}"
                     summary.add(rec)
                     on_record(rec, summary)
 
+                # Refused before any work: an output name the disk cannot hold.
+                refused, videos = self._names_too_long(out)
+                for rec in refused:
+                    record(rec)
                 # Decided under the lock: no other run can finish a video in between.
-                skipped, todo = split_done(self.videos, self.settings, self.overwrite, out)
+                skipped, todo = split_done(videos, self.settings, self.overwrite, out)
                 for rec in skipped:
                     record(rec)
                 if todo:
@@ -185,6 +215,34 @@ class Job:
             out.close()
         summary.elapsed = time.monotonic() - summary.started
         return summary
+
+    def _names_too_long(self, out: OutputDir) -> tuple[list[VideoRecord], list[Video]]:
+        """(``failed`` records of the videos whose output path has a name longer than the
+        output disk allows, the other videos): a 255-byte video name is fine on ext4, its
+        ``.tar`` is not."""
+        try:
+            limit = os.fpathconf(out.fd, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            limit = 255
+        refused, fine = [], []
+        for v in self.videos:
+            long = next((p for p in v.out_rel.split("/") if len(os.fsencode(p)) > limit), None)
+            if long is None:
+                fine.append(v)
+                continue
+            size = len(os.fsencode(long))
+            hint = (
+                " or use --pack folder"
+                if v.suffix and long.endswith(v.suffix) and size - len(v.suffix) <= limit
+                else ""
+            )
+            shown = long if len(long) <= 40 else long[:20] + "..." + long[-16:]
+            reason = (
+                f"its output name {shown!r} would be {size} bytes, more than the {limit} the output "
+                f"disk allows in a name; rename it{hint}"
+            )
+            refused.append(new_record(v, self.settings).finish(FAILED, error=reason, frames=0))
+        return refused, fine
 
     def _run_tasks(
         self,

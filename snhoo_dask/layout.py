@@ -28,7 +28,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from .fsafe import UnsafePath, create_file, is_dir_at, open_dir, open_file, parts_of, remove_tree, walk
+from .fsafe import (
+    UnsafePath,
+    create_file,
+    disk_errors,
+    is_dir_at,
+    open_dir,
+    open_file,
+    parts_of,
+    remove_tree,
+    walk,
+)
 from .record import VideoRecord
 from .tar_sink import TAR_SUFFIX, read_tar_done
 
@@ -159,8 +169,9 @@ class OutputDir:
     def __init__(self, path: str, ino: int | None = None, fence: str = "") -> None:
         self.path = path
         self.fence = fence
-        self.fd = open_dir(path)
-        self.ino = os.fstat(self.fd).st_ino
+        with disk_errors(path):
+            self.fd = open_dir(path)
+            self.ino = os.fstat(self.fd).st_ino
         if ino is not None and ino != self.ino:
             self.close()
             raise UnsafePath(f"the output folder {path} was replaced since the job started")
@@ -311,12 +322,15 @@ class TmpDir:
     atomic): ``fd`` is the folder, ``base`` its parent, both open until ``remove``."""
 
     def __init__(self, out: OutputDir) -> None:
-        self.base = safe_dirs(out, [TMP_DIR])
+        with disk_errors(out.path):
+            self.base = safe_dirs(out, [TMP_DIR])
         self.name = uuid.uuid4().hex
         self.path = os.path.join(out.path, TMP_DIR, self.name)  # for messages only
+        self.out_path = out.path
         try:
-            os.mkdir(self.name, 0o755, dir_fd=self.base)
-            self.fd = walk(self.base, [self.name])
+            with disk_errors(out.path):
+                os.mkdir(self.name, 0o755, dir_fd=self.base)
+                self.fd = walk(self.base, [self.name])
         except BaseException:
             os.close(self.base)
             raise
@@ -455,11 +469,25 @@ def publish(
     still holds OUT (StaleRun, nothing moved, if another run took it since).
     """
     parts = parts_of(out_rel)
+    final = os.path.join(out.path, *parts)  # for messages only
+    with disk_errors(final):
+        return _publish(tmp, finished, out, parts, final, signature, size, source)
+
+
+def _publish(
+    tmp: TmpDir,
+    finished: tuple[int, str],
+    out: OutputDir,
+    parts: list[str],
+    final: str,
+    signature: dict,
+    size: int,
+    source: str | None,
+) -> bool:
     parent = safe_dirs(out, parts[:-1])
     trash = None
     try:
         name = parts[-1]
-        final = os.path.join(out.path, *parts)  # for messages only
         with _fenced(out):
             try:
                 mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode

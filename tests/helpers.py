@@ -309,10 +309,10 @@ class FuseDisk:
     proc: subprocess.Popen
 
     def unmount(self) -> None:
-        if os.path.ismount(self.path):
-            done = subprocess.run(["fusermount", "-u", self.path], capture_output=True)
-            if done.returncode != 0:
-                subprocess.run(["umount", "-l", self.path], capture_output=True)
+        # Not only if os.path.ismount: a mount whose daemon was killed fails every stat.
+        done = subprocess.run(["fusermount", "-u", self.path], capture_output=True)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", self.path], capture_output=True)
         if self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=10)

@@ -262,3 +262,51 @@ def test_a_frozen_scheduler_is_a_clear_failure_within_30_s(tmp_path):
         os.kill(cluster.scheduler.pid, signal.SIGCONT)
         (pause / "open.go").touch()
         cluster.stop()
+
+
+# -- 6. reasons in words ----------------------------------------------------------------------
+
+
+@pytest.mark.timeout(240)
+def test_an_output_disk_that_goes_away_is_said_in_words(tmp_path, ntfs):
+    """The FUSE daemon of the output disk killed while a task is about to write: no
+    `[Errno 107]`, no traceback."""
+    root, out, pause = tmp_path / "cam", os.path.join(ntfs.path, "out"), tmp_path / "pause"
+    make_video(root / "a.mp4", seconds=1)
+    pause.mkdir()
+    (pause / "opened.hold").touch()
+    proc = cli_popen("run", str(root), "--out", out, "--workers", "1", "-q",
+                     env=dict(os.environ, SNHOO_PAUSE_DIR=str(pause)))  # fmt: skip
+    try:
+        wait_until(lambda: (pause / "opened.waiting").exists(), 90, "the task to be held")
+        ntfs.proc.kill()
+        ntfs.proc.wait()
+        (pause / "opened.go").touch()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and "Errno" not in err, err
+    row = next(line for line in err.splitlines() if line.startswith(str(root / "a.mp4")))
+    assert "the disk went away (Transport endpoint is not connected)" in row, err
+    assert "could not append to" in err and "the disk went away" in err, err
+
+
+def test_a_video_name_too_long_for_its_tar_fails_with_a_reason(tmp_path):
+    root, out = tmp_path / "cam", tmp_path / "out"
+    long_name = "v" * 251 + ".mp4"  # 255 bytes: the longest name ext4 allows; +".tar" is not
+    make_video(root / long_name, seconds=1)
+    make_video(root / "short.mp4", seconds=1)
+    proc = run(str(root), "--out", str(out), "--every", "5", "--pack", "tar")
+    assert proc.returncode == 1, proc.stderr
+    by_video = {r["video"]: r for r in manifest(out)}
+    assert by_video["short.mp4"]["status"] == "ok"
+    failed = by_video[long_name]
+    assert failed["status"] == "failed" and failed["frames"] == 0
+    assert "259 bytes, more than the 255" in failed["error"] and "--pack folder" in failed["error"], failed
+    assert "File name too long" not in failed["error"]
+    assert not os.path.exists(out / ".snhoo-tmp")
+    folder = run(str(root), "--out", str(tmp_path / "out2"), "--every", "5")  # as folders: fine
+    assert folder.returncode == 0, folder.stderr
