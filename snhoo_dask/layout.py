@@ -54,9 +54,10 @@ RUN_FILE = ".snhoo-run"  # which run holds OUT now: its tasks publish only while
 RESERVED_NAMES = frozenset({TMP_DIR, DONE_FILE, MANIFEST, REPORT, REPORT + ".tmp", LOCK_FILE, RUN_FILE})
 # What only an output folder of snhoo-dask (or, DONE_FILE, one video's folder in it) holds:
 # an output folder is never made inside, nor around, a folder holding one (output.nested_in,
-# nested_output).  manifest.jsonl alone is not one: a data set of the user's may have one.
-OUT_MARKERS = (LOCK_FILE, RUN_FILE, TMP_DIR, DONE_FILE)
-RUN_MARKERS = (LOCK_FILE, RUN_FILE, TMP_DIR)  # an output folder of a run, not a video's
+# nested_output).  Not manifest.jsonl (a data set of the user's may have one), nor .snhoo-tmp
+# (a run removes it at its end; a root of the user's may be named so).
+OUT_MARKERS = (LOCK_FILE, RUN_FILE, DONE_FILE)
+RUN_MARKERS = (LOCK_FILE, RUN_FILE)  # an output folder of a run, not a video's
 
 
 class Folding(NamedTuple):

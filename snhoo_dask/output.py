@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .errors import JobError
-from .layout import DONE_FILE, OUT_MARKERS, TMP_DIR
+from .layout import DONE_FILE, OUT_MARKERS
 
 
 def _real(path: str) -> str:
@@ -25,23 +25,15 @@ def _named(out: str) -> None:
 
 def nested_in(out_real: str) -> str | None:
     """Why the resolved folder ``out_real`` cannot be an output folder: it lies inside another
-    snhoo-dask run's output (a folder above it holds that run's lock, fence, temporary folder
-    or a video's done record), or it is a video's own output folder.  None if it can.
+    snhoo-dask run's output (a folder above it holds that run's lock or fence, or a video's
+    done record), or it is a video's own output folder.  None if it can.
 
     Inside another output, this run's folders would be replaced by that run's publishes, or
     swept with its temporary folders, and that run's manifest would no longer say what is there.
     """
     parts = [p for p in out_real.split(os.sep) if p]
-    for i in range(len(parts)):  # from the top: the outermost output is the one to name
+    for i in range(1, len(parts)):  # from the top: the outermost output is the one to name
         above = os.sep + os.sep.join(parts[:i])
-        if parts[i] == TMP_DIR and i < len(parts) - 1:
-            inside = os.path.join(above, TMP_DIR)
-            return (
-                f"the output folder {out_real} lies inside {inside}, the temporary folder of "
-                "another snhoo-dask run; choose an output folder outside it"
-            )
-        if i == 0:
-            continue
         marker = next((m for m in OUT_MARKERS if os.path.lexists(os.path.join(above, m))), None)
         if marker:
             return (
