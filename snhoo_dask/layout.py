@@ -115,7 +115,7 @@ def probe_folding(dir_fd: int) -> Folding:
         except OSError as e:
             if accent and e.errno in (errno.EINVAL, errno.EILSEQ):
                 continue
-            return FOLDING_UNKNOWN
+            return _folding_by_lookup(dir_fd)  # a full or read-only disk: ask with a name it has
         try:
             ino = os.fstat(fd).st_ino
             case = _is_at(dir_fd, stem[:-2] + "Az" + accent, ino)
@@ -127,6 +127,24 @@ def probe_folding(dir_fd: int) -> Folding:
                 os.unlink(name, dir_fd=dir_fd)
             except OSError:
                 pass
+    return FOLDING_UNKNOWN
+
+
+def _folding_by_lookup(dir_fd: int, looked_at: int = 1000) -> Folding:
+    """The disk's case folding asked with a name already in the folder (looked up in another
+    case); Unicode folding, which such a name rarely shows, taken to be there (the safe guess).
+    FOLDING_UNKNOWN if no name there has letters."""
+    try:
+        with os.scandir(dir_fd) as entries:
+            for i, entry in enumerate(entries):
+                if i >= looked_at:
+                    break
+                other = entry.name.swapcase()
+                if other != entry.name and other.swapcase() == entry.name:
+                    ino = entry.inode()
+                    return Folding(case=_is_at(dir_fd, other, ino), unicode=True)
+    except OSError:
+        pass
     return FOLDING_UNKNOWN
 
 
