@@ -310,3 +310,25 @@ def test_a_video_name_too_long_for_its_tar_fails_with_a_reason(tmp_path):
     assert not os.path.exists(out / ".snhoo-tmp")
     folder = run(str(root), "--out", str(tmp_path / "out2"), "--every", "5")  # as folders: fine
     assert folder.returncode == 0, folder.stderr
+
+
+def test_web_an_output_inside_another_jobs_output_is_refused(tmp_path):
+    """The service builds its jobs with the same checks: 400 on the output field."""
+    from helpers import start_serve
+
+    base, outs = tmp_path / "base", tmp_path / "outs"
+    make_video(base / "vids" / "sub" / "x.mp4", seconds=1)
+    outs.mkdir()
+    svc = start_serve(str(tmp_path), None, [str(base)], [str(outs)], str(tmp_path / "state"),
+                      extra=["--workers", "1", "--dashboard-address", "127.0.0.1:0"])  # fmt: skip
+    try:
+        status, job = svc.call("/api/jobs", "POST", {"roots": [str(base / "vids")], "out": "o"})
+        assert status == 201, job
+        assert svc.wait_job(job["id"])["state"] == "done"
+        for inner in ("o/vids", "o/vids/sub/x.mp4"):
+            status, answer = svc.call("/api/jobs", "POST", {"roots": [str(base / "vids")], "out": inner})
+            assert status == 400 and answer["field"] == "out", answer
+            assert "another snhoo-dask run" in answer["error"], answer
+        assert len(images(outs / "o" / "vids" / "sub" / "x.mp4")) == 25
+    finally:
+        svc.stop()
