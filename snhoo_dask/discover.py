@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .fsafe import Identity, identity
-from .layout import RESERVED_NAMES
+from .layout import RESERVED_NAMES, Folding
 
 DEFAULT_EXTENSIONS = (
     "mp4",
@@ -102,15 +103,20 @@ def pseudo_devices() -> dict[int, str]:
     return found
 
 
-def root_names(roots: list[str]) -> dict[str, str]:
-    """A distinct output folder name per root: its own name, plus a short hash if two clash."""
+def root_names(roots: list[str], fold: Callable[[str], str] = str) -> dict[str, str]:
+    """A distinct output folder name per root: its own name, plus a short hash if two clash.
+
+    ``fold``: a name as the output disk compares it (``layout.Folding.key``): on a disk that
+    takes ``Vids`` and ``vids`` for one name, two roots named so clash too."""
     base = {r: (os.path.basename(r.rstrip(os.sep)) or "root") for r in roots}
+    folded = [fold(name) for name in base.values()]
+    reserved = {fold(name) for name in RESERVED_NAMES}
     names = {}
     for r in roots:
         name = base[r]
         # A root named like one of the job's own files (".snhoo-tmp", "manifest.jsonl", ...)
         # would publish into, or over, that file: it gets the hash suffix too.
-        if list(base.values()).count(name) > 1 or name in RESERVED_NAMES:
+        if folded.count(fold(name)) > 1 or fold(name) in reserved:
             name = f"{name}-{hashlib.sha1(r.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
         names[r] = name
     return names
@@ -120,6 +126,7 @@ def root_names(roots: list[str]) -> dict[str, str]:
 class Discovery:
     videos: list[Video]
     problems: list[tuple[str, str]]  # (path, reason) for folders that could not be read
+    folding: Folding = Folding()  # how the output disk compares names (root names allow for it)
 
 
 OUTSIDE = "leads outside the allowed folders; not followed"
@@ -135,6 +142,7 @@ def discover(
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
     exclude: str | None = None,
     confine: list[str] | None = None,
+    folding: Folding | None = None,
 ) -> Discovery:
     """Every video file (by extension, any case) in every subfolder of each root.
 
@@ -143,7 +151,8 @@ def discover(
     video once, under the first root that reaches it; a link loop cannot hang the walk.
     ``exclude`` is a folder (the output) never to descend into.  With ``confine`` (the
     web service's allowed folders), a folder or file whose resolved path leaves those folders
-    is not read, only reported.
+    is not read, only reported.  ``folding``: how the output disk compares names
+    (``layout.probe_folding``), which the root names allow for.
     """
     absroots = list(dict.fromkeys(check_root(r) for r in roots))
     pseudo = pseudo_devices()
@@ -152,7 +161,8 @@ def discover(
         if fstype:
             raise DiscoveryError(f"root {r!r} is on the kernel's {fstype} filesystem, which holds no videos")
     bases = tuple(os.path.realpath(b) for b in confine) if confine is not None else None
-    names = root_names(absroots)
+    folding = folding or Folding()
+    names = root_names(absroots, folding.key)
     exts = {"." + e.lower() for e in extensions}
     videos: list[Video] = []
     problems: list[tuple[str, str]] = []
@@ -215,7 +225,7 @@ def discover(
                 except OSError as e:
                     problems.append((entry.path, e.strerror or str(e)))
             stack.extend(reversed(subfolders))
-    return Discovery(videos, problems)
+    return Discovery(videos, problems, folding)
 
 
 def _identity(entry: os.DirEntry) -> Identity | None:

@@ -110,7 +110,7 @@ def guarded(video: Video, settings: Settings, body: Callable[[VideoRecord], T], 
 def _extract_video(video: Video, settings: Settings, plain: str | None, record: VideoRecord) -> VideoRecord:
     started = time.monotonic()
     pause_point("open", video.rel)
-    with OutputDir(settings.out, settings.out_ino) as out:
+    with OutputDir(settings.out, settings.out_ino, settings.fence) as out:
         done = done_by_this_run(video, settings, out)
         if done is not None:
             # The task ran again (its result was lost with a worker) after the video was

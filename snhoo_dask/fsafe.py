@@ -33,6 +33,34 @@ class UnsafePath(OSError):
     """A path snhoo-dask will not go through (a link, a file in the way, '..'); says why."""
 
 
+class DiskGone(UnsafePath):
+    """The disk under a path went away (a FUSE or network mount whose server is gone): says so
+    in words instead of ``[Errno 107] Transport endpoint is not connected``."""
+
+
+def disk_gone(e: OSError, where: str = "") -> OSError:
+    """``e`` as a DiskGone if it says the disk went away (ENOTCONN), else ``e`` itself."""
+    if e.errno != errno.ENOTCONN or isinstance(e, UnsafePath):
+        return e
+    where = where or e.filename or ""
+    return DiskGone(
+        f"the disk went away ({e.strerror or 'Transport endpoint is not connected'})"
+        + (f": {where}" if where else "")
+    )
+
+
+@contextmanager
+def disk_errors(where: str = "") -> Iterator[None]:
+    """Raise an OSError that says the disk went away as a DiskGone naming ``where``."""
+    try:
+        yield
+    except OSError as e:
+        gone = disk_gone(e, where)
+        if gone is e:
+            raise
+        raise gone from None
+
+
 class Identity(NamedTuple):
     """What a file is, as ``fstat`` tells it.
 
@@ -101,6 +129,8 @@ def parts_of(rel: str) -> list[str]:
 def _refusal(e: OSError, dir_fd: int, where: str, name: str) -> OSError:
     """An ``openat`` error on one component, in words; a link or a file in the way is UnsafePath."""
     shown = os.path.join(where, name)
+    if e.errno == errno.ENOTCONN:
+        return disk_gone(e, shown)
     if e.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(dir_fd, name):
         return UnsafePath(f"{shown} is a symbolic link; snhoo-dask does not follow it here")
     if e.errno == errno.ENOTDIR:
@@ -125,6 +155,8 @@ def walk(dir_fd: int, parts: list[str], create: bool = False, where: str = "", m
                     os.mkdir(part, mode, dir_fd=fd)
                 except FileExistsError:
                     pass
+                except OSError as e:
+                    raise disk_gone(e, os.path.join(where, part)) from None
             try:
                 nxt = os.open(part, _DIR, dir_fd=fd)
             except OSError as e:

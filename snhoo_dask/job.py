@@ -7,12 +7,14 @@ is decided before (``planning``); how it ended is the ``Summary``'s ``outcome``.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
+from contextlib import contextmanager
 from dataclasses import replace
 
 from distributed import Client, KilledWorker
@@ -21,10 +23,12 @@ from distributed.client import FutureCancelledError
 from .discover import Discovery, Video
 from .errors import JobError
 from .extract import VideoFailed, new_record
-from .layout import OutputDir, UnsafePath, sweep_tmp
+from .fsafe import disk_gone
+from .layout import OutputDir, UnsafePath, nested_output, probe_folding, sweep_tmp, take_over
 from .lock import OutputBusy, OutputLock
 from .manifest import ManifestWriter
-from .planning import split_done
+from .output import nested_in
+from .planning import name_clashes, split_done
 from .record import FAILED, VideoRecord
 from .settings import Settings
 from .summary import Summary
@@ -44,6 +48,61 @@ def _arrivals(arrived: queue.SimpleQueue, timeout: float) -> list:
             got.append(arrived.get_nowait())
         except queue.Empty:
             return got
+
+
+class Watchdog(threading.Thread):
+    """Asks the scheduler for an answer every ``every`` s (``echo``, bounded by ``timeout``)
+    and keeps the time of the last one.
+
+    A scheduler that died closes its connections, which the client sees; one that is frozen
+    (stopped, swapping, its host hung) keeps them open and says nothing, and every future
+    just stays pending: only a question that needs an answer tells the two apart.
+    """
+
+    def __init__(self, client: Client, every: float = 5.0, timeout: float = 10.0) -> None:
+        super().__init__(name="snhoo-scheduler-watchdog", daemon=True)
+        self.client = client
+        self.every = every
+        self.timeout = timeout
+        self.last_answer = time.monotonic()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.every):
+            try:
+                self.client.sync(self.client.scheduler.echo, data=b"", callback_timeout=self.timeout)
+                self.last_answer = time.monotonic()
+            except Exception:  # noqa: BLE001 - no answer, however it failed: silent_for grows
+                pass
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self.last_answer
+
+    def stop(self) -> None:
+        self._done.set()
+
+
+def _said(e: OSError) -> str:
+    """An OSError in words: a disk gone says so, others their ``strerror``."""
+    gone = disk_gone(e)
+    return str(gone) if gone is not e else (e.strerror or str(e))
+
+
+@contextmanager
+def _manifest(out: OutputDir, summary: Summary) -> Iterator[ManifestWriter]:
+    """OUT's manifest for appending; an error closing it (the disk gone, the last lines not
+    on it) is the summary's ``manifest_error``, not a traceback after the job."""
+    try:
+        writer = ManifestWriter(out)
+    except OSError as e:
+        raise JobError(f"cannot write to the output folder {out.path}: {_said(e)}") from None
+    try:
+        yield writer
+    finally:
+        try:
+            writer.close()
+        except OSError as e:
+            summary.manifest_error = summary.manifest_error or (f"could not write {writer.path}: {_said(e)}")
 
 
 def open_output(path: str) -> OutputDir:
@@ -74,6 +133,19 @@ class Job:
         self._stop = threading.Event()
         self._running = False
         self._out_ino: int | None = None
+        self._fence = ""
+
+    def check_output(self, out: OutputDir) -> None:
+        """JobError if this job may not write into OUT (opened, and locked by the caller): OUT
+        lies inside another run's output, a folder it would write into is another run's
+        output, or its disk would take two videos' output names for one."""
+        problem = (
+            nested_in(out.path)
+            or nested_output(out, [v.out_rel for v in self.videos])
+            or name_clashes(self.videos, probe_folding(out.fd), out.path)
+        )
+        if problem:
+            raise JobError(problem)
 
     def run(
         self, client: Client, on_record: OnRecord = lambda r, s: None, lost_grace: float = 20.0
@@ -92,23 +164,42 @@ class Job:
         except OSError as e:
             out.close()
             raise JobError(f"cannot write to the output folder {out.path}: {e.strerror}") from None
+        try:
+            # Under the lock: no other run can start in, around or on OUT in between.
+            self.check_output(out)
+            # From here on, a task of an earlier run on OUT publishes nothing (layout.take_over).
+            self._fence = take_over(out, self.settings.run_id)
+        except BaseException as e:
+            lock.release()
+            out.close()
+            if isinstance(e, TimeoutError):
+                raise JobError(f"the output folder {out.path} stayed busy; try again") from None
+            if isinstance(e, UnsafePath):
+                raise JobError(f"cannot use the output folder: {e}") from None
+            if isinstance(e, OSError):
+                raise JobError(f"cannot write to the output folder {out.path}: {e.strerror}") from None
+            raise
         self._out_ino = out.ino
         self._running = True
         try:
             sweep_tmp(out)
-            with ManifestWriter(out) as manifest:
+            with _manifest(out, summary) as manifest:
 
                 def record(rec: VideoRecord) -> None:
                     try:
                         manifest.write(rec)
                     except OSError as e:
                         # The run goes on (the frames are safe); the exit status says the record is not.
-                        summary.manifest_error = f"could not append to {manifest.path}: {e.strerror or e}"
+                        summary.manifest_error = f"could not append to {manifest.path}: {_said(e)}"
                     summary.add(rec)
                     on_record(rec, summary)
 
+                # Refused before any work: an output name the disk cannot hold.
+                refused, videos = self._names_too_long(out)
+                for rec in refused:
+                    record(rec)
                 # Decided under the lock: no other run can finish a video in between.
-                skipped, todo = split_done(self.videos, self.settings, self.overwrite, out)
+                skipped, todo = split_done(videos, self.settings, self.overwrite, out)
                 for rec in skipped:
                     record(rec)
                 if todo:
@@ -125,6 +216,34 @@ class Job:
         summary.elapsed = time.monotonic() - summary.started
         return summary
 
+    def _names_too_long(self, out: OutputDir) -> tuple[list[VideoRecord], list[Video]]:
+        """(``failed`` records of the videos whose output path has a name longer than the
+        output disk allows, the other videos): a 255-byte video name is fine on ext4, its
+        ``.tar`` is not."""
+        try:
+            limit = os.fpathconf(out.fd, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            limit = 255
+        refused, fine = [], []
+        for v in self.videos:
+            long = next((p for p in v.out_rel.split("/") if len(os.fsencode(p)) > limit), None)
+            if long is None:
+                fine.append(v)
+                continue
+            size = len(os.fsencode(long))
+            hint = (
+                " or use --pack folder"
+                if v.suffix and long.endswith(v.suffix) and size - len(v.suffix) <= limit
+                else ""
+            )
+            shown = long if len(long) <= 40 else long[:20] + "..." + long[-16:]
+            reason = (
+                f"its output name {shown!r} would be {size} bytes, more than the {limit} the output "
+                f"disk allows in a name; rename it{hint}"
+            )
+            refused.append(new_record(v, self.settings).finish(FAILED, error=reason, frames=0))
+        return refused, fine
+
     def _run_tasks(
         self,
         client: Client,
@@ -133,7 +252,7 @@ class Job:
         summary: Summary,
         lost_grace: float,
     ) -> None:
-        settings = replace(self.settings, out_ino=self._out_ino)
+        settings = replace(self.settings, out_ino=self._out_ino, fence=self._fence)
         units = submit(client, todo, settings, slots_of(client))
         self._futures = [f for u in units for f in u.futures]
         unit_of = {u.future.key: u for u in units}
@@ -146,6 +265,8 @@ class Job:
         pending = {u.future for u in units}
         lost: set = set()  # ended without a result: cancelled with the scheduler
         lost_since = None
+        watchdog = Watchdog(client)
+        watchdog.start()
         try:
             while pending:
                 if self._stop.is_set():
@@ -164,18 +285,21 @@ class Job:
                     # would run the video again after it was recorded.
                     for f in unit.futures:
                         f.release()
-                if client.status == "running" and not lost:
+                silent = watchdog.silent_for() > lost_grace
+                if client.status == "running" and not lost and not silent:
                     lost_since = None
                     continue
                 lost_since = lost_since or time.monotonic()
-                if time.monotonic() - lost_since > lost_grace or client.status == "closed":
+                if silent or time.monotonic() - lost_since > lost_grace or client.status == "closed":
                     unfinished = sum(len(unit_of[f.key].videos) for f in pending)
+                    how = f" (it stopped answering for {lost_grace:g} s)" if silent else ""
                     summary.scheduler_lost = (
-                        f"lost the connection to the Dask scheduler with "
+                        f"lost the connection to the Dask scheduler{how} with "
                         f"{unfinished} video(s) unfinished; rerun to resume"
                     )
                     return
         finally:
+            watchdog.stop()
             self._futures = [f for u in units if u.future in pending for f in u.futures]
 
     def _final_records(self, fut, unit: Unit) -> list[VideoRecord] | None:

@@ -58,8 +58,11 @@ class OutputLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the disk went away: the lock went with it
 
     def __enter__(self) -> OutputLock:
         self.acquire()

@@ -83,6 +83,9 @@ class Settings:
     pack: str = "folder"  # "folder": one image file per frame; "tar": one tar per video
     # OUT's inode when the job started: a task refuses an OUT that was replaced since.
     out_ino: int | None = None
+    # The token this run wrote into OUT/.snhoo-run when it took OUT (layout.take_over): a
+    # task publishes only while it is still there, never after another run took OUT over.
+    fence: str = ""
     # Decode every frame even where a sparse selection could skip some (thinning.py): the
     # same images, only slower; for comparing, or distrusting, the skip.
     decode_all: bool = False

@@ -118,7 +118,7 @@ def extract_piece(
             return Rejected(f"{piece.describe(len(split.pieces or []))}: {e}")
 
     def attempt(record: VideoRecord, decoder: str) -> PieceResult:
-        with OutputDir(settings.out, settings.out_ino) as out, open_video(video) as source:
+        with OutputDir(settings.out, settings.out_ino, settings.fence) as out, open_video(video) as source:
             frame_plan = piece_plan(
                 settings.selection, info, piece, source.path, settings.resize, split.times_us, split.rate
             )
@@ -169,7 +169,7 @@ def join_pieces(
     assert split.info is not None and len(pieces) == len(split.pieces)
 
     def body(record: VideoRecord) -> VideoRecord:
-        with OutputDir(settings.out, settings.out_ino) as out:
+        with OutputDir(settings.out, settings.out_ino, settings.fence) as out:
             done = done_by_this_run(video, settings, out)
             if done is not None:
                 return done  # the join ran again after publishing (a worker died): that output
@@ -209,7 +209,7 @@ def join_pieces(
 
 def _sweep(settings: Settings, pieces: list[PieceResult]) -> None:
     """Remove the folders of pieces whose images will not be used."""
-    with OutputDir(settings.out, settings.out_ino) as out:
+    with OutputDir(settings.out, settings.out_ino, settings.fence) as out:
         base = make_tmp(out)
         try:
             for p in pieces:

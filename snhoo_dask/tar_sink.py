@@ -24,7 +24,7 @@ import tarfile
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
-from .fsafe import create_file
+from .fsafe import create_file, disk_errors
 
 if TYPE_CHECKING:  # sinks imports layout, which reads tars through this module
     from .layout import TmpDir
@@ -52,7 +52,8 @@ class TarSink:
         info.size = len(data)
         info.mtime = self._mtime
         info.mode = 0o644
-        self._tar.addfile(info, io.BytesIO(data))
+        with disk_errors(self.tmp.out_path):
+            self._tar.addfile(info, io.BytesIO(data))
 
     def add(self, name: str, data: bytes, row: FrameRow) -> None:
         self._member(name, data)
@@ -76,8 +77,9 @@ class TarSink:
         """Append the completion record, finish the archive; return what to publish (its
         folder's descriptor and its name)."""
         self._member(DONE_MEMBER, json.dumps(done, ensure_ascii=True).encode("ascii"))
-        self._tar.close()
-        self._file.close()
+        with disk_errors(self.tmp.out_path):
+            self._tar.close()
+            self._file.close()
         return self.tmp.fd, TAR_NAME
 
     def abort(self) -> None:

@@ -43,7 +43,7 @@ def run_job(job: Job, cluster: ClusterSpec, quiet: bool) -> int:
     out = job.settings.out
     try:  # refuse a second run on this output now, not after starting or joining a cluster
         with open_output(out) as opened, OutputLock(opened):
-            pass
+            job.check_output(opened)  # nested outputs, names the disk cannot tell apart
     except OutputBusy as e:
         raise JobError(str(e)) from None
     except OSError as e:

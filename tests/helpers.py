@@ -329,3 +329,58 @@ def fill_disk(folder) -> None:
                     break
             except OSError:
                 break
+
+
+# -- a real case-insensitive disk ----------------------------------------------------------------
+
+
+@dataclass
+class FuseDisk:
+    """An NTFS image mounted by ``lowntfs-3g`` in the foreground (``proc``: the FUSE daemon
+    this test started, so it can be killed by its pid to make the disk go away)."""
+
+    path: str
+    proc: subprocess.Popen
+
+    def unmount(self) -> None:
+        # Not only if os.path.ismount: a mount whose daemon was killed fails every stat.
+        done = subprocess.run(["fusermount", "-u", self.path], capture_output=True)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", self.path], capture_output=True)
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def mount_ntfs(where, options: str = "ignore_case", size_mb: int = 64) -> FuseDisk:
+    """A fresh NTFS volume (``mkntfs`` on an image file) mounted at WHERE/ntfs with
+    ``lowntfs-3g -o OPTIONS`` (default ``ignore_case``: names differing only in case are
+    one name, as on Windows, exFAT or a default macOS volume).  The caller unmounts it."""
+    import shutil
+
+    import pytest
+
+    if not (shutil.which("mkntfs") and shutil.which("lowntfs-3g") and os.path.exists("/dev/fuse")):
+        pytest.skip("needs mkntfs, lowntfs-3g and /dev/fuse")
+    image, mnt = os.path.join(where, "ntfs.img"), os.path.join(where, "ntfs")
+    os.makedirs(mnt, exist_ok=True)
+    with open(image, "wb") as f:
+        f.truncate(size_mb << 20)
+    subprocess.run(["mkntfs", "-F", "-Q", "-q", image], check=True, capture_output=True)
+    proc = subprocess.Popen(
+        ["lowntfs-3g", "-o", f"{options},no_detach", image, mnt],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    disk = FuseDisk(mnt, proc)
+    try:
+        wait_until(lambda: os.path.ismount(mnt) or proc.poll() is not None, 20, "the NTFS mount")
+    except AssertionError:
+        disk.unmount()
+        raise
+    if proc.poll() is not None:
+        pytest.skip(f"lowntfs-3g could not mount (exit {proc.returncode})")
+    return disk

@@ -245,7 +245,7 @@ def test_worker_killed_mid_job_loses_nothing(tmp_path):
     for n in names:
         assert_complete(out / "cam" / n, list(range(100)), check_pictures=(n == names[0]))
     assert_no_leftovers(out)
-    assert set(os.listdir(out)) <= {".snhoo.lock", "cam", "manifest.jsonl", "report.html"}
+    assert set(os.listdir(out)) <= {".snhoo.lock", ".snhoo-run", "cam", "manifest.jsonl", "report.html"}
 
 
 # -- 2. the client is interrupted --------------------------------------------------------
