@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from .discover import Video
 from .frame_log import REINIT, FrameLog, FrameLogError
+from .fsafe import disk_gone
 from .hwaccel import CPU, decoder_for, fell_back, input_options
 from .layout import OutputDir, TmpDir, UnsafePath, finished_record, publish
 from .length import believable, cut_short, false_claim
@@ -302,6 +303,10 @@ def write_frames(
             output = {
                 "-vf": p.chain(log, (info.width, info.height)),
                 "-vsync": "passthrough",  # each decoded picture once: no duplicates, no drops
+                # Timed as the chain's microseconds (frame_log: strictly increasing), not in
+                # 1/rate: pictures closer than a frame (variable rate) made the pipe's muxer
+                # report "non monotonically increasing dts", a false error in the record.
+                "-enc_time_base": "1:1000000",
                 "-s": f"{width}x{height}",
             }
             reader = FrameReader(
@@ -337,7 +342,9 @@ def write_frames(
                 reason = reader.finish(complete)
             if reader.refused:
                 raise Failure(reader.refused)
-            if reason and p.feed is not None and not reader.stalled:
+            # On a GPU, ffmpeg failing is the decoder's failure first (on_decoder then runs it
+            # again on the CPU, a piece on its own); on the CPU, the fast path's.
+            if reason and p.feed is not None and not reader.stalled and decoder == CPU:
                 raise FastPathRejected(reason)
             if reason:
                 raise DecodeFailure(reason)
@@ -375,6 +382,9 @@ def _check_complete(
         if record.missing:
             raise Failure("none of the requested frames exist: " + ", ".join(record.missing[:5]))
         raise DecodeFailure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
+    if frame_plan.reaches is not None:
+        # A fast plan: how far the video goes is told by its packets, not the pictures fed.
+        reached, decoded = frame_plan.reaches, frame_plan.counted
     if not believable(frame_plan.claimed, record.size):
         # A false header, not a cut-off file: keep the frames, drop the claimed length.
         record.missing.append(false_claim(record.duration, frame_plan.claimed, record.size))
@@ -392,4 +402,6 @@ def os_reason(e: OSError, out: str) -> str:
         return f"no space left on device while writing to {out}"
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write to the output folder {out}: {e.strerror}"
+    if e.errno == errno.ENOTCONN:
+        return str(disk_gone(e))
     return f"{e.strerror or e} ({e.filename})" if e.filename else str(e)

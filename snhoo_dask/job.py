@@ -103,6 +103,8 @@ def _manifest(out: OutputDir, summary: Summary) -> Iterator[ManifestWriter]:
             writer.close()
         except OSError as e:
             summary.manifest_error = summary.manifest_error or (f"could not write {writer.path}: {_said(e)}")
+        if writer.close_error:
+            summary.manifest_error = summary.manifest_error or writer.close_error
 
 
 def open_output(path: str) -> OutputDir:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .filters import Dedup, FilterError, Resize, parse_dedup, parse_resize
+from .filters import Dedup, FilterError, Resize, parse_dedup, parse_max_pixels, parse_resize
 from .probe import DEFAULT_MAX_PIXELS
 from .selection import STREAMING_MODES, Selection
 from .writers import FORMATS
@@ -51,8 +51,7 @@ def dataset_options(
             "those frames are chosen one by one",
             "dedup",
         )
-    if max_pixels is not None and max_pixels < 1:
-        raise FilterError(f"--max-pixels must be 1 or more, not {max_pixels}", "max_pixels")
+    max_pixels = parse_max_pixels(max_pixels)
     return DatasetOptions(
         parse_resize(max_side, square),
         parse_dedup(dedup, dedup_hi, dedup_lo, dedup_frac),

@@ -146,8 +146,8 @@ class Base(tornado.web.RequestHandler):
             if not svc.runner.claim(out):
                 raise RequestError(
                     409,
-                    f"another job of this service is writing to {out}; "
-                    "wait for it or choose another output folder",
+                    f"another job of this service is writing to {out}, or to a folder inside or "
+                    "around it; wait for it or choose another output folder",
                     "out",
                 )
             claimed.append(out)

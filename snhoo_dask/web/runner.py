@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from distributed import Client
@@ -29,7 +30,9 @@ class Runner:
         """Take ``out`` for one job; False if another job of this service has it.  Check and
         take are one step, so of many requests for one folder exactly one gets it."""
         with self._lock:
-            if out in self._claimed:
+            # Nor one inside or around another's: a job writing into another's output
+            # would replace its frames under its manifest.
+            if any(_nested(out, other) for other in self._claimed):
                 return False
             self._claimed.add(out)
             return True
@@ -110,3 +113,12 @@ class Runner:
         if problem:
             log.warning("job %s: %s", job_id, problem)
         return problem
+
+
+def _nested(a: str, b: str) -> bool:
+    """Whether folder ``a`` is ``b``, or lies inside or around it."""
+    try:
+        common = os.path.commonpath([os.path.abspath(a), os.path.abspath(b)])
+    except ValueError:
+        return False
+    return common in (os.path.abspath(a), os.path.abspath(b))
