@@ -35,13 +35,14 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
 import numpy as np
 from PIL import Image
 
-ORACLE_VERSION = 4
+ORACLE_VERSION = 5
 _SHOWINFO = re.compile(
     r"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:(\S+).*?\bs:(\d+)x(\d+)\b.*?\biskey:(\d)\s+type:(\w)"
 )
@@ -61,6 +62,9 @@ class Frame:
     height: int
     offset: int  # into the raw RGB file
     pict_type: str
+    # The decoder reported errors and this picture came out differently with one decoding
+    # thread (error concealment depends on threading): its pixels are not one thing.
+    unstable: bool = False
 
 
 class Oracle:
@@ -72,6 +76,22 @@ class Oracle:
         self.notes = notes  # where ffprobe's times are not ffmpeg's (ffmpeg's are taken)
         self._raw = raw
         self._data: np.memmap | None = None
+        self._alt: np.memmap | None = None
+
+    @property
+    def unstable(self) -> list[int]:
+        return [f.index for f in self.frames if f.unstable]
+
+    def images(self, k: int) -> list[np.ndarray]:
+        """Frame k as the decoder may give it: one picture, or for an unstable one (see
+        ``Frame.unstable``) both the multithreaded and the single-threaded decode's."""
+        if not self.frames[k].unstable:
+            return [self.image(k)]
+        if self._alt is None:
+            self._alt = np.memmap(self._raw + ".threads1", dtype=np.uint8, mode="r")
+        f = self.frames[k]
+        alt = np.asarray(self._alt[f.offset : f.offset + f.width * f.height * 3])
+        return [self.image(k), alt.reshape(f.height, f.width, 3)]
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -176,7 +196,38 @@ def _decode_into(path: str, raw: str) -> tuple[list[Frame], list[str]]:
         offset += int(w) * int(h) * 3
     if os.path.getsize(raw) != offset:
         raise OracleError(f"{path}: {os.path.getsize(raw)} bytes of RGB, {offset} expected from showinfo")
+    if _DECODE_ERRORS.search(_without_showinfo(done.stderr)):
+        frames = _mark_unstable(path, raw, frames, notes)
     return frames, notes
+
+
+_DECODE_ERRORS = re.compile(r"error while decoding|concealing|corrupt|invalid|missing picture|mmco", re.I)
+
+
+def _without_showinfo(log: str) -> str:
+    return "\n".join(line for line in log.splitlines() if "Parsed_showinfo" not in line)
+
+
+def _mark_unstable(path: str, raw: str, frames: list[Frame], notes: list[str]) -> list[Frame]:
+    """The decoder reported errors: decode again with one thread into ``raw.threads1`` and
+    mark the pictures that differ (how a damaged picture is concealed depends on how the
+    decoder's threads share the work, so no one decode of it is *the* picture)."""
+    alt = raw + ".threads1"
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", "file:" + path, "-map", "0:v:0"]
+    cmd += ["-vsync", "passthrough", "-autoscale", "0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-y", alt]
+    subprocess.run(cmd, capture_output=True)
+    if not os.path.exists(alt) or os.path.getsize(alt) != os.path.getsize(raw):
+        raise OracleError(f"{path}: a single-threaded decode gives other pictures or another number of them")
+    out = []
+    with open(raw, "rb") as a, open(alt, "rb") as b:
+        for f in frames:
+            size = f.width * f.height * 3
+            differ = a.read(size) != b.read(size)
+            out.append(Frame(**{**asdict(f), "unstable": differ}))
+    unstable = [f.index for f in out if f.unstable]
+    if unstable:
+        notes.append(f"decode errors: pictures {_short(unstable, 20)} depend on the decoder's threads")
+    return out
 
 
 def _showinfo_times(path: str, shown, log: str) -> list[Fraction] | None:
@@ -360,7 +411,8 @@ def match(
 ) -> Match:
     """How close ``image`` is to frame k and to the frames up to ``reach`` either side:
     PSNR at half size, against each frame as the format would store it (a JPEG of it at
-    ``quality`` for jpg), resized to the image's size where that differs."""
+    ``quality`` for jpg), resized to the image's size where that differs; for an unstable
+    frame (``Frame.unstable``) the nearer of its two decodes."""
     size = (image.shape[1], image.shape[0])
     if fmt == "png" and k < len(oracle) and np.array_equal(image[:, :, :3], oracle.image(k)):
         # The very picture (what a right png is here): nothing nearer can exist, unless a
@@ -369,12 +421,14 @@ def match(
     img = _halve(image[:, :, :3])
     scores, resized = {}, False
     for j in range(max(0, k - reach), min(len(oracle), k + reach + 1)):
-        ref = oracle.image(j)
-        resized |= j == k and (ref.shape[1], ref.shape[0]) != size
-        ref = fitted(ref, size)
-        if fmt == "jpg":
-            ref = jpeg_roundtrip(ref, quality)
-        scores[j] = _psnr_f(img, _halve(ref))
+        best = -math.inf
+        for ref in oracle.images(j):
+            resized |= j == k and (ref.shape[1], ref.shape[0]) != size
+            ref = fitted(ref, size)
+            if fmt == "jpg":
+                ref = jpeg_roundtrip(ref, quality)
+            best = max(best, _psnr_f(img, _halve(ref)))
+        scores[j] = best
     best = max(scores, key=lambda j: scores[j])
     return Match(k, scores.get(k, -math.inf), best, scores[best], resized)
 
@@ -397,6 +451,7 @@ def read_image(path: str) -> np.ndarray:
 # the wrong colour matrix or range is ~25 dB, the next frame ~21 dB.
 FLOOR = {"png": 40.0, "jpg": 30.0}
 FLOOR_RESIZED = 24.0  # the oracle's picture resized to the image's (a change of size midway)
+FLOOR_UNSTABLE = 0.0  # a picture whose concealment depends on threads: only which frame it is
 MARGIN = {"png": 0.05, "jpg": 0.3}  # how much closer a neighbour may be (near-identical frames)
 
 
@@ -496,6 +551,8 @@ def judge(
             continue
         m = match(image, oracle, k, fmt, quality)
         floor = FLOOR_RESIZED if m.resized else FLOOR[fmt]
+        if f.unstable:
+            floor = FLOOR_UNSTABLE
         if m.best != k and m.best_psnr > m.psnr + MARGIN[fmt]:
             v.add("frame", f"{n} is frame {m.best} ({m.best_psnr:.1f} dB; {m.psnr:.1f} dB to {k})")
         elif m.psnr < floor:
@@ -545,14 +602,16 @@ def _short(items: list, limit: int = 8) -> str:
     return text + (",..." if len(items) > limit else "")
 
 
-def same_bytes(a: str, b: str, fmt: str) -> list[str]:
+def same_bytes(a: str, b: str, fmt: str, unstable: Iterable[int] = ()) -> list[str]:
     """Oracle 2: the images of two output folders of one video, name by name: the names
-    that differ in bytes or exist in one only."""
+    that differ in bytes or exist in one only.  Frames in ``unstable`` (a damaged picture,
+    concealed as the decoder's threads happen to share it) may differ in bytes."""
+    skip = {f"{k:06d}.{fmt}" for k in unstable}
     names_a = {n for n in os.listdir(a) if n.endswith("." + fmt)} if os.path.isdir(a) else set()
     names_b = {n for n in os.listdir(b) if n.endswith("." + fmt)} if os.path.isdir(b) else set()
     out = [f"{n} only in the first" for n in sorted(names_a - names_b)]
     out += [f"{n} only in the second" for n in sorted(names_b - names_a)]
-    for n in sorted(names_a & names_b):
+    for n in sorted((names_a & names_b) - skip):
         with open(os.path.join(a, n), "rb") as fa, open(os.path.join(b, n), "rb") as fb:
             if fa.read() != fb.read():
                 out.append(f"{n} differs")
