@@ -20,7 +20,7 @@ The table has one row per input and one column per selection; each cell is
 ``<default>/<decode-all>`` (``<split>/<decode-all>`` for long inputs), oracle 2 after a
 space.  ``ok``, or letters for what is wrong:
 
-    F  the record failed (a damaged input may: then ``f``)   X  the run crashed (traceback)
+    F  the record failed (a damaged input may: then ``f``)   X  the run crashed
     C  images missing or extra (count)                       R  an image is another frame
     P  the right frame with wrong pixels (colours)           S  an image of the wrong size
     T  frames.csv (a time, a row)                            M  the record (frames, missing)
@@ -48,7 +48,7 @@ import matrix  # noqa: E402
 import oracle  # noqa: E402
 
 LETTERS = {"failed": "F", "count": "C", "frame": "R", "pixels": "P", "size": "S", "csv": "T"}
-LETTERS.update({"record": "M", "crash": "X"})
+LETTERS.update({"record": "M", "crash": "X", "traceback": "X"})
 
 
 def cell(result: dict | None) -> str:
@@ -63,7 +63,8 @@ def cell(result: dict | None) -> str:
 def table(results: list[dict], details: bool = False) -> tuple[str, int]:
     """The table of ``results`` (one dict per check: oracle, input, selection, path,
     format, status, problems) and the number of failing checks."""
-    inputs = list(dict.fromkeys(r["input"] for r in results))
+    runs = [r for r in results if r["oracle"] == 0]  # a run that printed a traceback
+    inputs = list(dict.fromkeys(r["input"] for r in results if r["oracle"] != 0))
     selections = [s for s in matrix.SELECTIONS if any(r["selection"] == s for r in results)]
     by = {}
     for r in results:
@@ -98,10 +99,13 @@ def table(results: list[dict], details: bool = False) -> tuple[str, int]:
                 f"{i:<{width}}  " + "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths, strict=True))
             )
         lines.append("")
+    for r in runs:
+        trace = r["problems"]["traceback"][0].strip().splitlines()
+        lines.append(f"run {r['selection']} {r['path']} {r['format']} printed a traceback: {trace[-1]}")
     if details:
         lines.append("failures:")
         for r in results:
-            if r.get("problems"):
+            if r.get("problems") and r["oracle"] != 0:
                 v = oracle.Verdict(r["input"], r.get("status"), r["problems"])
                 where = f"{r['input']} {r['selection']} {r['path']} {r['format']} (oracle {r['oracle']})"
                 lines.append(f"  {where}: {v.summary(limit=4)}")
@@ -191,10 +195,14 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(out, ignore_errors=True)
                     run = runs[path] = matrix.run_tool(root, out, sel.args(), path, args.format)
                     crash = run.crashed()
-                    print(
-                        f"  {name} {sel.name} {path}: {run.seconds:.1f} s" + (" CRASHED" if crash else ""),
-                        flush=True,
-                    )
+                    trace = run.traceback()
+                    note = " CRASHED" if crash else (" (printed a traceback)" if trace else "")
+                    print(f"  {name} {sel.name} {path}: {run.seconds:.1f} s{note}", flush=True)
+                    if trace and not crash:
+                        base = {"input": "(the run)", "selection": kind, "path": path, "format": args.format}
+                        results.append(
+                            {"oracle": 0, **base, "status": None, "problems": {"traceback": [trace]}}
+                        )
                     for i in batch:
                         base = {"input": i, "selection": kind, "path": path, "format": args.format}
                         if crash:

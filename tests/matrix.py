@@ -558,10 +558,17 @@ class Run:
         return os.path.join(self.out, os.path.basename(self.root), filename)
 
     def crashed(self) -> str | None:
-        """The run's own failure (a traceback, a usage error), as text; None if it ran."""
-        if "Traceback" in self.stderr or self.returncode not in (0, 1):
+        """The run's own failure, as text: an exit status other than 0 (all ok) and 1
+        (some video failed), or no manifest at all; None if it ran."""
+        if self.returncode not in (0, 1) or not self.records:
             return f"exit {self.returncode}: {self.stderr.strip()[-1500:]}"
         return None
+
+    def traceback(self) -> str | None:
+        """A Python traceback the run printed (even one that finished and wrote records)."""
+        if "Traceback" not in self.stderr:
+            return None
+        return self.stderr[self.stderr.index("Traceback") :].strip()[-1500:]
 
 
 def run_tool(root: str, out: str, selection: list[str], path: str, fmt: str, timeout: float = 1200) -> Run:
@@ -580,6 +587,8 @@ def run_tool(root: str, out: str, selection: list[str], path: str, fmt: str, tim
             for line in f:
                 rec = json.loads(line)
                 records[rec["video"]] = rec
+    with open(out.rstrip(os.sep) + ".log", "w", encoding="utf-8") as f:  # beside OUT, for a look later
+        f.write(f"$ snhoo-dask {' '.join(args)}\nexit {done.returncode}\n{done.stdout}\n{done.stderr}")
     return Run(
         root, out, args, done.returncode, done.stdout, done.stderr, time.monotonic() - started, records
     )
