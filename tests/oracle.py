@@ -433,6 +433,24 @@ def match(
     return Match(k, scores.get(k, -math.inf), best, scores[best], resized)
 
 
+def identify(image: np.ndarray, oracle: Oracle, fmt: str = "png", quality: int = 90) -> tuple[int, float]:
+    """The frame of the whole video ``image`` is nearest to, and how near (dB, as ``match``
+    measures): for an image like none of the frames around its name."""
+    size = (image.shape[1], image.shape[0])
+    img = _halve(image[:, :, :3])
+    rough = sorted(
+        ((_psnr_f(img, _halve(fitted(oracle.image(j), size))), j) for j in range(len(oracle))), reverse=True
+    )
+    if fmt != "jpg":
+        return rough[0][1], rough[0][0]
+    fine = [
+        (_psnr_f(img, _halve(jpeg_roundtrip(fitted(oracle.image(j), size), quality))), j)
+        for _, j in rough[:3]
+    ]
+    score, j = max(fine)
+    return j, score
+
+
 def _psnr_f(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a - b) ** 2))
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
@@ -534,7 +552,7 @@ def judge(
         said = sorted(_first_number(m) for m in record.get("missing") or [])
         if said != sorted(int(m) for m in want.missing):
             v.add("record", f"missing {record.get('missing')}, expected {list(want.missing)}")
-    sizes = {}
+    sizes, searches = {}, 0
     for k, n in sorted(written.items()):
         if k >= len(oracle):
             continue
@@ -553,7 +571,21 @@ def judge(
         floor = FLOOR_RESIZED if m.resized else FLOOR[fmt]
         if f.unstable:
             floor = FLOOR_UNSTABLE
-        if m.best != k and m.best_psnr > m.psnr + MARGIN[fmt]:
+        if m.best_psnr < floor:
+            # Like none of the frames near k: which frame of the whole video is it, if any?
+            # (searched for the first three such images of a video; the rest are counted)
+            j, score = identify(image, oracle, fmt, quality) if searches < 3 else (None, -math.inf)
+            searches += 1
+            if score >= floor and j != k:
+                v.add("frame", f"{n} is frame {j} ({score:.1f} dB; {m.psnr:.1f} dB to {k})")
+            elif j is not None:
+                v.add(
+                    "pixels",
+                    f"{n} {m.psnr:.1f} dB < {floor:.0f}, like no frame (nearest {j}, {score:.1f} dB)",
+                )
+            else:
+                v.add("pixels", f"{n} {m.psnr:.1f} dB < {floor:.0f}, like no frame near it")
+        elif m.best != k and m.best_psnr > m.psnr + MARGIN[fmt]:
             v.add("frame", f"{n} is frame {m.best} ({m.best_psnr:.1f} dB; {m.psnr:.1f} dB to {k})")
         elif m.psnr < floor:
             v.add("pixels", f"{n} {m.psnr:.1f} dB < {floor:.0f}" + (" (resized)" if m.resized else ""))
