@@ -578,6 +578,8 @@ def judge(
             searches += 1
             if score >= floor and j != k:
                 v.add("frame", f"{n} is frame {j} ({score:.1f} dB; {m.psnr:.1f} dB to {k})")
+            elif j == k:
+                v.add("pixels", f"{n} {m.psnr:.1f} dB < {floor:.0f}: nearest frame {k}, but not its pixels")
             elif j is not None:
                 v.add(
                     "pixels",
