@@ -1,7 +1,7 @@
 """Every image the tool writes is the right frame, on every kind of input (tests/matrix.py),
 for every selection, on every way of extracting it.
 
-The definition (README, *Frame indices*): frame k is the k-th picture ffmpeg's decoder
+The definition the product follows: frame k is the k-th picture ffmpeg's decoder
 presents for the first video stream, after edit lists, in presentation order, each
 decoded picture once; its time is its presentation timestamp minus the first picture's;
 rotation tags applied, container colour tags honoured, as plain ``ffmpeg -i FILE -vsync
