@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
@@ -164,18 +165,19 @@ def _extract(
     with local as path:
         if plain is None:
             plain = "--decode-all" if settings.decode_all else None
+        task = _Task(video, source, settings, out, record, started, decoder, info, path, fds)
         if plain is None:
             fast = _fast_plan(settings, info, path)
             if isinstance(fast, Plan):
                 try:
-                    return _run(video, source, settings, out, record, started, decoder, info, path, fds, fast)
+                    return _run(task, fast)
                 except FastPathRejected as e:
                     plain = f"the fast path was rejected: {e}"
             else:
                 plain = fast
         frame_plan = plan(settings.selection, info, settings.resize, settings.dedup)
         frame_plan.path = f"plain ({plain})"
-        return _run(video, source, settings, out, record, started, decoder, info, path, fds, frame_plan)
+        return _run(task, frame_plan)
 
 
 def _fast_plan(settings: Settings, info: VideoInfo, path: str) -> Plan | str:
@@ -187,20 +189,25 @@ def _fast_plan(settings: Settings, info: VideoInfo, path: str) -> Plan | str:
         return f"the fast path could not plan ({type(e).__name__}: {e})"
 
 
-def _run(
-    video: Video,
-    source: Source,
-    settings: Settings,
-    out: OutputDir,
-    record: VideoRecord,
-    started: float,
-    decoder: str,
-    info: VideoInfo,
-    path: str,
-    fds: tuple[int, ...],
-    frame_plan: Plan,
-) -> VideoRecord:
+@dataclass(frozen=True)
+class _Task:
+    """One video's task once its output and source are open and its header read."""
+
+    video: Video
+    source: Source
+    settings: Settings
+    out: OutputDir
+    record: VideoRecord
+    started: float
+    decoder: str
+    info: VideoInfo
+    path: str  # what ffmpeg reads: the source's descriptor, or its staged copy
+    fds: tuple[int, ...]  # descriptors ffmpeg inherits
+
+
+def _run(task: _Task, frame_plan: Plan) -> VideoRecord:
     """Write the plan's images into a fresh temporary folder and publish it; the record."""
+    video, settings, out, record = task.video, task.settings, task.out, task.record
     record.dropped = 0
     record.warnings = []
     record.path = frame_plan.path
@@ -212,12 +219,12 @@ def _run(
         tmp = make_tmp(out)
         sink = make_sink(settings.pack, tmp, frame_plan.scored, video.rel, video.root)
         written, decoded, reached, log = write_frames(
-            path, info, frame_plan, settings, sink, record, fds, decoder
+            task.path, task.info, frame_plan, settings, sink, record, task.fds, task.decoder
         )
-        source.check_unchanged()
+        task.source.check_unchanged()
         record.frames = written
-        _check_complete(frame_plan, info, written, decoded, reached, record, log)
-        record.finish(OK, seconds=round(time.monotonic() - started, 3))
+        _check_complete(frame_plan, task.info, written, decoded, reached, record, log)
+        record.finish(OK, seconds=round(time.monotonic() - task.started, 3))
         finished = sink.seal({"signature": settings.signature(), "record": record.to_dict()})
         pause_point("publish", video.rel)
         if not publish(tmp, finished, out, video.out_rel, settings.signature(), record.size, record.source):

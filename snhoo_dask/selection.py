@@ -411,6 +411,10 @@ class Plan:
     claimed: int = 0  # source frames the container's header claims (see length.believable)
     path: str = "plain"  # which path made the images, and why (the record's ``path``)
     undecoded: int = 0  # frames a fast path never decoded
+    # A fast plan read every packet: the time the video's pictures reach (the last one's
+    # time plus a frame), for the truncation check its decoded pictures cannot make.
+    reaches: float | None = None
+    counted: int = 0  # and the frames its packets hold
 
 
 def index_expr(var: str, indices: list[int]) -> str:

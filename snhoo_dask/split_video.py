@@ -36,6 +36,7 @@ from .extract import (
 )
 from .fsafe import remove_tree, walk
 from .layout import OutputDir, publish
+from .length import cut_short
 from .pause import pause_point
 from .pieces import Piece, cut, piece_plan
 from .probe import VideoInfo, probe
@@ -90,6 +91,11 @@ def plan_split(video: Video, settings: Settings, wanted: int) -> Split:
             # The slice headers are worth reading only where frames are skipped.
             table = scan(source.path, info, references=thin)
             if isinstance(table, str):
+                return Split(None)
+            frame = float(1 / info.frame_rate)
+            if cut_short(info.duration, table.times_us[-1] / 1e6 + frame, frame):
+                # Cut off before its header's end: run whole, where that fails the video
+                # (the pieces would each prove their images and join as if complete).
                 return Split(None)
             pieces = cut(table, info, wanted, settings.split_seconds, settings.selection, thin)
             return Split(pieces, info, source.ident.to_text(), started, table.times_us, table.rate)

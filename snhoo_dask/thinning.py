@@ -576,13 +576,18 @@ def fast_plan(
     feed_it = partial(feed, path, keep, standins=standins)
     the_pass = fed_pass(selection, table.times_us, table.rate, info, wanted, missing, first, feed_it, resize)
     total = max(len(table), info.estimated_frames)
+    # Every, fps and key frames look at the whole video: as on the plain path, a file that
+    # ends well before its header's duration is truncated (told from the packets' times).
+    whole = selection.mode in ("every", "fps", "keyframes") and table.eof
     return Plan(
         [the_pass],
         len(wanted),
-        streaming=False,
+        streaming=whole,
         missing=list(missing),
         out_size=resize.out_size(info.width, info.height) if resize else (info.width, info.height),
         claimed=info.estimated_frames,
         path=f"fast: {len(keep)} of {len(table)} packets decoded, {len(standins)} stand-ins",
         undecoded=max(0, total - len(keep)),
+        reaches=table.times_us[-1] / 1e6 + float(1 / info.frame_rate) if whole else None,
+        counted=len(table),
     )

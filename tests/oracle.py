@@ -303,6 +303,10 @@ def parse_frames(text: str) -> list[int]:
     return out
 
 
+# How close two times are to be one (docs/frames.md): half a millisecond.
+TOLERANCE = Fraction(1, 2000)
+
+
 @dataclass(frozen=True)
 class Expected:
     """Which frame indices a selection takes from one file: every one of ``required``
@@ -328,7 +332,9 @@ def expected(sel: Selection, oracle: Oracle) -> Expected:
         rate = Fraction(sel.value)
         firsts: dict[int, int] = {}
         for k, t in enumerate(times):
-            firsts.setdefault(math.floor(t * rate), k)
+            # A time within half a millisecond of a boundary is on it (docs/frames.md):
+            # Matroska's millisecond times put frame 10 of 30 fps at 0.333 s.
+            firsts.setdefault(math.floor((t + TOLERANCE) * rate), k)
         return Expected(frozenset(firsts.values()))
     if sel.kind == "frames":
         asked = parse_frames(sel.value)
@@ -353,7 +359,7 @@ def shown_at(times: list[Fraction], t: Fraction) -> int | None:
     """The last frame whose time is at most ``t`` (None before the first)."""
     best = None
     for k, ft in enumerate(times):
-        if ft <= t:
+        if ft <= t + TOLERANCE:
             best = k
     return best
 

@@ -169,7 +169,9 @@ def test_an_output_parent_swapped_for_a_link_mid_run_writes_nothing_outside(tmp_
     ok = next(r for r in recs if r["status"] == "ok")
     assert len(listing(outs / "moved" / "x" / "root" / ok["video"])) == 25 + 2  # images, csv, done
     assert set(by_video) == {"a.mp4", "b.mp4"}
-    assert f"warning: could not write {outs / 'racedir' / 'x' / 'report.html'}" in err
+    # No report through the link either: the folder there is no run's output (it holds no
+    # manifest, report.load_job_manifest), and the run says so as a warning.
+    assert f"warning: {outside / 'x'} holds no manifest.jsonl, so it is not the output folder" in err, err
 
 
 # -- the web service: reads outside --allow, writes outside --out-base ----------------------------

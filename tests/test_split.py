@@ -114,6 +114,28 @@ def test_what_cannot_be_cut_runs_whole(videos, tmp_path):
         assert manifest(out)[0]["pieces"] == 0, extra
 
 
+@pytest.mark.slow
+def test_a_cut_off_long_video_is_not_joined_from_pieces_as_if_whole(tmp_path):
+    """Half of a 12 s MKV whose header still says 12 s: its pieces would each prove their
+    images; it runs whole instead, and fails as truncated, as it does on one worker."""
+    full = encode(tmp_path / "src" / "full.mkv", *X264)
+    root = tmp_path / "root"
+    root.mkdir()
+    data = open(full, "rb").read()
+    (root / "cut.mkv").write_bytes(data[: len(data) // 2])
+    for seconds in ("2", "0"):
+        out = tmp_path / f"out{seconds}"
+        r = run_cli(
+            "run", str(root), "--out", str(out), "--workers", "2", "-q", "--split-seconds", seconds, "--every", "3"
+        )  # fmt: skip
+        assert r.returncode == 1, r.stderr
+        (rec,) = manifest(out)
+        assert rec["status"] == "failed" and rec["pieces"] == 0, rec
+        assert rec["error"].startswith("truncated: decoded "), rec["error"]
+        assert "of the 12 s its header states" in rec["error"], rec["error"]
+        assert not (out / "root" / "cut.mkv").exists()
+
+
 def test_cut_points_are_idr_pictures_that_end_what_came_before(videos):
     h264 = videos["h264"]
     info = probe(h264)
