@@ -222,6 +222,14 @@ class Serve:
             return f.read()
 
 
+def start_embedded_serve(
+    tmp: str, allow: list[str], out_base: list[str], extra: list[str] | None = None, env: dict | None = None
+) -> Serve:
+    """``snhoo-dask serve`` on its own one-worker cluster, its state in TMP/state."""
+    options = ["--workers", "1", "--dashboard-address", "127.0.0.1:0", *(extra or [])]
+    return start_serve(tmp, None, allow, out_base, os.path.join(tmp, "state"), extra=options, env=env)
+
+
 def start_serve(
     tmp: str,
     scheduler: str | None,

@@ -9,7 +9,6 @@ of the record must be able to trust.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -17,6 +16,7 @@ import subprocess
 import numpy as np
 import pytest
 from helpers import images, manifest, run_cli
+from oracle import probe_frames
 from PIL import Image
 
 pytestmark = pytest.mark.slow
@@ -40,24 +40,7 @@ def decoded(path, width: int, height: int) -> np.ndarray:
 
 
 def key_frames(path) -> list[int]:
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=key_frame",
-            "-of",
-            "json",
-        ]
-        + [str(path)],
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout
-    return [k for k, f in enumerate(json.loads(out)["frames"]) if f["key_frame"]]
+    return [k for k, (_, key) in enumerate(probe_frames(str(path))) if key]
 
 
 def run(root, out, *options: str) -> dict[str, dict]:

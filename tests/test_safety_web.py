@@ -15,7 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 import pytest
-from helpers import CHROMIUM_ARGS, Serve, call, start_serve
+from helpers import CHROMIUM_ARGS, Serve, call, start_embedded_serve
 from videos import make_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -38,15 +38,7 @@ def env(tmp_path_factory):
     lab, frames = os.path.join(tmp, "lab"), os.path.join(tmp, "frames")
     make_video(os.path.join(lab, "day1", "a.mp4"), seconds=1)
     os.makedirs(frames)
-    svc = start_serve(
-        tmp,
-        None,
-        [lab],
-        [frames],
-        os.path.join(tmp, "state"),
-        extra=["--workers", "1", "--dashboard-address", "127.0.0.1:0"],
-        env={"SNHOO_WEB_TIMEOUT": str(STALL)},
-    )
+    svc = start_embedded_serve(tmp, [lab], [frames], None, env={"SNHOO_WEB_TIMEOUT": str(STALL)})
     try:
         code, job = svc.call(
             "/api/jobs", "POST", {"roots": ["day1"], "out": "first", "mode": "every", "value": "5"}

@@ -8,7 +8,7 @@ import os
 import threading
 
 import pytest
-from helpers import CHROMIUM_ARGS, free_port, start_serve
+from helpers import CHROMIUM_ARGS, free_port, start_embedded_serve
 from videos import make_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -55,14 +55,7 @@ def test_login_url_cookie_and_pages_of_other_sites_cannot_start_jobs(tmp_path):
     lab, frames = os.path.join(tmp, "lab"), os.path.join(tmp, "frames")
     make_video(os.path.join(lab, "day1", "a.mp4"), seconds=1)
     os.makedirs(frames)
-    svc = start_serve(
-        tmp,
-        None,
-        [lab],
-        [frames],
-        os.path.join(tmp, "state"),
-        extra=["--workers", "1", "--dashboard-address", "127.0.0.1:0"],
-    )
+    svc = start_embedded_serve(tmp, [lab], [frames])
     u = svc.url
     site, aport = attacker_site(
         {

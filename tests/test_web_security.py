@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
-from helpers import Serve, call, start_serve
+from helpers import Serve, call, start_embedded_serve
 from videos import make_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -41,14 +41,7 @@ def env(tmp_path_factory):
     os.makedirs(odd)
     make_video(os.path.join(odd, b"caf\xe9.mp4").decode("utf-8", "surrogateescape"), seconds=1)
     os.makedirs(frames)
-    svc = start_serve(
-        tmp,
-        None,
-        [lab, disk],
-        [frames],
-        os.path.join(tmp, "state"),
-        extra=["--workers", "1", "--dashboard-address", "127.0.0.1:0", "--allowed-host", "lab.example"],
-    )
+    svc = start_embedded_serve(tmp, [lab, disk], [frames], ["--allowed-host", "lab.example"])
     try:
         yield Env(tmp, lab, disk, frames, svc)
     finally:

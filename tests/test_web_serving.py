@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
-from helpers import Serve, call, start_serve
+from helpers import Serve, call, start_embedded_serve
 from PIL import Image
 from videos import make_video
 
@@ -53,15 +53,7 @@ def env(tmp_path_factory):
     static = os.path.join(pkg, "snhoo_dask", "web", "static")
     os.symlink("/etc/passwd", os.path.join(static, "passwd.css"))  # a file link leading out
     os.symlink(elsewhere, os.path.join(static, "up"))  # a folder link leading out
-    svc = start_serve(
-        tmp,
-        None,
-        [lab],
-        [frames],
-        os.path.join(tmp, "state"),
-        extra=["--workers", "1", "--dashboard-address", "127.0.0.1:0"],
-        env={"PYTHONPATH": pkg},
-    )
+    svc = start_embedded_serve(tmp, [lab], [frames], None, env={"PYTHONPATH": pkg})
     try:
         yield Env(tmp, frames, elsewhere, static, svc)
     finally:
