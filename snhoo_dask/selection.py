@@ -139,7 +139,9 @@ def parse_selection(
         return Selection("scenes", scene_threshold=t)
     if every is not None:
         if every < 1 or every > MAX_FRAME_NUMBER:
-            raise SelectionError(f"--every must be from 1 to {MAX_FRAME_NUMBER}, not {str(every)[:20]}")
+            raise SelectionError(
+                f"--every must be 1 or more (at most {MAX_FRAME_NUMBER}), not {str(every)[:20]}"
+            )
         return Selection("every", every=every)
     if fps is not None:
         return Selection("fps", fps=_parse_rate(fps))
