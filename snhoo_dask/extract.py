@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -54,6 +55,10 @@ class VideoFailed(Exception):
 
 class Failure(Exception):
     """Stop this video (or piece) with a human reason."""
+
+
+class SourceHung(Failure):
+    """A read of the video's disk that did not return within --timeout (see ``bounded``)."""
 
 
 class DecodeFailure(Failure):
@@ -155,11 +160,21 @@ def _extract(
     record.size = source.ident.size
     record.source = source.ident.to_text()  # what was read: resume compares it
     pause_point("opened", video.rel)
-    # The header only: cheap even over a share, and before the copy.
-    info = probe(source.path, settings.max_pixels)
+    # The header only: cheap even over a share, and before the copy.  Every read of the
+    # source below is bounded by --timeout (ffmpeg's own reads by reader.py's watchdog): a
+    # disk that stops answering (a stopped FUSE daemon, a hung share) fails the video.
+    info, record.staged = bounded(
+        settings.timeout,
+        "reading its header",
+        lambda: (probe(source.path, settings.max_pixels), should_stage(source.path, settings.stage)),
+    )
     info.fill(record)
-    record.staged = should_stage(source.path, settings.stage)
-    local = staged(source, settings.scratch) if record.staged else nullcontext(source.path)
+    pause_point("probed", video.rel)
+    local = (
+        staged(source, settings.scratch, partial(bounded, settings.timeout, "copying it to local scratch"))
+        if record.staged
+        else nullcontext(source.path)
+    )
     # A staged copy is a file of ours; the original is read only through its descriptor.
     fds = () if record.staged else (source.fd,)
     with local as path:
@@ -167,7 +182,7 @@ def _extract(
             plain = "--decode-all" if settings.decode_all else None
         task = _Task(video, source, settings, out, record, started, decoder, info, path, fds)
         if plain is None:
-            fast = _fast_plan(settings, info, path)
+            fast = _fast_plan(settings, info, path, "the scratch disk" if record.staged else SOURCE_DISK)
             if isinstance(fast, Plan):
                 try:
                     return _run(task, fast)
@@ -180,13 +195,55 @@ def _extract(
         return _run(task, frame_plan)
 
 
-def _fast_plan(settings: Settings, info: VideoInfo, path: str) -> Plan | str:
+def _fast_plan(settings: Settings, info: VideoInfo, path: str, disk: str) -> Plan | str:
     """The fast plan, or why there is none: a failure while reading the packets or planning
-    is a reason to decode the plain way, never a failed video."""
+    is a reason to decode the plain way, never a failed video; a disk that does not answer
+    (``disk``: the one ``path`` is on) fails it, as the plain way would only wait again."""
     try:
-        return fast_plan(settings.selection, info, path, settings.resize, settings.dedup)
+        return bounded(
+            settings.timeout,
+            "reading its packets",
+            partial(fast_plan, settings.selection, info, path, settings.resize, settings.dedup),
+            disk,
+        )
+    except SourceHung:
+        raise
     except Exception as e:  # noqa: BLE001 - any surprise in the fast path's model means: plain
         return f"the fast path could not plan ({type(e).__name__}: {e})"
+
+
+SOURCE_DISK = "the source disk"
+
+
+def bounded(seconds: float, what: str, read: Callable[[], T], disk: str = SOURCE_DISK) -> T:
+    """``read()`` run in a thread of its own and waited for at most ``seconds``: its result,
+    or its exception, or SourceHung ("<disk> did not answer for S s while <what>").
+
+    A read of a disk that stopped answering (a FUSE daemon stopped, a hung NFS or SMB
+    share) blocks in the kernel, where no Python code can interrupt it.  On timeout that
+    thread is abandoned: it is a daemon thread, it ends by itself if the disk ever
+    answers (its result, and anything it opened, then dropped), and it does not keep the
+    process from exiting.  The task itself goes on and records the video as failed.
+    Costs one thread start per call (tens of microseconds).
+    """
+    done = threading.Event()
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, read()))
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting task as it was
+            outcome.append((False, e))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="snhoo-source-read", daemon=True).start()
+    if not done.wait(seconds):
+        raise SourceHung(f"{disk} did not answer for {seconds:g} s while {what}")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 
 import click
@@ -17,9 +18,61 @@ from .lock import OutputBusy, OutputLock
 from .progress import ProgressBar, closing_lines, summary_line
 from .summary import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Summary
 
+# After an interrupt, how long the cluster may take to close before the process exits
+# without it.  An embedded worker's close waits for the tasks its threads run, and a task
+# blocked in a read of a disk that stopped answering (a stopped FUSE daemon, a hung share)
+# may never end; nothing can interrupt a thread in the kernel.
+INTERRUPT_GRACE = 10.0
+
 
 def _say(line: str) -> None:
     click.echo(line, err=True)
+
+
+class _Ending:
+    """The last words of an interrupted run, said once: by the main thread when the cluster
+    closed in time, or, ``grace`` s after the job stopped (or at a second interrupt), by
+    ``now``, which then ends the process with exit 130 without waiting any longer.  By then
+    ``Job.run`` has returned: every record is in the manifest and the manifest closed."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.summary: Summary | None = None
+        self._said = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def job_ended(self, summary: Summary) -> None:
+        self.summary = summary
+        if summary.interrupted:
+            self._timer = threading.Timer(self.grace, self.now)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def claim(self) -> None:
+        """The main thread is to say the closing lines (blocks for good if ``now`` is saying them)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._said.acquire()
+
+    def now(self, why: str = "") -> None:
+        """Say the closing lines (unless the main thread is saying them) and exit 130."""
+        if self._said.acquire(blocking=False):  # else the main thread is past the closing
+            summary = self.summary
+            assert summary is not None
+            summary.interrupted = True
+            for line in closing_lines(summary):
+                _say(line)
+            why = why or (
+                f"the running tasks did not end within {self.grace:g} s of the interrupt (a disk not answering?)"
+            )
+            _say(f"warning: {why}; exiting without them, report.html not rebuilt")
+            _say(summary_line(summary))
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(EXIT_INTERRUPTED)
 
 
 def warn_unreadable(job: Job) -> None:
@@ -37,8 +90,9 @@ def dry_run(job: Job) -> int:
     return EXIT_OK
 
 
-def run_job(job: Job, cluster: ClusterSpec, quiet: bool) -> int:
-    """Run the job to its end; return the exit status.  JobError for a usage problem."""
+def run_job(job: Job, cluster: ClusterSpec, quiet: bool, grace: float = INTERRUPT_GRACE) -> int:
+    """Run the job to its end; return the exit status.  JobError for a usage problem.
+    Interrupted, the process ends at most ``grace`` s after the job stopped (``_Ending``)."""
     warn_unreadable(job)
     out = job.settings.out
     try:  # refuse a second run on this output now, not after starting or joining a cluster
@@ -51,10 +105,15 @@ def run_job(job: Job, cluster: ClusterSpec, quiet: bool) -> int:
 
     # Ctrl-C and SIGTERM ask a running job to stop at its next safe point (between
     # records), so an interrupt never falls between writing a record and counting it.
-    # Before the job runs, or on a second signal, they interrupt at once.
+    # Before the job runs, or on a second signal, they interrupt at once; after the job
+    # ended (the cluster closing), the process ends at once with the closing lines.
+    ending = _Ending(grace)
+
     def on_signal(signum, frame) -> None:
         if job.running and not job.stopping:
             job.stop()
+        elif ending.summary is not None:
+            ending.now("interrupted while the cluster was closing")
         else:
             raise KeyboardInterrupt
 
@@ -72,12 +131,14 @@ def run_job(job: Job, cluster: ClusterSpec, quiet: bool) -> int:
             _say(f"Dask dashboard: {client.dashboard_link}")
             bar = ProgressBar(len(job.videos), enabled=not quiet)
             summary = job.run(client, on_record=lambda record, progress: bar.update(progress))
+            ending.job_ended(summary)  # interrupted: the cluster's close below has ``grace`` s
     except ClusterError as e:
         _say(f"snhoo-dask: error: {e}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         _say("\ninterrupted before the job started; nothing was processed")
         return EXIT_INTERRUPTED
+    ending.claim()
     for line in closing_lines(summary):
         _say(line)
     _say(summary_line(summary))
