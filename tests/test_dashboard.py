@@ -16,7 +16,7 @@ _SCRIPT = textwrap.dedent(
     """
     import http.client, json, sys
     from urllib.parse import urlsplit
-    from snhoo_dask.cluster import ClusterSpec, dask_client
+    from snhoo_dask.jobs.cluster import ClusterSpec, dask_client
 
     def get(path):
         conn = http.client.HTTPConnection(host, port, timeout=60)

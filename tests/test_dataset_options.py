@@ -11,14 +11,13 @@ from fractions import Fraction
 import pytest
 from helpers import run_cli
 
-from snhoo_dask.filters import Dedup, FilterError, Resize, parse_dedup, parse_resize, scale_filter
-from snhoo_dask.frame_log import FrameLog
-from snhoo_dask.layout import OutputDir, TmpDir, read_done
-from snhoo_dask.probe import VideoInfo
-from snhoo_dask.selection import SelectionError, parse_selection, plan
+from snhoo_dask.frames.filters import Dedup, FilterError, Resize, parse_dedup, parse_resize, scale_filter
+from snhoo_dask.frames.frame_log import FrameLog
+from snhoo_dask.frames.selection import SelectionError, parse_selection, plan
+from snhoo_dask.output.formats import FrameRow, TarSink
+from snhoo_dask.output.layout import OutputDir, TmpDir, read_done
 from snhoo_dask.settings import Settings, dataset_options
-from snhoo_dask.sinks import FrameRow
-from snhoo_dask.tar_sink import TarSink
+from snhoo_dask.video.probe import VideoInfo
 
 WIDE = VideoInfo(
     codec="h264",

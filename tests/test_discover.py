@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from snhoo_dask.discover import DiscoveryError, discover, parse_extensions
+from snhoo_dask.jobs.discover import DiscoveryError, discover, parse_extensions
 
 
 def touch(path):

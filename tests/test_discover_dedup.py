@@ -2,8 +2,8 @@
 
 import os
 
-from snhoo_dask.discover import OUTSIDE, discover
-from snhoo_dask.planning import find_videos
+from snhoo_dask.jobs.discover import OUTSIDE, discover
+from snhoo_dask.jobs.planning import find_videos
 
 
 def touch(path) -> None:

@@ -1,4 +1,4 @@
-"""Mutated H.264 headers never crash the slice-header reader (snhoo_dask.h264_refs).
+"""Mutated H.264 headers never crash the slice-header reader (snhoo_dask.packets.h264_refs).
 
 The reader runs on every H.264 file a job meets, damaged ones included, in the task that
 plans the video: whatever the bytes, it must give pictures or raise
@@ -24,7 +24,7 @@ import av
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snhoo_dask import h264_refs
+from snhoo_dask.packets import h264_refs
 
 ENCODES = {
     # name: x264 options (preset veryfast, 12 frames of testsrc2 at 64x48)

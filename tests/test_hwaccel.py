@@ -16,7 +16,7 @@ import subprocess
 import pytest
 from helpers import manifest, run_cli, tree
 
-from snhoo_dask.hwaccel import gpu_present
+from snhoo_dask.video.hwaccel import gpu_present
 
 SOURCE = "testsrc2=s=240x180:r=25,noise=alls=12:allf=t"
 no_gpu = pytest.mark.skipif(gpu_present(), reason="this machine has a GPU: the CPU-only cases do not apply")

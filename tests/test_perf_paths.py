@@ -21,9 +21,9 @@ from helpers import run_cli
 from PIL import Image
 from videos import frame_number, make_video
 
-from snhoo_dask.probe import probe
-from snhoo_dask.reader import FrameReader, can_hand_planes
-from snhoo_dask.writers import JpegEncoder, PngEncoder, YuvFrame
+from snhoo_dask.output.writers import JpegEncoder, PngEncoder, YuvFrame
+from snhoo_dask.video.probe import probe
+from snhoo_dask.video.reader import FrameReader, can_hand_planes
 
 pytestmark = pytest.mark.cluster
 
@@ -255,8 +255,8 @@ def test_exact_frames_yield_each_requested_frame_in_order(grey420):
     and fast (only their packets fed), and every image is the right frame."""
     from plans import take
 
-    from snhoo_dask.selection import parse_selection, plan
-    from snhoo_dask.thinning import fast_plan
+    from snhoo_dask.frames.selection import parse_selection, plan
+    from snhoo_dask.packets.thinning import fast_plan
 
     path = str(grey420 / "slow.mkv")
     info = probe(path)

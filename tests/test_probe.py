@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 from videos import make_video
 
-from snhoo_dask.probe import ProbeError, probe
+from snhoo_dask.video.probe import ProbeError, probe
 
 
 def ffprobe(path: str, packets: bool = False) -> dict:

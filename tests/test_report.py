@@ -10,8 +10,8 @@ import pytest
 from helpers import CHROMIUM_ARGS, manifest, run_cli, small_corpus
 from PIL import Image
 
-from snhoo_dask.report import _json_for_script
-from snhoo_dask.sheets import contact_sheet, sheet_frames
+from snhoo_dask.output.report import _json_for_script
+from snhoo_dask.output.sheets import contact_sheet, sheet_frames
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,9 +9,9 @@ import os
 import pytest
 from helpers import fill_disk, mount_small_fs, run_cli
 
-from snhoo_dask.layout import OutputDir
-from snhoo_dask.manifest import ManifestWriter, latest_run, load_manifest
-from snhoo_dask.record import VideoRecord
+from snhoo_dask.model import VideoRecord
+from snhoo_dask.output.layout import OutputDir
+from snhoo_dask.output.manifest import ManifestWriter, latest_run, load_manifest
 
 pytestmark = pytest.mark.timeout(120)
 

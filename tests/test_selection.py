@@ -9,8 +9,7 @@ import pytest
 from plans import take
 from videos import make_video
 
-from snhoo_dask.probe import probe
-from snhoo_dask.selection import (
+from snhoo_dask.frames.selection import (
     TIME_TOLERANCE,
     SelectionError,
     count_selected,
@@ -19,7 +18,8 @@ from snhoo_dask.selection import (
     parse_time,
     plan,
 )
-from snhoo_dask.thinning import fast_plan
+from snhoo_dask.packets.thinning import fast_plan
+from snhoo_dask.video.probe import probe
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ def test_scikit_video_needs_the_shim_on_this_numpy(tmp_path):
     assert "has no attribute 'float'" in bare.stderr or "has no attribute 'int'" in bare.stderr
 
     shimmed = subprocess.run(
-        [sys.executable, "-c", READ.format(prelude="import snhoo_dask.skvideo_compat"), video],
+        [sys.executable, "-c", READ.format(prelude="import snhoo_dask.video.skvideo_compat"), video],
         capture_output=True,
         text=True,
     )

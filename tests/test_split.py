@@ -15,12 +15,12 @@ import subprocess
 import pytest
 from helpers import cli_popen, manifest, run_cli, tree, wait_until
 
-from snhoo_dask.discover import discover
-from snhoo_dask.pieces import _cut_points, cut, pieces_wanted
-from snhoo_dask.probe import probe
-from snhoo_dask.selection import Selection
-from snhoo_dask.tasks import batches
-from snhoo_dask.thinning import scan
+from snhoo_dask.frames.selection import Selection
+from snhoo_dask.jobs.discover import discover
+from snhoo_dask.jobs.tasks import batches
+from snhoo_dask.packets.pieces import _cut_points, cut, pieces_wanted
+from snhoo_dask.packets.thinning import scan
+from snhoo_dask.video.probe import probe
 
 SOURCE = "testsrc2=s=240x180:r=25,noise=alls=12:allf=t"  # noisy: enough bytes to be worth cutting
 

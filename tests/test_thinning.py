@@ -16,10 +16,10 @@ from dataclasses import replace
 import pytest
 from helpers import run_cli
 
-from snhoo_dask import h264_refs
-from snhoo_dask.probe import probe
-from snhoo_dask.selection import Plan, Selection
-from snhoo_dask.thinning import fast_plan, needed_packets, scan
+from snhoo_dask.frames.selection import Plan, Selection
+from snhoo_dask.packets import h264_refs
+from snhoo_dask.packets.thinning import fast_plan, needed_packets, scan
+from snhoo_dask.video.probe import probe
 
 SOURCE = "testsrc2=s=160x120:r=30,noise=alls=6:allf=t"
 
@@ -280,7 +280,7 @@ def _sei_units(path: str) -> list[bytes]:
     """Every SEI NAL unit of an H.264 file's packets."""
     import av
 
-    from snhoo_dask.thinning import _nal_length_size, _nal_units
+    from snhoo_dask.packets.thinning import _nal_length_size, _nal_units
 
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -298,7 +298,7 @@ def _sei_units(path: str) -> list[bytes]:
     ids=["open GOP", "intra refresh", "plain"],
 )
 def test_recovery_points_are_found_in_x264_sei(tmp_path, params, recovery):
-    from snhoo_dask.thinning import _has_recovery_point
+    from snhoo_dask.packets.thinning import _has_recovery_point
 
     path = encode(tmp_path / "r.mp4", "-c:v", "libx264", "-g", "10", "-x264-params", params, seconds=1.5)
     units = _sei_units(path)

@@ -9,11 +9,20 @@ import os
 
 import pytest
 
-from snhoo_dask.discover import root_names
 from snhoo_dask.errors import JobError
-from snhoo_dask.fsafe import create_file
-from snhoo_dask.layout import DONE_FILE, TMP_DIR, OutputDir, TmpDir, UnsafePath, publish, safe_dirs, sweep_tmp
-from snhoo_dask.output import check_apart, prepare_output
+from snhoo_dask.fs.fsafe import create_file
+from snhoo_dask.jobs.discover import root_names
+from snhoo_dask.jobs.prepare import check_apart, prepare_output
+from snhoo_dask.output.layout import (
+    DONE_FILE,
+    TMP_DIR,
+    OutputDir,
+    TmpDir,
+    UnsafePath,
+    publish,
+    safe_dirs,
+    sweep_tmp,
+)
 
 SIGNATURE = {"selection": {"mode": "all"}, "format": "jpg", "quality": 90}
 

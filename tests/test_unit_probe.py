@@ -1,6 +1,6 @@
 """ffprobe's answer turned into the facts the plan relies on: size as decoded (rotation),
 the real video stream (not cover art), the frame rate, and a frame count when the container
-has none.  Tiny real files made by ffmpeg, probed by ``snhoo_dask.probe`` directly."""
+has none.  Tiny real files made by ffmpeg, probed by ``snhoo_dask.video.probe`` directly."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from videos import make_video
 
-from snhoo_dask.probe import ProbeError, probe
+from snhoo_dask.video.probe import ProbeError, probe
 
 
 def ffmpeg(*args: str) -> None:

@@ -13,7 +13,7 @@ import subprocess
 
 import numpy as np
 
-from snhoo_dask.reader import TO_FULL_RANGE
+from snhoo_dask.video.reader import TO_FULL_RANGE
 
 WIDTH, HEIGHT = 512, 2  # chroma planes are 256x1: every value once per plane
 

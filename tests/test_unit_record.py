@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from snhoo_dask.layout import OutputDir
-from snhoo_dask.manifest import ManifestWriter, read_manifest
-from snhoo_dask.record import VideoRecord
+from snhoo_dask.model import VideoRecord
+from snhoo_dask.output.layout import OutputDir
+from snhoo_dask.output.manifest import ManifestWriter, read_manifest
 
 
 def finished(**changes) -> VideoRecord:

@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from snhoo_dask import staging
-from snhoo_dask.staging import filesystem_type, parse_mountinfo, should_stage, stage_mode
+from snhoo_dask.fs import mounts
+from snhoo_dask.fs.mounts import filesystem_type, parse_mountinfo, should_stage, stage_mode
 
 MOUNTINFO = """\
 22 27 4095:1021 / /proc rw,relatime - proc proc rw
@@ -50,7 +50,7 @@ def test_network_filesystems_are_staged_and_local_disks_are_not(tmp_path, monkey
     # The sample's device numbers (major 4095) are none a file made here has, so the longest
     # mount point holding the path decides, as it does for btrfs subvolumes.
     monkeypatch.setattr(os.path, "realpath", lambda p: path)
-    monkeypatch.setattr(staging, "MOUNTINFO", str(info))
+    monkeypatch.setattr(mounts, "MOUNTINFO", str(info))
     assert filesystem_type(str(video)) == fstype
     assert should_stage(str(video), "auto") is staged
     assert should_stage(str(video), "always") is True

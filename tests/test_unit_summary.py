@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from snhoo_dask.record import VideoRecord
-from snhoo_dask.summary import Summary
+from snhoo_dask.jobs.summary import Summary
+from snhoo_dask.model import VideoRecord
 
 
 def record(status: str, frames: int = 0) -> VideoRecord:

@@ -9,8 +9,8 @@ import os
 import pytest
 from helpers import run_cli
 
-from snhoo_dask.record import VideoRecord
-from snhoo_dask.summary import DONE, ERROR, INTERRUPTED, Summary
+from snhoo_dask.jobs.summary import DONE, ERROR, INTERRUPTED, Summary
+from snhoo_dask.model import VideoRecord
 from snhoo_dask.web import auth
 from snhoo_dask.web.server import DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, Limits, ServeError
 from snhoo_dask.web.store import JobStore

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 from helpers import run_cli
 
-from snhoo_dask.record import VideoRecord
-from snhoo_dask.summary import Summary
+from snhoo_dask.jobs.summary import Summary
+from snhoo_dask.model import VideoRecord
 from snhoo_dask.web import auth
 from snhoo_dask.web.store import JobStore
 from snhoo_dask.web.validate import MAX_ROOTS, PathPolicy, RequestError, Submission

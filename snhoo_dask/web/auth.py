@@ -17,6 +17,8 @@ import os
 import secrets
 import socket
 
+from ..errors import UsageError
+
 TOKEN_FILE = "token"
 TOKEN_ENV = "SNHOO_TOKEN"
 COOKIE = "snhoo-auth"
@@ -24,7 +26,7 @@ MIN_TOKEN = 16  # a shorter token can be guessed over the network
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
-class AuthError(Exception):
+class AuthError(UsageError):
     """The token cannot be set up; the message is one line for the user."""
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import stat
 
-from .. import fsafe
-from ..layout import REPORT
-from ..sheets import video_sheet
+from ..fs import fsafe
+from ..output.layout import REPORT
+from ..output.sheets import video_sheet
 
 
 def read_report(out: str) -> bytes:

@@ -10,8 +10,8 @@ import tornado.escape
 import tornado.web
 from tornado.ioloop import IOLoop
 
-from ..selection import MODES
-from ..writers import FORMATS
+from ..frames.selection import MODES
+from ..output.writers import FORMATS
 from . import auth, files
 from .store import ERROR, RUNNING
 from .validate import MAX_BODY, RequestError, Submission, build_job

@@ -9,9 +9,9 @@ import threading
 from distributed import Client
 
 from ..errors import JobError
-from ..job import Job
-from ..report import try_build_report
-from ..summary import ERROR
+from ..jobs.job import Job
+from ..jobs.summary import ERROR
+from ..output.report import try_build_report
 from .store import JobStore
 
 log = logging.getLogger("snhoo_dask.web")

@@ -16,7 +16,8 @@ from tornado.httpserver import HTTPServer
 from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets
 
-from ..cluster import DEFAULT_DASHBOARD, ClusterSpec, dask_client
+from ..errors import UsageError
+from ..jobs.cluster import DEFAULT_DASHBOARD, ClusterSpec, dask_client
 from . import auth
 from . import handlers as h
 from .bodies import HARD_HEADERS, BoundedBodies
@@ -42,7 +43,7 @@ HERE = os.path.dirname(__file__)
 log = logging.getLogger("snhoo_dask.web")
 
 
-class ServeError(Exception):
+class ServeError(UsageError):
     """The service cannot start; the message is one line for the user."""
 
 

@@ -14,7 +14,7 @@ import os
 
 import tornado.web
 
-from .. import fsafe
+from ..fs import fsafe
 from .handlers import check_host
 
 STATIC = os.path.realpath(os.path.join(os.path.dirname(__file__), "static"))

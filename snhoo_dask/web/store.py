@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote, unquote_to_bytes
 
-from ..record import VideoRecord
-from ..summary import DONE, DONE_FAILURES, ERROR, INTERRUPTED, RUNNING, Summary
+from ..jobs.summary import DONE, DONE_FAILURES, ERROR, INTERRUPTED, RUNNING, Summary
+from ..model import VideoRecord
 
 DB_NAME = "jobs.sqlite"
 

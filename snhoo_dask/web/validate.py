@@ -13,18 +13,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..discover import DiscoveryError, inside, parse_extensions
-from ..errors import JobError
-from ..filters import FilterError, parse_max_pixels, parse_pixels
-from ..job import Job, new_run_id
-from ..output import check_apart, prepare_output
-from ..planning import find_videos
-from ..selection import MODES, SelectionError, parse_selection
+from ..errors import JobError, UsageError
+from ..frames.filters import FilterError, parse_max_pixels, parse_pixels
+from ..frames.selection import MODES, SelectionError, parse_selection
+from ..jobs.discover import DiscoveryError, inside, parse_extensions
+from ..jobs.job import Job, new_run_id
+from ..jobs.planning import find_videos
+from ..jobs.prepare import check_apart, prepare_output
+from ..output.writers import FORMATS
 from ..settings import Settings, dataset_options
-from ..writers import FORMATS
 
 
-class RequestError(Exception):
+class RequestError(UsageError):
     """A request the service refuses; ``status`` is the HTTP code, ``field`` the form field."""
 
     def __init__(self, status: int, message: str, field: str | None = None) -> None:

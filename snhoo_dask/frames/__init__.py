@@ -1,0 +1,12 @@
+"""Which frames a job takes, and how images are named by them (no Dask, no output).
+
+- ``selection``: the selection modes (all, every, fps, frames, times, keyframes, scenes),
+  parsed from the options, and the plain decode plan for one video.
+- ``frame_log``: ffmpeg's own per-frame log, which names every image by the frame it is.
+- ``filters``: resize and dedup as ffmpeg filters.
+- ``length``: what a header's length claim is worth (truncation checks).
+"""
+
+from .selection import Plan, Selection, SelectionError, parse_selection, plan
+
+__all__ = ["Plan", "Selection", "SelectionError", "parse_selection", "plan"]

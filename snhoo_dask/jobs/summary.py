@@ -1,0 +1,104 @@
+"""A job's running totals, and its one outcome: exit code for the CLI, state for the web."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..model import FAILED, OK, SKIPPED, VideoRecord
+
+# Exit codes of `snhoo-dask run` (README "Exit status").
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Job states shown by the web service.
+RUNNING, DONE, DONE_FAILURES, INTERRUPTED, ERROR = (
+    "running",
+    "done",
+    "done_failures",
+    "interrupted",
+    "error",
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    state: str
+    message: str | None  # one line on why the job is not a clean "done"; None when it is
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    images: int = 0
+    started: float = field(default_factory=time.monotonic)
+    elapsed: float = 0.0
+    interrupted: bool = False
+    scheduler_lost: str | None = None
+    failures: list[VideoRecord] = field(default_factory=list)
+    # Folders discovery could not read: videos in them were never seen, so not a success.
+    unsearched: list[tuple[str, str]] = field(default_factory=list)
+    manifest_error: str | None = None
+    # report.html could not be written: the frames are fine, a file the run promises is not.
+    report_error: str | None = None
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.skipped + self.failed
+
+    def add(self, record: VideoRecord) -> None:
+        if record.status == OK:
+            self.ok += 1
+            self.images += record.frames
+        elif record.status == SKIPPED:
+            self.skipped += 1
+        elif record.status == FAILED:
+            self.failed += 1
+            self.failures.append(record)
+        else:
+            raise ValueError(f"a record without a final status: {record.out}")
+        self.elapsed = time.monotonic() - self.started
+
+    @property
+    def unsearched_message(self) -> str:
+        return f"{len(self.unsearched)} path(s) under the roots could not be searched for videos: " + (
+            "; ".join(f"{p}: {r}" for p, r in self.unsearched[:5])
+        )
+
+    @property
+    def outcome(self) -> Outcome:
+        """The job's result, decided here only (CLI exit code and web state alike)."""
+        outcome = self._videos_outcome
+        if self.report_error is None:
+            return outcome
+        if outcome.exit_code == EXIT_OK:
+            # Not a clean "done": a script that goes on to mail report.html must not find it missing.
+            return Outcome(EXIT_FAILED, DONE_FAILURES, self.report_error)
+        return Outcome(outcome.exit_code, outcome.state, f"{outcome.message}; {self.report_error}")
+
+    @property
+    def _videos_outcome(self) -> Outcome:
+        if self.interrupted:
+            return Outcome(
+                EXIT_INTERRUPTED,
+                INTERRUPTED,
+                f"stopped with {self.done} of {self.total} videos finished; resume to do the rest",
+            )
+        if self.scheduler_lost:
+            return Outcome(EXIT_FAILED, ERROR, self.scheduler_lost)
+        if self.manifest_error:
+            return Outcome(EXIT_FAILED, ERROR, self.manifest_error)
+        if self.done < self.total:
+            return Outcome(EXIT_FAILED, ERROR, f"only {self.done} of {self.total} videos finished")
+        if self.unsearched:
+            return Outcome(EXIT_FAILED, DONE_FAILURES, self.unsearched_message)
+        if self.failed:
+            return Outcome(EXIT_FAILED, DONE_FAILURES, f"{self.failed} of {self.total} videos failed")
+        return Outcome(EXIT_OK, DONE, None)
+
+    @property
+    def exit_code(self) -> int:
+        return self.outcome.exit_code

@@ -1,0 +1,154 @@
+"""How a job's videos become Dask tasks: one each, a long one cut into pieces, tiny ones batched.
+
+    one task     ``extract_video``: most videos
+    pieces       ``plan_split`` -> ``extract_piece`` x N -> ``join_pieces`` (split_video.py):
+                 a video so long it would run alone on one core at the end of the job
+    a batch      ``extract_batch``: videos so small that a task's own cost (the scheduler's
+                 and the worker's bookkeeping) is a large part of each
+
+Each ``Unit`` ends in one future whose result is its videos' records: the job waits on
+those only.  Task keys name what runs, so the dashboard's task stream reads
+"extract-video", "plan-pieces", "extract-piece", "join-pieces", "extract-batch".
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+
+from distributed import Client, Future
+
+from ..errors import SnhooError
+from ..model import Video, VideoFailed, VideoRecord
+from ..packets.pieces import pieces_wanted, splittable
+from ..settings import Settings
+from ..worker.extract import extract_video
+from ..worker.split_video import extract_piece, join_pieces, plan_split
+
+TASK_NAME = "extract-video"
+# A video below this size is batched with others (the benchmark's one-second 360p clips
+# are 0.21 MB on average).
+BATCH_BELOW_BYTES = 1 << 20
+# At most this many videos per batch, and at least this many batches per worker thread:
+# enough tasks that the threads finish together and progress still moves.
+MAX_BATCH = 16
+BATCHES_PER_SLOT = 8
+
+
+class BatchFailed(SnhooError):
+    """A batch in which at least one video failed: every video's record, ok or not (the
+    task is shown erred in the dashboard, never green over a video that produced nothing)."""
+
+    def __init__(self, records: list[VideoRecord]) -> None:
+        failed = [r for r in records if r.error]
+        super().__init__(
+            f"{len(failed)} of {len(records)} videos failed: {failed[0].error if failed else ''}"
+        )
+        self.records = records
+
+    def __reduce__(self):
+        return (BatchFailed, (self.records,))
+
+
+def extract_batch(videos: list[Video], settings: Settings) -> list[VideoRecord]:
+    """Each video in turn, as its own task would; a failure is that video's only."""
+    records: list[VideoRecord] = []
+    failed = False
+    for video in videos:
+        try:
+            records.append(extract_video(video, settings))
+        except VideoFailed as e:
+            records.append(e.record)
+            failed = True
+    if failed:
+        raise BatchFailed(records)
+    return records
+
+
+@dataclass
+class Unit:
+    """Some videos and the one future whose result is their records."""
+
+    videos: list[Video]
+    future: Future
+    helpers: list[Future] = field(default_factory=list)  # a split video's plan and pieces
+
+    @property
+    def futures(self) -> list[Future]:
+        return [self.future, *self.helpers]
+
+
+def batches(videos: list[Video], slots: int) -> tuple[list[list[Video]], list[Video]]:
+    """(groups of tiny videos, the videos that run alone)."""
+    tiny = [v for v in videos if v.size < BATCH_BELOW_BYTES]
+    size = min(MAX_BATCH, len(tiny) // max(1, slots * BATCHES_PER_SLOT))
+    if size < 2:
+        return [], videos
+    groups = [tiny[i : i + size] for i in range(0, len(tiny), size)]
+    return groups, [v for v in videos if v.size >= BATCH_BELOW_BYTES]
+
+
+def submit(client: Client, todo: list[Video], settings: Settings, slots: int) -> list[Unit]:
+    """Every video of ``todo`` in a unit, its tasks handed to the scheduler.  ``slots``:
+    the cluster's worker threads (0: unknown)."""
+    # Longest first (size stands in for length), so one long video does not finish alone:
+    # a flat graph runs in the order it is given.
+    todo = sorted(todo, key=lambda v: v.size, reverse=True)
+    cuttable = (
+        settings.split_seconds > 0
+        and settings.stage != "always"  # asked for a local copy first: the whole video, then
+        and splittable(settings.selection, settings.dedup, settings.pack)
+    )
+    wanted = (
+        pieces_wanted([v.size for v in todo], slots, settings.split_seconds) if cuttable else [1] * len(todo)
+    )
+    split = [(v, n) for v, n in zip(todo, wanted, strict=True) if n > 1]
+    groups, alone = batches([v for v, n in zip(todo, wanted, strict=True) if n == 1], slots)
+    tasks = len(alone) + len(groups) + sum(n for _, n in split)
+    # With at least as many tasks as worker threads, parallelism comes from the tasks, and
+    # ffmpeg's frame threads only add overhead (a 2-min 720p decode: 18.1 s vs 19.9 s CPU).
+    settings = replace(settings, decoder_threads=1 if slots and tasks >= slots else 0)
+    tag = uuid.uuid4().hex
+    units = [_submit_pieces(client, v, settings, n, f"{tag}-{i}") for i, (v, n) in enumerate(split)]
+    # One client.map is one message to the scheduler for all of its tasks; a future per
+    # video computed separately was one each.
+    units += _mapped(client, extract_video, alone, [[v] for v in alone], settings, TASK_NAME, tag)
+    units += _mapped(client, extract_batch, groups, groups, settings, "extract-batch", tag)
+    return units
+
+
+def _mapped(
+    client: Client, fn, items: list, videos: list[list[Video]], settings: Settings, name: str, tag: str
+) -> list[Unit]:
+    """``fn(item, settings)`` for every item, as one client.map; a unit per item."""
+    if not items:
+        return []
+    keys = [(f"{name}-{tag}", i) for i in range(len(items))]
+    futures = client.map(fn, items, settings=settings, key=keys, pure=False)
+    return [Unit(v, f) for v, f in zip(videos, futures, strict=True)]
+
+
+def _submit_pieces(client: Client, video: Video, settings: Settings, n: int, tag: str) -> Unit:
+    # Higher priority: the pieces of the longest videos start first, like whole videos do.
+    priority = 1
+    plan = client.submit(plan_split, video, settings, n, key=f"plan-pieces-{tag}", priority=priority + 1)
+    pieces = [
+        client.submit(
+            extract_piece, plan, k, video, settings, key=f"extract-piece-{tag}-{k}", priority=priority
+        )
+        for k in range(n)
+    ]
+    join = client.submit(
+        join_pieces, video, settings, plan, *pieces, key=f"join-pieces-{tag}", priority=priority
+    )
+    return Unit([video], join, [plan, *pieces])
+
+
+def slots_of(client: Client, timeout: float = 10.0) -> int:
+    """Worker threads in the cluster now (0 if the scheduler cannot say within ``timeout``
+    s: a frozen one never answers, and ``scheduler_info`` would wait for it for ever)."""
+    try:
+        info = client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=timeout)
+        return sum(w.get("nthreads", 1) for w in info["workers"].values())
+    except (KeyError, OSError, TimeoutError, AttributeError, TypeError):
+        return 0

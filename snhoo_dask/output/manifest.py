@@ -1,0 +1,233 @@
+"""OUT/manifest.jsonl: one JSON line per video per run, appended as results arrive.
+
+The file outlives the runs that write it, and a run can be killed, or meet a full disk,
+in the middle of a line.  So a writer starts on a fresh line (a torn last line is ended
+first, and costs only itself), and a reader takes every line on its own: one that is not
+a record of ours, or whose fields have the wrong types, is skipped, counted and named
+(``Manifest.problem``), never allowed to stop the report or the next run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+
+from ..fs.fsafe import UnsafePath, open_beneath
+from ..model import VideoRecord
+from .layout import MANIFEST, OutputDir
+
+# Far above any record (the missing list is summarised), far below a memory problem.
+MAX_LINE = 4 * 1024 * 1024
+SHOWN_LINES = 10  # how many bad line numbers a message names
+# Numbers a record holds (times, sizes, counts) stay well inside a float's exact range.
+MAX_NUMBER = 2**53
+
+
+class ManifestWriter:
+    """Appends whole lines, each handed to the OS in one unbuffered write; syncs to disk at
+    most once a second.
+
+    Nothing is kept in a buffer: a write that fails (a full disk) raises at once, with the
+    record that did not make it, and leaves nothing behind for ``close`` to fail on again.
+    A line the disk cut short is ended before the next record, as is a torn last line left
+    by an earlier run, so no record is ever appended onto a broken one.
+    The sync (which survives a machine crash too) is batched: on an NFS output one sync
+    can cost tens of milliseconds, which per record would pace a job of short clips.
+    The last records are synced when the writer closes.
+    """
+
+    SYNC_EVERY = 1.0  # seconds
+
+    def __init__(self, out: OutputDir) -> None:
+        self.path = os.path.join(out.path, MANIFEST)
+        # Read as well as append: the last byte says whether the file ends a line.
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._fd = os.open(MANIFEST, flags, 0o644, dir_fd=out.fd)
+        self._line_ended = _ends_a_line(self._fd)
+        self._synced = time.monotonic()
+        self._dirty = False
+        self.close_error: str | None = None  # a delayed write error (NFS) reported by close
+
+    def write(self, record: VideoRecord) -> None:
+        data = (record.to_json() + "\n").encode("utf-8")
+        if not self._line_ended:
+            data = b"\n" + data
+        try:
+            _write_all(self._fd, data)
+        except OSError:
+            self._line_ended = _ends_a_line(self._fd)
+            raise
+        self._line_ended = True
+        self._dirty = True
+        if time.monotonic() - self._synced >= self.SYNC_EVERY:
+            self.sync()
+
+    def sync(self) -> None:
+        if self._dirty:
+            os.fsync(self._fd)
+            self._dirty = False
+        self._synced = time.monotonic()
+
+    def close(self) -> None:
+        """Never raises: every line already reached the OS, and a write error was raised
+        with its record.  An error the OS reports only now is kept in ``close_error``."""
+        if self._fd < 0:
+            return
+        try:
+            self.sync()
+        except OSError as e:
+            self.close_error = f"could not sync {self.path}: {e.strerror or e}"
+        try:
+            os.close(self._fd)
+        except OSError as e:
+            self.close_error = self.close_error or f"could not close {self.path}: {e.strerror or e}"
+        self._fd = -1
+
+    def __enter__(self) -> ManifestWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _ends_a_line(fd: int) -> bool:
+    """True if the file is empty or its last byte is a newline."""
+    try:
+        size = os.fstat(fd).st_size
+        return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
+    except OSError:
+        return False  # unknown: a newline first costs at most an empty line
+
+
+@dataclass
+class Manifest:
+    """What a manifest holds: its records, and the lines that were not records."""
+
+    records: list[VideoRecord] = field(default_factory=list)
+    bad_lines: list[int] = field(default_factory=list)  # 1-based line numbers
+
+    @property
+    def problem(self) -> str | None:
+        """One line naming the skipped lines, or None when every line was a record."""
+        n = len(self.bad_lines)
+        if not n:
+            return None
+        shown = ", ".join(str(i) for i in self.bad_lines[:SHOWN_LINES])
+        if n > SHOWN_LINES:
+            shown += f" and {n - SHOWN_LINES} more"
+        return f"{MANIFEST}: {n} unreadable line{'s' if n > 1 else ''} skipped (line{'s' if n > 1 else ''} {shown})"
+
+    def latest_run(self) -> list[VideoRecord]:
+        if not self.records:
+            return []
+        last = self.records[-1].run
+        return [r for r in self.records if r.run == last]
+
+
+def open_manifest(out: str) -> int:
+    """A descriptor of OUT/manifest.jsonl for reading.  FileNotFoundError when there is none,
+    UnsafePath when it (or OUT) is a link or not a plain file."""
+    return open_beneath(os.path.realpath(out), MANIFEST, regular=True)
+
+
+def load_manifest(out: str, missing_ok: bool = True) -> Manifest:
+    """Every record in OUT/manifest.jsonl, and the numbers of the lines that were not one.
+
+    With ``missing_ok``, no manifest (or a link put in its place) is an empty one."""
+    try:
+        fd = open_manifest(out)
+    except (FileNotFoundError, UnsafePath):
+        if missing_ok:
+            return Manifest()
+        raise
+    manifest = Manifest()
+    with open(fd, "rb") as f:
+        for number, line in enumerate(_lines(f), start=1):
+            if line is not None and not line.strip():
+                continue
+            rec = parse_line(line) if line is not None else None
+            if rec is None:
+                manifest.bad_lines.append(number)
+            else:
+                manifest.records.append(rec)
+    return manifest
+
+
+def _lines(f) -> Iterator[bytes | None]:
+    """The file's lines; None for one longer than MAX_LINE (read past, never kept)."""
+    while True:
+        line = f.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE and not line.endswith(b"\n"):
+            while True:
+                rest = f.readline(MAX_LINE)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield None
+        else:
+            yield line
+
+
+def parse_line(line: bytes) -> VideoRecord | None:
+    """One line as a record, or None if it is not one of ours with fields of the right types."""
+    try:
+        rec = VideoRecord.from_json(line.decode("utf-8"))
+    except (ValueError, TypeError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return rec if _well_typed(rec) else None
+
+
+def _number(value: object, integer: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if integer and not isinstance(value, int):
+        return False
+    return math.isfinite(value) and abs(value) <= MAX_NUMBER
+
+
+# Per field annotation (record.py writes them as text), what a value may be.
+_CHECKS = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: _number(v, True),
+    "float": lambda v: _number(v, False),
+    "bool": lambda v: isinstance(v, bool),
+    "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+}
+
+
+def _check(annotation: str):
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    optional = "None" in kinds
+    checks = [_CHECKS[k] for k in kinds if k in _CHECKS]
+    if not checks:
+        return None  # a type this reader does not know: taken as it is
+    return lambda v: (optional and v is None) or any(c(v) for c in checks)
+
+
+_FIELD_CHECKS = {f.name: c for f in fields(VideoRecord) if (c := _check(f.type)) is not None}
+
+
+def _well_typed(rec: VideoRecord) -> bool:
+    return all(check(getattr(rec, name)) for name, check in _FIELD_CHECKS.items())
+
+
+def read_manifest(out: str) -> Iterator[VideoRecord]:
+    """Every record in OUT/manifest.jsonl (a torn or foreign line is skipped: see
+    ``load_manifest`` for their count)."""
+    yield from load_manifest(out).records
+
+
+def latest_run(out: str) -> list[VideoRecord]:
+    """The records of the most recent run in the manifest."""
+    return load_manifest(out).latest_run()

@@ -1,0 +1,172 @@
+"""Contact sheets: a few frames of one video's output as one small JPEG strip.
+
+Used by report.html (embedded) and by the web service (served per video).  The output
+is a folder of images, or a tar (``--pack tar``), read in place without unpacking.
+
+Everything is opened by descriptor from the output folder down (``fsafe``), no link
+followed: the output folder's contents can be changed by anyone who can write there, and a
+sheet must never show a file from elsewhere.  Pictures too big to decode cheaply are left out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+import tarfile
+from typing import BinaryIO
+
+from PIL import Image
+
+from ..fs import fsafe
+from .layout import IMAGE_EXTENSIONS
+
+SHEET_FRAMES = 4
+THUMB_WIDTH = 128
+# What one thumbnail may decode, after JPEG draft scaling: an 8K frame (33 Mpixel) fits;
+# a larger picture is left out rather than costing hundreds of MB per request.
+MAX_DECODE_PIXELS = 40_000_000
+
+
+def _spread(names: list[str], n: int) -> list[str]:
+    if len(names) > n:
+        step = (len(names) - 1) / (n - 1) if n > 1 else 0
+        names = [names[round(i * step)] for i in range(n)]
+    return names
+
+
+def _plain_name(name: str) -> bool:
+    """One file name, not a path: frames.csv is read from a folder others may write to."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name
+
+
+def _open_regular(dir_fd: int, name: str) -> BinaryIO:
+    """``name`` in ``dir_fd`` opened for reading, if it is a plain file (never a link, a
+    folder or a named pipe); OSError otherwise."""
+    return os.fdopen(fsafe.open_regular(dir_fd, name), "rb")
+
+
+def _frame_names(dir_fd: int, n: int) -> list[str]:
+    """Names of ``n`` frames spread evenly over a finished video folder (first to last)."""
+    names: list[str] = []
+    try:
+        with io.TextIOWrapper(_open_regular(dir_fd, "frames.csv"), encoding="utf-8", newline="") as f:
+            names = [row["file"] for row in csv.DictReader(f)]
+    except (OSError, KeyError, ValueError, csv.Error):  # csv.Error: e.g. a field over its size limit
+        try:
+            names = sorted(e for e in os.listdir(dir_fd) if e.endswith(IMAGE_EXTENSIONS))
+        except OSError:
+            return []
+    return _spread([name for name in names if isinstance(name, str) and _plain_name(name)], n)
+
+
+def sheet_frames(folder: str, n: int = SHEET_FRAMES) -> list[str]:
+    """Paths of ``n`` frames spread evenly over a finished video folder (first to last)."""
+    try:
+        with fsafe.opened_dir(os.path.realpath(folder)) as fd:
+            return [os.path.join(folder, name) for name in _frame_names(fd, n)]
+    except OSError:
+        return []
+
+
+def _thumb(source: BinaryIO, width: int) -> Image.Image | None:
+    """A thumbnail ``width`` wide at most, or None for a picture that is unreadable or too big."""
+    try:
+        with Image.open(source) as im:
+            # JPEG: decode at the smallest scale still `width` wide (1/8 of 16000 is 2000).
+            im.draft("RGB", (width, 1))
+            if im.width * im.height > MAX_DECODE_PIXELS:
+                return None
+            im = im.convert("RGB")
+            im.thumbnail((width, width * 3))
+            return im.copy()
+    except (OSError, ValueError, Image.DecompressionBombError, tarfile.TarError):
+        # DecompressionBombError: over twice Image.MAX_IMAGE_PIXELS, refused before decoding.
+        return None
+
+
+def _folder_thumbs(dir_fd: int, n: int, width: int) -> list[Image.Image]:
+    thumbs = []
+    for name in _frame_names(dir_fd, n):
+        try:
+            f = _open_regular(dir_fd, name)
+        except OSError:
+            continue
+        with f:
+            thumbs.append(_thumb(f, width))
+    return [t for t in thumbs if t is not None]
+
+
+def _tar_thumbs(f: BinaryIO, n: int, width: int) -> list[Image.Image]:
+    try:
+        with tarfile.open(fileobj=f, mode="r:") as tar:
+            members = {m.name: m for m in tar if m.isreg() and m.name.endswith(IMAGE_EXTENSIONS)}
+            thumbs = []
+            for name in _spread(sorted(members), n):
+                member = tar.extractfile(members[name])
+                if member is not None:
+                    thumbs.append(_thumb(member, width))
+    except (OSError, tarfile.TarError):
+        return []
+    return [t for t in thumbs if t is not None]
+
+
+def _thumbs(parent_fd: int, name: str, n: int, width: int) -> list[Image.Image]:
+    """Thumbnails of the output ``name`` (a folder, or a ``.tar`` file) in ``parent_fd``."""
+    # Opened once, without following a link, and then judged by what was opened (fstat).
+    fd = fsafe.open_file(parent_fd, name)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            return _folder_thumbs(fd, n, width)
+        if not (stat.S_ISREG(mode) and name.endswith(".tar")):
+            return []
+        f = os.fdopen(fd, "rb")
+        fd = -1  # the file object owns it now
+        with f:
+            return _tar_thumbs(f, n, width)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def video_sheet(out_fd: int, out_rel: str, n: int = SHEET_FRAMES, width: int = THUMB_WIDTH) -> bytes | None:
+    """A JPEG strip of a few frames of one video, whose output (folder or tar) is ``out_rel``
+    below the open output folder ``out_fd``; None if it has none or is not reached without
+    following a link."""
+    try:
+        parts = fsafe.parts_of(out_rel)
+        parent = fsafe.walk(out_fd, parts[:-1])
+        try:
+            thumbs = _thumbs(parent, parts[-1], n, width)
+        finally:
+            os.close(parent)
+    except OSError:
+        return None
+    return _strip(thumbs)
+
+
+def contact_sheet(output: str, n: int = SHEET_FRAMES, width: int = THUMB_WIDTH) -> bytes | None:
+    """``video_sheet`` for an output named by a path (its folder is trusted as resolved)."""
+    parent, name = os.path.split(os.path.abspath(output))
+    try:
+        with fsafe.opened_dir(os.path.realpath(parent)) as fd:
+            return video_sheet(fd, name, n, width)
+    except OSError:
+        return None
+
+
+def _strip(thumbs: list[Image.Image]) -> bytes | None:
+    if not thumbs:
+        return None
+    gap = 2
+    height = max(t.height for t in thumbs)
+    sheet = Image.new("RGB", (sum(t.width for t in thumbs) + gap * (len(thumbs) - 1), height), "white")
+    x = 0
+    for t in thumbs:
+        sheet.paste(t, (x, 0))
+        x += t.width + gap
+    buf = io.BytesIO()
+    sheet.save(buf, format="JPEG", quality=80)
+    return buf.getvalue()

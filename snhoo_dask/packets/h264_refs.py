@@ -1,0 +1,551 @@
+"""Which earlier pictures an H.264 picture is predicted from, read from its slice headers,
+and stand-ins for the reference pictures nothing asked for needs.
+
+``thinning`` keeps, for a requested frame, every reference picture decoded before it since
+the last IDR.  With x264's defaults many of those are needed by nothing asked for: its
+B-pyramid's middle B-frame is a reference, but P-frames (``ref=1``) are predicted only from
+the P-frame before, through an explicit reordering of their reference list.  Only the
+slice headers say so.  This module reads them (sequence and picture parameter sets, each
+slice's reference list sizes and reorderings, its reference marking), replays the decoded
+picture buffer as the standard builds it, and gives, for each picture, the pictures its
+reference lists hold; a requested frame needs those, and theirs, and so on.
+
+A reference picture cannot simply be left out: the decoder would see a gap in
+``frame_num`` and fill it with made-up pictures whose order counts are not the missing
+ones', and those sort into the next B-frame's lists.  So a reference picture that is not
+needed but is decoded before one that is gets a *stand-in* (``Pictures.standin``): a
+P-picture with the same ``frame_num``, order count and reference marking, every macroblock
+skipped, coded with CAVLC under a picture parameter set of its own (added in the same
+packet).  The decoder's picture buffer then changes exactly as with the real picture, so
+every kept picture is predicted from the same pictures as in a full decode; the stand-in's
+own content (a copy of a reference picture) is seen by nothing but its own output frame,
+which no selection takes.  Decoding one costs about a tenth of a real picture here.
+
+Anything not modelled (fields, long-term references, memory management other than "this
+short-term picture is unused", slice groups, gaps in ``frame_num``, ...) raises
+``Unsupported``: the caller then keeps every reference picture, as before.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ..errors import FastPathError
+
+_SLICE_NALS = (1, 5)
+_HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
+_P, _B, _I = 0, 1, 2
+# A slice header (with its weight table and reference marking) fits in far fewer bytes;
+# a NAL unit shorter than that is read whole.
+_HEADER_BYTES = 48
+
+
+class Unsupported(FastPathError):
+    """A stream (or a stream feature) whose reference lists this module does not replay."""
+
+
+class _Bits:
+    """Big-endian bit reader over an RBSP (emulation prevention bytes already removed)."""
+
+    def __init__(self, data: bytes, start_bit: int = 0) -> None:
+        self.value = int.from_bytes(data, "big")
+        self.size = len(data) * 8
+        self.pos = start_bit
+
+    def u(self, n: int) -> int:
+        if self.pos + n > self.size:
+            raise Unsupported("header runs past its NAL unit")
+        self.pos += n
+        return (self.value >> (self.size - self.pos)) & ((1 << n) - 1)
+
+    def ue(self) -> int:
+        rest = self.size - self.pos
+        tail = self.value & ((1 << rest) - 1)
+        zeros = rest - tail.bit_length()
+        if not tail or zeros > 31:
+            raise Unsupported("bad Exp-Golomb code")
+        self.pos += zeros
+        return self.u(zeros + 1) - 1
+
+    def se(self) -> int:
+        k = self.ue()
+        return (k + 1) // 2 if k & 1 else -(k // 2)
+
+
+def _rbsp(nal: bytes | memoryview, limit: int | None = None) -> bytes:
+    data = bytes(nal[:limit] if limit else nal)
+    return data.replace(b"\x00\x00\x03", b"\x00\x00")
+
+
+@dataclass(frozen=True)
+class _SPS:
+    sps_id: int
+    macroblocks: int  # in a frame
+    chroma_array_type: int
+    log2_max_frame_num: int
+    poc_type: int
+    log2_max_poc_lsb: int
+    max_num_ref_frames: int
+
+
+@dataclass(frozen=True)
+class _PPS:
+    sps: _SPS
+    bottom_field_poc_present: bool
+    num_ref_idx_default: tuple[int, int]
+    weighted_pred: bool
+    weighted_bipred_idc: int
+    redundant_pic_cnt_present: bool
+
+
+def _skip_scaling_list(bits: _Bits, size: int) -> None:
+    last = nxt = 8
+    for _ in range(size):
+        if nxt:
+            nxt = (last + bits.se() + 256) % 256
+        last = nxt or last
+
+
+def _parse_sps(nal: bytes | memoryview) -> tuple[int, _SPS]:
+    bits = _Bits(_rbsp(nal), 8)
+    profile = bits.u(8)
+    bits.u(16)  # constraint flags, level
+    sps_id = bits.ue()
+    chroma = 1
+    if profile in _HIGH_PROFILES:
+        chroma = bits.ue()
+        if chroma == 3 and bits.u(1):
+            raise Unsupported("separate colour planes")
+        bits.ue(), bits.ue(), bits.u(1)  # bit depths, qpprime_y_zero_transform_bypass
+        if bits.u(1):
+            for i in range(8 if chroma != 3 else 12):
+                if bits.u(1):
+                    _skip_scaling_list(bits, 16 if i < 6 else 64)
+    log2_max_frame_num = bits.ue() + 4
+    poc_type = bits.ue()
+    log2_max_poc_lsb = 0
+    if poc_type == 0:
+        log2_max_poc_lsb = bits.ue() + 4
+    elif poc_type != 2:
+        raise Unsupported(f"picture order count type {poc_type}")
+    max_num_ref_frames = bits.ue()
+    bits.u(1)  # gaps_in_frame_num_value_allowed_flag (a gap is refused when met)
+    macroblocks = (bits.ue() + 1) * (bits.ue() + 1)
+    if not bits.u(1):
+        raise Unsupported("field or MBAFF coding")
+    return sps_id, _SPS(
+        sps_id, macroblocks, chroma, log2_max_frame_num, poc_type, log2_max_poc_lsb, max_num_ref_frames
+    )
+
+
+def _parse_pps(nal: bytes | memoryview, sps: dict[int, _SPS]) -> tuple[int, _PPS]:
+    bits = _Bits(_rbsp(nal), 8)
+    pps_id, sps_id = bits.ue(), bits.ue()
+    if sps_id not in sps:
+        raise Unsupported("a PPS before its SPS")
+    bits.u(1)  # entropy_coding_mode_flag
+    bottom = bool(bits.u(1))
+    if bits.ue():
+        raise Unsupported("slice groups")
+    defaults = (bits.ue() + 1, bits.ue() + 1)
+    weighted_pred, bipred = bool(bits.u(1)), bits.u(2)
+    bits.se(), bits.se(), bits.se()  # pic_init_qp, pic_init_qs, chroma_qp_index_offset
+    bits.u(2)  # deblocking_filter_control_present_flag, constrained_intra_pred_flag
+    redundant = bool(bits.u(1))
+    return pps_id, _PPS(sps[sps_id], bottom, defaults, weighted_pred, bipred, redundant)
+
+
+class _Slice(NamedTuple):
+    kind: int  # _P, _B or _I
+    active: tuple[int, int]  # reference list sizes
+    modifications: tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
+
+
+@dataclass
+class Picture:
+    """One coded picture, as its slice headers describe it."""
+
+    nal_ref_idc: int
+    idr: bool
+    frame_num: int
+    poc_lsb: int
+    delta_poc_bottom: int
+    sps: _SPS
+    slices: list[_Slice] = field(default_factory=list)
+    unused: tuple[int, ...] = ()  # MMCO 1: difference_of_pic_nums_minus1 of each
+    explicit_marking: bool = False
+
+    @property
+    def reference(self) -> bool:
+        return self.nal_ref_idc != 0
+
+
+def _skip_weights(bits: _Bits, pps: _PPS, kind: int, active: tuple[int, int]) -> None:
+    bits.ue()
+    if pps.sps.chroma_array_type:
+        bits.ue()
+    for lst in range(2 if kind == _B else 1):
+        for _ in range(active[lst]):
+            if bits.u(1):
+                bits.se(), bits.se()
+            if pps.sps.chroma_array_type and bits.u(1):
+                bits.se(), bits.se(), bits.se(), bits.se()
+
+
+def _parse_slice(nal: bytes | memoryview, pps: dict[int, _PPS], picture: Picture | None) -> Picture:
+    """The slice's header, added to ``picture`` (its first slice makes a new one)."""
+    nal_ref_idc, nal_type = (nal[0] >> 5) & 3, nal[0] & 0x1F
+    for limit in (_HEADER_BYTES, None):
+        bits = _Bits(_rbsp(nal, limit), 8)
+        try:
+            return _slice_header(bits, nal_ref_idc, nal_type == 5, pps, picture)
+        except Unsupported:
+            if limit is None or len(nal) <= limit:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _slice_header(
+    bits: _Bits, nal_ref_idc: int, idr: bool, pps_table: dict[int, _PPS], picture: Picture | None
+) -> Picture:
+    first_mb = bits.ue()
+    kind = bits.ue() % 5
+    if kind > _I:
+        raise Unsupported("SP/SI slices")
+    pps = pps_table.get(bits.ue())
+    if pps is None:
+        raise Unsupported("a slice before its PPS")
+    sps = pps.sps
+    frame_num = bits.u(sps.log2_max_frame_num)
+    if idr:
+        bits.ue()  # idr_pic_id
+    poc_lsb = delta_bottom = 0
+    if sps.poc_type == 0:
+        poc_lsb = bits.u(sps.log2_max_poc_lsb)
+        if pps.bottom_field_poc_present:
+            delta_bottom = bits.se()
+    if pps.redundant_pic_cnt_present and bits.ue():
+        raise Unsupported("redundant pictures")
+    if kind == _B:
+        bits.u(1)  # direct_spatial_mv_pred_flag
+    active = (0, 0)
+    if kind != _I:
+        active = pps.num_ref_idx_default
+        if bits.u(1):
+            active = (bits.ue() + 1, bits.ue() + 1 if kind == _B else active[1])
+        if kind == _P:
+            active = (active[0], 0)
+    modifications: list[tuple[tuple[int, int], ...]] = [(), ()]
+    for lst in range(2 if kind == _B else (1 if kind == _P else 0)):
+        if bits.u(1):
+            ops = []
+            while (op := bits.ue()) != 3:
+                if op > 1:
+                    raise Unsupported("long-term reference reordering")
+                ops.append((op, bits.ue()))
+                if len(ops) > active[lst]:
+                    raise Unsupported("more reorderings than references")
+            modifications[lst] = tuple(ops)
+    if (pps.weighted_pred and kind == _P) or (pps.weighted_bipred_idc == 1 and kind == _B):
+        _skip_weights(bits, pps, kind, active)
+    explicit, unused = False, []
+    if nal_ref_idc:
+        if idr:
+            bits.u(1)  # no_output_of_prior_pics_flag
+            if bits.u(1):
+                raise Unsupported("long-term reference")
+        elif bits.u(1):
+            explicit = True
+            while (op := bits.ue()) != 0:
+                if op != 1:
+                    raise Unsupported(f"memory management operation {op}")
+                unused.append(bits.ue())
+    this = _Slice(kind, active, (modifications[0], modifications[1]))
+    if first_mb == 0 or picture is None:
+        return Picture(
+            nal_ref_idc, idr, frame_num, poc_lsb, delta_bottom, sps,
+            [this], tuple(unused), explicit,
+        )  # fmt: skip
+    if (frame_num, poc_lsb, nal_ref_idc) != (picture.frame_num, picture.poc_lsb, picture.nal_ref_idc):
+        raise Unsupported("slices of one picture disagree")
+    picture.slices.append(this)
+    return picture
+
+
+class Parser:
+    """Reads one H.264 stream's packets in decode order, one ``Picture`` per packet."""
+
+    def __init__(self, extradata: bytes) -> None:
+        self.sps: dict[int, _SPS] = {}
+        self.pps: dict[int, _PPS] = {}
+        if len(extradata) >= 7 and extradata[0] == 1:  # avcC: the parameter sets are here
+            pos, count = 6, extradata[5] & 0x1F
+            for kind in (7, 8):
+                for _ in range(count):
+                    if pos + 2 > len(extradata):
+                        raise Unsupported("avcC ends inside its parameter sets")
+                    size = int.from_bytes(extradata[pos : pos + 2], "big")
+                    if pos + 2 + size > len(extradata):
+                        raise Unsupported("avcC ends inside its parameter sets")
+                    self.nal(extradata[pos + 2 : pos + 2 + size])
+                    pos += 2 + size
+                if kind == 7:
+                    if pos >= len(extradata):
+                        raise Unsupported("avcC has no count of picture parameter sets")
+                    count, pos = extradata[pos], pos + 1
+
+    def nal(self, nal: bytes | memoryview, picture: Picture | None = None) -> Picture | None:
+        """Take one NAL unit; returns the picture it is a slice of (None for anything else)."""
+        if not len(nal):
+            return picture
+        kind = nal[0] & 0x1F
+        if kind == 7:
+            sps_id, sps = _parse_sps(nal)
+            # A picture parameter set holds the SPS it was read against: one redefined
+            # would leave later slices read (and stand-ins written) against the old one.
+            if sps_id in self.sps and sps != self.sps[sps_id]:
+                raise Unsupported("a sequence parameter set redefined")
+            self.sps[sps_id] = sps
+        elif kind == 8:
+            pps_id, pps = _parse_pps(nal, self.sps)
+            if pps_id in self.pps and pps != self.pps[pps_id]:
+                raise Unsupported("a picture parameter set redefined")
+            self.pps[pps_id] = pps
+        elif kind in _SLICE_NALS:
+            return _parse_slice(nal, self.pps, picture)
+        elif kind in (20, 21):
+            raise Unsupported("multiview or depth coding")
+        return picture
+
+
+def _by_order(short: list[_Ref], poc: int, down: bool) -> list[_Ref]:
+    """The pictures shown before ``poc`` (``down``: nearest first) or after it."""
+    if down:
+        return sorted((r for r in short if r.poc < poc), key=lambda r: -r.poc)
+    return sorted((r for r in short if r.poc > poc), key=lambda r: r.poc)
+
+
+class _Ref(NamedTuple):
+    pos: int
+    frame_num: int
+    poc: int
+
+
+def _replay(pictures: list[Picture]) -> list[tuple[tuple[int, ...], ...]]:
+    """Each picture's reference lists (per slice, per list: positions), as the decoded
+    picture buffer is built by the standard (8.2.4, 8.2.5) for frames with short-term
+    references only."""
+    short: list[_Ref] = []  # most recent first
+    prev_frame_num = prev_offset = prev_msb = prev_lsb = 0
+    out = []
+    for pos, pic in enumerate(pictures):
+        sps = pic.sps
+        max_frame_num = 1 << sps.log2_max_frame_num
+        if pic.idr:
+            short.clear()
+            prev_frame_num = prev_offset = prev_msb = prev_lsb = 0
+        elif pic.frame_num not in (prev_frame_num, (prev_frame_num + 1) % max_frame_num):
+            raise Unsupported("a gap in frame_num")
+        poc, msb, offset = _order_count(pic, prev_msb, prev_lsb, prev_frame_num, prev_offset)
+        lists = []
+        for s in pic.slices:
+            lists.extend(_lists(short, pic, s, poc))
+        out.append(tuple(lists))
+        if pic.reference:
+            _mark(short, sps, pic, _Ref(pos, pic.frame_num, poc))
+            prev_msb, prev_lsb = msb, pic.poc_lsb
+        prev_frame_num, prev_offset = pic.frame_num, offset
+    return out
+
+
+def _order_count(
+    pic: Picture, prev_msb: int, prev_lsb: int, prev_frame_num: int, prev_offset: int
+) -> tuple[int, int, int]:
+    """The picture's order count (the smaller of its fields'), its MSB (type 0) and its
+    frame number offset (type 2)."""
+    sps = pic.sps
+    if sps.poc_type == 0:
+        half = 1 << (sps.log2_max_poc_lsb - 1)
+        msb = prev_msb
+        if pic.poc_lsb < prev_lsb and prev_lsb - pic.poc_lsb >= half:
+            msb += 2 * half
+        elif pic.poc_lsb > prev_lsb and pic.poc_lsb - prev_lsb > half:
+            msb -= 2 * half
+        top = msb + pic.poc_lsb
+        return min(top, top + pic.delta_poc_bottom), msb, 0
+    if pic.idr:
+        return 0, 0, 0
+    offset = prev_offset + ((1 << sps.log2_max_frame_num) if prev_frame_num > pic.frame_num else 0)
+    return 2 * (offset + pic.frame_num) - (0 if pic.reference else 1), 0, offset
+
+
+def _mark(short: list[_Ref], sps: _SPS, pic: Picture, ref: _Ref) -> None:
+    """Reference marking after a reference picture: its MMCO 1s, or the sliding window."""
+    if pic.explicit_marking:
+        max_frame_num = 1 << sps.log2_max_frame_num
+        for diff in pic.unused:
+            target = (ref.frame_num - (diff + 1)) % max_frame_num
+            hit = [r for r in short if r.frame_num == target]
+            if not hit:
+                raise Unsupported("marks unused a picture not held")
+            short.remove(hit[0])
+    elif short and len(short) >= max(sps.max_num_ref_frames, 1):
+        short.pop()  # the oldest (smallest FrameNumWrap: frame_num has no gaps here)
+    short.insert(0, ref)
+    if len(short) > max(sps.max_num_ref_frames, 1):
+        raise Unsupported("more reference pictures than the stream allows")
+
+
+def _lists(short: list[_Ref], pic: Picture, s: _Slice, poc: int) -> list[tuple[int, ...]]:
+    if s.kind == _I:
+        return []
+    if s.kind == _P:
+        initial = [list(short)]
+    else:
+        before, after = _by_order(short, poc, True), _by_order(short, poc, False)
+        initial = [before + after, after + before]
+        if len(initial[1]) > 1 and initial[0] == initial[1]:
+            initial[1][0], initial[1][1] = initial[1][1], initial[1][0]
+    max_frame_num = 1 << pic.sps.log2_max_frame_num
+    lists = []
+    for lst, refs in enumerate(initial):
+        size = s.active[lst]
+        entries: list[_Ref | None] = (refs + [None] * size)[:size]
+        pred = pic.frame_num
+        for index, (op, value) in enumerate(s.modifications[lst]):
+            pred = (pred - (value + 1) if op == 0 else pred + value + 1) % max_frame_num
+            found = [r for r in short if r.frame_num == pred]
+            if not found:
+                raise Unsupported("reorders to a picture not held")
+            i = index
+            while i + 1 < size and not (entries[i] is not None and entries[i].frame_num == pred):
+                i += 1
+            entries[index + 1 : i + 1] = entries[index:i]
+            entries[index] = found[0]
+        if any(r is None for r in entries):
+            raise Unsupported("a reference list longer than the pictures held")
+        lists.append(tuple(r.pos for r in entries if r is not None))
+    return lists
+
+
+class _Writer:
+    """Big-endian bit writer for an RBSP."""
+
+    def __init__(self) -> None:
+        self.value = self.size = 0
+
+    def u(self, n: int, v: int) -> None:
+        self.value, self.size = (self.value << n) | v, self.size + n
+
+    def ue(self, v: int) -> None:
+        code = v + 1
+        self.u(2 * code.bit_length() - 1, code)
+
+    def se(self, v: int) -> None:
+        self.ue(2 * v - 1 if v > 0 else -2 * v)
+
+    def nal(self, header: int) -> bytes:
+        """The NAL unit: header byte, RBSP with its stop bit, emulation prevention added."""
+        self.u(1, 1)
+        self.u(-self.size % 8, 0)
+        rbsp = self.value.to_bytes(self.size // 8, "big")
+        out, zeros = bytearray([header]), 0
+        for byte in rbsp:
+            if zeros >= 2 and byte <= 3:
+                out.append(3)
+                zeros = 0
+            out.append(byte)
+            zeros = zeros + 1 if byte == 0 else 0
+        return bytes(out)
+
+
+class Pictures:
+    """A stream's pictures in decode order, with their reference lists replayed."""
+
+    def __init__(self, pictures: list[Picture], pps_ids: set[int], length_size: int | None) -> None:
+        self.pictures = pictures
+        self.length_size = length_size  # of each NAL unit in a packet; None: Annex B start codes
+        self.lists = _replay(pictures)
+        self.idrs = [pos for pos, pic in enumerate(pictures) if pic.idr]
+        free = [i for i in range(256) if i not in pps_ids]
+        if not free:
+            raise Unsupported("no picture parameter set id left for the stand-ins")
+        self.standin_pps_id = free[0]
+
+    def needed(self, positions: set[int]) -> frozenset[int]:
+        """``positions``, every picture they are predicted from through any chain, and the
+        IDR picture each is decoded after."""
+        idrs = self.idrs
+        starts = {idrs[bisect_right(idrs, pos) - 1] for pos in positions if idrs and idrs[0] <= pos}
+        needed, todo = set(positions) | starts, list(positions)
+        while todo:
+            for ref_list in self.lists[todo.pop()]:
+                for pos in ref_list:
+                    if pos not in needed:
+                        needed.add(pos)
+                        todo.append(pos)
+        return frozenset(needed)
+
+    def standins(self, kept: frozenset[int]) -> frozenset[int]:
+        """The reference pictures not kept that a kept picture is decoded after, before the
+        next IDR picture: each must be there, as a stand-in, for the buffer to hold the same
+        pictures.  (Those after the last kept picture before an IDR are simply left out.)"""
+        out, later = set(), False
+        for pos in range(len(self.pictures) - 1, -1, -1):
+            pic = self.pictures[pos]
+            if pos in kept:
+                later = True
+            elif later and pic.reference:
+                out.add(pos)
+            if pic.idr:
+                later = False
+        return frozenset(out)
+
+    def standin(self, pos: int) -> list[bytes]:
+        """The NAL units (without start codes or lengths) that stand in for picture ``pos``:
+        a picture parameter set for CAVLC and a P-slice skipping every macroblock, with the
+        picture's ``frame_num``, order count and reference marking."""
+        pic = self.pictures[pos]
+        sps = pic.sps
+        if not pic.reference or pic.idr:
+            raise ValueError("only a non-IDR reference picture gets a stand-in")
+        pps = _Writer()
+        pps.ue(self.standin_pps_id)
+        pps.ue(sps.sps_id)
+        pps.u(1, 0)  # CAVLC: no arithmetic coder to set up for skipped macroblocks
+        pps.u(1, 1)  # bottom field order count present: written as the picture's own
+        pps.ue(0)  # one slice group
+        pps.ue(0), pps.ue(0)  # one reference picture in each list
+        pps.u(1, 0), pps.u(2, 0)  # no weighted prediction
+        pps.se(0), pps.se(0), pps.se(0)  # QP 26; chroma QP offset 0
+        pps.u(1, 1)  # deblocking control present: the slice turns it off
+        pps.u(1, 0), pps.u(1, 0)  # no constrained intra, no redundant pictures
+        sl = _Writer()
+        sl.ue(0)  # first macroblock
+        sl.ue(5)  # P (every slice of the picture)
+        sl.ue(self.standin_pps_id)
+        sl.u(sps.log2_max_frame_num, pic.frame_num)
+        if sps.poc_type == 0:
+            sl.u(sps.log2_max_poc_lsb, pic.poc_lsb)
+            sl.se(pic.delta_poc_bottom)
+        sl.u(1, 0)  # the PPS's list size (1)
+        sl.u(1, 0)  # no reordering
+        if pic.explicit_marking:
+            sl.u(1, 1)
+            for diff in pic.unused:
+                sl.ue(1), sl.ue(diff)
+            sl.ue(0)
+        else:
+            sl.u(1, 0)
+        sl.se(0)  # QP delta
+        sl.ue(1)  # no deblocking
+        sl.ue(sps.macroblocks)  # mb_skip_run: all of them
+        return [pps.nal(0x68), sl.nal((pic.nal_ref_idc << 5) | 1)]
+
+    def payload(self, pos: int) -> bytes:
+        """The stand-in for picture ``pos`` as a packet of this stream."""
+        if self.length_size is None:
+            return b"".join(b"\x00\x00\x00\x01" + nal for nal in self.standin(pos))
+        return b"".join(len(nal).to_bytes(self.length_size, "big") + nal for nal in self.standin(pos))
