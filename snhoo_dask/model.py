@@ -8,6 +8,7 @@ newer versions still read.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -18,6 +19,25 @@ from .errors import SnhooError
 from .fs.fsafe import Identity
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+# The fields of a record that say which run, which video and what this run did with it.  A
+# skipped video's record keeps every other field from the run that made its output, so a
+# field added to the record is carried over without anyone listing it.
+THIS_RUN = frozenset(
+    {
+        "run",
+        "root",
+        "video",
+        "out",
+        "size",
+        "status",
+        "error",
+        "seconds",
+        "selection",
+        "staged",
+        "finished_at",
+    }
+)
 STATUSES = (OK, FAILED, SKIPPED)
 
 
@@ -87,6 +107,14 @@ class VideoRecord:
             setattr(self, key, value)
         self.status = status
         self.finished_at = time.time()
+        return self
+
+    def carry_over(self, previous: VideoRecord) -> VideoRecord:
+        """This run's record of a video, with everything the run that made its output
+        recorded about it (frames, stream facts, path, warnings...); see ``THIS_RUN``."""
+        for f in fields(self):
+            if f.name not in THIS_RUN:
+                setattr(self, f.name, copy.deepcopy(getattr(previous, f.name)))
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -73,23 +73,7 @@ def skip_record(video: Video, settings: Settings, out: OutputDir) -> VideoRecord
     previous = finished_record(out, video.out_rel, settings.signature(), video.size, source)
     if previous is None:
         return None
-    record = new_record(video, settings)
-    for key in (
-        "frames",
-        "codec",
-        "width",
-        "height",
-        "fps",
-        "duration",
-        "missing",
-        "worker",
-        "out_width",
-        "out_height",
-        "dropped",
-        "source",
-    ):
-        setattr(record, key, getattr(previous, key))
-    return record.finish(SKIPPED)
+    return new_record(video, settings).carry_over(previous).finish(SKIPPED)
 
 
 def split_done(
