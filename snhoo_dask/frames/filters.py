@@ -20,7 +20,6 @@ from ..errors import UsageError
 DEDUP_HI = 64 * 12
 DEDUP_LO = 64 * 5
 DEDUP_FRAC = 0.33
-RESIZE_MODES = ("max_side", "square")
 MAX_SIZE = 16384  # beyond any real picture; keeps ffmpeg from allocating absurd frames
 # The smallest crop ffmpeg makes from every pixel format: 4:1:1 and 4:1:0 video (DV, old
 # codecs) have chroma 4 pixels wide, and a --square below that failed inside ffmpeg.

@@ -21,7 +21,7 @@ import os
 import socket
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import NamedTuple
 
 from ..errors import VideoError
@@ -282,10 +282,8 @@ def remove_tree(dir_fd: int, name: str) -> None:
         pass
     finally:
         os.close(fd)
-    try:
+    with suppress(OSError):
         os.rmdir(name, dir_fd=dir_fd)
-    except OSError:
-        pass
 
 
 @contextmanager

@@ -26,7 +26,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import BinaryIO, NamedTuple
 
 from ..fs.fsafe import (
@@ -127,10 +127,8 @@ def probe_folding(dir_fd: int) -> Folding:
             return Folding(case, unicode)
         finally:
             os.close(fd)
-            try:
+            with suppress(OSError):
                 os.unlink(name, dir_fd=dir_fd)
-            except OSError:
-                pass
     return FOLDING_UNKNOWN
 
 

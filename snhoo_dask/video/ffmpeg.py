@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 FFMPEG = "ffmpeg"
-FFPROBE = "ffprobe"
 
 # Demuxers of real video containers, none of which opens another file.  Playlists
 # (hls, dash), concat lists, image sequences and the like are not among them.  A name

@@ -56,19 +56,22 @@ class Limits:
 
     @classmethod
     def from_env(cls, env=os.environ) -> Limits:
-        try:
-            timeout = float(env.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
-            if not 0.1 <= timeout <= 3600:
-                raise ValueError
-        except ValueError:
-            raise ServeError(f"${TIMEOUT_ENV} must be a number of seconds from 0.1 to 3600") from None
-        try:
-            per_client = int(env.get(MAX_CONNECTIONS_ENV) or DEFAULT_MAX_CONNECTIONS)
-            if not 1 <= per_client <= 100000:
-                raise ValueError
-        except ValueError:
-            raise ServeError(f"${MAX_CONNECTIONS_ENV} must be a whole number from 1 to 100000") from None
+        timeout = _env_number(env, TIMEOUT_ENV, float, DEFAULT_TIMEOUT, 0.1, 3600, "a number of seconds")
+        per_client = _env_number(
+            env, MAX_CONNECTIONS_ENV, int, DEFAULT_MAX_CONNECTIONS, 1, 100000, "a whole number"
+        )
         return cls(timeout, per_client)
+
+
+def _env_number(env, name: str, kind, default, low, high, words: str):
+    """``$name`` as ``kind`` within [low, high], ``default`` when unset; ServeError otherwise."""
+    try:
+        value = kind(env.get(name) or default)
+        if not low <= value <= high:
+            raise ValueError
+    except ValueError:
+        raise ServeError(f"${name} must be {words} from {low} to {high}") from None
+    return value
 
 
 class CappedServer(HTTPServer):

@@ -1,4 +1,4 @@
-"""Copy a video to the worker's local disk before decoding it (old problem 3).
+"""Copy a video to the worker's local disk before decoding it.
 
 Decoding straight off a network share makes every seek a network round trip and
 lets a flaky share fail half way through ffmpeg; one sequential copy is cheap and
