@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from snhoo_dask.frames.selection import Plan, Selection
+from snhoo_dask.frames.plans import Plan
+from snhoo_dask.frames.selection import Selection
 from snhoo_dask.model import VideoRecord
 from snhoo_dask.settings import Settings
 from snhoo_dask.video.probe import VideoInfo

@@ -16,7 +16,8 @@ from helpers import manifest, run_cli, start_dask, start_serve
 from PIL import Image
 from videos import make_video
 
-from snhoo_dask.frames.selection import count_selected, parse_selection, plan
+from snhoo_dask.frames.plans import plan
+from snhoo_dask.frames.selection import count_selected, parse_selection
 from snhoo_dask.video.probe import VideoInfo, probe
 
 # -- 1. a header that claims a length the file does not hold --------------------------------

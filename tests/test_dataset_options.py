@@ -13,7 +13,8 @@ from helpers import run_cli
 
 from snhoo_dask.frames.filters import Dedup, FilterError, Resize, parse_dedup, parse_resize, scale_filter
 from snhoo_dask.frames.frame_log import FrameLog
-from snhoo_dask.frames.selection import SelectionError, parse_selection, plan
+from snhoo_dask.frames.plans import plan
+from snhoo_dask.frames.selection import SelectionError, parse_selection
 from snhoo_dask.output.formats import FrameRow, TarSink
 from snhoo_dask.output.layout import OutputDir, TmpDir, read_done
 from snhoo_dask.settings import Settings, dataset_options

@@ -148,7 +148,7 @@ def test_root_named_like_the_temp_folder_keeps_its_frames(shared_cluster, tmp_pa
 
 
 def _kill_worker_with_results(cluster, out, at_least: int) -> None:
-    """SIGKILL one worker process (and its ffmpeg) once it holds ``at_least`` finished results."""
+    """SIGKILL one worker process (and its ffmpeg) once ``at_least`` videos are recorded."""
     from distributed import Client
 
     deadline = time.monotonic() + 120
@@ -156,9 +156,12 @@ def _kill_worker_with_results(cluster, out, at_least: int) -> None:
         while time.monotonic() < deadline:
             has_what = c.has_what()
             held = {w: len(keys) for w, keys in has_what.items() if keys}
+            busy = {w: len(tasks) for w, tasks in c.processing().items() if tasks}
             done = len(records(out)) if os.path.exists(os.path.join(out, "manifest.jsonl")) else 0
-            if held and done >= at_least:
-                victim = max(held, key=held.get)
+            if done >= at_least and (held or busy):
+                # A worker holding finished results if any (they must not be redone and
+                # republished), else one in the middle of a task.
+                victim = max(held, key=held.get) if held else max(busy, key=busy.get)
                 pid = c.run(os.getpid, workers=[victim])[victim]
                 proc = psutil.Process(pid)
                 for p in [proc, *proc.children(recursive=True)]:
@@ -186,7 +189,12 @@ def test_killed_worker_leaves_no_task_running_after_the_job(tmp_path):
     root, out = tmp_path / "cam", tmp_path / "out"
     for i in range(6):
         make_video(root / f"v{i}.mp4", seconds=6, size="320x240")
-    cluster = start_dask(str(tmp_path), 2)
+    # One video's task is held as it opens it, so the job cannot end before the kill (on a
+    # busy machine the other videos could otherwise all finish between two looks).
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    (pause / "open.hold").write_text("v0.mp4")
+    cluster = start_dask(str(tmp_path), 2, worker_env={"SNHOO_PAUSE_DIR": str(pause)})
     try:
         proc = subprocess.Popen(
             ["snhoo-dask", "run", str(root), "--out", str(out), "--every", "3", "-q"]
@@ -196,6 +204,7 @@ def test_killed_worker_leaves_no_task_running_after_the_job(tmp_path):
             text=True,
         )
         _kill_worker_with_results(cluster, str(out), at_least=1)
+        (pause / "open.go").touch()
         _, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
         recs = records(out)

@@ -16,7 +16,8 @@ from dataclasses import replace
 import pytest
 from helpers import run_cli
 
-from snhoo_dask.frames.selection import Plan, Selection
+from snhoo_dask.frames.plans import Plan
+from snhoo_dask.frames.selection import Selection
 from snhoo_dask.packets import h264_refs
 from snhoo_dask.packets.thinning import fast_plan, needed_packets, scan
 from snhoo_dask.video.probe import probe

@@ -7,6 +7,7 @@
 - ``length``: what a header's length claim is worth (truncation checks).
 """
 
-from .selection import Plan, Selection, SelectionError, parse_selection, plan
+from .plans import Plan, plan
+from .selection import Selection, SelectionError, parse_selection
 
 __all__ = ["Plan", "Selection", "SelectionError", "parse_selection", "plan"]

@@ -1,10 +1,12 @@
 """Which frames to take from a video, and how to make ffmpeg take only those.
 
 A ``Selection`` is what the user asked for (parsed from the command line or the web
-form).  ``plan()`` turns it, for one probed video, into the *plain* ``Pass``: ffmpeg
-decodes the file itself, ``select`` keeps the frames asked for, and every image is named
-by ffmpeg's own log of what it decoded (``frame_log``).  That is the definition of a
-frame's identity every path follows:
+form); its ``kind`` is one ``Mode`` object, the one place a mode's rules live: how its
+option is parsed, how it is described, the ffmpeg expression and picker of the plain
+pass (``plans.plan``), how many frames it takes, and which frames it takes from a packet
+table (the fast paths, ``packets``).  Adding a mode is one class here and one line in
+``MODE_LIST``.  Every image is named by ffmpeg's own log of what it decoded
+(``frame_log``); that is the definition of a frame's identity every path follows:
 
     frame k is the k-th picture ffmpeg's decoder presents for the video stream, after
     edit lists, in presentation order, each decoded picture once (passthrough timing:
@@ -14,29 +16,30 @@ frame's identity every path follows:
 at T (the last one whose time is at or before T); ``--fps R`` the first frame of each
 1/R-second interval of time; ``--keyframes`` the frames the decoder marks as key frames.
 A fast path (``thinning``: fewer packets decoded; ``pieces``) names its images by the same
-identity and proves it on every image, or gives way to this plan (``FastPathRejected``).
+identity and proves it on every image, or gives way to the plain plan (``FastPathRejected``).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from bisect import bisect_right
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, BinaryIO
+from typing import Any
 
-from ..errors import FastPathError, UsageError
-from ..video.probe import VideoInfo
-from .filters import Dedup, Resize, dedup_filter, scale_filter
-from .frame_log import FrameLog
+from ..errors import UsageError
+from .pickers import (
+    TIME_TOLERANCE,
+    TIMES_WINDOW,
+    Picker,
+    TakeAll,
+    TakeIndices,
+    TakeTimes,
+    frames_past_end,
+    time_past_end,
+)
 
-MODES = ("all", "every", "fps", "frames", "times", "keyframes", "scenes")
-# Modes that name their frames one by one.
-EXACT_MODES = ("frames", "times")
-# Modes that decode every frame in one stream: the only ones --dedup can thin out.
-STREAMING_MODES = ("all", "every", "fps", "scenes")
 # ffmpeg's scene score (0-1) above which a frame starts a new shot.  0.3 finds hard cuts
 # between different shots while camera motion inside a shot stays well below it.
 DEFAULT_SCENE_THRESHOLD = 0.3
@@ -49,12 +52,6 @@ MAX_REQUESTED = 100_000
 # Frame numbers and rates past these are no video's (a 1000 fps video lasting 30 years).
 MAX_FRAME_NUMBER = 10**12
 MAX_RATE = 1_000_000
-# --times: a frame's time "at or before T" allows this much rounding (half a millisecond).
-TIME_TOLERANCE = 0.0005
-# --times on the plain path: ffmpeg keeps the frames this many seconds around each time,
-# and the last one at or before it is taken.  A gap longer than this before a time (a
-# variable-rate file) leaves that time missing, with the reason.
-TIMES_WINDOW = 1.0
 
 
 class SelectionError(UsageError, ValueError):
@@ -76,20 +73,12 @@ class Selection:
     times: tuple[float, ...] = ()
     scene_threshold: float | None = None
 
+    @property
+    def kind(self) -> Mode:
+        return MODE_BY_NAME[self.mode]
+
     def describe(self) -> str:
-        if self.mode == "every":
-            return "every frame" if self.every == 1 else f"every {_ordinal(self.every)} frame"
-        if self.mode == "fps":
-            return f"{float(self.fps):g} frames per second"
-        if self.mode == "frames":
-            return f"{len(self.frames)} chosen frame(s)"
-        if self.mode == "times":
-            return f"{len(self.times)} chosen time(s)"
-        if self.mode == "keyframes":
-            return "key frames"
-        if self.mode == "scenes":
-            return f"first frame of each shot (scene score above {self.scene_threshold:g})"
-        return "all frames"
+        return self.kind.describe(self)
 
     def signature(self) -> dict:
         """What identifies this selection in a finished folder (for resume)."""
@@ -103,6 +92,244 @@ class Selection:
         if self.mode == "scenes":  # only then: older outputs keep their signature
             sig["scene_threshold"] = self.scene_threshold
         return sig
+
+
+# What a fast plan gets from its packet table (``packets.thinning.PacketTable``): frame k's
+# time in microseconds from the first (``times_us``), the frame number of each packet in
+# decode order (``numbers``), their key flags (``key``), whether recovery points were seen
+# (``recovery``) and whether the table reaches the end of the file (``eof``).
+PacketTable = Any
+Wanted = tuple[list[int], list[str]]  # frame numbers to take, requested frames not there
+
+
+class Mode:
+    """One way of choosing frames.  Subclasses say what differs; the defaults are a mode
+    that looks at every frame (all frames)."""
+
+    name = "all"
+    option: str | None = None  # the command line's option, None for the default
+    streaming = True  # decodes every frame in one stream: --dedup may thin it out
+    exact = False  # names its frames one by one (the plain pass may end early)
+    # Pieces of a long video can each take their share without the frames before them
+    # (scenes and --dedup compare each frame with the one before; exact frames are few).
+    splittable = True
+    scored = False  # its frames carry ffmpeg's scene score
+    whole_video = True  # a fast plan for it looks at the whole video (truncation checked)
+
+    def describe(self, sel: Selection) -> str:
+        return "all frames"
+
+    def plain(self, sel: Selection) -> tuple[str | None, Picker]:
+        """The plain pass's ffmpeg ``select`` expression (None: every picture) and picker."""
+        return None, TakeAll()
+
+    def count(self, sel: Selection, rate: Fraction, frames: int) -> int:
+        """How many of a constant-rate video's first ``frames`` frames it takes."""
+        return frames
+
+    def slow_reason(self, sel: Selection) -> str | None:
+        """Why no decode-less plan can save anything for it, or None if one may."""
+        return f"{sel.describe()}: every frame is decoded anyway"
+
+    def scan_limit(self, sel: Selection) -> int | None:
+        """How many frames' packets a fast plan must read (None: all)."""
+        return None
+
+    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+        """The frame numbers in ``span`` it takes, by the plain pass's rules, read from the
+        packet table; and the requested frames the video does not have.  Or why not."""
+        return list(span), []
+
+    def fed_select(self, sel: Selection, number: str, wanted: list[int]) -> str | None:
+        """The ``select`` of a fed pass whose frame numbers ffmpeg computes as ``number``."""
+        return None
+
+
+class AllFrames(Mode):
+    pass
+
+
+class Every(Mode):
+    name, option = "every", "--every"
+
+    def describe(self, sel: Selection) -> str:
+        return "every frame" if sel.every == 1 else f"every {_ordinal(sel.every)} frame"
+
+    def plain(self, sel: Selection) -> tuple[str | None, Picker]:
+        return (f"not(mod(n,{sel.every}))" if sel.every and sel.every > 1 else None), TakeAll()
+
+    def count(self, sel: Selection, rate: Fraction, frames: int) -> int:
+        return -(-frames // sel.every) if frames > 0 else 0  # exact past 2**53, unlike a float
+
+    def slow_reason(self, sel: Selection) -> str | None:
+        return super().slow_reason(sel) if (sel.every or 1) == 1 else None
+
+    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+        every = sel.every or 1
+        return [k for k in span if k % every == 0], []
+
+    def fed_select(self, sel: Selection, number: str, wanted: list[int]) -> str | None:
+        if (sel.every or 1) > 1:
+            return f"not(mod({number},{sel.every}))"
+        return index_expr(number, wanted) if wanted else None
+
+
+class Fps(Mode):
+    name, option = "fps", "--fps"
+
+    def describe(self, sel: Selection) -> str:
+        return f"{float(sel.fps):g} frames per second"
+
+    def plain(self, sel: Selection) -> tuple[str | None, Picker]:
+        return fps_expr(Fraction(sel.fps)), TakeAll()
+
+    def count(self, sel: Selection, rate: Fraction, frames: int) -> int:
+        if frames <= 0:
+            return 0
+        step = Fraction(sel.fps) / rate
+        return _fps_count(step.numerator, step.denominator, frames) if step < 1 else frames
+
+    def slow_reason(self, sel: Selection) -> str | None:
+        return None
+
+    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+        fps = Fraction(sel.fps)
+        # The interval of the frame before the span's first decides whether that one is new.
+        last = None if span.start == 0 else fps_interval(table.times_us[span.start - 1], fps)
+        out = []
+        for k in span:
+            interval = fps_interval(table.times_us[k], fps)
+            if last is None or interval > last:
+                out.append(k)
+            last = interval
+        return out, []
+
+    def fed_select(self, sel: Selection, number: str, wanted: list[int]) -> str | None:
+        return index_expr(number, wanted) if wanted else None
+
+
+class Frames(Mode):
+    name, option = "frames", "--frames"
+    streaming, exact, splittable, whole_video = False, True, False, False
+
+    def describe(self, sel: Selection) -> str:
+        return f"{len(sel.frames)} chosen frame(s)"
+
+    def plain(self, sel: Selection) -> tuple[str | None, Picker]:
+        return index_expr("n", list(sel.frames)), TakeIndices(list(sel.frames))
+
+    def count(self, sel: Selection, rate: Fraction, frames: int) -> int:
+        return sum(1 for k in sel.frames if k < frames)
+
+    def slow_reason(self, sel: Selection) -> str | None:
+        return None
+
+    def scan_limit(self, sel: Selection) -> int | None:
+        return max(sel.frames) + 1 if sel.frames else None
+
+    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+        total = len(table)
+        wanted = sorted(sel.frames)
+        if not table.eof and wanted and wanted[-1] >= total:
+            return "the packets were not read far enough"
+        return [i for i in wanted if i < total], frames_past_end([i for i in wanted if i >= total], total)
+
+    def fed_select(self, sel: Selection, number: str, wanted: list[int]) -> str | None:
+        return index_expr(number, wanted) if wanted else None
+
+
+class Times(Mode):
+    name, option = "times", "--times"
+    streaming, exact, splittable, whole_video = False, True, False, False
+
+    def describe(self, sel: Selection) -> str:
+        return f"{len(sel.times)} chosen time(s)"
+
+    def plain(self, sel: Selection) -> tuple[str | None, Picker]:
+        windows: list[list[float]] = []
+        for t in sorted(set(sel.times)):
+            lo, hi = max(0.0, t - TIMES_WINDOW), t + TIMES_WINDOW
+            if windows and lo <= windows[-1][1]:
+                windows[-1][1] = hi
+            else:
+                windows.append([lo, hi])
+        select = "+".join(f"between(t-start_t,{lo:.6f},{hi:.6f})" for lo, hi in windows[:MAX_TERMS_PER_PASS])
+        if len(windows) > MAX_TERMS_PER_PASS:
+            select = f"lte(t-start_t,{windows[-1][1]:.6f})"
+        return select, TakeTimes(sel.times)
+
+    def count(self, sel: Selection, rate: Fraction, frames: int) -> int:
+        return len(sel.times)
+
+    def slow_reason(self, sel: Selection) -> str | None:
+        return None
+
+    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+        """The last frame at or before each time."""
+        times = table.times_us
+        last = times[-1] / 1e6
+        out, missing = set(), []
+        for t in sorted(set(sel.times)):
+            if t + TIME_TOLERANCE >= last + float(1 / rate):
+                if not table.eof:
+                    return "the packets were not read far enough"
+                missing.append(time_past_end(t, last, rate))
+                continue
+            out.add(bisect_right(times, round((t + TIME_TOLERANCE) * 1e6)) - 1)
+        return sorted(out), missing
+
+    def fed_select(self, sel: Selection, number: str, wanted: list[int]) -> str | None:
+        return index_expr(number, wanted) if wanted else None
+
+
+class Keyframes(Mode):
+    name, option = "keyframes", "--keyframes"
+    streaming, splittable = False, False
+
+    def describe(self, sel: Selection) -> str:
+        return "key frames"
+
+    def plain(self, sel: Selection) -> tuple[str | None, Picker]:
+        return "eq(key,1)", TakeAll()  # the decoder's own key flag, after decoding
+
+    def slow_reason(self, sel: Selection) -> str | None:
+        return None
+
+    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+        if table.recovery:
+            return "recovery points (open GOP or intra refresh): the decoder marks more key frames"
+        return sorted(n for pos, n in enumerate(table.numbers) if table.key[pos] and n in span), []
+
+    def fed_select(self, sel: Selection, number: str, wanted: list[int]) -> str | None:
+        return None  # the fed packets are the key frames' own
+
+
+class Scenes(Mode):
+    name, option = "scenes", "--scenes"
+    splittable, scored = False, True
+
+    def describe(self, sel: Selection) -> str:
+        return f"first frame of each shot (scene score above {sel.scene_threshold:g})"
+
+    def plain(self, sel: Selection) -> tuple[str | None, Picker]:
+        # Frame 0 opens the first shot; ffmpeg scores it 0 (nothing before it to differ from).
+        return f"eq(n,0)+gt(scene,{sel.scene_threshold:g})", TakeAll()
+
+    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+        return f"{sel.describe()}: chosen by ffmpeg itself"
+
+
+MODE_LIST: tuple[Mode, ...] = (AllFrames(), Every(), Fps(), Frames(), Times(), Keyframes(), Scenes())
+MODE_BY_NAME = {m.name: m for m in MODE_LIST}
+MODES = tuple(m.name for m in MODE_LIST)
+# Modes that decode every frame in one stream: the only ones --dedup can thin out.
+STREAMING_MODES = tuple(m.name for m in MODE_LIST if m.streaming)
+
+
+def _ordinal(n: int) -> str:
+    """2nd, 3rd, 11th, 21st: as the summary line and the records say it."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def parse_selection(
@@ -213,213 +440,6 @@ def _parse_times(text: str) -> list[float]:
     return [parse_time(item) for item in _split(text, "--times")]
 
 
-@dataclass(frozen=True)
-class FrameRef:
-    index: int  # frame k (see the module's docstring)
-    timestamp: float  # its time in seconds from the first frame presented
-    score: float | None = None  # ffmpeg's scene score, for --scenes
-
-
-class FastPathRejected(FastPathError):
-    """A fast path could not show that an image is the frame it names (or ffmpeg reported
-    an error on it): the video is done again on the plain path, the record saying why."""
-
-
-# An image to write: which frame it is, and its picture (an array or writers.YuvFrame).
-Image = tuple[FrameRef, Any]
-
-
-class Picker:
-    """Which of the images ffmpeg sends become files (``select`` may keep a superset)."""
-
-    done = False  # every image this pass can give has been given: ffmpeg may be stopped
-    missing: list[str]
-
-    def offer(self, ref: FrameRef) -> bool:
-        """Whether the image is a candidate (it is then handed to ``take``)."""
-        return True
-
-    def take(self, ref: FrameRef, picture: Any) -> list[Image]:
-        """The images to write now.  ``picture`` is the reader's buffer, valid until the
-        next image: a picker that holds one keeps a copy."""
-        return [(ref, picture)]
-
-    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
-        """The images still held once ffmpeg has ended (``seen``: every presented
-        picture's time in microseconds, None if the pass was stopped early)."""
-        return []
-
-
-class TakeAll(Picker):
-    def __init__(self) -> None:
-        self.missing = []
-
-
-class TakeIndices(Picker):
-    """Exact frames: the ones asked for, in a range ffmpeg keeps."""
-
-    def __init__(self, indices: list[int]) -> None:
-        self.wanted = sorted(set(indices))
-        self._left = set(self.wanted)
-        self.missing = []
-
-    def offer(self, ref: FrameRef) -> bool:
-        return ref.index in self._left
-
-    def take(self, ref: FrameRef, picture: Any) -> list[Image]:
-        self._left.discard(ref.index)
-        self.done = not self._left
-        return [(ref, picture)]
-
-    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
-        if self._left:
-            total = len(seen) if seen is not None else 0
-            self.missing = frames_past_end(sorted(self._left), total)
-        return []
-
-
-def frames_past_end(indices: list[int], total: int) -> list[str]:
-    """The record's words for requested frames a video does not have."""
-    words = [f"frame {i} (video has {total} frames)" for i in indices[:20]]
-    return words + ([f"and {len(indices) - 20} more"] if len(indices) > 20 else [])
-
-
-def time_past_end(t: float, last: float, rate: Fraction) -> str:
-    return f"time {t:g}s (video lasts {round(last + float(1 / rate), 6):g}s)"
-
-
-class TakeTimes(Picker):
-    """--times on the plain path: ffmpeg keeps the frames around each time; the last one at
-    or before it is the frame shown then.  A candidate is held (encoded) until a later
-    frame shows it was the last."""
-
-    def __init__(self, times: tuple[float, ...]) -> None:
-        self._pending = sorted(set(times))
-        self._held: dict[float, Image] = {}
-        self._written: set[int] = set()
-        self.missing = []
-
-    def offer(self, ref: FrameRef) -> bool:
-        return True
-
-    def take(self, ref: FrameRef, picture: Any) -> list[Image]:
-        out = []
-        while self._pending and self._pending[0] + TIME_TOLERANCE < ref.timestamp:
-            out += self._emit(self._pending.pop(0))
-        held = None
-        for t in self._pending:
-            if t - TIMES_WINDOW <= ref.timestamp <= t + TIME_TOLERANCE:
-                held = held or (ref, copy.deepcopy(picture))
-                self._held[t] = held
-        self.done = not self._pending
-        return out
-
-    def _emit(self, t: float) -> list[Image]:
-        held = self._held.pop(t, None)
-        if held is None:
-            self.missing.append(f"time {t:g}s (no frame in the {TIMES_WINDOW:g} s before it)")
-            return []
-        if held[0].index in self._written:
-            return []
-        self._written.add(held[0].index)
-        return [held]
-
-    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
-        out = []
-        last = (seen[-1] - seen[0]) / 1e6 if seen else None
-        for t in self._pending:
-            if last is None or t + TIME_TOLERANCE >= last + float(1 / rate):
-                self._held.pop(t, None)
-                self.missing.append(time_past_end(t, last or 0.0, rate))
-            else:
-                out += self._emit(t)
-        self._pending = []
-        return out
-
-
-class Expect(Picker):
-    """A fast path's images: exactly ``indices``, in order, or the path is rejected.  Other
-    pictures it decodes (references, stand-ins) are not candidates."""
-
-    def __init__(self, indices: list[int]) -> None:
-        self.expected = list(indices)
-        self._wanted = set(indices)
-        self.got: list[int] = []
-        self.missing = []  # the plan's: what is not in the packets is known before
-
-    def offer(self, ref: FrameRef) -> bool:
-        return ref.index in self._wanted
-
-    def take(self, ref: FrameRef, picture: Any) -> list[Image]:
-        k = len(self.got)
-        if k >= len(self.expected) or ref.index != self.expected[k]:
-            want = self.expected[k] if k < len(self.expected) else "none"
-            raise FastPathRejected(f"image {k} is frame {ref.index}, expected {want}")
-        self.got.append(ref.index)
-        return [(ref, picture)]
-
-    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
-        if len(self.got) != len(self.expected):
-            raise FastPathRejected(f"ffmpeg gave {len(self.got)} of the {len(self.expected)} frames planned")
-        return []
-
-
-class Naming:
-    """Plain: an image is the picture at its place among those the decoder presented."""
-
-    def ref(self, log: FrameLog, pts: int, score: float | None) -> FrameRef:
-        return FrameRef(log.position(pts), round((pts - log.first_pts()) / 1e6, 6), score)
-
-
-@dataclass
-class Pass:
-    """One ffmpeg run through scikit-video's reader, and which frame each image is."""
-
-    select: str | None  # ffmpeg's select expression (None: every picture)
-    picker: Picker
-    naming: Naming = field(default_factory=Naming)
-    input_options: dict[str, str] = field(default_factory=dict)
-    # Filters first in the chain, applied explicitly where a fed stream lost what the
-    # container said (its rotation).
-    transforms: tuple[str, ...] = ()
-    dedup: Dedup | None = None
-    scale: str | None = None  # --max-side/--square
-    # A fast pass: ffmpeg reads a NUT stream of some of the packets, written by this
-    # into its stdin (thinning, pieces); None: it reads the file itself.
-    feed: Callable[[BinaryIO], None] | None = None
-
-    def chain(self, log: FrameLog, size: tuple[int, int]) -> str:
-        """The -vf filter chain: log, turn, fix the size (a picture-size change mid-stream
-        is scaled to the first), select, deduplicate, resize, log what is kept."""
-        parts = [log.head(), *self.transforms, f"scale={size[0]}:{size[1]}"]
-        if self.select:
-            parts.append(f"select='{self.select}'")
-        if self.dedup is not None:
-            # Deduplicate before scaling, so what counts as "the same" does not depend on the size.
-            parts += [log.candidates(), dedup_filter(self.dedup)]
-        if self.scale:
-            parts.append(self.scale)
-        parts.append(log.kept())
-        return ",".join(parts)
-
-
-@dataclass
-class Plan:
-    passes: list[Pass]
-    expected_count: int  # images a fast plan gives (a plain one: the header's frame count)
-    streaming: bool  # the pass decodes the whole video: how far it got is checked
-    missing: list[str] = field(default_factory=list)  # requested frames past the end
-    out_size: tuple[int, int] = (0, 0)  # (width, height) of the written images
-    scored: bool = False  # frames carry ffmpeg's scene score (frames.csv gets a column)
-    claimed: int = 0  # source frames the container's header claims (see length.believable)
-    path: str = "plain"  # which path made the images, and why (the record's ``path``)
-    undecoded: int = 0  # frames a fast path never decoded
-    # A fast plan read every packet: the time the video's pictures reach (the last one's
-    # time plus a frame), for the truncation check its decoded pictures cannot make.
-    reaches: float | None = None
-    counted: int = 0  # and the frames its packets hold
-
-
 def index_expr(var: str, indices: list[int]) -> str:
     """A select expression true for exactly these frame numbers (``var``), as runs; past
     MAX_TERMS_PER_PASS runs, one run from the first to the last (the picker takes out the rest)."""
@@ -453,73 +473,14 @@ def fps_interval(t_us: int, fps: Fraction) -> int:
     return math.floor((t_us / 1e6 + TIME_TOLERANCE) * fps.numerator / fps.denominator)
 
 
-def plan(
-    selection: Selection, info: VideoInfo, resize: Resize | None = None, dedup: Dedup | None = None
-) -> Plan:
-    """The plain plan: ffmpeg decodes the whole file and keeps the selected frames, resized
-    and deduplicated as asked (all inside ffmpeg); ffmpeg's log names every image."""
-    if dedup is not None and selection.mode not in STREAMING_MODES:
-        raise SelectionError(f"--dedup needs a streaming selection ({', '.join(STREAMING_MODES)})")
-    mode = selection.mode
-    picker: Picker = TakeAll()
-    select = None
-    if mode == "every" and selection.every and selection.every > 1:
-        select = f"not(mod(n,{selection.every}))"
-    elif mode == "fps":
-        select = fps_expr(Fraction(selection.fps))
-    elif mode == "keyframes":
-        select = "eq(key,1)"
-    elif mode == "scenes":
-        # Frame 0 opens the first shot; ffmpeg scores it 0 (nothing before it to differ from).
-        select = f"eq(n,0)+gt(scene,{selection.scene_threshold:g})"
-    elif mode == "frames":
-        picker = TakeIndices(list(selection.frames))
-        select = index_expr("n", list(selection.frames))
-    elif mode == "times":
-        picker = TakeTimes(selection.times)
-        windows = []
-        for t in sorted(set(selection.times)):
-            lo, hi = max(0.0, t - TIMES_WINDOW), t + TIMES_WINDOW
-            if windows and lo <= windows[-1][1]:
-                windows[-1][1] = hi
-            else:
-                windows.append([lo, hi])
-        select = "+".join(f"between(t-start_t,{lo:.6f},{hi:.6f})" for lo, hi in windows[:MAX_TERMS_PER_PASS])
-        if len(windows) > MAX_TERMS_PER_PASS:
-            select = f"lte(t-start_t,{windows[-1][1]:.6f})"
-    elif mode not in ("all", "every"):
-        raise SelectionError(f"unknown frame selection {mode!r}")
-    the_pass = Pass(
-        select,
-        picker,
-        dedup=dedup,
-        scale=scale_filter(resize, info.width, info.height),
-    )
-    return Plan(
-        [the_pass],
-        info.estimated_frames,
-        streaming=mode in STREAMING_MODES or mode == "keyframes",
-        out_size=resize.out_size(info.width, info.height) if resize else (info.width, info.height),
-        scored=mode == "scenes",
-        claimed=info.estimated_frames,
-    )
-
-
 def count_selected(selection: Selection, rate: Fraction, frames: int) -> int:
     """How many of a constant-rate video's first ``frames`` frames a streaming selection
     (all, every, fps) takes."""
     if frames <= 0:
         return 0
-    if selection.mode == "every":
-        return -(-frames // selection.every)  # exact for any length (a float loses count past 2**53)
-    if selection.mode == "fps":
-        step = Fraction(selection.fps) / rate
-        if step < 1:
-            return _fps_count(step.numerator, step.denominator, frames)
-        return frames
-    if selection.mode == "all":
-        return frames
-    raise SelectionError(f"{selection.mode} is not a streaming selection of frames by number")
+    if selection.mode not in ("all", "every", "fps"):
+        raise SelectionError(f"{selection.mode} is not a streaming selection of frames by number")
+    return selection.kind.count(selection, rate, frames)
 
 
 def _fps_count(a: int, b: int, total: int) -> int:

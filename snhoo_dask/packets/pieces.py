@@ -26,17 +26,14 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import FastPathError
 from ..frames.filters import Resize
-from ..frames.selection import Plan, Selection
+from ..frames.plans import Plan
+from ..frames.selection import Selection
 from ..video.probe import VideoInfo, open_container, video_stream
 from .thinning import PacketTable, fed_pass, needed_packets, picture_packets, remux, wanted_numbers
 
 if TYPE_CHECKING:
     import av
 
-# Selections that name frames by their number in one stream: the only ones a piece can
-# take its share of without seeing the frames before it (scenes and --dedup compare each
-# frame with the one before; seeking selections are few frames anyway).
-SPLIT_MODES = ("all", "every", "fps")
 # No more pieces than this per worker thread: enough to even out pieces of unequal speed.
 PIECES_PER_SLOT = 2
 # 400 kbit/s: below this few videos are worth cutting (a 360p phone clip is about 1 Mbit/s).
@@ -65,7 +62,7 @@ class Piece:
 
 def splittable(selection: Selection, dedup: object, pack: str) -> bool:
     """Whether a job's settings allow a video to be cut (its own stream decides the rest)."""
-    return selection.mode in SPLIT_MODES and dedup is None and pack == "folder"
+    return selection.kind.splittable and dedup is None and pack == "folder"
 
 
 def pieces_wanted(sizes: list[int], slots: int, min_seconds: float) -> list[int]:

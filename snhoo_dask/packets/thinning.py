@@ -36,19 +36,13 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from ..frames.filters import Dedup, Resize, scale_filter
 from ..frames.frame_log import FrameLog
-from ..frames.selection import (
-    TIME_TOLERANCE,
+from ..frames.pickers import (
     Expect,
     FastPathRejected,
     FrameRef,
-    Pass,
-    Plan,
-    Selection,
-    fps_interval,
-    frames_past_end,
-    index_expr,
-    time_past_end,
 )
+from ..frames.plans import Pass, Plan
+from ..frames.selection import Selection
 from ..video.probe import ProbeError, VideoInfo, open_container, video_stream
 from . import h264_refs
 
@@ -463,51 +457,7 @@ def wanted_numbers(
 ) -> tuple[list[int], list[str]] | str:
     """The frame numbers in ``span`` the selection takes, by the plain path's rules, from
     the packet table; and the requested frames the video does not have.  Or why not."""
-    mode = selection.mode
-    total = len(table)
-    if mode == "all":
-        return list(span), []
-    if mode == "every":
-        every = selection.every or 1
-        return [k for k in span if k % every == 0], []
-    if mode == "fps":
-        fps = Fraction(selection.fps)
-        # The interval of the frame before the span's first decides whether that one is new.
-        last = None if span.start == 0 else fps_interval(table.times_us[span.start - 1], fps)
-        out = []
-        for k in span:
-            interval = fps_interval(table.times_us[k], fps)
-            if last is None or interval > last:
-                out.append(k)
-            last = interval
-        return out, []
-    if mode == "keyframes":
-        if table.recovery:
-            return "recovery points (open GOP or intra refresh): the decoder marks more key frames"
-        return sorted(n for pos, n in enumerate(table.numbers) if table.key[pos] and n in span), []
-    if mode == "frames":
-        wanted = sorted(selection.frames)
-        if not table.eof and wanted and wanted[-1] >= total:
-            return "the packets were not read far enough"
-        return [i for i in wanted if i < total], frames_past_end([i for i in wanted if i >= total], total)
-    if mode == "times":
-        return _times(selection, table, info)
-    return f"{selection.describe()}: chosen by ffmpeg itself"
-
-
-def _times(selection: Selection, table: PacketTable, info: VideoInfo) -> tuple[list[int], list[str]] | str:
-    """--times from the packet table: the last frame at or before each time."""
-    times = table.times_us
-    last = times[-1] / 1e6
-    out, missing = set(), []
-    for t in sorted(set(selection.times)):
-        if t + TIME_TOLERANCE >= last + float(1 / info.frame_rate):
-            if not table.eof:
-                return "the packets were not read far enough"
-            missing.append(time_past_end(t, last, info.frame_rate))
-            continue
-        out.add(bisect_right(times, round((t + TIME_TOLERANCE) * 1e6)) - 1)
-    return sorted(out), missing
+    return selection.kind.wanted(selection, table, span, info.frame_rate)
 
 
 def fed_pass(
@@ -524,12 +474,8 @@ def fed_pass(
     """The pass that decodes a fed stream whose first picture is frame ``first`` and takes
     exactly ``wanted`` from it (named and checked by the packet table)."""
     select = None
-    if rate is not None and selection.mode != "keyframes":
-        number = frame_number_expr(rate, first)
-        if selection.mode == "every" and (selection.every or 1) > 1:
-            select = f"not(mod({number},{selection.every}))"
-        elif selection.mode != "all" and wanted:
-            select = index_expr(number, wanted)
+    if rate is not None:
+        select = selection.kind.fed_select(selection, frame_number_expr(rate, first), wanted)
     # Without a constant rate ffmpeg cannot number what it decodes: it sends every picture
     # fed, and the picker keeps the wanted ones.
     return Pass(
@@ -543,9 +489,6 @@ def fed_pass(
     )
 
 
-FAST_MODES = ("every", "fps", "frames", "times", "keyframes")
-
-
 def fast_plan(
     selection: Selection, info: VideoInfo, path: str, resize: Resize | None, dedup: Dedup | None
 ) -> Plan | str:
@@ -553,10 +496,10 @@ def fast_plan(
     is none for this video (the plain path then runs)."""
     if dedup is not None:
         return "--dedup compares every frame with the one before"
-    if selection.mode not in FAST_MODES or (selection.mode == "every" and (selection.every or 1) == 1):
-        return f"{selection.describe()}: every frame is decoded anyway"
-    frames = max(selection.frames) + 1 if selection.mode == "frames" and selection.frames else None
-    table = scan(path, info, frames=frames, references=True)
+    slow = selection.kind.slow_reason(selection)
+    if slow:
+        return slow
+    table = scan(path, info, frames=selection.kind.scan_limit(selection), references=True)
     if isinstance(table, str):
         return table
     found = wanted_numbers(selection, table, info, range(len(table)))
@@ -570,7 +513,7 @@ def fast_plan(
     idrs = [pos for pos, idr in enumerate(table.idr) if idr]
     start = idrs[bisect_right(idrs, min(targets)) - 1]
     keep, standins = needed_packets(table, set(wanted).__contains__, range(start, max(targets) + 1))
-    if selection.mode in ("every", "fps") and len(keep) >= len(table):
+    if selection.kind.streaming and len(keep) >= len(table):
         return "the selected frames need every packet"
     first = min(table.numbers[pos] for pos in keep)
     feed_it = partial(feed, path, keep, standins=standins)
@@ -578,7 +521,7 @@ def fast_plan(
     total = max(len(table), info.estimated_frames)
     # Every, fps and key frames look at the whole video: as on the plain path, a file that
     # ends well before its header's duration is truncated (told from the packets' times).
-    whole = selection.mode in ("every", "fps", "keyframes") and table.eof
+    whole = selection.kind.whole_video and table.eof
     return Plan(
         [the_pass],
         len(wanted),

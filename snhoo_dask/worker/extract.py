@@ -24,7 +24,8 @@ from typing import TypeVar
 from ..errors import VideoError
 from ..frames.frame_log import REINIT, FrameLog
 from ..frames.length import believable, cut_short, false_claim
-from ..frames.selection import FastPathRejected, FrameRef, Plan, plan
+from ..frames.pickers import FastPathRejected, FrameRef
+from ..frames.plans import Plan, plan
 from ..fs.fsafe import disk_gone
 from ..fs.mounts import should_stage
 from ..model import FAILED, OK, Video, VideoFailed, VideoRecord

@@ -4,7 +4,8 @@ Races (a folder swapped for a link between discovery and a task) are tested by m
 the window wide and certain instead of sleeping and hoping: with ``SNHOO_PAUSE_DIR`` set
 to a folder that holds ``<point>.hold``, a task reaching ``pause_point(point, video)``
 writes ``<point>.waiting`` (holding the video's name) there and waits until ``<point>.go``
-exists; later tasks pass.
+exists.  A ``.hold`` file that names a video (its path relative to its root) holds only
+that video's task; an empty one holds every task that reaches the point.
 Unset (every real run), it costs one dictionary lookup.  The wait is bounded, so a test
 that dies half way cannot hold a worker for ever.
 """
@@ -24,8 +25,13 @@ def pause_point(point: str, video: str) -> None:
         return
     waiting = os.path.join(folder, point + ".waiting")
     go = os.path.join(folder, point + ".go")
-    if not os.path.exists(os.path.join(folder, point + ".hold")) or os.path.exists(go):
-        return  # not a point this test holds, or released for good
+    try:
+        with open(os.path.join(folder, point + ".hold"), encoding="utf-8", errors="surrogateescape") as f:
+            only = f.read().strip()
+    except FileNotFoundError:
+        return  # not a point this test holds
+    if os.path.exists(go) or (only and only != video):
+        return  # released for good, or another video's hold
     with open(waiting, "w", encoding="utf-8", errors="surrogateescape") as f:
         f.write(video)
     deadline = time.monotonic() + LIMIT

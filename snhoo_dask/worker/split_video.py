@@ -23,7 +23,7 @@ from fractions import Fraction
 from functools import partial
 
 from ..frames.length import cut_short
-from ..frames.selection import FastPathRejected
+from ..frames.pickers import FastPathRejected
 from ..fs.fsafe import remove_tree, walk
 from ..model import OK, Video, VideoRecord
 from ..output.formats import FolderSink, FrameRow
