@@ -40,17 +40,24 @@ def dataset_options(
     pack: str = "folder",
     max_pixels: int | None = None,
 ) -> DatasetOptions:
-    """The same checks for the command line and the web service; FilterError says what is
-    wrong in one line, and its ``field`` names the web form's field."""
+    """The dataset options checked (``jobs/spec.py`` calls it for both sides); FilterError
+    says what is wrong in one line, and its ``field`` names the job spec field."""
     if pack not in PACKS:
-        raise FilterError(f"--pack must be one of {', '.join(PACKS)}, not {pack!r}", "pack")
+        raise FilterError.naming(
+            "{} must be one of {packs}, not {pack}", "pack", packs=", ".join(PACKS), pack=repr(pack)
+        )
     if fmt not in FORMATS:
-        raise FilterError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}", "format")
+        raise FilterError.naming(
+            "{} must be one of {formats}, not {fmt}", "fmt", formats=", ".join(FORMATS), fmt=repr(fmt)
+        )
     if dedup and selection.mode not in STREAMING_MODES:
-        raise FilterError(
-            f"--dedup works with all frames, --every, --fps or --scenes, not with --{selection.mode}: "
-            "those frames are chosen one by one",
+        raise FilterError.naming(
+            "{} works with all frames, {}, {} or {}, not with {}: those frames are chosen one by one",
             "dedup",
+            "every",
+            "fps",
+            "scenes",
+            selection.mode,
         )
     max_pixels = parse_max_pixels(max_pixels)
     return DatasetOptions(

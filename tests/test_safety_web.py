@@ -161,8 +161,20 @@ HUGE = "9" * 5000
         {"max_side": HUGE},
         {"square": HUGE},
         {"max_pixels": HUGE},
+        {"timeout": HUGE},
+        {"split_seconds": HUGE},
     ],
-    ids=["every", "frames", "fps-1e999", "fps-400-digits", "max_side", "square", "max_pixels"],
+    ids=[
+        "every",
+        "frames",
+        "fps-1e999",
+        "fps-400-digits",
+        "max_side",
+        "square",
+        "max_pixels",
+        "timeout",
+        "split_seconds",
+    ],
 )
 def test_huge_numbers_in_the_form_are_a_400_with_a_reason(env, fields):
     form = {"roots": "day1", "out": "huge", "mode": "all", **fields}
@@ -188,8 +200,20 @@ def test_huge_numbers_in_the_form_are_a_400_with_a_reason(env, fields):
         {"square": int("9" * 4000)},
         {"max_pixels": int("9" * 4000)},
         {"dedup": True, "dedup_hi": int("9" * 4000)},
+        {"timeout": int("9" * 4000)},
+        {"split_seconds": int("9" * 4000)},
     ],
-    ids=["every", "frames", "fps", "max_side", "square", "max_pixels", "dedup_hi"],
+    ids=[
+        "every",
+        "frames",
+        "fps",
+        "max_side",
+        "square",
+        "max_pixels",
+        "dedup_hi",
+        "timeout",
+        "split_seconds",
+    ],
 )
 def test_huge_numbers_in_the_api_are_a_400_naming_the_field(env, fields):
     import json

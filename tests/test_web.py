@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 import pytest
-from helpers import CHROMIUM_ARGS, Serve, small_corpus, start_dask, start_serve
+from helpers import CHROMIUM_ARGS, Serve, manifest, small_corpus, start_dask, start_serve
 from videos import make_video
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -61,10 +61,28 @@ BAD_REQUESTS = [
     ({"roots": [ROOT], "mode": "times", "value": "1:75"}, 400, "value", "below 60"),
     ({"roots": [ROOT], "mode": "fps", "value": ""}, 400, "value", "needs a value"),
     ({"roots": [ROOT], "mode": "sometimes"}, 400, "mode", "unknown frame selection"),
-    ({"roots": [ROOT], "format": "gif"}, 400, "format", "unknown format"),
+    ({"roots": [ROOT], "format": "gif"}, 400, "format", "format must be one of jpg, png"),
     ({"roots": [ROOT], "quality": 101}, 400, "quality", "1 to 100"),
     ({"roots": [ROOT], "quality": "high"}, 400, "quality", "1 to 100"),
     ({"roots": [ROOT], "overwrite": "yes"}, 400, "overwrite", "true or false"),
+    # How the workers run it: the command line's --stage, --timeout, ... (jobs/spec.py checks them).
+    ({"roots": [ROOT], "stage": "sometimes"}, 400, "stage", "stage must be one of auto, always, never"),
+    ({"roots": [ROOT], "stage": True}, 400, "stage", "must be a string"),
+    ({"roots": [ROOT], "hwaccel": "gpu"}, 400, "hwaccel", "hwaccel must be one of auto, cuda, none"),
+    ({"roots": [ROOT], "timeout": 0}, 400, "timeout", "from 1 to 86400, not 0"),
+    ({"roots": [ROOT], "timeout": -5}, 400, "timeout", "from 1 to 86400, not -5"),
+    ({"roots": [ROOT], "timeout": float("nan")}, 400, "timeout", "not nan"),  # sent as NaN
+    ({"roots": [ROOT], "timeout": float("inf")}, 400, "timeout", "not inf"),  # sent as Infinity
+    ({"roots": [ROOT], "timeout": "5"}, 400, "timeout", "a number of seconds"),
+    (
+        {"roots": [ROOT], "split_seconds": -1},
+        400,
+        "split_seconds",
+        "split seconds must be a number of seconds",
+    ),
+    ({"roots": [ROOT], "split_seconds": 1e300}, 400, "split_seconds", "from 0 to 1000000"),
+    ({"roots": [ROOT], "decode_all": 1}, 400, "decode_all", "true or false"),
+    ({"roots": [ROOT], "scratch": "/tmp/anywhere"}, 400, "scratch", "scratch is not taken from the web"),
 ]
 
 
@@ -137,6 +155,43 @@ def test_api_job_runs_to_the_end_and_reports_each_video(env):
     assert code == 202, again
     again = env.svc.wait_job(job["id"])
     assert (again["ok"], again["skipped"], again["failed"], again["runs"]) == (0, 3, 1, 2), again
+
+
+def test_api_job_takes_the_run_options_to_its_settings_and_its_workers(env):
+    """stage, decode_all, split_seconds, timeout and hwaccel reach the job's Settings (what
+    every task receives) and the workers' records; resume keeps them."""
+    call = env.svc.call
+    body = {
+        "roots": [ROOT],
+        "out": "api-options",
+        "mode": "every",
+        "value": "5",
+        "stage": "always",
+        "decode_all": True,
+        "split_seconds": 0,
+        "timeout": 5,
+        "hwaccel": "none",
+    }
+    code, job = call("/api/jobs", "POST", body)
+    assert code == 201, job
+    done = env.svc.wait_job(job["id"])
+    assert done["state"] == "done_failures" and done["ok"] == 3, done
+    spec = done["spec"]
+    assert {k: spec[k] for k in ("stage", "decode_all", "split_seconds", "timeout", "hwaccel")} == {
+        "stage": "always",
+        "decode_all": True,
+        "split_seconds": 0,
+        "timeout": 5,
+        "hwaccel": "none",
+    }, spec
+    ok = [r for r in manifest(os.path.join(env.out_base, "api-options")) if r["status"] == "ok"]
+    assert len(ok) == 3
+    # stage "always": copied to scratch although the corpus is on a local disk;
+    # decode_all: every frame decoded (the plain path), not the fast path every 5 would take.
+    assert all(r["staged"] for r in ok), ok
+    assert {r["path"] for r in ok} == {"plain (--decode-all)"}, ok
+    assert {r["decoder"] for r in ok} == {"cpu"}, ok
+    assert {r["pieces"] for r in ok} == {0}, ok
 
 
 def test_browser_submit_watch_review(env):

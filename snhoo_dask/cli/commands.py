@@ -10,18 +10,15 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import JobError
-from ..frames.filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO, FilterError
-from ..frames.selection import DEFAULT_SCENE_THRESHOLD, SelectionError, parse_selection
+from ..errors import JobError, UsageError
+from ..frames.filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO
+from ..frames.selection import DEFAULT_SCENE_THRESHOLD
 from ..fs.mounts import stage_mode
 from ..jobs.cluster import DEFAULT_DASHBOARD, ClusterError, ClusterSpec
-from ..jobs.discover import DiscoveryError, parse_extensions
-from ..jobs.job import Job, new_run_id
-from ..jobs.planning import find_videos
-from ..jobs.prepare import check_apart, prepare_output
+from ..jobs.spec import DEFAULT_TIMEOUT, JobSpec, build_job
 from ..jobs.summary import EXIT_USAGE
 from ..output.writers import FORMATS
-from ..settings import DEFAULT_SPLIT_SECONDS, PACKS, Settings, dataset_options
+from ..settings import DEFAULT_SPLIT_SECONDS, PACKS
 from ..video.hwaccel import HWACCELS
 from ..video.probe import DEFAULT_MAX_PIXELS
 from ..web.command import OneLineErrors, config_error
@@ -187,7 +184,7 @@ def main() -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1),
-    default=120,
+    default=DEFAULT_TIMEOUT,
     show_default=True,
     help="Fail a video when ffmpeg produces no frame for this many seconds.",
 )
@@ -232,32 +229,38 @@ def run(
     quiet: bool,
 ) -> None:
     """Extract frames from every video under ROOT(s)."""
+    spec = JobSpec(
+        roots=roots,
+        out=out,
+        every=every,
+        fps=fps,
+        frames=frames,
+        times=times,
+        keyframes=keyframes,
+        scenes=scenes,
+        scene_threshold=scene_threshold,
+        fmt=fmt,
+        quality=quality,
+        ext=ext,
+        stage=stage_mode(stage),
+        scratch=scratch,
+        overwrite=overwrite,
+        decode_all=decode_all,
+        split_seconds=split_seconds,
+        hwaccel=hwaccel,
+        timeout=timeout,
+        max_pixels=max_pixels,
+        max_side=max_side,
+        square=square,
+        dedup=dedup,
+        dedup_hi=dedup_hi,
+        dedup_lo=dedup_lo,
+        dedup_frac=dedup_frac,
+        pack=pack,
+    )
     try:
-        selection = parse_selection(every, fps, frames, times, keyframes, scenes, scene_threshold)
-        dataset = dataset_options(
-            selection, fmt, max_side, square, dedup, dedup_hi, dedup_lo, dedup_frac, pack, max_pixels
-        )
-        extensions = parse_extensions(ext)
-        out_dir = check_apart(out, list(roots)) if dry_run else prepare_output(out, list(roots))
-        settings = Settings(
-            out=out_dir,
-            selection=selection,
-            fmt=fmt,
-            quality=quality,
-            stage=stage_mode(stage),
-            scratch=scratch,
-            timeout=timeout,
-            run_id=new_run_id(),
-            resize=dataset.resize,
-            dedup=dataset.dedup,
-            pack=dataset.pack,
-            decode_all=decode_all,
-            split_seconds=split_seconds,
-            hwaccel=hwaccel,
-            max_pixels=dataset.max_pixels,
-        )
-        job = Job(find_videos(list(roots), out_dir, extensions), settings, overwrite=overwrite)
-    except (SelectionError, FilterError, DiscoveryError, JobError) as e:
+        job = build_job(spec, dry_run=dry_run)
+    except UsageError as e:
         fail_usage(str(e))
     if dry_run:
         sys.exit(terminal.dry_run(job))

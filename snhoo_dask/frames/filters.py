@@ -95,12 +95,15 @@ def shown_number(value: object) -> str:
 
 def parse_resize(max_side: int | None, square: int | None) -> Resize | None:
     if max_side is not None and square is not None:
-        raise FilterError("choose --max-side or --square, not both", "square")
-    for option, value in (("--max-side", max_side), ("--square", square)):
+        raise FilterError.naming("choose {} or {}, not both", "max_side", "square", field="square")
+    for option, value in (("max_side", max_side), ("square", square)):
         if value is not None and not MIN_SIZE <= value <= MAX_SIZE:
-            raise FilterError(
-                f"{option} must be from {MIN_SIZE} to {MAX_SIZE} pixels, not {shown_number(value)}",
-                option[2:].replace("-", "_"),
+            raise FilterError.naming(
+                "{} must be from {lo} to {hi} pixels, not {value}",
+                option,
+                lo=MIN_SIZE,
+                hi=MAX_SIZE,
+                value=shown_number(value),
             )
     if max_side is not None:
         return Resize("max_side", max_side)
@@ -112,26 +115,27 @@ def parse_resize(max_side: int | None, square: int | None) -> Resize | None:
 def parse_dedup(
     dedup: bool, hi: int | None = None, lo: int | None = None, frac: float | None = None
 ) -> Dedup | None:
-    given = [
-        name for name, v in (("--dedup-hi", hi), ("--dedup-lo", lo), ("--dedup-frac", frac)) if v is not None
-    ]
+    given = [name for name, v in (("dedup_hi", hi), ("dedup_lo", lo), ("dedup_frac", frac)) if v is not None]
     if not dedup:
         if given:
-            raise FilterError(f"{given[0]} only applies with --dedup", "dedup")
+            raise FilterError.naming("{} only applies with {}", given[0], "dedup", field="dedup")
         return None
     d = Dedup(
         DEDUP_HI if hi is None else hi, DEDUP_LO if lo is None else lo, DEDUP_FRAC if frac is None else frac
     )
-    for option, value in (("--dedup-hi", d.hi), ("--dedup-lo", d.lo)):
+    for option, value in (("dedup_hi", d.hi), ("dedup_lo", d.lo)):
         if not 0 <= value <= DEDUP_MAX:
-            raise FilterError(
-                f"{option} must be from 0 to {DEDUP_MAX}, not {shown_number(value)}",
-                option[2:].replace("-", "_"),
+            raise FilterError.naming(
+                "{} must be from 0 to {most}, not {value}", option, most=DEDUP_MAX, value=shown_number(value)
             )
     if d.lo > d.hi:
-        raise FilterError(f"--dedup-lo ({d.lo}) must not be above --dedup-hi ({d.hi})", "dedup_lo")
+        raise FilterError.naming(
+            "{} ({lo}) must not be above {} ({hi})", "dedup_lo", "dedup_hi", lo=d.lo, hi=d.hi
+        )
     if not 0 <= d.frac <= 1:
-        raise FilterError(f"--dedup-frac must be from 0 to 1, not {d.frac:g}", "dedup_frac")
+        raise FilterError.naming(
+            "{} must be from 0 to 1, not {value}", "dedup_frac", value=shown_number(d.frac)
+        )
     return d
 
 
@@ -144,8 +148,11 @@ def parse_max_pixels(max_pixels: int | None) -> int | None:
         or not isinstance(max_pixels, int)
         or not 1 <= max_pixels <= MAX_PIXELS_LIMIT
     ):
-        raise FilterError(
-            f"--max-pixels must be from 1 to {MAX_PIXELS_LIMIT}, not {shown_number(max_pixels)}", "max_pixels"
+        raise FilterError.naming(
+            "{} must be from 1 to {most}, not {value}",
+            "max_pixels",
+            most=MAX_PIXELS_LIMIT,
+            value=shown_number(max_pixels),
         )
     return max_pixels
 

@@ -39,7 +39,7 @@ def parse_extensions(text: str | None) -> tuple[str, ...]:
         return DEFAULT_EXTENSIONS
     exts = tuple(e.strip().lower().lstrip(".") for e in text.split(",") if e.strip())
     if not exts:
-        raise DiscoveryError(f"--ext wants extensions like mp4,mov, got {text!r}")
+        raise DiscoveryError.naming("{} wants extensions like mp4,mov, got {text}", "ext", text=repr(text))
     return exts
 
 

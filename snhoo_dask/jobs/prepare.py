@@ -20,7 +20,7 @@ def _named(out: str) -> None:
     # "" is the current folder to every path function: an unset shell variable would
     # scatter a job's folders and manifest wherever the command happened to run.
     if not out.strip():
-        raise JobError("--out is empty: name the output folder")
+        raise JobError.naming("{} is empty: name the output folder", "out")
 
 
 def nested_in(out_real: str) -> str | None:

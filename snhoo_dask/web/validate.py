@@ -1,9 +1,9 @@
 """Turn a submitted form or API body into a ready ``Job``, or a reason it cannot start.
 
-Every check the command line makes happens here through the same library calls
-(``parse_selection``, ``parse_extensions``, ``Job`` -> ``find_videos``, ``prepare_output``),
-plus the one a shared web service needs on top: roots and outputs must lie under the
-base folders the service was started with.
+The job itself is built the one way the command line builds it too, from a ``JobSpec``
+(``jobs/spec.py``): every check it makes is made here.  On top, what a shared web service
+needs: bounds on what a request may carry, roots and outputs inside the base folders the
+service was started with, and no worker-local folder (``scratch``) taken from a request.
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import JobError, UsageError
-from ..frames.filters import FilterError, parse_max_pixels, parse_pixels
-from ..frames.selection import MODES, SelectionError, parse_selection
-from ..jobs.discover import DiscoveryError, inside, parse_extensions
-from ..jobs.job import Job, new_run_id
-from ..jobs.planning import find_videos
-from ..jobs.prepare import check_apart, prepare_output
-from ..output.writers import FORMATS
-from ..settings import Settings, dataset_options
+from ..errors import UsageError
+from ..frames.filters import FilterError, parse_pixels
+from ..frames.selection import MODES
+from ..jobs.discover import inside
+from ..jobs.job import Job
+from ..jobs.spec import DEFAULT_TIMEOUT, JobSpec
+from ..jobs.spec import build_job as build_spec
+from ..settings import DEFAULT_SPLIT_SECONDS
 
 
 class RequestError(UsageError):
@@ -192,14 +191,26 @@ class Submission:
     dedup_frac: float | None = None
     pack: str = "folder"
     max_pixels: int | None = None  # None: the library's default
+    # How the workers run it (jobs/spec.py checks the values).  No scratch: SCRATCH_REFUSED.
+    stage: str = "auto"
+    timeout: float = DEFAULT_TIMEOUT
+    decode_all: bool = False
+    split_seconds: float = DEFAULT_SPLIT_SECONDS
+    hwaccel: str = "auto"
 
     @classmethod
     def from_json(cls, body) -> Submission:
         if not isinstance(body, dict):
             raise RequestError(400, "the request body must be a JSON object")
+        if "scratch" in body:
+            raise RequestError(400, SCRATCH_REFUSED, "scratch")
         dataset = {"max_side", "square", "dedup", "dedup_hi", "dedup_lo", "dedup_frac", "pack", "max_pixels"}
+        running = {"stage", "timeout", "decode_all", "split_seconds", "hwaccel"}
         unknown = (
-            set(body) - {"roots", "out", "mode", "value", "format", "quality", "ext", "overwrite"} - dataset
+            set(body)
+            - {"roots", "out", "mode", "value", "format", "quality", "ext", "overwrite"}
+            - dataset
+            - running
         )
         if unknown:
             raise RequestError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -208,7 +219,7 @@ class Submission:
         # as something else than what the script meant (the form's textarea is split instead).
         if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
             raise RequestError(400, "roots must be a list of folder paths", "roots")
-        for key in ("out", "mode", "value", "format", "ext"):
+        for key in ("out", "mode", "value", "format", "ext", "stage", "hwaccel"):
             if key in body and not isinstance(body[key], str):
                 raise RequestError(400, f"{key} must be a string", key)
         quality = body.get("quality", 90)
@@ -226,6 +237,11 @@ class Submission:
             raise RequestError(400, "dedup must be true or false", "dedup")
         if not isinstance(body.get("pack", "folder"), str):
             raise RequestError(400, "pack must be a string", "pack")
+        for key in ("timeout", "split_seconds"):  # their range: jobs/spec.py
+            if key in body and (isinstance(body[key], bool) or not isinstance(body[key], int | float)):
+                raise RequestError(400, f"{key} must be a number of seconds", key)
+        if not isinstance(body.get("decode_all", False), bool):
+            raise RequestError(400, "decode_all must be true or false", "decode_all")
         return cls.checked(
             roots=roots,
             out=body.get("out", ""),
@@ -243,6 +259,11 @@ class Submission:
             dedup_frac=body.get("dedup_frac"),
             pack=body.get("pack", "folder"),
             max_pixels=body.get("max_pixels"),
+            stage=body.get("stage", "auto"),
+            timeout=body.get("timeout", DEFAULT_TIMEOUT),
+            decode_all=body.get("decode_all", False),
+            split_seconds=body.get("split_seconds", DEFAULT_SPLIT_SECONDS),
+            hwaccel=body.get("hwaccel", "auto"),
         )
 
     @classmethod
@@ -258,6 +279,16 @@ class Submission:
                 sizes[key] = parse_pixels(get(key, ""), key, key)
             except FilterError as e:
                 raise RequestError(400, str(e), key) from None
+        seconds = {}
+        for key, default in (("timeout", DEFAULT_TIMEOUT), ("split_seconds", DEFAULT_SPLIT_SECONDS)):
+            text = get(key, "").strip()
+            try:
+                if len(text) > MAX_SHORT:
+                    raise ValueError(text)
+                # Past 1e308 float() gives inf, which jobs/spec.py refuses with the range.
+                seconds[key] = float(text) if text else default
+            except ValueError:
+                raise RequestError(400, f"{_label(key)} must be a number of seconds", key) from None
         return cls.checked(
             roots=get("roots", "").splitlines(),
             out=get("out", ""),
@@ -269,7 +300,11 @@ class Submission:
             overwrite=get("overwrite", "") in ("on", "1", "true"),
             dedup=get("dedup", "") in ("on", "1", "true"),
             pack=get("pack", "folder"),
+            stage=get("stage", "") or "auto",
+            hwaccel=get("hwaccel", "") or "auto",
+            decode_all=get("decode_all", "") in ("on", "1", "true"),
             **sizes,
+            **seconds,
         )
 
     @classmethod
@@ -278,6 +313,7 @@ class Submission:
         fields with the offending one emptied (a form shown again never echoes a huge input)."""
         sub = cls(**fields)
         limits = {"out": MAX_PATH, "value": MAX_VALUE, "mode": MAX_SHORT, "fmt": MAX_SHORT, "ext": MAX_SHORT}
+        limits.update(stage=MAX_SHORT, hwaccel=MAX_SHORT)
         problem = None
         if len(sub.roots) > MAX_ROOTS:
             problem = ("roots", f"give at most {MAX_ROOTS} root folders (got {len(sub.roots)})")
@@ -324,18 +360,43 @@ class Submission:
             "dedup_frac": self.dedup_frac,
             "pack": self.pack,
             "max_pixels": self.max_pixels,
+            "stage": self.stage,
+            "timeout": self.timeout,
+            "decode_all": self.decode_all,
+            "split_seconds": self.split_seconds,
+            "hwaccel": self.hwaccel,
         }
 
 
-def _selection(mode: str, value: str):
-    """The CLI's ``parse_selection``, fed from a mode and one value."""
+# A web field for each JobSpec field it does not call the same (the selection is a mode and
+# one value), and the words a message uses for an option (the command line says --max-side).
+_WEB_FIELD = dict.fromkeys(
+    ("every", "fps", "frames", "times", "keyframes", "scenes", "scene_threshold"), "value"
+)
+_WEB_FIELD["fmt"] = "format"
+_LABEL = {"fmt": "format", "ext": "extensions"}
+
+
+def _label(name: str) -> str:
+    return _LABEL.get(name, name.replace("_", " "))
+
+
+def refused(e: UsageError, status: int = 400) -> RequestError:
+    """A job spec's refusal as the web says it: its option names, its field names."""
+    return RequestError(status, e.worded(_label), _WEB_FIELD.get(e.field, e.field) if e.field else None)
+
+
+def _selection(mode: str, value: str) -> dict:
+    """The JobSpec's selection fields from a mode and one value (typed text)."""
     if mode not in MODES:
         raise RequestError(
             400, f"unknown frame selection {short(mode)}; choose one of {', '.join(MODES)}", "mode"
         )
     value = value.strip()
-    if mode in ("all", "keyframes"):
-        return parse_selection(keyframes=mode == "keyframes")
+    if mode == "all":
+        return {}
+    if mode == "keyframes":
+        return {"keyframes": True}
     if mode == "scenes":
         try:
             threshold = float(value) if value else None
@@ -343,40 +404,29 @@ def _selection(mode: str, value: str):
             raise RequestError(
                 400, f"scenes wants a scene threshold like 0.3 (or nothing), not {value!r}", "value"
             ) from None
-        try:
-            return parse_selection(scenes=True, scene_threshold=threshold)
-        except SelectionError as e:
-            raise RequestError(400, str(e).replace("--scene-threshold", "scene threshold"), "value") from None
+        return {"scenes": True, "scene_threshold": threshold}
     if not value:
         raise RequestError(400, f"frame selection {short(mode)} needs a value", "value")
-    try:
-        if mode == "every":
-            if not re.fullmatch(r"\d+", value):
-                raise RequestError(400, f"every wants a whole number of frames, not {short(value)}", "value")
-            if len(value) > MAX_DIGITS:
-                raise RequestError(
-                    400, f"every wants a whole number of frames, not a number of {len(value)} digits", "value"
-                )
-            selection = parse_selection(every=int(value))
-        else:
-            selection = parse_selection(**{mode: value})
-        selection.describe()  # what the job page shows: a number too large for it fails here
-        return selection
-    except SelectionError as e:
-        # The library words its errors for the command line (--frames ...); the form has no dashes.
-        raise RequestError(
-            400, re.sub(r"--(every|fps|frames|times|keyframes)\b", r"\1", str(e)), "value"
-        ) from None
-    except (ValueError, ArithmeticError):
-        # A number too long or too large to work with (a 5000-digit frame number, fps 1e999):
-        # the library's own words for it are Python's, so these are ours.
-        raise RequestError(
-            400, f"the {mode} value {short(value, 60)} holds a number too large to use", "value"
-        ) from None
+    if mode == "every":
+        if not re.fullmatch(r"\d+", value):
+            raise RequestError(400, f"every wants a whole number of frames, not {short(value)}", "value")
+        if len(value) > MAX_DIGITS:
+            raise RequestError(
+                400, f"every wants a whole number of frames, not a number of {len(value)} digits", "value"
+            )
+        return {"every": int(value)}
+    return {mode: value}
+
+
+SCRATCH_REFUSED = (
+    "scratch is not taken from the web: it is a folder on every worker, and a web user could "
+    "make the workers write copies of videos anywhere; set $SNHOO_SCRATCH where the workers start"
+)
 
 
 def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None]) -> Job:
-    """Validate everything, create the output folder last, and return a Job ready to run.
+    """Resolve the folders inside the service's allowed ones, then build the job the one way
+    (``jobs.spec.build_job``): every option checked, the output folder created last.
 
     ``claim(out)`` takes the output folder for this job or raises RequestError(409); it is
     called as soon as the folder is known, so two requests for one folder cannot both pass.
@@ -387,63 +437,33 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
     real_roots = list(dict.fromkeys(policy.resolve(r, policy.allow_bases, "root", "roots") for r in roots))
     out_text = sub.out.strip() or f"{os.path.basename(real_roots[0])}-frames"
     out = policy.resolve(out_text, policy.out_bases, "output folder", "out")
-    try:
-        check_apart(out, real_roots)
-    except JobError as e:
-        raise RequestError(400, str(e), "out") from None
-    if sub.fmt not in FORMATS:
-        raise RequestError(
-            400, f"unknown format {short(sub.fmt)}; choose one of {', '.join(FORMATS)}", "format"
-        )
-    if not 1 <= sub.quality <= 100:
-        raise RequestError(400, "quality must be a whole number from 1 to 100", "quality")
-    selection = _selection(sub.mode, sub.value)
-    try:
-        parse_max_pixels(sub.max_pixels)
-        dataset = dataset_options(
-            selection,
-            sub.fmt,
-            sub.max_side,
-            sub.square,
-            sub.dedup,
-            sub.dedup_hi,
-            sub.dedup_lo,
-            sub.dedup_frac,
-            sub.pack,
-            sub.max_pixels,
-        )
-    except FilterError as e:
-        raise RequestError(
-            400, re.sub(r"--([a-z-]+)", lambda m: m.group(1).replace("-", " "), str(e)), e.field
-        ) from None
-    except (ValueError, ArithmeticError):
-        raise RequestError(400, "a size or threshold is a number too large to use") from None
-    try:
-        extensions = parse_extensions(sub.ext or None)
-    except DiscoveryError as e:
-        raise RequestError(400, str(e).replace("--ext", "extensions"), "ext") from None
-    claim(out)
-    settings = Settings(
+    spec = JobSpec(
+        roots=tuple(real_roots),
         out=out,
-        selection=selection,
+        **_selection(sub.mode, sub.value),
         fmt=sub.fmt,
         quality=sub.quality,
-        run_id=new_run_id(),
-        resize=dataset.resize,
-        dedup=dataset.dedup,
-        pack=dataset.pack,
-        max_pixels=dataset.max_pixels,
+        ext=sub.ext or None,
+        stage=sub.stage,
+        overwrite=sub.overwrite,
+        decode_all=sub.decode_all,
+        split_seconds=sub.split_seconds,
+        hwaccel=sub.hwaccel,
+        timeout=sub.timeout,
+        max_pixels=sub.max_pixels,
+        max_side=sub.max_side,
+        square=sub.square,
+        dedup=sub.dedup,
+        dedup_hi=sub.dedup_hi,
+        dedup_lo=sub.dedup_lo,
+        dedup_frac=sub.dedup_frac,
+        pack=sub.pack,
     )
     try:
         # Discovery follows links; under the service it must not leave the allowed folders.
         allowed = [b.path for b in policy.allow_bases if b.available]
-        job = Job(
-            find_videos(real_roots, out, extensions, confine=allowed), settings, overwrite=sub.overwrite
-        )
-    except JobError as e:
-        raise RequestError(400, str(e), "roots") from None
-    try:
-        prepare_output(out, real_roots)
-    except JobError as e:
-        raise RequestError(400, str(e), "out") from None
-    return job
+        return build_spec(spec, confine=allowed, claim=claim)
+    except RequestError:
+        raise
+    except UsageError as e:
+        raise refused(e) from None
