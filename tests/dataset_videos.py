@@ -10,16 +10,13 @@ import subprocess
 
 import numpy as np
 from PIL import Image
+from videos import ffmpeg
 
 # The three-shot video: shot starts (frame indices) at 25 fps.
 SHOT_STARTS = [0, 40, 70]
 SHOT_FRAMES = 105
 STILL_FRAMES = 30  # still_then_motion: frames 0-29 identical, 30-59 all different
 MOTION_FRAMES = 30
-
-
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
 
 
 def three_shots(path: str | os.PathLike) -> str:
@@ -36,7 +33,7 @@ def three_shots(path: str | os.PathLike) -> str:
     args = []
     for s in sources:
         args += ["-f", "lavfi", "-i", s]
-    _ffmpeg(
+    ffmpeg(
         *args,
         "-filter_complex",
         "[0][1][2]concat=n=3:v=1,format=yuv420p",
@@ -54,7 +51,7 @@ def still_then_motion(path: str | os.PathLike) -> str:
     16 + 2n).  Lossless, so ``closest_frame`` tells exactly which frame an image is."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    _ffmpeg(
+    ffmpeg(
         "-f",
         "lavfi",
         "-i",
@@ -77,7 +74,7 @@ def dark_left_bright_right(path: str | os.PathLike, size: str = "1280x720", fram
     """Left half black, right half white: where the edge lands shows where a crop was taken."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    _ffmpeg(
+    ffmpeg(
         "-f",
         "lavfi",
         "-i",

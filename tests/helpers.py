@@ -53,13 +53,13 @@ class DaskProcesses:
     workers: list[subprocess.Popen]
     log_dir: str
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10) -> None:
         for p in self.workers + [self.scheduler]:
             if p.poll() is None:
                 p.terminate()
         for p in self.workers + [self.scheduler]:
             try:
-                p.wait(timeout=10)
+                p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
@@ -116,6 +116,11 @@ def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedP
     return subprocess.run(["snhoo-dask", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+def run_on(cluster: DaskProcesses, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``snhoo-dask run ARGS`` on a running cluster (``dask_cluster``, ``shared_cluster``), quiet."""
+    return run_cli("run", *args, "--scheduler", cluster.address, "-q", timeout=timeout)
+
+
 def cli_popen(*args: str, **kwargs) -> subprocess.Popen:
     """``snhoo-dask`` in the background, with Ctrl-C delivered as in a terminal (output piped
     as text unless ``kwargs`` say otherwise)."""
@@ -148,13 +153,23 @@ def manifest(out) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+def records_by_video(out) -> dict[str, dict]:
+    """OUT/manifest.jsonl as {video: record}; a video recorded again (a rerun) by its last record."""
+    return {rec["video"]: rec for rec in manifest(out)}
+
+
 def frames_csv(folder) -> list[dict]:
+    """One video folder's frames.csv, a dict a row."""
     with open(os.path.join(folder, "frames.csv"), encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
-def images(folder) -> list[str]:
+def image_names(folder) -> list[str]:
+    """The image file names in one video folder, sorted (for their bytes, see ``tree``)."""
     return sorted(n for n in os.listdir(folder) if n.endswith((".jpg", ".png")))
+
+
+images = image_names  # the old name, still imported by test_run.py; use image_names
 
 
 def tree(out) -> dict[str, bytes]:
@@ -169,6 +184,13 @@ def tree(out) -> dict[str, bytes]:
                 with open(path, "rb") as f:
                     files[os.path.relpath(path, out)] = f.read()
     return files
+
+
+def touch(path) -> None:
+    """A one-byte file at ``path`` (its folders made): enough for discovery, which reads no video."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"x")
 
 
 def small_corpus(root: str) -> str:
@@ -213,6 +235,10 @@ class Serve:
                 return job
             time.sleep(0.3)
         raise AssertionError(f"job {job_id} still running after {timeout} s")
+
+    def job_ids(self) -> list[str]:
+        """The ids of the jobs the service lists."""
+        return [j["id"] for j in self.call("/api/jobs")[1]["jobs"]]
 
     def login_url(self) -> str:
         return f"{self.url}/?token={self.token}"
@@ -320,6 +346,20 @@ def mount_small_fs(path, size: str = "1m"):
     if done.returncode != 0:
         return None
     return lambda: subprocess.run(["umount", "-l", os.fspath(path)], check=False)
+
+
+def small_fs_fixture(path, size: str):
+    """Body of a ``small_fs`` fixture: a tmpfs of ``size`` at ``path`` for one test, skipped
+    where it cannot be mounted, unmounted at the end whatever the test did."""
+    import pytest
+
+    unmount = mount_small_fs(path, size)
+    if unmount is None:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield path
+    finally:
+        unmount()
 
 
 def fill_disk(folder) -> None:

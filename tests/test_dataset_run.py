@@ -3,9 +3,7 @@ the real CLI, and the real ``webdataset`` reader."""
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import os
 import re
 import tarfile
@@ -21,25 +19,11 @@ from dataset_videos import (
     still_then_motion,
     three_shots,
 )
-from helpers import run_cli
+from helpers import frames_csv, manifest, records_by_video, run_on
 from PIL import Image
 from videos import frame_number, make_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
-
-
-def manifest(out) -> list[dict]:
-    with open(os.path.join(out, "manifest.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
-def frames_csv(folder) -> list[dict]:
-    with open(os.path.join(folder, "frames.csv"), encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def run_on(cluster, *args):
-    return run_cli("run", *args, "--scheduler", cluster.address, "-q")
 
 
 def test_max_side_scales_the_longer_side_and_never_enlarges(shared_cluster, tmp_path):
@@ -60,7 +44,7 @@ def test_max_side_scales_the_longer_side_and_never_enlarges(shared_cluster, tmp_
                 assert im.size == size
             assert (int(r["width"]), int(r["height"])) == size
             assert frame_number(folder / r["file"]) == int(r["frame"])  # still the right frame
-    by_name = {r["video"]: r for r in manifest(out)}
+    by_name = records_by_video(out)
     assert (by_name["wide.mp4"]["out_width"], by_name["wide.mp4"]["out_height"]) == (512, 288)
     assert (by_name["wide.mp4"]["width"], by_name["wide.mp4"]["height"]) == (1280, 720)
     assert (by_name["small.mp4"]["out_width"], by_name["small.mp4"]["out_height"]) == (64, 48)

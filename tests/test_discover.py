@@ -3,14 +3,9 @@
 import os
 
 import pytest
+from helpers import touch
 
 from snhoo_dask.jobs.discover import DiscoveryError, discover, parse_extensions
-
-
-def touch(path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(b"x")
 
 
 def test_every_video_in_every_subfolder_by_extension_any_case(tmp_path):

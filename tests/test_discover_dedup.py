@@ -2,14 +2,10 @@
 
 import os
 
+from helpers import touch
+
 from snhoo_dask.jobs.discover import OUTSIDE, discover
 from snhoo_dask.jobs.planning import find_videos
-
-
-def touch(path) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(b"x")
 
 
 def corpus(tmp_path):

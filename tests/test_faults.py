@@ -9,6 +9,7 @@ finished really holds every frame.  docs/reliability.md lists the same scenarios
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,15 +20,19 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from helpers import (
+    DaskProcesses,
     cli_popen,
     frames_csv,
     free_port,
-    images,
+    image_names,
     manifest,
+    records_by_video,
     run_cli,
+    small_fs_fixture,
     start_dask,
     tree,
     wait_for_port,
@@ -67,7 +72,7 @@ def published(out) -> list[str]:
 def assert_complete(folder, expected_frames: list[int] | None = None, check_pictures: bool = True) -> None:
     """A published folder holds exactly the images frames.csv lists, each whole and right."""
     rows = frames_csv(folder)
-    assert images(folder) == sorted(r["file"] for r in rows)
+    assert image_names(folder) == sorted(r["file"] for r in rows)
     done = json.load(open(os.path.join(folder, DONE), encoding="utf-8"))
     assert done["record"]["frames"] == len(rows)
     if expected_frames is not None:
@@ -325,17 +330,7 @@ def noise_video(path, seconds: float = 2, size: str = "320x240") -> str:
 @pytest.fixture
 def small_fs(tmp_path):
     """A 3 MiB filesystem (tmpfs with a size limit) mounted for the test only."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m,mode=755", "tmpfs", str(mnt)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    yield from small_fs_fixture(tmp_path / "small", "3m")
 
 
 @pytest.mark.timeout(180)
@@ -359,7 +354,7 @@ def test_full_output_disk_fails_the_video_with_a_reason(shared_cluster, tmp_path
     )
     no_traceback(result)
     assert result.returncode == 1, result.stderr
-    by_video = {r["video"]: r for r in manifest(out)}
+    by_video = records_by_video(out)
     assert sorted(by_video) == ["big1.mp4", "big2.mp4", "small.mp4"]
     for name in ("big1.mp4", "big2.mp4"):
         assert by_video[name]["status"] == "failed"
@@ -455,9 +450,10 @@ def nobody(tmp_path):
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.mark.timeout(240)
-def test_permissions_give_clear_reasons_never_success(nobody):
-    base = os.path.join(nobody.base, "work")
+def permission_layout(base: str) -> tuple[str, str, str, str, str, str]:
+    """Under BASE (root's), what each permission case needs: (cam with an unreadable video,
+    vault with an unreadable folder, an unreadable root, nobody's output folder, root's
+    output folder, an output folder whose cam/ nobody may not write)."""
     cam = os.path.join(base, "cam")
     make_video(os.path.join(cam, "good.mp4"), seconds=1)
     shutil.copyfile(os.path.join(cam, "good.mp4"), os.path.join(cam, "locked.mp4"))
@@ -482,7 +478,12 @@ def test_permissions_give_clear_reasons_never_success(nobody):
     half = os.path.join(base, "half")  # writable, but cam/ inside is not
     os.makedirs(os.path.join(half, "cam"))
     os.chown(half, UNPRIVILEGED, UNPRIVILEGED)
+    return cam, vault, closed, mine, theirs, half
 
+
+@contextlib.contextmanager
+def nobody_cluster(nobody) -> Iterator[str]:
+    """A scheduler and two workers run as the unprivileged user; their address."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = open(os.path.join(nobody.base, "dask.log"), "wb")
@@ -501,11 +502,11 @@ def test_permissions_give_clear_reasons_never_success(nobody):
         stdout=logs,
         stderr=logs,
     )
-    workers = []
+    procs = DaskProcesses(address, sched, [], nobody.base)
     try:
         wait_for_port(port)
         for i in range(2):
-            workers.append(
+            procs.workers.append(
                 nobody.popen(
                     [
                         sys.executable,
@@ -526,6 +527,16 @@ def test_permissions_give_clear_reasons_never_success(nobody):
                     stderr=logs,
                 )
             )
+        yield address
+    finally:
+        procs.stop(timeout=15)
+        logs.close()
+
+
+@pytest.mark.timeout(240)
+def test_permissions_give_clear_reasons_never_success(nobody):
+    cam, vault, closed, mine, theirs, half = permission_layout(os.path.join(nobody.base, "work"))
+    with nobody_cluster(nobody) as address:
 
         def cli(*args):
             return nobody.run(
@@ -536,7 +547,7 @@ def test_permissions_give_clear_reasons_never_success(nobody):
         r = cli(cam, "--out", mine)
         no_traceback(r)
         assert r.returncode == 1, r.stderr
-        by_video = {rec["video"]: rec for rec in manifest(mine)}
+        by_video = records_by_video(mine)
         assert by_video["good.mp4"]["status"] == "ok"
         assert by_video["locked.mp4"]["status"] == "failed"
         assert "permission denied" in by_video["locked.mp4"]["error"].lower()
@@ -570,22 +581,11 @@ def test_permissions_give_clear_reasons_never_success(nobody):
         r = cli(cam, "--out", half)
         no_traceback(r)
         assert r.returncode == 1
-        by_video = {rec["video"]: rec for rec in manifest(half)}
+        by_video = records_by_video(half)
         assert by_video["good.mp4"]["status"] == "failed"
         assert "permission denied" in by_video["good.mp4"]["error"].lower()
         assert os.listdir(os.path.join(half, "cam")) == []
         assert_no_leftovers(half)
-    finally:
-        for p in workers + [sched]:
-            if p.poll() is None:
-                p.terminate()
-        for p in workers + [sched]:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        logs.close()
 
 
 # -- 5. the scheduler is unreachable, or dies mid-job --------------------------------------
@@ -836,7 +836,7 @@ def test_a_playlist_saved_as_a_video_is_refused_without_reading_its_segments(sha
     r = run_cli("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q", timeout=120)
     no_traceback(r)
     assert r.returncode == 1, r.stderr
-    by_video = {rec["video"]: rec for rec in manifest(out)}
+    by_video = records_by_video(out)
     assert by_video["fine.mp4"]["status"] == "ok"
     stuck = by_video["stuck.mp4"]
     assert stuck["status"] == "failed" and stuck["frames"] == 0

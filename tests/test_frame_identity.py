@@ -15,17 +15,14 @@ import subprocess
 
 import numpy as np
 import pytest
-from helpers import images, manifest, run_cli
+from helpers import image_names, manifest, records_by_video, run_cli
 from oracle import probe_frames
 from PIL import Image
+from videos import ffmpeg
 
 pytestmark = pytest.mark.slow
 
 SOURCE = ["-f", "lavfi", "-i", "testsrc2=size=160x96:rate=30:duration=4"]
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=120)
 
 
 def decoded(path, width: int, height: int) -> np.ndarray:
@@ -46,7 +43,7 @@ def key_frames(path) -> list[int]:
 def run(root, out, *options: str) -> dict[str, dict]:
     result = run_cli("run", str(root), "--out", str(out), "-q", "--format", "png", *options)
     assert result.returncode in (0, 1), result.stderr
-    records = {r["video"]: r for r in manifest(out)}
+    records = records_by_video(out)
     assert records, result.stderr
     return records
 
@@ -55,7 +52,7 @@ def shown(out, record: dict) -> dict[int, np.ndarray]:
     folder = os.path.join(out, record["out"])
     return {
         int(name.split(".")[0]): np.asarray(Image.open(os.path.join(folder, name)).convert("RGB"))
-        for name in images(folder)
+        for name in image_names(folder)
     }
 
 

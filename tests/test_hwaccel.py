@@ -11,14 +11,13 @@ images.  The GPU's own decode is checked by the last test, which only runs where
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
-from helpers import manifest, run_cli, tree
+from helpers import records_by_video, run_cli, tree
+from videos import X264_GOP_25, encode
 
 from snhoo_dask.video.hwaccel import gpu_present
 
-SOURCE = "testsrc2=s=240x180:r=25,noise=alls=12:allf=t"
 no_gpu = pytest.mark.skipif(gpu_present(), reason="this machine has a GPU: the CPU-only cases do not apply")
 
 
@@ -26,13 +25,8 @@ no_gpu = pytest.mark.skipif(gpu_present(), reason="this machine has a GPU: the C
 def root(tmp_path_factory):
     base = tmp_path_factory.mktemp("hw") / "videos"
     os.makedirs(base)
-    x264 = ["-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-sc_threshold", "0", "-pix_fmt", "yuv420p"]
     for name, seconds in (("long.mp4", 12), ("short.mp4", 2)):
-        subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", SOURCE, "-t", str(seconds)]
-            + [*x264, str(base / name)],
-            check=True,
-        )
+        encode(base / name, *X264_GOP_25, seconds=seconds)
     return str(base)
 
 
@@ -43,7 +37,7 @@ def run(root: str, out, hwaccel: str, *selection: str) -> tuple[dict, dict]:
         "--hwaccel", hwaccel, *selection,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    return tree(out), {rec["video"]: rec for rec in manifest(out)}
+    return tree(out), records_by_video(out)
 
 
 @no_gpu
@@ -62,7 +56,7 @@ def test_a_failure_that_is_not_the_decoders_is_not_retried(root, tmp_path):
         "run", root, "--out", str(out), "--workers", "1", "-q", "--hwaccel", "cuda", "--frames", "5000"
     )
     assert r.returncode != 0
-    records = {rec["video"]: rec for rec in manifest(out)}
+    records = records_by_video(out)
     assert {r["status"] for r in records.values()} == {"failed"}
     for rec in records.values():
         assert rec["decoder"].startswith("cpu (cuda failed: "), rec["decoder"]

@@ -10,14 +10,14 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import time
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import image_names, records_by_video, run_on
+from oracle import psnr
 from PIL import Image
 from videos import frame_number, make_video
 
@@ -28,24 +28,9 @@ from snhoo_dask.video.reader import FrameReader, can_hand_planes
 pytestmark = pytest.mark.cluster
 
 
-def manifest(out) -> list[dict]:
-    with open(os.path.join(out, "manifest.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
 def shown_frames(folder) -> dict[int, int]:
     """{frame index in the file name: frame the picture shows}."""
-    names = sorted(n for n in os.listdir(folder) if n.endswith((".jpg", ".png")))
-    return {int(n.split(".")[0]): frame_number(os.path.join(folder, n)) for n in names}
-
-
-def run_on(cluster, *args):
-    return run_cli("run", *args, "--scheduler", cluster.address, "-q")
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(float) - b.astype(float)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+    return {int(n.split(".")[0]): frame_number(os.path.join(folder, n)) for n in image_names(folder)}
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -83,7 +68,7 @@ def test_planes_and_rgb_paths_write_exactly_the_selected_frames(
     out = tmp_path / "out"
     r = run_on(shared_cluster, str(grey420), "--out", str(out), "--format", fmt, *spec)
     assert r.returncode == 0, r.stderr
-    recs = {rec["video"]: rec for rec in manifest(out)}
+    recs = records_by_video(out)
     for name, frames in expected.items():
         shown = shown_frames(out / "cam" / name)
         assert sorted(shown) == frames, name
@@ -193,7 +178,7 @@ def test_playlists_and_concat_lists_fail_and_nothing_outside_is_read(shared_clus
     r = run_on(shared_cluster, str(root), "--out", str(out))
 
     assert r.returncode == 1, r.stderr
-    recs = {rec["video"]: rec for rec in manifest(out)}
+    recs = records_by_video(out)
     assert recs["good.mp4"]["status"] == "ok"
     assert recs["playlist.mp4"]["status"] == "failed" and recs["playlist.mp4"]["frames"] == 0
     assert recs["playlist.mp4"]["error"] == (
@@ -230,7 +215,7 @@ def test_a_file_that_is_no_video_is_failed_before_it_is_copied(shared_cluster, t
 
     r = run_on(shared_cluster, str(root), "--out", str(out), "--scratch", str(scratch), "--stage")
 
-    recs = {rec["video"]: rec for rec in manifest(out)}
+    recs = records_by_video(out)
     assert recs["huge.mp4"]["status"] == "failed"
     assert recs["huge.mp4"]["error"].startswith("not a readable video: ")
     # The good video did reach the copy, which is how we know the bad one never did.

@@ -7,19 +7,13 @@ the window is certain, not a sleep.  Real CLI, real web service, real ffmpeg and
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
-from helpers import cli_popen, run_cli, start_serve, wait_until
+from helpers import cli_popen, manifest, run_cli, start_serve, wait_until
 from videos import make_video
 
 pytestmark = pytest.mark.slow
-
-
-def records(out) -> list[dict]:
-    with open(os.path.join(out, "manifest.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def held(pause, point: str) -> str:
@@ -75,7 +69,7 @@ def test_a_folder_swapped_for_a_link_before_the_task_opens_it_fails_and_a_rerun_
     release(pause, "open")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
-    (rec,) = records(out)
+    (rec,) = manifest(out)
     assert rec["status"] == "failed" and rec["frames"] == 0
     assert rec["error"].startswith("changed since discovery: ") and "is a symbolic link" in rec["error"]
     assert not os.path.exists(out / "root" / "sub")  # nothing published under the inside name
@@ -84,7 +78,7 @@ def test_a_folder_swapped_for_a_link_before_the_task_opens_it_fails_and_a_rerun_
     os.rename(tmp_path / "hold", root / "sub")
     again = run_cli("run", str(root), "--out", str(out), "--workers", "1", "-q", timeout=120)
     assert again.returncode == 0, again.stderr
-    rec = records(out)[-1]
+    rec = manifest(out)[-1]
     assert rec["status"] == "ok" and rec["frames"] == 25
     assert len([n for n in listing(out / "root" / "sub" / "a.mp4") if n.endswith(".jpg")]) == 25
 
@@ -100,7 +94,7 @@ def test_a_video_replaced_before_the_task_opens_it_fails_as_changed(tmp_path):
     release(pause, "open")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
-    (rec,) = records(out)
+    (rec,) = manifest(out)
     assert rec["status"] == "failed"
     assert rec["error"].startswith("changed since discovery (another file is now at its path")
     assert "rerun to process it as it is now" in rec["error"]
@@ -120,7 +114,7 @@ def test_a_video_swapped_after_the_task_opened_it_is_still_the_one_read(tmp_path
     release(pause, "opened")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    (rec,) = records(out)
+    (rec,) = manifest(out)
     assert rec["status"] == "ok" and rec["frames"] == 25  # the original's 25, not the secret's 50
     assert rec["source"] == f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
@@ -128,7 +122,7 @@ def test_a_video_swapped_after_the_task_opened_it_is_still_the_one_read(tmp_path
     os.rename(tmp_path / "hold.mp4", root / "a.mp4")
     again = run_cli("run", str(root), "--out", str(out), "--workers", "1", "-q", timeout=120)
     assert again.returncode == 0, again.stderr
-    assert records(out)[-1]["status"] == "skipped"
+    assert manifest(out)[-1]["status"] == "skipped"
 
 
 def test_a_rerun_redoes_a_video_edited_in_place_even_at_the_same_size(tmp_path):
@@ -141,7 +135,7 @@ def test_a_rerun_redoes_a_video_edited_in_place_even_at_the_same_size(tmp_path):
     os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # same bytes, new mtime
     again = run_cli("run", str(root), "--out", str(out), "--workers", "1", "-q", timeout=120)
     assert again.returncode == 0, again.stderr
-    assert [r["status"] for r in records(out)] == ["ok", "ok"]
+    assert [r["status"] for r in manifest(out)] == ["ok", "ok"]
 
 
 def test_an_output_parent_swapped_for_a_link_mid_run_writes_nothing_outside(tmp_path):
@@ -160,7 +154,7 @@ def test_an_output_parent_swapped_for_a_link_mid_run_writes_nothing_outside(tmp_
     _, err = proc.communicate(timeout=120)
     assert listing(outside) == []  # no frame, no folder, no report through the link
     assert proc.returncode == 1, err
-    recs = records(outs / "moved" / "x")  # the job's OUT, held by descriptor, wherever it went
+    recs = manifest(outs / "moved" / "x")  # the job's OUT, held by descriptor, wherever it went
     by_video = {r["video"]: r for r in recs}
     statuses = sorted(r["status"] for r in recs)
     assert statuses == ["failed", "ok"], recs

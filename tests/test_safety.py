@@ -16,7 +16,7 @@ import time
 
 import psutil
 import pytest
-from helpers import run_cli, start_dask
+from helpers import manifest, records_by_video, run_cli, run_on, start_dask
 from videos import make_video
 
 pytestmark = pytest.mark.slow
@@ -35,15 +35,6 @@ def digest_tree(folder) -> dict[str, str]:
                 with open(path, "rb") as f:
                     found[rel] = hashlib.sha256(f.read()).hexdigest()
     return found
-
-
-def records(out) -> list[dict]:
-    with open(os.path.join(out, "manifest.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def run_on(cluster, *args, timeout=240):
-    return run_cli("run", *args, "--scheduler", cluster.address, "-q", timeout=timeout)
 
 
 # -- 1. an output folder that overlaps a root is refused before anything is written ------
@@ -82,7 +73,7 @@ def test_publish_never_replaces_what_snhoo_dask_did_not_make(shared_cluster, tmp
     before = digest_tree(out)
     proc = run_on(shared_cluster, str(root), "--out", str(out), "--every", "5")
     assert proc.returncode == 1, proc.stderr
-    recs = {r["video"]: r for r in records(out)}
+    recs = records_by_video(out)
     assert (
         recs["a.mp4"]["status"] == "failed" and "not a finished snhoo-dask output" in recs["a.mp4"]["error"]
     )
@@ -121,7 +112,7 @@ def test_symlink_inside_out_is_never_written_or_swept_through(shared_cluster, tm
     before = digest_tree(elsewhere)
     proc = run_on(shared_cluster, str(root), "--out", str(out))
     assert proc.returncode == 1, proc.stderr
-    (rec,) = records(out)
+    (rec,) = manifest(out)
     assert rec["status"] == "failed" and "symbolic link" in rec["error"], rec
     assert digest_tree(elsewhere) == before
 
@@ -134,7 +125,7 @@ def test_root_named_like_the_temp_folder_keeps_its_frames(shared_cluster, tmp_pa
     make_video(root / "cam.mp4", seconds=1)
     proc = run_on(shared_cluster, str(root), "--out", str(out), "--every", "5")
     assert proc.returncode == 0, proc.stderr
-    (rec,) = records(out)
+    (rec,) = manifest(out)
     assert rec["status"] == "ok" and rec["frames"] == 5
     assert not rec["out"].startswith(".snhoo-tmp/"), rec["out"]
     folder = out / rec["out"]
@@ -157,7 +148,7 @@ def _kill_worker_with_results(cluster, out, at_least: int) -> None:
             has_what = c.has_what()
             held = {w: len(keys) for w, keys in has_what.items() if keys}
             busy = {w: len(tasks) for w, tasks in c.processing().items() if tasks}
-            done = len(records(out)) if os.path.exists(os.path.join(out, "manifest.jsonl")) else 0
+            done = len(manifest(out))  # 0 before the first record
             if done >= at_least and (held or busy):
                 # A worker holding finished results if any (they must not be redone and
                 # republished), else one in the middle of a task.
@@ -207,7 +198,7 @@ def test_killed_worker_leaves_no_task_running_after_the_job(tmp_path):
         (pause / "open.go").touch()
         _, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
-        recs = records(out)
+        recs = manifest(out)
         assert sorted(r["video"] for r in recs) == [f"v{i}.mp4" for i in range(6)]
         assert all(r["status"] == "ok" and r["frames"] == 50 for r in recs), recs
         published = _published(out)

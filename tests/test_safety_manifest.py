@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from helpers import fill_disk, mount_small_fs, run_cli
+from helpers import fill_disk, run_cli, small_fs_fixture
 
 from snhoo_dask.model import VideoRecord
 from snhoo_dask.output.layout import OutputDir
@@ -31,14 +31,7 @@ def write_lines(out, *lines: bytes) -> str:
 @pytest.fixture
 def small_fs(tmp_path):
     """A 1 MiB tmpfs, unmounted at the end whatever the test did."""
-    mnt = tmp_path / "small"
-    unmount = mount_small_fs(mnt, "1m")
-    if unmount is None:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield str(mnt)
-    finally:
-        unmount()
+    yield from small_fs_fixture(str(tmp_path / "small"), "1m")
 
 
 def test_a_torn_last_line_is_ended_before_the_next_record(tmp_path):

@@ -14,7 +14,16 @@ import signal
 import time
 
 import pytest
-from helpers import cli_popen, images, manifest, mount_ntfs, run_cli, start_dask, wait_until
+from helpers import (
+    cli_popen,
+    image_names,
+    manifest,
+    mount_ntfs,
+    records_by_video,
+    run_cli,
+    start_dask,
+    wait_until,
+)
 from videos import make_video
 
 pytestmark = pytest.mark.slow
@@ -57,7 +66,7 @@ def test_roots_that_differ_only_in_case_get_distinct_folders_on_a_case_insensiti
     folders = {r["out"] for r in recs}
     assert len({f.casefold() for f in folders}) == 2, folders  # distinct on this disk too
     for rec in recs:
-        assert len(images(os.path.join(out, rec["out"]))) == rec["frames"], rec["out"]
+        assert len(image_names(os.path.join(out, rec["out"]))) == rec["frames"], rec["out"]
     again = run(str(r / "Vids"), str(r / "vids"), "--out", out, "--every", "5")
     assert again.returncode == 0, again.stderr
     assert [r["status"] for r in manifest(out)[2:]] == ["skipped", "skipped"]
@@ -98,13 +107,13 @@ def test_an_output_inside_another_runs_output_is_refused(tmp_path):
     make_video(b / "x.mp4", seconds=2)
     first = run(str(a), "--out", str(o), "--every", "5")
     assert first.returncode == 0, first.stderr
-    before = images(o / "vids" / "sub" / "x.mp4")
+    before = image_names(o / "vids" / "sub" / "x.mp4")
     for inner in (o / "vids", o / ".snhoo-tmp" / "keep", o / "vids" / "sub" / "x.mp4"):
         proc = run(str(b), "--out", str(inner), "--every", "5")
         assert proc.returncode == 2, proc.stderr
         line = one_error_line(proc)
         assert f"lies inside {o}" in line and "another snhoo-dask run" in line, line
-    assert images(o / "vids" / "sub" / "x.mp4") == before
+    assert image_names(o / "vids" / "sub" / "x.mp4") == before
     assert not (o / ".snhoo-tmp").exists()
     assert not os.path.exists(o / "vids" / "manifest.jsonl")
 
@@ -121,7 +130,7 @@ def test_an_output_around_another_runs_output_is_refused(tmp_path):
     line = one_error_line(proc)
     assert f"{p / 'vids'}" in line and "another snhoo-dask run" in line, line
     assert sorted(os.listdir(p / "vids")) == before
-    assert len(images(p / "vids" / "sub" / "x.mp4")) == 10
+    assert len(image_names(p / "vids" / "sub" / "x.mp4")) == 10
     assert manifest(p) == []
 
 
@@ -154,7 +163,7 @@ def test_a_task_of_an_interrupted_run_does_not_publish_over_a_newer_run(tmp_path
         (rec,) = manifest(out)
         assert rec["status"] == "ok" and rec["frames"] == 3
         folder = out / "cam" / "a.mp4"
-        assert images(folder) == ["000000.jpg", "000010.jpg", "000020.jpg"]
+        assert image_names(folder) == ["000000.jpg", "000010.jpg", "000020.jpg"]
         done_ino = os.stat(folder).st_ino
 
         (pause / "opened.go").touch()  # the old run's task goes on, long after its run ended
@@ -166,7 +175,7 @@ def test_a_task_of_an_interrupted_run_does_not_publish_over_a_newer_run(tmp_path
                 return len(dask_worker.active_threads)
 
             wait_until(lambda: not any(c.run(executing).values()), 60, "the old task to end", step=0.2)
-        assert images(folder) == ["000000.jpg", "000010.jpg", "000020.jpg"]  # still the new run's
+        assert image_names(folder) == ["000000.jpg", "000010.jpg", "000020.jpg"]  # still the new run's
         assert os.stat(folder).st_ino == done_ino
         with open(folder / ".snhoo-done.json", encoding="utf-8") as f:
             assert json.load(f)["record"]["run"] == rec["run"]
@@ -188,7 +197,7 @@ def test_resume_redoes_a_finished_folder_whose_images_were_deleted_or_changed(tm
         make_video(root / name, seconds=1.4)  # 35 frames: 7 images with --every 5
     first = run(str(root), "--out", str(out), "--every", "5")
     assert first.returncode == 0, first.stderr
-    full = images(out / "cam" / "a.mp4")
+    full = image_names(out / "cam" / "a.mp4")
     assert len(full) == 7
     for name in full:
         os.unlink(out / "cam" / "a.mp4" / name)  # every image gone
@@ -206,7 +215,7 @@ def test_resume_redoes_a_finished_folder_whose_images_were_deleted_or_changed(tm
         "d.mp4": "skipped",
     }
     for name in ("a.mp4", "b.mp4", "c.mp4"):
-        assert images(out / "cam" / name) == full
+        assert image_names(out / "cam" / name) == full
         assert os.path.getsize(out / "cam" / name / full[-1]) > 10
 
 
@@ -301,7 +310,7 @@ def test_a_video_name_too_long_for_its_tar_fails_with_a_reason(tmp_path):
     make_video(root / "short.mp4", seconds=1)
     proc = run(str(root), "--out", str(out), "--every", "5", "--pack", "tar")
     assert proc.returncode == 1, proc.stderr
-    by_video = {r["video"]: r for r in manifest(out)}
+    by_video = records_by_video(out)
     assert by_video["short.mp4"]["status"] == "ok"
     failed = by_video[long_name]
     assert failed["status"] == "failed" and failed["frames"] == 0
@@ -329,6 +338,6 @@ def test_web_an_output_inside_another_jobs_output_is_refused(tmp_path):
             status, answer = svc.call("/api/jobs", "POST", {"roots": [str(base / "vids")], "out": inner})
             assert status == 400 and answer["field"] == "out", answer
             assert "another snhoo-dask run" in answer["error"], answer
-        assert len(images(outs / "o" / "vids" / "sub" / "x.mp4")) == 25
+        assert len(image_names(outs / "o" / "vids" / "sub" / "x.mp4")) == 25
     finally:
         svc.stop()

@@ -1,7 +1,7 @@
 """The web service against hostile clients and hostile files, on a real ``snhoo-dask serve``
 (its own local cluster) and a real browser: a report.html planted in a job's output, huge
 numbers, stalled and piled-up connections, oversized request lines and headers, odd Host
-headers (the rules underneath, without a server: test_unit_web_safety.py).
+headers (the rules underneath, without a server: test_safety_web_rules.py).
 
 The service runs with a 2 s stall limit ($SNHOO_WEB_TIMEOUT) so the tests of it stay short."""
 
@@ -51,10 +51,6 @@ def env(tmp_path_factory):
         svc.stop()
 
 
-def job_ids(svc: Serve) -> list[str]:
-    return [j["id"] for j in svc.call("/api/jobs")[1]["jobs"]]
-
-
 # -- a report planted in a job's output folder ------------------------------------------------
 
 PLANTED = """<!DOCTYPE html><html><head><title>planted</title></head><body><pre id="out">running</pre>
@@ -98,7 +94,7 @@ def test_a_report_planted_in_the_output_cannot_act_as_the_logged_in_user(env):
 
     svc, job = env.svc, env.job
     report = os.path.join(job["out"], "report.html")
-    before = job_ids(svc)
+    before = svc.job_ids()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
@@ -126,7 +122,7 @@ def test_a_report_planted_in_the_output_cannot_act_as_the_logged_in_user(env):
     assert "read:200" not in result and ":jobs" not in result, result  # the API is not readable
     assert "cookie:read" not in result, result  # nor the XSRF cookie
     assert "post:201" not in result, result
-    assert job_ids(svc) == before  # no job was started by the page
+    assert svc.job_ids() == before  # no job was started by the page
     assert sorted(os.listdir(env.frames)) == ["first"]
 
 

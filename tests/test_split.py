@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
-from helpers import cli_popen, manifest, run_cli, tree, wait_until
+from helpers import cli_popen, manifest, records_by_video, run_cli, tree, wait_until
+from videos import X264_GOP_25, encode
 
 from snhoo_dask.frames.selection import Selection
 from snhoo_dask.jobs.discover import discover
@@ -22,34 +22,12 @@ from snhoo_dask.packets.pieces import _cut_points, cut, pieces_wanted
 from snhoo_dask.packets.thinning import scan
 from snhoo_dask.video.probe import probe
 
-SOURCE = "testsrc2=s=240x180:r=25,noise=alls=12:allf=t"  # noisy: enough bytes to be worth cutting
-
-
-def encode(path, *args: str, seconds: float = 12) -> str:
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", SOURCE, "-t", str(seconds)]
-    subprocess.run([*cmd, *args, "-pix_fmt", "yuv420p", path], check=True)
-    return path
-
-
-X264 = [
-    "-c:v",
-    "libx264",
-    "-preset",
-    "veryfast",
-    "-g",
-    "25",
-    "-sc_threshold",
-    "0",
-]  # an IDR a second, B-frames
-
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     base = tmp_path_factory.mktemp("split")
     return {
-        "h264": encode(base / "h264" / "a.mp4", *X264),
+        "h264": encode(base / "h264" / "a.mp4", *X264_GOP_25),
         # Closed GOPs asked of x265 (its default is open): IDR pictures to cut at.
         "hevc": encode(
             base / "hevc" / "a.mkv",
@@ -59,7 +37,7 @@ def videos(tmp_path_factory):
             "keyint=25:min-keyint=25:no-open-gop=1:log-level=error",
         ),
         # Open GOPs: the I frames are not IDR, B-frames before each refer across it.
-        "open-gop": encode(base / "open" / "a.mp4", *X264, "-x264-params", "open-gop=1"),
+        "open-gop": encode(base / "open" / "a.mp4", *X264_GOP_25, "-x264-params", "open-gop=1"),
     }
 
 
@@ -118,7 +96,7 @@ def test_what_cannot_be_cut_runs_whole(videos, tmp_path):
 def test_a_cut_off_long_video_is_not_joined_from_pieces_as_if_whole(tmp_path):
     """Half of a 12 s MKV whose header still says 12 s: its pieces would each prove their
     images; it runs whole instead, and fails as truncated, as it does on one worker."""
-    full = encode(tmp_path / "src" / "full.mkv", *X264)
+    full = encode(tmp_path / "src" / "full.mkv", *X264_GOP_25)
     root = tmp_path / "root"
     root.mkdir()
     data = open(full, "rb").read()
@@ -222,7 +200,7 @@ def test_a_piece_that_fails_fails_the_video_and_publishes_nothing(videos, tmp_pa
 
 @pytest.mark.slow
 def test_a_batch_with_a_broken_clip_fails_that_clip_only(tmp_path):
-    clip = encode(tmp_path / "src" / "clip.mp4", *X264, seconds=0.4)  # 10 frames
+    clip = encode(tmp_path / "src" / "clip.mp4", *X264_GOP_25, seconds=0.4)  # 10 frames
     root = tmp_path / "clips"
     for i in range(40):
         os.makedirs(root / f"d{i % 4}", exist_ok=True)
@@ -235,7 +213,7 @@ def test_a_batch_with_a_broken_clip_fails_that_clip_only(tmp_path):
     out = tmp_path / "out"
     r = run_cli("run", str(root), "--out", str(out), "--workers", "2", "-q", "--every", "5")
     assert r.returncode == 1, r.stderr
-    records = {rec["video"]: rec for rec in manifest(out)}
+    records = records_by_video(out)
     assert len(records) == 41
     broken = records.pop("d1/broken.mp4")
     assert broken["status"] == "failed" and "not a readable video" in broken["error"]

@@ -8,13 +8,14 @@ start codes, variable frame rate); the real CLI runs each selection twice, skipp
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import subprocess
 from dataclasses import replace
 
 import pytest
-from helpers import run_cli
+import videos
+from helpers import records_by_video, run_cli, tree
 
 from snhoo_dask.frames.plans import Plan
 from snhoo_dask.frames.selection import Selection
@@ -22,16 +23,8 @@ from snhoo_dask.packets import h264_refs
 from snhoo_dask.packets.thinning import fast_plan, needed_packets, scan
 from snhoo_dask.video.probe import probe
 
-SOURCE = "testsrc2=s=160x120:r=30,noise=alls=6:allf=t"
-
-
-def encode(path, *args: str, seconds: float = 4, vf: str | None = None) -> str:
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", SOURCE, "-t", str(seconds)]
-    cmd += (["-vf", vf] if vf else []) + [*args, "-pix_fmt", "yuv420p", path]
-    subprocess.run(cmd, check=True)
-    return path
+# This file's videos: 4 s of the smaller noisy pattern unless a test says otherwise.
+encode = functools.partial(videos.encode, source=videos.NOISY_SMALL, seconds=4)
 
 
 @pytest.fixture(scope="module")
@@ -84,21 +77,6 @@ def corpus(tmp_path_factory):
     }
 
 
-def images(folder) -> dict[str, bytes]:
-    found = {}
-    for dirpath, _, files in os.walk(folder):
-        for name in files:
-            if name.endswith(".jpg") or name == "frames.csv":
-                with open(os.path.join(dirpath, name), "rb") as f:
-                    found[os.path.relpath(os.path.join(dirpath, name), folder)] = f.read()
-    return found
-
-
-def records(out) -> dict[str, dict]:
-    with open(os.path.join(out, "manifest.jsonl"), encoding="utf-8") as f:
-        return {r["video"]: r for r in map(json.loads, f)}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "selection",
@@ -122,13 +100,13 @@ def test_skipped_decoding_gives_the_images_of_a_full_decode(corpus, tmp_path, se
         r = run_cli("run", root, "--out", str(out), *selection, *extra, "--workers", "1", "-q", timeout=240)
         assert r.returncode == 0, r.stderr
         runs[how] = out
-    skipped, full = images(runs["skip"]), images(runs["decode-all"])
+    skipped, full = tree(runs["skip"]), tree(runs["decode-all"])
     assert skipped.keys() == full.keys() and len(full) > len(corpus) * 5
     assert [k for k in full if skipped[k] != full[k]] == []  # byte for byte
-    recs = records(runs["skip"])
+    recs = records_by_video(runs["skip"])
     assert all(r["status"] == "ok" for r in recs.values())
     for name in corpus:
-        assert records(runs["decode-all"])[name]["undecoded"] == 0
+        assert records_by_video(runs["decode-all"])[name]["undecoded"] == 0
         assert recs[name]["path"].startswith("fast: "), (name, recs[name]["path"])
         if name == "h264-vfr-burst.mkv":
             # Its times give ffmpeg's select no frame numbers: every picture fed is sent,
@@ -180,11 +158,7 @@ def test_what_cannot_be_thinned_is_decoded_whole(corpus, tmp_path):
     for name, bsf in (("cut.ts", ["-bsf:v", "h264_mp4toannexb,dump_extra=freq=keyframe"]), ("cut.mkv", [])):
         # MKV: those B-frames also lose their times.  TS: parameter sets repeated at the I frame.
         cut = str(tmp_path / name)
-        subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", "1.5", "-i", corpus["h264-open-gop.mkv"]]
-            + ["-c", "copy", *bsf, cut],
-            check=True,
-        )
+        videos.ffmpeg("-ss", "1.5", "-i", corpus["h264-open-gop.mkv"], "-c", "copy", *bsf, cut)
         assert isinstance(scan(cut, probe(cut)), str), name
         assert isinstance(fast(cut, every_3), str), name
 
@@ -318,10 +292,7 @@ def test_scan_says_why_it_cannot_number_the_frames(tmp_path):
     assert probe(avi).codec == "h264"
     assert scan(avi, probe(avi)) == "AVI: its packets carry decode times, not presentation times"
     cut = str(tmp_path / "cut.mp4")
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", "3.3", "-i", src, "-t", "5", "-c", "copy", cut],
-        check=True,
-    )
+    videos.ffmpeg("-ss", "3.3", "-i", src, "-t", "5", "-c", "copy", cut)
     # The cut starts at the key frame before 3.3 s: an edit list hides the frames before it.
     assert scan(cut, probe(cut)) == "an edit list discards some of its packets"
     assert isinstance(fast(cut, Selection("every", every=3)), str)
@@ -338,10 +309,8 @@ def test_a_rotated_mp4_gives_the_same_images_fast_and_decoded_whole(tmp_path):
     # What ffmpeg 5.1 autorotates with (checked against its own output, md5 of the raw frames).
     expected = {90: ("transpose=cclock",), 180: ("hflip", "vflip"), 270: ("transpose=clock",)}
     for angle in expected:
-        subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", src, "-c", "copy"]
-            + ["-metadata:s:v:0", f"rotate={angle}", str(root / f"r{angle}.mp4")],
-            check=True,
+        videos.ffmpeg(
+            "-i", src, "-c", "copy", "-metadata:s:v:0", f"rotate={angle}", str(root / f"r{angle}.mp4")
         )
         assert probe(str(root / f"r{angle}.mp4")).turn == expected[angle], angle
     outs = {}
@@ -364,7 +333,7 @@ def test_a_rotated_mp4_gives_the_same_images_fast_and_decoded_whole(tmp_path):
         )
         assert r.returncode == 0, r.stderr
         outs[how] = out
-    recs = records(outs["fast"])
+    recs = records_by_video(outs["fast"])
     for angle in expected:
         rec = recs[f"r{angle}.mp4"]
         assert rec["status"] == "ok" and rec["path"].startswith("fast:"), rec
@@ -377,4 +346,4 @@ def test_a_rotated_mp4_gives_the_same_images_fast_and_decoded_whole(tmp_path):
             }
         assert sorted(pngs["fast"]) == ["000000.png", "000030.png"]
         assert pngs["fast"] == pngs["decode-all"], angle
-        assert records(outs["decode-all"])[f"r{angle}.mp4"]["path"] == "plain (--decode-all)"
+        assert records_by_video(outs["decode-all"])[f"r{angle}.mp4"]["path"] == "plain (--decode-all)"

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import CHROMIUM_ARGS, run_cli, start_dask, start_serve
+from helpers import CHROMIUM_ARGS, run_cli, start_dask, start_serve, tree
 from videos import make_video
 
 from snhoo_dask.web.store import RUNNING, JobStore
@@ -40,18 +40,6 @@ def long_video(path: str, seconds: int = 12) -> None:
         ],
         check=True,
     )
-
-
-def tree(out: str) -> dict[str, bytes]:
-    """Every frame and frames.csv under OUT, by relative path (run bookkeeping left out)."""
-    files = {}
-    for folder, dirs, names in os.walk(out):
-        dirs[:] = [d for d in dirs if not d.startswith(".snhoo")]
-        for name in names:
-            if name.endswith((".png", ".csv")):
-                path = os.path.join(folder, name)
-                files[os.path.relpath(path, out)] = open(path, "rb").read()
-    return files
 
 
 def test_store_marks_jobs_left_running_as_interrupted(tmp_path):

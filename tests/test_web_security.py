@@ -60,10 +60,6 @@ def status(url: str, headers: dict | None = None, method: str = "GET", data: byt
         return e.code
 
 
-def job_ids(svc: Serve) -> list[str]:
-    return [j["id"] for j in svc.call("/api/jobs")[1]["jobs"]]
-
-
 def test_every_page_and_api_call_needs_the_token(env):
     u, token = env.svc.url, env.svc.token
     for path in (
@@ -80,10 +76,10 @@ def test_every_page_and_api_call_needs_the_token(env):
         assert status(u + path, {"Authorization": "token wrong-token-of-some-length"}) == 401, path
         assert status(u + path + ("&" if "?" in path else "?") + "token=wrong") == 401, path
     assert status(u + "/api/jobs", method="POST", data=b"{}") == 401
-    before = job_ids(env.svc)
+    before = env.svc.job_ids()
     code, reply = call(u + "/api/jobs", "POST", {"roots": ["day1"], "out": "no-token"})
     assert code == 401 and "login" in reply["error"]
-    assert job_ids(env.svc) == before and not os.path.exists(os.path.join(env.frames, "no-token"))
+    assert env.svc.job_ids() == before and not os.path.exists(os.path.join(env.frames, "no-token"))
     assert status(u + "/", {"Authorization": f"token {token}"}) == 200
     assert status(u + "/api/jobs", {"Authorization": f"token {token}"}) == 200
 
@@ -104,7 +100,7 @@ def test_host_names_the_service_does_not_answer_are_refused(env):
 
 def test_bodies_and_lists_are_bounded_and_errors_do_not_echo_the_input(env):
     svc = env.svc
-    before = job_ids(svc)
+    before = svc.job_ids()
     big = b'{"roots": ["day1"], "value": "' + b"1," * 1_000_000 + b'"}'
     code, reply = call(svc.url + "/api/jobs", "POST", raw=big, token=svc.token)
     assert code == 413 and "larger than 1024 KiB" in reply["error"], reply
@@ -126,7 +122,7 @@ def test_bodies_and_lists_are_bounded_and_errors_do_not_echo_the_input(env):
     assert code == 400 and len(reply["error"]) <= 400 and secret not in reply["error"], reply
     code, reply = svc.call("/api/jobs", "POST", {"roots": [secret]})
     assert code in (400, 403) and secret not in reply["error"], reply
-    assert job_ids(svc) == before
+    assert svc.job_ids() == before
     assert svc.call("/api/jobs")[0] == 200  # still serving
 
 

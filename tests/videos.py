@@ -54,3 +54,34 @@ def frame_number(image_path: str | os.PathLike) -> int:
     grey = np.asarray(Image.open(image_path).convert("L"), dtype=float).mean()
     luma = grey * 219 / 255 + 16  # full-range RGB back to video-range luma
     return int(round((luma - 16) / 2))
+
+
+def ffmpeg(*args: str, timeout: float = 120) -> None:
+    """Real ffmpeg with ARGS (quiet, overwriting); fails the test if it fails."""
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=timeout)
+
+
+# -- noisy test pictures, encoded as the test asks --------------------------------------------
+
+# ffmpeg's moving test pattern with grain on every frame: enough bytes a frame to be worth
+# cutting into pieces or thinning, unlike make_video's flat grey.  Larger, 25 fps:
+NOISY = "testsrc2=s=240x180:r=25,noise=alls=12:allf=t"
+# Smaller, 30 fps, lighter grain:
+NOISY_SMALL = "testsrc2=s=160x120:r=30,noise=alls=6:allf=t"
+
+# x264 with an IDR picture every 25 frames (a second of NOISY), never one at a scene cut,
+# and its default B-frames.
+X264_GOP_25 = ["-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-sc_threshold", "0"]
+
+
+def encode(
+    path: str | os.PathLike, *args: str, source: str = NOISY, seconds: float = 12, vf: str | None = None
+) -> str:
+    """``seconds`` of the lavfi ``source`` encoded with the output options ARGS (codec and its
+    settings) into ``path``, in yuv420p; ``vf`` a filter on the way (e.g. new timestamps)."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-t", str(seconds)]
+    cmd += (["-vf", vf] if vf else []) + [*args, "-pix_fmt", "yuv420p", path]
+    subprocess.run(cmd, check=True)
+    return path
