@@ -12,6 +12,9 @@ from videos import make_video
 from snhoo_dask.frames.pickers import TIME_TOLERANCE
 from snhoo_dask.frames.plans import plan
 from snhoo_dask.frames.selection import (
+    MODE_BY_NAME,
+    MODE_LIST,
+    STREAMING_MODES,
     SelectionError,
     count_selected,
     index_expr,
@@ -238,3 +241,20 @@ def test_exact_frames_in_the_first_gop_of_mpeg_ts_with_b_frames_are_found(tmp_pa
     plain, fast = both_paths(video, frames="20,90")
     assert fast is not None
     assert plain.index == [20, 90] and plain.shown() == [20, 90 % 110]
+
+
+SAMPLE_VALUES = {"every": "5", "fps": "2", "frames": "0,10", "times": "0.5", "scenes": "0.4"}
+
+
+@pytest.mark.parametrize("mode", [m.name for m in MODE_LIST])
+def test_each_mode_answers_every_question_from_its_one_object(mode):
+    """A mode is one object: the web's typed value, the description, the plain pass and the
+    fast path's questions all come from it, and agree with the CLI's parse."""
+    kind = MODE_BY_NAME[mode]
+    sel = parse_selection(**kind.arguments(SAMPLE_VALUES.get(mode, "")))
+    assert sel.mode == mode and sel.kind is kind
+    assert sel.describe() and kind.label
+    select, picker = kind.plain(sel)
+    assert (select is None) == (mode == "all") and picker is not None
+    assert (mode in STREAMING_MODES) == kind.streaming
+    assert (kind.slow_reason(sel) is None) == (mode in ("every", "fps", "frames", "times", "keyframes"))

@@ -52,6 +52,7 @@ MAX_REQUESTED = 100_000
 # Frame numbers and rates past these are no video's (a 1000 fps video lasting 30 years).
 MAX_FRAME_NUMBER = 10**12
 MAX_RATE = 1_000_000
+MAX_DIGITS = 15  # a whole number typed as text: far above any frame count
 
 
 class SelectionError(UsageError, ValueError):
@@ -107,6 +108,7 @@ class Mode:
     that looks at every frame (all frames)."""
 
     name = "all"
+    label = "All frames"  # the web form's words for it
     option: str | None = None  # the command line's option, None for the default
     streaming = True  # decodes every frame in one stream: --dedup may thin it out
     exact = False  # names its frames one by one (the plain pass may end early)
@@ -115,6 +117,11 @@ class Mode:
     splittable = True
     scored = False  # its frames carry ffmpeg's scene score
     whole_video = True  # a fast plan for it looks at the whole video (truncation checked)
+
+    def arguments(self, text: str) -> dict[str, Any]:
+        """``parse_selection``'s arguments for this mode from one typed value (the web form's
+        box); the default mode takes none."""
+        return {}
 
     def describe(self, sel: Selection) -> str:
         return "all frames"
@@ -149,8 +156,24 @@ class AllFrames(Mode):
     pass
 
 
+def _needs(name: str, text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise SelectionError(f"frame selection {name!r} needs a value")
+    return text
+
+
 class Every(Mode):
     name, option = "every", "--every"
+    label = "Every Nth frame"
+
+    def arguments(self, text: str) -> dict[str, Any]:
+        text = _needs(self.name, text)
+        if not re.fullmatch(r"\d+", text):
+            raise SelectionError(f"every wants a whole number of frames, not {text[:40]!r}")
+        if len(text) > MAX_DIGITS:
+            raise SelectionError(f"every wants a whole number of frames, not a number of {len(text)} digits")
+        return {"every": int(text)}
 
     def describe(self, sel: Selection) -> str:
         return "every frame" if sel.every == 1 else f"every {_ordinal(sel.every)} frame"
@@ -176,6 +199,10 @@ class Every(Mode):
 
 class Fps(Mode):
     name, option = "fps", "--fps"
+    label = "Frames per second"
+
+    def arguments(self, text: str) -> dict[str, Any]:
+        return {"fps": _needs(self.name, text)}
 
     def describe(self, sel: Selection) -> str:
         return f"{float(sel.fps):g} frames per second"
@@ -210,6 +237,11 @@ class Fps(Mode):
 
 class Frames(Mode):
     name, option = "frames", "--frames"
+    label = "Chosen frame numbers"
+
+    def arguments(self, text: str) -> dict[str, Any]:
+        return {"frames": _needs(self.name, text)}
+
     streaming, exact, splittable, whole_video = False, True, False, False
 
     def describe(self, sel: Selection) -> str:
@@ -240,6 +272,11 @@ class Frames(Mode):
 
 class Times(Mode):
     name, option = "times", "--times"
+    label = "Chosen times"
+
+    def arguments(self, text: str) -> dict[str, Any]:
+        return {"times": _needs(self.name, text)}
+
     streaming, exact, splittable, whole_video = False, True, False, False
 
     def describe(self, sel: Selection) -> str:
@@ -284,7 +321,11 @@ class Times(Mode):
 
 class Keyframes(Mode):
     name, option = "keyframes", "--keyframes"
+    label = "Key frames only"
     streaming, splittable = False, False
+
+    def arguments(self, text: str) -> dict[str, Any]:
+        return {"keyframes": True}
 
     def describe(self, sel: Selection) -> str:
         return "key frames"
@@ -306,7 +347,18 @@ class Keyframes(Mode):
 
 class Scenes(Mode):
     name, option = "scenes", "--scenes"
+    label = "First frame of each shot"
     splittable, scored = False, True
+
+    def arguments(self, text: str) -> dict[str, Any]:
+        text = text.strip()
+        try:
+            threshold = float(text) if text else None
+        except ValueError:
+            raise SelectionError(
+                f"scenes wants a scene threshold like 0.3 (or nothing), not {text[:40]!r}"
+            ) from None
+        return {"scenes": True, "scene_threshold": threshold}
 
     def describe(self, sel: Selection) -> str:
         return f"first frame of each shot (scene score above {sel.scene_threshold:g})"

@@ -10,21 +10,13 @@ import tornado.escape
 import tornado.web
 from tornado.ioloop import IOLoop
 
-from ..frames.selection import MODES
+from ..frames.selection import MODE_LIST, MODES
 from ..output.writers import FORMATS
 from . import auth, files
 from .store import ERROR, RUNNING
 from .validate import MAX_BODY, RequestError, Submission, build_job
 
-MODE_LABELS = {
-    "all": "All frames",
-    "every": "Every Nth frame",
-    "fps": "Frames per second",
-    "frames": "Chosen frame numbers",
-    "times": "Chosen times",
-    "keyframes": "Key frames only",
-    "scenes": "First frame of each shot",
-}
+MODE_LABELS = {m.name: m.label for m in MODE_LIST}
 
 
 # What is sent from a job's output folder is not the service's own: anyone who can run jobs

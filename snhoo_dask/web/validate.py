@@ -9,13 +9,12 @@ service was started with, and no worker-local folder (``scratch``) taken from a 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import UsageError
 from ..frames.filters import FilterError, parse_pixels
-from ..frames.selection import MODES
+from ..frames.selection import MODE_BY_NAME, MODES, SelectionError
 from ..jobs.discover import inside
 from ..jobs.job import Job
 from ..jobs.spec import DEFAULT_TIMEOUT, JobSpec
@@ -392,30 +391,10 @@ def _selection(mode: str, value: str) -> dict:
         raise RequestError(
             400, f"unknown frame selection {short(mode)}; choose one of {', '.join(MODES)}", "mode"
         )
-    value = value.strip()
-    if mode == "all":
-        return {}
-    if mode == "keyframes":
-        return {"keyframes": True}
-    if mode == "scenes":
-        try:
-            threshold = float(value) if value else None
-        except ValueError:
-            raise RequestError(
-                400, f"scenes wants a scene threshold like 0.3 (or nothing), not {value!r}", "value"
-            ) from None
-        return {"scenes": True, "scene_threshold": threshold}
-    if not value:
-        raise RequestError(400, f"frame selection {short(mode)} needs a value", "value")
-    if mode == "every":
-        if not re.fullmatch(r"\d+", value):
-            raise RequestError(400, f"every wants a whole number of frames, not {short(value)}", "value")
-        if len(value) > MAX_DIGITS:
-            raise RequestError(
-                400, f"every wants a whole number of frames, not a number of {len(value)} digits", "value"
-            )
-        return {"every": int(value)}
-    return {mode: value}
+    try:
+        return MODE_BY_NAME[mode].arguments(value)
+    except SelectionError as e:
+        raise RequestError(400, str(e), "value") from None
 
 
 SCRATCH_REFUSED = (
