@@ -77,11 +77,12 @@ def finish(proc, timeout: float) -> str:
 @pytest.mark.parametrize(
     ("point", "options", "what"),
     [
+        ("open", [], "opening it"),
         ("opened", [], "reading its header"),
         ("probed", ["--stage"], "copying it to local scratch"),
         ("probed", ["--no-stage", "--every", "5"], "reading its packets"),
     ],
-    ids=["probe", "staging-copy", "packet-scan"],
+    ids=["open", "probe", "staging-copy", "packet-scan"],
 )
 def test_a_source_disk_that_stops_answering_fails_the_video_within_the_timeout(
     tmp_path, source_disk, point, options, what

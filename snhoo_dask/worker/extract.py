@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -38,7 +37,7 @@ from ..video.hwaccel import CPU, decoder_for, fell_back, input_options
 from ..video.malloc import tune_this_process
 from ..video.probe import VideoInfo, probe
 from .pause import pause_point
-from .source import Source, open_video
+from .source import SOURCE_DISK, Source, SourceHung, bounded, open_video
 from .staging import staged
 
 T = TypeVar("T")
@@ -46,10 +45,6 @@ T = TypeVar("T")
 
 class Failure(VideoError):
     """Stop this video (or piece) with a human reason."""
-
-
-class SourceHung(Failure):
-    """A read of the video's disk that did not return within --timeout (see ``bounded``)."""
 
 
 class DecodeFailure(Failure):
@@ -101,7 +96,7 @@ def _extract_video(video: Video, settings: Settings, plain: str | None, record: 
             # The task ran again (its result was lost with a worker) after the video was
             # published by this same run: report that output instead of redoing it.
             return done
-        with open_video(video) as source:
+        with open_video(video, settings.timeout) as source:
             return on_decoder(
                 settings, record, partial(_extract, video, source, settings, out, record, started, plain)
             )
@@ -190,40 +185,6 @@ def _fast_plan(settings: Settings, info: VideoInfo, path: str, disk: str) -> Pla
         return f"the fast path could not plan ({type(e).__name__}: {e})"
 
 
-SOURCE_DISK = "the source disk"
-
-
-def bounded(seconds: float, what: str, read: Callable[[], T], disk: str = SOURCE_DISK) -> T:
-    """``read()`` run in a thread of its own and waited for at most ``seconds``: its result,
-    or its exception, or SourceHung ("<disk> did not answer for S s while <what>").
-
-    A read of a disk that stopped answering (a FUSE daemon stopped, a hung NFS or SMB
-    share) blocks in the kernel, where no Python code can interrupt it.  On timeout that
-    thread is abandoned: it is a daemon thread, it ends by itself if the disk ever
-    answers (its result, and anything it opened, then dropped), and it does not keep the
-    process from exiting.  The task itself goes on and records the video as failed.
-    Costs one thread start per call (tens of microseconds).
-    """
-    done = threading.Event()
-    outcome: list = []
-
-    def run() -> None:
-        try:
-            outcome.append((True, read()))
-        except BaseException as e:  # noqa: BLE001 - handed to the waiting task as it was
-            outcome.append((False, e))
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="snhoo-source-read", daemon=True).start()
-    if not done.wait(seconds):
-        raise SourceHung(f"{disk} did not answer for {seconds:g} s while {what}")
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
-
-
 @dataclass(frozen=True)
 class _Task:
     """One video's task once its output and source are open and its header read."""
@@ -256,7 +217,7 @@ def _run(task: _Task, frame_plan: Plan) -> VideoRecord:
         written, decoded, reached, log = write_frames(
             task.path, task.info, frame_plan, settings, sink, record, task.fds, task.decoder
         )
-        task.source.check_unchanged()
+        bounded(settings.timeout, "checking it was not changed", task.source.check_unchanged)
         record.frames = written
         _check_complete(frame_plan, task.info, written, decoded, reached, record, log)
         record.finish(OK, seconds=round(time.monotonic() - task.started, 3))

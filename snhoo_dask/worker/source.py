@@ -12,17 +12,74 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..errors import VideoError
 from ..fs.fsafe import Identity, UnsafePath, fd_path, identity, open_dir, open_file
 from ..model import Video
 
+T = TypeVar("T")
+SOURCE_DISK = "the source disk"
+
 
 class SourceError(VideoError):
     """The video cannot be read as discovered; the message is the human reason."""
+
+
+class SourceHung(SourceError):
+    """A read of the video's disk that did not return within --timeout (see ``bounded``)."""
+
+
+def bounded(
+    seconds: float,
+    what: str,
+    read: Callable[[], T],
+    disk: str = SOURCE_DISK,
+    late: Callable[[T], object] | None = None,
+) -> T:
+    """``read()`` run in a thread of its own and waited for at most ``seconds``: its result,
+    or its exception, or SourceHung ("<disk> did not answer for S s while <what>").
+
+    A read of a disk that stopped answering (a FUSE daemon stopped, a hung NFS or SMB
+    share) blocks in the kernel, where no Python code can interrupt it.  On timeout that
+    thread is abandoned: it is a daemon thread, it ends by itself if the disk ever
+    answers, and it does not keep the process from exiting.  A result that comes after the
+    wait gave up is handed to ``late`` (to close a descriptor it opened), else dropped.
+    The task itself goes on and records the video as failed.  Costs one thread start per
+    call (tens of microseconds).
+    """
+    done = threading.Event()
+    lock = threading.Lock()
+    outcome: list = []
+    gave_up: list[bool] = []
+
+    def run() -> None:
+        try:
+            result = (True, read())
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting task as it was
+            result = (False, e)
+        with lock:
+            if not gave_up:
+                outcome.append(result)
+                done.set()
+                return
+        if result[0] and late is not None:
+            late(result[1])
+
+    threading.Thread(target=run, name="snhoo-source-read", daemon=True).start()
+    if not done.wait(seconds):
+        with lock:
+            if not outcome:
+                gave_up.append(True)
+                raise SourceHung(f"{disk} did not answer for {seconds:g} s while {what}")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 @dataclass(frozen=True)
@@ -48,13 +105,26 @@ class Source:
 
 
 @contextmanager
-def open_video(video: Video) -> Iterator[Source]:
-    """The discovered file, open for reading; SourceError says why it cannot be."""
-    fd = _open(video)
+def open_video(video: Video, timeout: float | None = None) -> Iterator[Source]:
+    """The discovered file, open for reading; SourceError says why it cannot be.  With a
+    ``timeout``, a disk that does not answer within it is SourceHung (``bounded``)."""
+    if timeout is None:
+        fd, ident = _opened(video)
+    else:
+        fd, ident = bounded(timeout, "opening it", lambda: _opened(video), late=lambda got: os.close(got[0]))
     try:
-        yield Source(fd, _check(fd, video), os.path.basename(video.real or video.rel))
+        yield Source(fd, ident, os.path.basename(video.real or video.rel))
     finally:
         os.close(fd)
+
+
+def _opened(video: Video) -> tuple[int, Identity]:
+    fd = _open(video)
+    try:
+        return fd, _check(fd, video)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _open(video: Video) -> int:

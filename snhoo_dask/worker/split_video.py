@@ -44,7 +44,7 @@ from .extract import (
     write_frames,
 )
 from .pause import pause_point
-from .source import open_video
+from .source import bounded, open_video
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,15 @@ def plan_split(video: Video, settings: Settings, wanted: int) -> Split:
     started = time.time()
 
     def body(record: VideoRecord) -> Split:
-        with open_video(video) as source:
-            info = probe(source.path, settings.max_pixels)
+        with open_video(video, settings.timeout) as source:
+            info = bounded(
+                settings.timeout, "reading its header", partial(probe, source.path, settings.max_pixels)
+            )
             thin = not settings.decode_all and settings.selection.mode != "all"
             # The slice headers are worth reading only where frames are skipped.
-            table = scan(source.path, info, references=thin)
+            table = bounded(
+                settings.timeout, "reading its packets", partial(scan, source.path, info, references=thin)
+            )
             if isinstance(table, str):
                 return Split(None)
             frame = float(1 / info.frame_rate)
@@ -123,7 +127,10 @@ def extract_piece(
             return Rejected(f"{piece.describe(len(split.pieces or []))}: {e}")
 
     def attempt(record: VideoRecord, decoder: str) -> PieceResult:
-        with OutputDir(settings.out, settings.out_ino, settings.fence) as out, open_video(video) as source:
+        with (
+            OutputDir(settings.out, settings.out_ino, settings.fence) as out,
+            open_video(video, settings.timeout) as source,
+        ):
             frame_plan = piece_plan(
                 settings.selection, info, piece, source.path, settings.resize, split.times_us, split.rate
             )
@@ -133,7 +140,7 @@ def extract_piece(
                 written, _, _, log = write_frames(
                     source.path, info, frame_plan, settings, sink, record, (source.fd,), decoder
                 )
-                source.check_unchanged()
+                bounded(settings.timeout, "checking it was not changed", source.check_unchanged)
                 # Exact (the piece's frames were counted from its packets); write_frames has
                 # checked every image against them.
                 if written != frame_plan.expected_count:
