@@ -149,11 +149,21 @@ class Mode:
 
     def fed_select(self, sel: Selection, number: str, wanted: list[int]) -> str | None:
         """The ``select`` of a fed pass whose frame numbers ffmpeg computes as ``number``."""
-        return None
+        return index_expr(number, wanted) if wanted else None
 
 
 class AllFrames(Mode):
-    pass
+    def fed_select(self, sel: Selection, number: str, wanted: list[int]) -> str | None:
+        return None
+
+
+class _Chosen(Mode):
+    """A mode that names its frames one by one (exact frames, times)."""
+
+    streaming, exact, splittable, whole_video = False, True, False, False
+
+    def slow_reason(self, sel: Selection) -> str | None:
+        return None
 
 
 def _needs(name: str, text: str) -> str:
@@ -231,18 +241,13 @@ class Fps(Mode):
             last = interval
         return out, []
 
-    def fed_select(self, sel: Selection, number: str, wanted: list[int]) -> str | None:
-        return index_expr(number, wanted) if wanted else None
 
-
-class Frames(Mode):
+class Frames(_Chosen):
     name, option = "frames", "--frames"
     label = "Chosen frame numbers"
 
     def arguments(self, text: str) -> dict[str, Any]:
         return {"frames": _needs(self.name, text)}
-
-    streaming, exact, splittable, whole_video = False, True, False, False
 
     def describe(self, sel: Selection) -> str:
         return f"{len(sel.frames)} chosen frame(s)"
@@ -252,9 +257,6 @@ class Frames(Mode):
 
     def count(self, sel: Selection, rate: Fraction, frames: int) -> int:
         return sum(1 for k in sel.frames if k < frames)
-
-    def slow_reason(self, sel: Selection) -> str | None:
-        return None
 
     def scan_limit(self, sel: Selection) -> int | None:
         return max(sel.frames) + 1 if sel.frames else None
@@ -266,18 +268,13 @@ class Frames(Mode):
             return "the packets were not read far enough"
         return [i for i in wanted if i < total], frames_past_end([i for i in wanted if i >= total], total)
 
-    def fed_select(self, sel: Selection, number: str, wanted: list[int]) -> str | None:
-        return index_expr(number, wanted) if wanted else None
 
-
-class Times(Mode):
+class Times(_Chosen):
     name, option = "times", "--times"
     label = "Chosen times"
 
     def arguments(self, text: str) -> dict[str, Any]:
         return {"times": _needs(self.name, text)}
-
-    streaming, exact, splittable, whole_video = False, True, False, False
 
     def describe(self, sel: Selection) -> str:
         return f"{len(sel.times)} chosen time(s)"
@@ -298,9 +295,6 @@ class Times(Mode):
     def count(self, sel: Selection, rate: Fraction, frames: int) -> int:
         return len(sel.times)
 
-    def slow_reason(self, sel: Selection) -> str | None:
-        return None
-
     def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
         """The last frame at or before each time."""
         times = table.times_us
@@ -314,9 +308,6 @@ class Times(Mode):
                 continue
             out.add(bisect_right(times, round((t + TIME_TOLERANCE) * 1e6)) - 1)
         return sorted(out), missing
-
-    def fed_select(self, sel: Selection, number: str, wanted: list[int]) -> str | None:
-        return index_expr(number, wanted) if wanted else None
 
 
 class Keyframes(Mode):
