@@ -161,3 +161,18 @@ def test_the_cycle_check_sees_cycles(tmp_path, source):
     (package / "a.py").write_text(source)
     (package / "b.py").write_text("from .a import g\n")
     assert _cycles(imports(package)) == [["p.a", "p.b"]]
+
+
+def test_the_public_names_are_there_and_cheap():
+    """Every name the package's front door offers resolves, and ``import snhoo_dask`` alone
+    does not import Dask's client (a worker importing one module pays for what it uses)."""
+    import subprocess
+    import sys
+
+    import snhoo_dask
+
+    for name in snhoo_dask.__all__:
+        assert getattr(snhoo_dask, name) is not None, name
+    code = "import sys, snhoo_dask; print('distributed' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
