@@ -1,4 +1,4 @@
-"""A long video cut into pieces gives the folder the whole video gives (issue 22 item 2);
+"""A long video cut into pieces gives the folder the whole video gives;
 tiny videos run in batches, each still with its own record and its own failure (item 3).
 
 Real encodes, the real CLI on its embedded cluster with two workers: each selection is run

@@ -1,4 +1,4 @@
-"""Decoding less gives the same images (issue 22 item 1): frames no one asked for that no other
+"""Decoding less gives the same images: frames no one asked for that no other
 frame needs are never decoded (snhoo_dask/thinning.py).
 
 Real ffmpeg encodes of the kinds that make this hard (B-frames, HEVC, open GOPs, MPEG-TS's
