@@ -369,12 +369,6 @@ MODES = tuple(m.name for m in MODE_LIST)
 STREAMING_MODES = tuple(m.name for m in MODE_LIST if m.streaming)
 
 
-def _ordinal(n: int) -> str:
-    """2nd, 3rd, 11th, 21st: as the summary line and the records say it."""
-    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
 def parse_selection(
     every: int | None = None,
     fps: str | None = None,
