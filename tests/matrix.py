@@ -12,7 +12,7 @@ The pictures come from ``testsrc2``, which burns the frame number into each one,
 package ships.  The ids, and what each one is for, are in ``INPUTS`` (``describe()``
 prints them).
 
-Used by ``tests/test_input_matrix.py`` (``build`` into a session folder, or into
+Used by ``tests/e2e/test_input_matrix.py`` (``build`` into a session folder, or into
 ``$SNHOO_MATRIX_CACHE`` when set, to keep the files between runs) and by
 ``scripts/stress_matrix.py``.
 """
