@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .frames.filters import Dedup, FilterError, Resize, parse_dedup, parse_max_pixels, parse_resize
 from .frames.selection import STREAMING_MODES, Selection
 from .model import Video, VideoRecord
+from .output.layout import OutputDir
 from .output.writers import FORMATS
 from .video.probe import DEFAULT_MAX_PIXELS
 
@@ -70,6 +71,21 @@ def dataset_options(
 
 
 @dataclass(frozen=True)
+class RunFacts:
+    """Facts of a started job that its tasks need, set by the job, not by the user."""
+
+    # OUT's inode when the job started: a task refuses an OUT that was replaced since.
+    out_ino: int | None = None
+    # The token this run wrote into OUT/.snhoo-run when it took OUT (layout.take_over): a
+    # task publishes only while it is still there, never after another run took OUT over.
+    fence: str = ""
+    # ffmpeg decoder threads; 0 lets ffmpeg choose.  Set to 1 when there are at least as
+    # many tasks as worker threads: parallelism then comes from the videos, and frame
+    # threads only add overhead (a 2-min 720p decode: 18.1 s vs 19.9 s CPU).
+    decoder_threads: int = 0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything about a job that every video's task needs."""
 
@@ -81,18 +97,9 @@ class Settings:
     scratch: str | None = None
     timeout: float = 120.0
     run_id: str = ""
-    # ffmpeg decoder threads; 0 lets ffmpeg choose.  The job sets 1 when there are at
-    # least as many videos as worker threads: parallelism then comes from the videos,
-    # and frame threads only add overhead (a 2-min 720p decode: 18.1 s vs 19.9 s CPU).
-    decoder_threads: int = 0
     resize: Resize | None = None  # --max-side / --square
     dedup: Dedup | None = None  # --dedup and its thresholds
     pack: str = "folder"  # "folder": one image file per frame; "tar": one tar per video
-    # OUT's inode when the job started: a task refuses an OUT that was replaced since.
-    out_ino: int | None = None
-    # The token this run wrote into OUT/.snhoo-run when it took OUT (layout.take_over): a
-    # task publishes only while it is still there, never after another run took OUT over.
-    fence: str = ""
     # Decode every frame even where a sparse selection could skip some (thinning.py): the
     # same images, only slower; for comparing, or distrusting, the skip.
     decode_all: bool = False
@@ -105,6 +112,13 @@ class Settings:
     # Decode on a worker's GPU: auto, cuda or none (hwaccel.py).  Not in the signature:
     # the GPU decodes the same frames.
     hwaccel: str = "auto"
+    # What the job learned as it started, not what it was asked (never in the signature).
+    run: RunFacts = RunFacts()
+
+    def open_out(self) -> OutputDir:
+        """OUT as this job's tasks open it: the very folder the job locked, publishing only
+        while the job still holds it (``layout.OutputDir``)."""
+        return OutputDir(self.out, self.run.out_ino, self.run.fence)
 
     @property
     def out_suffix(self) -> str:

@@ -253,7 +253,9 @@ class Job:
         summary: Summary,
         lost_grace: float,
     ) -> None:
-        settings = replace(self.settings, out_ino=self._out_ino, fence=self._fence)
+        settings = replace(
+            self.settings, run=replace(self.settings.run, out_ino=self._out_ino, fence=self._fence)
+        )
         units = submit(client, todo, settings, slots_of(client))
         self._futures = [f for u in units for f in u.futures]
         unit_of = {u.future.key: u for u in units}

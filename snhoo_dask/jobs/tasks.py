@@ -107,7 +107,9 @@ def submit(client: Client, todo: list[Video], settings: Settings, slots: int) ->
     tasks = len(alone) + len(groups) + sum(n for _, n in split)
     # With at least as many tasks as worker threads, parallelism comes from the tasks, and
     # ffmpeg's frame threads only add overhead (a 2-min 720p decode: 18.1 s vs 19.9 s CPU).
-    settings = replace(settings, decoder_threads=1 if slots and tasks >= slots else 0)
+    settings = replace(
+        settings, run=replace(settings.run, decoder_threads=1 if slots and tasks >= slots else 0)
+    )
     tag = uuid.uuid4().hex
     units = [_submit_pieces(client, v, settings, n, f"{tag}-{i}") for i, (v, n) in enumerate(split)]
     # One client.map is one message to the scheduler for all of its tasks; a future per

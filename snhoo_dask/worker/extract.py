@@ -90,7 +90,7 @@ def guarded(video: Video, settings: Settings, body: Callable[[VideoRecord], T], 
 def _extract_video(video: Video, settings: Settings, plain: str | None, record: VideoRecord) -> VideoRecord:
     started = time.monotonic()
     pause_point("open", video.rel)
-    with OutputDir(settings.out, settings.out_ino, settings.fence) as out:
+    with settings.open_out() as out:
         done = done_by_this_run(video, settings, out)
         if done is not None:
             # The task ran again (its result was lost with a worker) after the video was
@@ -278,8 +278,8 @@ def write_frames(
     logs = []
     # The decoder refuses any picture above --max-pixels, also one after a size change.
     decoding = {**REINIT, "-max_pixels": str(settings.max_pixels)}
-    if settings.decoder_threads:
-        decoding["-threads"] = str(settings.decoder_threads)
+    if settings.run.decoder_threads:
+        decoding["-threads"] = str(settings.run.decoder_threads)
     decoding.update(input_options(decoder))
 
     def add(ref: FrameRef, picture) -> None:

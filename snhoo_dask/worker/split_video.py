@@ -27,7 +27,7 @@ from ..frames.pickers import FastPathRejected
 from ..fs.fsafe import remove_tree, walk
 from ..model import OK, Video, VideoRecord
 from ..output.formats import FolderSink, FrameRow
-from ..output.layout import OutputDir, publish
+from ..output.layout import publish
 from ..packets.pieces import Piece, cut, piece_plan
 from ..packets.thinning import scan
 from ..settings import Settings
@@ -128,7 +128,7 @@ def extract_piece(
 
     def attempt(record: VideoRecord, decoder: str) -> PieceResult:
         with (
-            OutputDir(settings.out, settings.out_ino, settings.fence) as out,
+            settings.open_out() as out,
             open_video(video, settings.timeout) as source,
         ):
             frame_plan = piece_plan(
@@ -181,7 +181,7 @@ def join_pieces(
     assert split.info is not None and len(pieces) == len(split.pieces)
 
     def body(record: VideoRecord) -> VideoRecord:
-        with OutputDir(settings.out, settings.out_ino, settings.fence) as out:
+        with settings.open_out() as out:
             done = done_by_this_run(video, settings, out)
             if done is not None:
                 return done  # the join ran again after publishing (a worker died): that output
@@ -221,7 +221,7 @@ def join_pieces(
 
 def _sweep(settings: Settings, pieces: list[PieceResult]) -> None:
     """Remove the folders of pieces whose images will not be used."""
-    with OutputDir(settings.out, settings.out_ino, settings.fence) as out:
+    with settings.open_out() as out:
         base = make_tmp(out)
         try:
             for p in pieces:
