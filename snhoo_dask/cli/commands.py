@@ -59,6 +59,25 @@ def fail_usage(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+# How the workers run a job: long enough to want their words here, out of the option list.
+DECODE_ALL_HELP = (
+    "Decode every frame even where --every/--fps could skip frames no one asked for and "
+    "none depends on (same images, slower; to compare)."
+)
+SPLIT_HELP = (
+    "Cut a long video into pieces of at least this many seconds, extracted by several "
+    "workers at once (same images, one folder); 0: one task per video.  [default: "
+    f"{DEFAULT_SPLIT_SECONDS:g}]"
+)
+HWACCEL_HELP = (
+    "Decode on an NVIDIA GPU (NVDEC): auto on each worker that has one, cuda to try "
+    "everywhere, none for never; a video the GPU fails is decoded again on the CPU.  [default: auto]"
+)
+TIMEOUT_HELP = (
+    f"Fail a video when ffmpeg produces no frame for this many seconds.  [default: {DEFAULT_TIMEOUT:g}]"
+)
+
+
 def cluster_options(command):
     """--scheduler, or the size of the embedded LocalCluster: shared by run and serve."""
     for option in reversed(
@@ -159,35 +178,10 @@ def main() -> None:
     "--scratch", type=click.Path(), help="Worker-local scratch folder (default $SNHOO_SCRATCH or /tmp)."
 )
 @click.option("--overwrite", is_flag=True, help="Redo videos whose output is already complete.")
-@click.option(
-    "--decode-all",
-    is_flag=True,
-    help="Decode every frame even where --every/--fps could skip frames no one asked for and "
-    "none depends on (same images, slower; to compare).",
-)
-@click.option(
-    "--split-seconds",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_SPLIT_SECONDS,
-    show_default=True,
-    help="Cut a long video into pieces of at least this many seconds, extracted by several "
-    "workers at once (same images, one folder); 0: one task per video.",
-)
-@click.option(
-    "--hwaccel",
-    type=click.Choice(HWACCELS),
-    default="auto",
-    show_default=True,
-    help="Decode on an NVIDIA GPU (NVDEC): auto on each worker that has one, cuda to try "
-    "everywhere, none for never; a video the GPU fails is decoded again on the CPU.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=DEFAULT_TIMEOUT,
-    show_default=True,
-    help="Fail a video when ffmpeg produces no frame for this many seconds.",
-)
+@click.option("--decode-all", is_flag=True, help=DECODE_ALL_HELP)
+@click.option("--split-seconds", type=click.FloatRange(min=0), default=DEFAULT_SPLIT_SECONDS, help=SPLIT_HELP)
+@click.option("--hwaccel", type=click.Choice(HWACCELS), default="auto", help=HWACCEL_HELP)
+@click.option("--timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT, help=TIMEOUT_HELP)
 @cluster_options
 @click.option(
     "--dry-run", is_flag=True, help="List the videos and where their frames would go; process nothing."
@@ -229,35 +223,9 @@ def run(
     quiet: bool,
 ) -> None:
     """Extract frames from every video under ROOT(s)."""
-    spec = JobSpec(
-        roots=roots,
-        out=out,
-        every=every,
-        fps=fps,
-        frames=frames,
-        times=times,
-        keyframes=keyframes,
-        scenes=scenes,
-        scene_threshold=scene_threshold,
-        fmt=fmt,
-        quality=quality,
-        ext=ext,
-        stage=stage_mode(stage),
-        scratch=scratch,
-        overwrite=overwrite,
-        decode_all=decode_all,
-        split_seconds=split_seconds,
-        hwaccel=hwaccel,
-        timeout=timeout,
-        max_pixels=max_pixels,
-        max_side=max_side,
-        square=square,
-        dedup=dedup,
-        dedup_hi=dedup_hi,
-        dedup_lo=dedup_lo,
-        dedup_frac=dedup_frac,
-        pack=pack,
-    )
+    # The command's options are named as the spec's fields; only --stage/--no-stage is a flag
+    # the spec takes as a mode.
+    spec = JobSpec.from_names({**click.get_current_context().params, "stage": stage_mode(stage)})
     try:
         job = build_job(spec, dry_run=dry_run)
     except UsageError as e:

@@ -118,10 +118,12 @@ class Mode:
     scored = False  # its frames carry ffmpeg's scene score
     whole_video = True  # a fast plan for it looks at the whole video (truncation checked)
 
+    takes_value = False  # its option takes a value (the web form's box must hold one)
+
     def arguments(self, text: str) -> dict[str, Any]:
         """``parse_selection``'s arguments for this mode from one typed value (the web form's
         box); the default mode takes none."""
-        return {}
+        return {self.name: _needs(self.name, text)} if self.takes_value else {}
 
     def describe(self, sel: Selection) -> str:
         return "all frames"
@@ -210,9 +212,7 @@ class Every(Mode):
 class Fps(Mode):
     name, option = "fps", "--fps"
     label = "Frames per second"
-
-    def arguments(self, text: str) -> dict[str, Any]:
-        return {"fps": _needs(self.name, text)}
+    takes_value = True
 
     def describe(self, sel: Selection) -> str:
         return f"{float(sel.fps):g} frames per second"
@@ -245,9 +245,7 @@ class Fps(Mode):
 class Frames(_Chosen):
     name, option = "frames", "--frames"
     label = "Chosen frame numbers"
-
-    def arguments(self, text: str) -> dict[str, Any]:
-        return {"frames": _needs(self.name, text)}
+    takes_value = True
 
     def describe(self, sel: Selection) -> str:
         return f"{len(sel.frames)} chosen frame(s)"
@@ -272,9 +270,7 @@ class Frames(_Chosen):
 class Times(_Chosen):
     name, option = "times", "--times"
     label = "Chosen times"
-
-    def arguments(self, text: str) -> dict[str, Any]:
-        return {"times": _needs(self.name, text)}
+    takes_value = True
 
     def describe(self, sel: Selection) -> str:
         return f"{len(sel.times)} chosen time(s)"

@@ -17,8 +17,8 @@ message each side words with its own names for the options (``errors.UsageError.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 
 from ..errors import JobError, UsageError
 from ..frames.selection import parse_selection
@@ -38,12 +38,41 @@ MAX_SPLIT_SECONDS = 1_000_000
 STAGES = ("auto", "always", "never")  # copy to scratch: network filesystems only, every video, none
 
 
-@dataclass(frozen=True)
-class JobSpec:
+@dataclass(kw_only=True)
+class Options:
+    """What a user asks of how a job runs and what it writes, in the same words on every
+    front end: ``JobSpec`` and the web's ``Submission`` both carry these fields.  ``None``
+    for a number means the library's default."""
+
+    fmt: str = "jpg"
+    quality: int = 90
+    overwrite: bool = False
+    stage: str = "auto"  # one of STAGES
+    timeout: float = DEFAULT_TIMEOUT
+    decode_all: bool = False
+    split_seconds: float = DEFAULT_SPLIT_SECONDS
+    hwaccel: str = "auto"  # one of video.hwaccel.HWACCELS
+    # The dataset options (settings.dataset_options).
+    max_pixels: int | None = None
+    max_side: int | None = None
+    square: int | None = None
+    dedup: bool = False
+    dedup_hi: int | None = None
+    dedup_lo: int | None = None
+    dedup_frac: float | None = None
+    pack: str = "folder"
+
+    def options(self) -> dict[str, object]:
+        """These fields by name (to hand them on as they are)."""
+        return {f.name: getattr(self, f.name) for f in fields(Options)}
+
+
+@dataclass(kw_only=True)
+class JobSpec(Options):
     """Everything a user can ask of a job, as given (checked by ``build_job``).
 
     The selection fields are ``parse_selection``'s: at most one of every, fps, frames,
-    times, keyframes, scenes.  ``None`` for a number means the library's default.
+    times, keyframes, scenes.
     """
 
     roots: tuple[str, ...]
@@ -55,24 +84,14 @@ class JobSpec:
     keyframes: bool = False
     scenes: bool = False
     scene_threshold: float | None = None
-    fmt: str = "jpg"
-    quality: int = 90
     ext: str | None = None  # comma-separated; None: the common video types
-    stage: str = "auto"  # one of STAGES
     scratch: str | None = None  # a folder on each worker; None: $SNHOO_SCRATCH or the temp dir
-    overwrite: bool = False
-    decode_all: bool = False
-    split_seconds: float = DEFAULT_SPLIT_SECONDS
-    hwaccel: str = "auto"  # one of video.hwaccel.HWACCELS
-    timeout: float = DEFAULT_TIMEOUT
-    max_pixels: int | None = None
-    max_side: int | None = None
-    square: int | None = None
-    dedup: bool = False
-    dedup_hi: int | None = None
-    dedup_lo: int | None = None
-    dedup_frac: float | None = None
-    pack: str = "folder"
+
+    @classmethod
+    def from_names(cls, values: Mapping[str, object]) -> JobSpec:
+        """The spec from a mapping that names its fields (the command line's options; other
+        names in it are not the spec's business)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 def _choice(value: object, choices: tuple[str, ...], name: str) -> str:

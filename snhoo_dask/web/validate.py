@@ -17,7 +17,7 @@ from ..frames.filters import FilterError, parse_pixels
 from ..frames.selection import MODE_BY_NAME, MODES, SelectionError
 from ..jobs.discover import inside
 from ..jobs.job import Job
-from ..jobs.spec import DEFAULT_TIMEOUT, JobSpec
+from ..jobs.spec import DEFAULT_TIMEOUT, JobSpec, Options
 from ..jobs.spec import build_job as build_spec
 from ..settings import DEFAULT_SPLIT_SECONDS
 
@@ -169,33 +169,17 @@ def _not_text(value: str) -> bool:
         return True
 
 
-@dataclass
-class Submission:
-    """What the form and the API both send (all text, as typed)."""
+@dataclass(kw_only=True)
+class Submission(Options):
+    """What the form and the API both send, as typed: the job's ``Options`` as they are,
+    the roots and output folder as text, and the frame selection as a mode and one value
+    (for mode "scenes", the value is the threshold).  No scratch: SCRATCH_REFUSED."""
 
     roots: list[str]
     out: str = ""
     mode: str = "all"
     value: str = ""
-    fmt: str = "jpg"
-    quality: int = 90
     ext: str = ""
-    overwrite: bool = False
-    # Dataset options (see settings.dataset_options); for mode "scenes", value is the threshold.
-    max_side: int | None = None
-    square: int | None = None
-    dedup: bool = False
-    dedup_hi: int | None = None
-    dedup_lo: int | None = None
-    dedup_frac: float | None = None
-    pack: str = "folder"
-    max_pixels: int | None = None  # None: the library's default
-    # How the workers run it (jobs/spec.py checks the values).  No scratch: SCRATCH_REFUSED.
-    stage: str = "auto"
-    timeout: float = DEFAULT_TIMEOUT
-    decode_all: bool = False
-    split_seconds: float = DEFAULT_SPLIT_SECONDS
-    hwaccel: str = "auto"
 
     @classmethod
     def from_json(cls, body) -> Submission:
@@ -420,23 +404,8 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
         roots=tuple(real_roots),
         out=out,
         **_selection(sub.mode, sub.value),
-        fmt=sub.fmt,
-        quality=sub.quality,
         ext=sub.ext or None,
-        stage=sub.stage,
-        overwrite=sub.overwrite,
-        decode_all=sub.decode_all,
-        split_seconds=sub.split_seconds,
-        hwaccel=sub.hwaccel,
-        timeout=sub.timeout,
-        max_pixels=sub.max_pixels,
-        max_side=sub.max_side,
-        square=sub.square,
-        dedup=sub.dedup,
-        dedup_hi=sub.dedup_hi,
-        dedup_lo=sub.dedup_lo,
-        dedup_frac=sub.dedup_frac,
-        pack=sub.pack,
+        **sub.options(),
     )
     try:
         # Discovery follows links; under the service it must not leave the allowed folders.
