@@ -43,6 +43,9 @@ def dask_client(
     spec: ClusterSpec, connect_timeout: float = 10.0, worker_wait: float = 30.0
 ) -> Iterator[Client]:
     """Yield a connected client; raise ClusterError with a one-line reason if there is none."""
+    # A batched stream that closes as the job ends (a worker or the client let go) is logged
+    # by Dask at INFO with its whole traceback: not a failure, and a user would read it as one.
+    logging.getLogger("distributed.batched").setLevel(logging.WARNING)
     scheduler = spec.scheduler
     if scheduler:
         try:

@@ -230,10 +230,6 @@ def test_same_images_as_decode_all(mx: Matrix, case: Case, reference: Case, id: 
 
 
 @pytest.mark.parametrize("case", PLAN, ids=[f"{c.batch}-{c.id}" for c in PLAN])
-@pytest.mark.xfail(
-    strict=False,
-    reason="Dask's embedded cluster sometimes prints a CommClosedError traceback while shutting down after every video is ok (open)",
-)
 def test_run_prints_no_traceback(mx: Matrix, case: Case) -> None:
     """A run that finishes (records written, exit 0 or 1) prints no Python traceback."""
     run, _ = mx.run(case)
