@@ -39,7 +39,7 @@ from helpers import (
     wait_until,
 )
 from PIL import Image
-from videos import frame_number, make_video
+from videos import ffmpeg, frame_number, make_video
 
 # Every test here runs the installed CLI end to end on real Dask processes.
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -302,28 +302,9 @@ def test_interrupted_client_stops_cleanly_and_rerun_finishes_the_rest(shared_clu
 def noise_video(path, seconds: float = 2, size: str = "320x240") -> str:
     """Incompressible pictures: every PNG frame is about as large as the raw frame."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=s={size}:r=10",
-            "-t",
-            str(seconds),
-            "-vf",
-            "noise=alls=100:allf=t",
-            "-c:v",
-            "libx264",
-            "-qp",
-            "0",
-            "file:" + os.fspath(path),
-        ],
-        check=True,
-    )
+    source = f"testsrc2=s={size}:r=10"
+    ffmpeg("-f", "lavfi", "-i", source, "-t", str(seconds), "-vf", "noise=alls=100:allf=t",
+           "-c:v", "libx264", "-qp", "0", "file:" + os.fspath(path))  # fmt: skip
     return os.fspath(path)
 
 

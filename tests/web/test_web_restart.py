@@ -4,12 +4,11 @@ with the same output as one clean ``snhoo-dask run``."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import pytest
 from helpers import CHROMIUM_ARGS, run_cli, start_dask, start_serve, tree
-from videos import make_video
+from videos import ffmpeg, make_video
 
 from snhoo_dask.web.store import RUNNING, JobStore
 
@@ -20,25 +19,8 @@ def long_video(path: str, seconds: int = 12) -> None:
     # testsrc is much faster to encode than make_video's per-pixel expression, and this
     # video only has to keep one worker busy for a few seconds.
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=s=480x360:r=25",
-            "-t",
-            str(seconds),
-            "-c:v",
-            "mpeg4",
-            "-q:v",
-            "5",
-            path,
-        ],
-        check=True,
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=s=480x360:r=25", "-t", str(seconds), "-c:v", "mpeg4", "-q:v", "5", path
     )
 
 
