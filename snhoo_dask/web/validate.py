@@ -45,7 +45,6 @@ MAX_VALUE = 65536  # a long list of frame numbers or times
 MAX_SHORT = 256  # mode, format, extensions
 SHOWN = 120  # how much of a user's text a message quotes
 MAX_MESSAGE = 400
-MAX_DIGITS = 15  # a whole number typed as text: far above any frame count or size
 
 
 def short(text: str, limit: int = SHOWN) -> str:
