@@ -94,35 +94,19 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
+def _noisy_x264(source: str, seconds: float, gop: int) -> list[str]:
+    """ffmpeg's options for ``seconds`` of a lavfi source with grain, in x264 at CRF 23 with a
+    key frame every ``gop`` frames and none at scene cuts."""
+    return [
+        "-f", "lavfi", "-i", source, "-t", str(seconds), "-vf", "noise=alls=8:allf=t",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+        "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+    ]  # fmt: skip
+
+
 def _encode(src: str, seconds: float, out: Path, size: str = "1280x720") -> None:
     tmp = out.with_suffix(".part.mp4")
-    _ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        f"{src}=s={size}:r={FPS}",
-        "-t",
-        str(seconds),
-        "-vf",
-        "noise=alls=8:allf=t",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        "23",
-        "-g",
-        str(GOP),
-        "-keyint_min",
-        str(GOP),
-        "-sc_threshold",
-        "0",
-        "-pix_fmt",
-        "yuv420p",
-        "-movflags",
-        "+faststart",
-        str(tmp),
-    )
+    _ffmpeg(*_noisy_x264(f"{src}=s={size}:r={FPS}", seconds, GOP), "-movflags", "+faststart", str(tmp))
     tmp.rename(out)
 
 
@@ -130,44 +114,11 @@ def _clips(n: int, out_dir: Path, base: Path) -> None:
     """n one-second 360p clips cut from one encode (key frame every second)."""
     src = base / "clips-source.mp4"
     tmp = src.with_suffix(".part.mp4")
+    _ffmpeg(*_noisy_x264(f"testsrc2=s={CLIP_SIZE}:r={FPS}", n, FPS), str(tmp))
     _ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc2=s={CLIP_SIZE}:r={FPS}",
-        "-t",
-        str(n),
-        "-vf",
-        "noise=alls=8:allf=t",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        "23",
-        "-g",
-        str(FPS),
-        "-keyint_min",
-        str(FPS),
-        "-sc_threshold",
-        "0",
-        "-pix_fmt",
-        "yuv420p",
-        str(tmp),
-    )
-    _ffmpeg(
-        "-i",
-        str(tmp),
-        "-c",
-        "copy",
-        "-f",
-        "segment",
-        "-segment_time",
-        "1",
-        "-reset_timestamps",
-        "1",
+        "-i", str(tmp), "-c", "copy", "-f", "segment", "-segment_time", "1", "-reset_timestamps", "1",
         str(out_dir / "c%04d.mp4"),
-    )
+    )  # fmt: skip
     tmp.unlink()
 
 

@@ -10,7 +10,7 @@ import subprocess
 
 import numpy as np
 from PIL import Image
-from videos import ffmpeg
+from videos import ffmpeg, lossless
 
 # The three-shot video: shot starts (frame indices) at 25 fps.
 SHOT_STARTS = [0, 40, 70]
@@ -49,47 +49,17 @@ def three_shots(path: str | os.PathLike) -> str:
 def still_then_motion(path: str | os.PathLike) -> str:
     """Frames 0-29 all the same grey; frames 30-59 each new (fresh noise over grey level
     16 + 2n).  Lossless, so ``closest_frame`` tells exactly which frame an image is."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
+    return lossless(
+        path,
         f"nullsrc=s=64x48:r=25,geq=lum='if(lt(N,{STILL_FRAMES}),16,16+2*N)':cb=128:cr=128,"
         f"noise=alls=30:allf=t+u:enable='gte(n,{STILL_FRAMES})'",
-        "-frames:v",
-        str(STILL_FRAMES + MOTION_FRAMES),
-        "-c:v",
-        "libx264",
-        "-qp",
-        "0",
-        "-pix_fmt",
-        "yuv444p",
-        "file:" + path,
+        STILL_FRAMES + MOTION_FRAMES,
     )
-    return path
 
 
 def dark_left_bright_right(path: str | os.PathLike, size: str = "1280x720", frames: int = 10) -> str:
     """Left half black, right half white: where the edge lands shows where a crop was taken."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        f"nullsrc=s={size}:r=25,geq=lum='if(lt(X,W/2),16,235)':cb=128:cr=128",
-        "-frames:v",
-        str(frames),
-        "-c:v",
-        "libx264",
-        "-qp",
-        "0",
-        "-pix_fmt",
-        "yuv444p",
-        "file:" + path,
-    )
-    return path
+    return lossless(path, f"nullsrc=s={size}:r=25,geq=lum='if(lt(X,W/2),16,235)':cb=128:cr=128", frames)
 
 
 def reference_frames(video: str | os.PathLike) -> np.ndarray:

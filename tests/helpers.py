@@ -121,6 +121,15 @@ def run_on(cluster: DaskProcesses, *args: str, timeout: float = 300) -> subproce
     return run_cli("run", *args, "--scheduler", cluster.address, "-q", timeout=timeout)
 
 
+def run_one(cluster: DaskProcesses, root, out, *args: str, timeout: float = 300) -> dict:
+    """``snhoo-dask run ROOT --out OUT ARGS`` on a cluster, over a root of one video: it must
+    succeed; that video's record."""
+    res = run_on(cluster, str(root), "--out", str(out), *args, timeout=timeout)
+    assert res.returncode == 0, res.stderr
+    (rec,) = manifest(out)
+    return rec
+
+
 def cli_popen(*args: str, **kwargs) -> subprocess.Popen:
     """``snhoo-dask`` in the background, with Ctrl-C delivered as in a terminal (output piped
     as text unless ``kwargs`` say otherwise)."""

@@ -13,6 +13,9 @@ import subprocess
 import numpy as np
 from PIL import Image
 
+# x264 without loss, in 4:4:4: a decoded frame is the source frame to the bit.
+LOSSLESS = ["-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p"]
+
 
 def make_video(
     path: str | os.PathLike,
@@ -27,25 +30,12 @@ def make_video(
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     gop = gop or fps
-    lum = "16+mod(2*N,220)"
-    cmd = [
-        "ffmpeg",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"nullsrc=s={size}:r={fps},geq=lum='{lum}':cb=128:cr=128",
-        "-t",
-        str(seconds),
-    ]
+    source = f"nullsrc=s={size}:r={fps},geq=lum='16+mod(2*N,220)':cb=128:cr=128"
     if codec == "libx264":
-        cmd += ["-c:v", "libx264", "-qp", "0", "-g", str(gop), "-pix_fmt", "yuv444p"]
+        args = [*LOSSLESS, "-g", str(gop)]
     else:
-        cmd += ["-c:v", codec, "-g", str(gop)]
-    cmd += (extra or []) + ["file:" + path]
-    subprocess.run(cmd, check=True)
+        args = ["-c:v", codec, "-g", str(gop)]
+    ffmpeg(*_lavfi(source, seconds), *args, *(extra or []), "file:" + path)
     return path
 
 
@@ -56,9 +46,22 @@ def frame_number(image_path: str | os.PathLike) -> int:
     return int(round((luma - 16) / 2))
 
 
+def _lavfi(source: str, seconds: float) -> list[str]:
+    """ffmpeg's input options for ``seconds`` of the lavfi test source ``source``."""
+    return ["-f", "lavfi", "-i", source, "-t", str(seconds)]
+
+
 def ffmpeg(*args: str, timeout: float = 120) -> None:
     """Real ffmpeg with ARGS (quiet, overwriting); fails the test if it fails."""
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=timeout)
+
+
+def lossless(path: str | os.PathLike, source: str, frames: int) -> str:
+    """The first ``frames`` frames of the lavfi ``source``, without loss, into ``path``."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    ffmpeg("-f", "lavfi", "-i", source, "-frames:v", str(frames), *LOSSLESS, "file:" + path)
+    return path
 
 
 # -- noisy test pictures, encoded as the test asks --------------------------------------------
@@ -81,7 +84,5 @@ def encode(
     settings) into ``path``, in yuv420p; ``vf`` a filter on the way (e.g. new timestamps)."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-t", str(seconds)]
-    cmd += (["-vf", vf] if vf else []) + [*args, "-pix_fmt", "yuv420p", path]
-    subprocess.run(cmd, check=True)
+    ffmpeg(*_lavfi(source, seconds), *(["-vf", vf] if vf else []), *args, "-pix_fmt", "yuv420p", path)
     return path

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -250,25 +251,23 @@ def report(out: str) -> None:
     click.echo(build_report(out))
 
 
+def _folders(flag: str, help: str) -> Callable:
+    """A repeatable folder option; its parameter is named after the flag."""
+    name = flag.lstrip("-").replace("-", "_")
+    return click.option(flag, name, multiple=True, type=click.Path(), metavar="DIR", help=help)
+
+
 @main.command(cls=OneLineErrors)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8888, show_default=True)
-@click.option(
+@_folders(
     "--allow",
-    "allow",
-    multiple=True,
-    type=click.Path(),
-    metavar="DIR",
-    help="Base folder that roots may lie under (repeatable). Nothing else can be read. "
+    "Base folder that roots may lie under (repeatable). Nothing else can be read. "
     "A folder missing now (an unplugged disk) is shown as unavailable until it appears.",
 )
-@click.option(
+@_folders(
     "--out-base",
-    "out_base",
-    multiple=True,
-    type=click.Path(),
-    metavar="DIR",
-    help="Base folder that output folders must lie under (repeatable; default: the --allow folders).",
+    "Base folder that output folders must lie under (repeatable; default: the --allow folders).",
 )
 @click.option(
     "--state-dir",

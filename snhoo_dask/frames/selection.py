@@ -107,9 +107,8 @@ class Mode:
     """One way of choosing frames.  Subclasses say what differs; the defaults are a mode
     that looks at every frame (all frames)."""
 
-    name = "all"
+    name = "all"  # the option's name on the command line (--fps) and in the web's JSON
     label = "All frames"  # the web form's words for it
-    option: str | None = None  # the command line's option, None for the default
     streaming = True  # decodes every frame in one stream: --dedup may thin it out
     exact = False  # names its frames one by one (the plain pass may end early)
     # Pieces of a long video can each take their share without the frames before them
@@ -119,6 +118,11 @@ class Mode:
     whole_video = True  # a fast plan for it looks at the whole video (truncation checked)
 
     takes_value = False  # its option takes a value (the web form's box must hold one)
+
+    def __init_subclass__(cls, name: str = "", label: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = name or cls.name
+        cls.label = label or cls.label
 
     def arguments(self, text: str) -> dict[str, Any]:
         """``parse_selection``'s arguments for this mode from one typed value (the web form's
@@ -163,6 +167,7 @@ class _Chosen(Mode):
     """A mode that names its frames one by one (exact frames, times)."""
 
     streaming, exact, splittable, whole_video = False, True, False, False
+    takes_value = True
 
     def slow_reason(self, sel: Selection) -> str | None:
         return None
@@ -175,10 +180,7 @@ def _needs(name: str, text: str) -> str:
     return text
 
 
-class Every(Mode):
-    name, option = "every", "--every"
-    label = "Every Nth frame"
-
+class Every(Mode, name="every", label="Every Nth frame"):
     def arguments(self, text: str) -> dict[str, Any]:
         text = _needs(self.name, text)
         if not re.fullmatch(r"\d+", text):
@@ -209,9 +211,7 @@ class Every(Mode):
         return index_expr(number, wanted) if wanted else None
 
 
-class Fps(Mode):
-    name, option = "fps", "--fps"
-    label = "Frames per second"
+class Fps(Mode, name="fps", label="Frames per second"):
     takes_value = True
 
     def describe(self, sel: Selection) -> str:
@@ -242,11 +242,7 @@ class Fps(Mode):
         return out, []
 
 
-class Frames(_Chosen):
-    name, option = "frames", "--frames"
-    label = "Chosen frame numbers"
-    takes_value = True
-
+class Frames(_Chosen, name="frames", label="Chosen frame numbers"):
     def describe(self, sel: Selection) -> str:
         return f"{len(sel.frames)} chosen frame(s)"
 
@@ -267,11 +263,7 @@ class Frames(_Chosen):
         return [i for i in wanted if i < total], frames_past_end([i for i in wanted if i >= total], total)
 
 
-class Times(_Chosen):
-    name, option = "times", "--times"
-    label = "Chosen times"
-    takes_value = True
-
+class Times(_Chosen, name="times", label="Chosen times"):
     def describe(self, sel: Selection) -> str:
         return f"{len(sel.times)} chosen time(s)"
 
@@ -306,9 +298,7 @@ class Times(_Chosen):
         return sorted(out), missing
 
 
-class Keyframes(Mode):
-    name, option = "keyframes", "--keyframes"
-    label = "Key frames only"
+class Keyframes(Mode, name="keyframes", label="Key frames only"):
     streaming, splittable = False, False
 
     def arguments(self, text: str) -> dict[str, Any]:
@@ -332,9 +322,7 @@ class Keyframes(Mode):
         return None  # the fed packets are the key frames' own
 
 
-class Scenes(Mode):
-    name, option = "scenes", "--scenes"
-    label = "First frame of each shot"
+class Scenes(Mode, name="scenes", label="First frame of each shot"):
     splittable, scored = False, True
 
     def arguments(self, text: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import time
 
 import pytest
 from ansible_paths import ANSIBLE_DIR, REPO
+from videos import encode
 
 # The module's fixture builds two images (cold: debootstrap of ~300 packages
 # each) and converges twice: more than the suite's per-test timeout.
@@ -147,24 +148,7 @@ class Lab:
         try:
             for rel, seconds in videos:
                 path = os.path.join(mnt, rel)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                sh(
-                    [
-                        "ffmpeg",
-                        "-v",
-                        "error",
-                        "-y",
-                        "-f",
-                        "lavfi",
-                        "-i",
-                        "testsrc=size=96x64:rate=10",
-                        "-t",
-                        str(seconds),
-                        "-pix_fmt",
-                        "yuv420p",
-                        "file:" + path,
-                    ]
-                )
+                encode(path, source="testsrc=size=96x64:rate=10", seconds=seconds)
         finally:
             sh(["umount", mnt])
         return loop

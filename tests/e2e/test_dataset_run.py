@@ -26,6 +26,15 @@ from videos import frame_number, make_video
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
+def extract_one(cluster, tmp_path, make, name: str, *args: str):
+    """The CLI over one video that ``make`` writes as cam/NAME: the video, OUT and its folder."""
+    video = make(tmp_path / "cam" / name)
+    out = tmp_path / "out"
+    res = run_on(cluster, str(tmp_path / "cam"), "-o", str(out), *args)
+    assert res.returncode == 0, res.stderr
+    return video, out, out / "cam" / name
+
+
 def test_max_side_scales_the_longer_side_and_never_enlarges(shared_cluster, tmp_path):
     root = tmp_path / "cam"
     make_video(root / "wide.mp4", seconds=2, size="1280x720")
@@ -51,14 +60,10 @@ def test_max_side_scales_the_longer_side_and_never_enlarges(shared_cluster, tmp_
 
 
 def test_square_takes_the_centre_of_the_picture(shared_cluster, tmp_path):
-    root = tmp_path / "cam"
-    dark_left_bright_right(root / "halves.mp4")
-    out = tmp_path / "out"
-    res = run_on(
-        shared_cluster, str(root), "-o", str(out), "--frames", "0,5", "--square", "256", "--format", "png"
-    )
-    assert res.returncode == 0, res.stderr
-    folder = out / "cam" / "halves.mp4"
+    _, out, folder = extract_one(
+        shared_cluster, tmp_path, dark_left_bright_right, "halves.mp4", "--frames", "0,5", "--square", "256",
+        "--format", "png",
+    )  # fmt: skip
     for r in frames_csv(folder):
         with Image.open(folder / r["file"]) as im:
             assert im.size == (256, 256)
@@ -72,12 +77,9 @@ def test_square_takes_the_centre_of_the_picture(shared_cluster, tmp_path):
 
 
 def test_scenes_writes_the_first_frame_of_every_shot_with_its_score(shared_cluster, tmp_path):
-    root = tmp_path / "cam"
-    video = three_shots(root / "shots.mp4")
-    out = tmp_path / "out"
-    res = run_on(shared_cluster, str(root), "-o", str(out), "--scenes", "--format", "png")
-    assert res.returncode == 0, res.stderr
-    folder = out / "cam" / "shots.mp4"
+    video, out, folder = extract_one(
+        shared_cluster, tmp_path, three_shots, "shots.mp4", "--scenes", "--format", "png"
+    )
     rows = frames_csv(folder)
     assert [int(r["frame"]) for r in rows] == SHOT_STARTS
     assert [float(r["timestamp"]) for r in rows] == pytest.approx([i / 25 for i in SHOT_STARTS])
@@ -93,11 +95,9 @@ def test_scenes_writes_the_first_frame_of_every_shot_with_its_score(shared_clust
 
 def test_scenes_agree_with_pyscenedetect_on_the_known_cuts(shared_cluster, tmp_path):
     scenedetect = pytest.importorskip("scenedetect")
-    root = tmp_path / "cam"
-    video = three_shots(root / "shots.mp4")
-    out = tmp_path / "out"
-    res = run_on(shared_cluster, str(root), "-o", str(out), "--scenes", "--pack", "tar")
-    assert res.returncode == 0, res.stderr
+    video, out, _ = extract_one(
+        shared_cluster, tmp_path, three_shots, "shots.mp4", "--scenes", "--pack", "tar"
+    )
     with tarfile.open(out / "cam" / "shots.mp4.tar") as t:
         ours = sorted(int(m.name.split(".")[0]) for m in t if m.name.endswith(".jpg"))
     # PySceneDetect's ContentDetector with its defaults (threshold 27, HSV differences).
@@ -106,12 +106,9 @@ def test_scenes_agree_with_pyscenedetect_on_the_known_cuts(shared_cluster, tmp_p
 
 
 def test_dedup_drops_a_still_stretch_and_counts_it(shared_cluster, tmp_path):
-    root = tmp_path / "cam"
-    video = still_then_motion(root / "still.mp4")
-    out = tmp_path / "out"
-    res = run_on(shared_cluster, str(root), "-o", str(out), "--dedup", "--format", "png")
-    assert res.returncode == 0, res.stderr
-    folder = out / "cam" / "still.mp4"
+    video, out, folder = extract_one(
+        shared_cluster, tmp_path, still_then_motion, "still.mp4", "--dedup", "--format", "png"
+    )
     kept = [0, *range(STILL_FRAMES, STILL_FRAMES + MOTION_FRAMES)]
     rows = frames_csv(folder)
     assert [int(r["frame"]) for r in rows] == kept
@@ -124,12 +121,18 @@ def test_dedup_drops_a_still_stretch_and_counts_it(shared_cluster, tmp_path):
 
 
 def test_dedup_thins_out_the_selected_frames_only(shared_cluster, tmp_path):
-    root = tmp_path / "cam"
-    still_then_motion(root / "still.mp4")
-    out = tmp_path / "out"
-    res = run_on(shared_cluster, str(root), "-o", str(out), "--every", "2", "--dedup", "--max-side", "32")
-    assert res.returncode == 0, res.stderr
-    rows = frames_csv(out / "cam" / "still.mp4")
+    _, out, folder = extract_one(
+        shared_cluster,
+        tmp_path,
+        still_then_motion,
+        "still.mp4",
+        "--every",
+        "2",
+        "--dedup",
+        "--max-side",
+        "32",
+    )
+    rows = frames_csv(folder)
     assert [int(r["frame"]) for r in rows] == [0, *range(STILL_FRAMES, STILL_FRAMES + MOTION_FRAMES, 2)]
     assert {(r["width"], r["height"]) for r in rows} == {("32", "24")}
     (rec,) = manifest(out)

@@ -32,6 +32,8 @@ from helpers import (
     manifest,
     records_by_video,
     run_cli,
+    run_on,
+    run_one,
     small_fs_fixture,
     start_dask,
     tree,
@@ -115,6 +117,20 @@ def kill_tree_leftovers(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+@contextlib.contextmanager
+def run_on_own(procs, *args: str) -> Iterator[subprocess.Popen]:
+    """``run ARGS`` on PROCS, a cluster the test started; the run (if still going) and the
+    cluster are stopped after."""
+    try:
+        proc = cli_popen("run", *args, "--scheduler", procs.address, "-q")
+        try:
+            yield proc
+        finally:
+            kill_tree_leftovers(proc)
+    finally:
+        procs.stop()
 
 
 def _proc_table() -> dict[int, tuple[int, list[str]]]:
@@ -226,10 +242,8 @@ def test_worker_killed_mid_job_loses_nothing(tmp_path):
     scratch = str(tmp_path / "scratch")
     names = make_set(root, 4, seconds=4, size="640x480")
     procs = start_dask(str(tmp_path), 2, worker_env={"SNHOO_SCRATCH": scratch})
-    proc = None
-    try:
-        # --stage: the worker's ffmpeg then reads from its scratch folder, which tells it apart.
-        proc = cli_popen("run", str(root), "--out", str(out), "--scheduler", procs.address, "-q", "--stage")
+    # --stage: the worker's ffmpeg then reads from its scratch folder, which tells it apart.
+    with run_on_own(procs, str(root), "--out", str(out), "--stage") as proc:
         nanny_pids = {w.pid for w in procs.workers}
         # Kill the worker process (not the nanny) that is running ffmpeg on one of our videos.
         victims = wait_until(
@@ -237,10 +251,6 @@ def test_worker_killed_mid_job_loses_nothing(tmp_path):
         )
         os.kill(victims[0], signal.SIGKILL)
         rc, _, err = finish(proc, 150)
-    finally:
-        if proc:
-            kill_tree_leftovers(proc)
-        procs.stop()
     no_traceback(err)
     assert rc == 0, err
     records = manifest(out)
@@ -280,7 +290,7 @@ def test_interrupted_client_stops_cleanly_and_rerun_finishes_the_rest(shared_clu
         assert_complete(out / rel, list(range(100)), check_pictures=False)
 
     before = set(published(out))
-    again = run_cli("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q")
+    again = run_on(shared_cluster, str(root), "--out", str(out))
     assert again.returncode == 0, again.stderr
     (rerun,) = [recs for run, recs in runs(out).items() if run != first[0]["run"]]
     assert sorted(r["video"] for r in rerun) == names
@@ -291,7 +301,7 @@ def test_interrupted_client_stops_cleanly_and_rerun_finishes_the_rest(shared_clu
     assert sum(r["status"] == "ok" for r in rerun) == len(names) - len(skipped)  # ...the rest is done
     assert_no_leftovers(out)
 
-    reference = run_cli("run", str(root), "--out", str(clean), "--scheduler", shared_cluster.address, "-q")
+    reference = run_on(shared_cluster, str(root), "--out", str(clean))
     assert reference.returncode == 0, reference.stderr
     assert tree(out) == tree(clean)
 
@@ -321,18 +331,7 @@ def test_full_output_disk_fails_the_video_with_a_reason(shared_cluster, tmp_path
     noise_video(root / "big1.mp4")  # about 4.6 MB of PNGs each: cannot fit
     noise_video(root / "big2.mp4")
     out = small_fs / "out"
-    result = run_cli(
-        "run",
-        str(root),
-        "--out",
-        str(out),
-        "--scheduler",
-        shared_cluster.address,
-        "--format",
-        "png",
-        "-q",
-        timeout=150,
-    )
+    result = run_on(shared_cluster, str(root), "--out", str(out), "--format", "png", timeout=150)
     no_traceback(result)
     assert result.returncode == 1, result.stderr
     by_video = records_by_video(out)
@@ -591,18 +590,12 @@ def test_scheduler_dying_mid_job_is_reported_and_a_rerun_resumes(tmp_path):
     root, out = tmp_path / "cam", tmp_path / "out"
     names = make_set(root, 10, seconds=4, size="320x240")
     procs = start_dask(str(tmp_path / "first"), 2)
-    proc = None
-    try:
-        proc = cli_popen("run", str(root), "--out", str(out), "--scheduler", procs.address, "-q")
+    with run_on_own(procs, str(root), "--out", str(out)) as proc:
         wait_until(lambda: len(manifest(out)) >= 1, 120, "the first finished video")
         procs.scheduler.kill()
         started = time.monotonic()
         rc, _, err = finish(proc, 90)
         gave_up_after = time.monotonic() - started
-    finally:
-        if proc:
-            kill_tree_leftovers(proc)
-        procs.stop()
     no_traceback(err)
     assert rc == 1, err
     assert "lost the connection to the Dask scheduler" in err and "rerun to resume" in err
@@ -613,7 +606,7 @@ def test_scheduler_dying_mid_job_is_reported_and_a_rerun_resumes(tmp_path):
 
     procs = start_dask(str(tmp_path / "second"), 2)
     try:
-        again = run_cli("run", str(root), "--out", str(out), "--scheduler", procs.address, "-q")
+        again = run_on(procs, str(root), "--out", str(out))
     finally:
         procs.stop()
     assert again.returncode == 0, again.stderr
@@ -652,9 +645,7 @@ def test_second_concurrent_run_on_the_same_output_is_refused(shared_cluster, tmp
                 return None
 
         assert wait_until(holder, 60, "the first run to take the lock") == first.pid
-        second = run_cli(
-            "run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q", timeout=60
-        )
+        second = run_on(shared_cluster, str(root), "--out", str(out), timeout=60)
         assert first.poll() is None, "the first run ended before the second was refused: make it longer"
         no_traceback(second)
         assert second.returncode == 2
@@ -716,7 +707,7 @@ def test_hostile_names_and_files_work_or_fail_with_a_reason(shared_cluster, tmp_
     grower = threading.Thread(target=append, daemon=True)
     grower.start()
     try:
-        r = run_cli("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q")
+        r = run_on(shared_cluster, str(root), "--out", str(out))
     finally:
         stop.set()
         grower.join()
@@ -763,35 +754,13 @@ def test_huge_frame_request_lists(shared_cluster, tmp_path):
     root, out = tmp_path / "cam", tmp_path / "out"
     make_video(root / "clip.mp4", seconds=2)
     # 100,000 frames (the limit) of a 50-frame video: the 50 that exist, the rest reported missing.
-    r = run_cli(
-        "run",
-        str(root),
-        "--out",
-        str(out),
-        "--scheduler",
-        shared_cluster.address,
-        "-q",
-        "--frames",
-        "0-99999",
-    )
-    assert r.returncode == 0, r.stderr
-    (rec,) = manifest(out)
+    rec = run_one(shared_cluster, root, out, "--frames", "0-99999")
     assert rec["status"] == "ok" and rec["frames"] == 50
     assert rec["missing"][0] == "frame 50 (video has 50 frames)" and rec["missing"][-1] == "and 99930 more"
     assert_complete(out / "cam" / "clip.mp4", list(range(50)))
     # A long comma list (about 110 KB of command line) works too.
     many = ",".join(str(i) for i in range(0, 100_000, 5))
-    r = run_cli(
-        "run",
-        str(root),
-        "--out",
-        str(tmp_path / "out2"),
-        "--scheduler",
-        shared_cluster.address,
-        "-q",
-        "--frames",
-        many,
-    )
+    r = run_on(shared_cluster, str(root), "--out", str(tmp_path / "out2"), "--frames", many)
     assert r.returncode == 0, r.stderr
     assert_complete(tmp_path / "out2" / "cam" / "clip.mp4", list(range(0, 50, 5)))
     # Over the limit: a usage error before any work.
@@ -814,7 +783,7 @@ def test_a_playlist_saved_as_a_video_is_refused_without_reading_its_segments(sha
     make_video(root / "fine.mp4", seconds=1)
     _, pipe, _ = stalling_playlist(root, tmp_path / "segments", "stuck.mp4")
     started = time.monotonic()
-    r = run_cli("run", str(root), "--out", str(out), "--scheduler", shared_cluster.address, "-q", timeout=120)
+    r = run_on(shared_cluster, str(root), "--out", str(out), timeout=120)
     no_traceback(r)
     assert r.returncode == 1, r.stderr
     by_video = records_by_video(out)

@@ -8,7 +8,18 @@ import signal
 import subprocess
 
 import pytest
-from helpers import CHROMIUM_ARGS, cli_popen, frames_csv, free_port, images, manifest, run_cli, wait_until
+from helpers import (
+    CHROMIUM_ARGS,
+    cli_popen,
+    frames_csv,
+    free_port,
+    images,
+    manifest,
+    run_cli,
+    run_on,
+    run_one,
+    wait_until,
+)
 from videos import frame_number, make_video
 
 # Every test here runs the installed CLI end to end, most on real Dask processes.
@@ -21,10 +32,6 @@ def one_video(tmp_path):
     root = tmp_path / "cam"
     make_video(root / "clip.mp4", seconds=4, fps=25, gop=10)
     return root
-
-
-def run_on(cluster, *args):
-    return run_cli("run", *args, "--scheduler", cluster.address, "-q")
 
 
 @pytest.mark.parametrize(
@@ -58,9 +65,7 @@ def test_each_frame_mode_writes_exactly_the_selected_frames(
 
 def test_frames_past_the_end_are_reported_in_the_record(shared_cluster, one_video, tmp_path):
     out = tmp_path / "out"
-    result = run_on(shared_cluster, str(one_video), "--out", str(out), "--frames", "5,100,250")
-    assert result.returncode == 0, result.stderr
-    (rec,) = manifest(out)
+    rec = run_one(shared_cluster, one_video, out, "--frames", "5,100,250")
     assert rec["frames"] == 1
     assert rec["missing"] == ["frame 100 (video has 100 frames)", "frame 250 (video has 100 frames)"]
 

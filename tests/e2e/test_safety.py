@@ -16,7 +16,7 @@ import time
 
 import psutil
 import pytest
-from helpers import manifest, records_by_video, run_cli, run_on, start_dask
+from helpers import manifest, records_by_video, run_cli, run_on, run_one, start_dask
 from videos import make_video
 
 pytestmark = pytest.mark.slow
@@ -123,9 +123,7 @@ def test_symlink_inside_out_is_never_written_or_swept_through(shared_cluster, tm
 def test_root_named_like_the_temp_folder_keeps_its_frames(shared_cluster, tmp_path):
     root, out = tmp_path / ".snhoo-tmp", tmp_path / "out"
     make_video(root / "cam.mp4", seconds=1)
-    proc = run_on(shared_cluster, str(root), "--out", str(out), "--every", "5")
-    assert proc.returncode == 0, proc.stderr
-    (rec,) = manifest(out)
+    rec = run_one(shared_cluster, root, out, "--every", "5")
     assert rec["status"] == "ok" and rec["frames"] == 5
     assert not rec["out"].startswith(".snhoo-tmp/"), rec["out"]
     folder = out / rec["out"]

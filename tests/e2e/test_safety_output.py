@@ -8,10 +8,13 @@ Real CLI, real Dask processes where it matters, a real case-insensitive NTFS vol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from helpers import (
@@ -31,6 +34,21 @@ pytestmark = pytest.mark.slow
 
 def run(*args: str, timeout: float = 180):
     return run_cli("run", *args, "--workers", "1", "-q", timeout=timeout)
+
+
+@contextlib.contextmanager
+def held_cluster(tmp_path: Path, point: str, workers: int) -> Iterator[tuple[object, Path]]:
+    """A Dask cluster whose tasks wait at POINT (``worker/pause.py``) while PAUSE/POINT.hold
+    is there, and the PAUSE folder; its tasks are let go and it is stopped after."""
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    (pause / f"{point}.hold").touch()
+    cluster = start_dask(str(tmp_path), workers, worker_env={"SNHOO_PAUSE_DIR": str(pause)})
+    try:
+        yield cluster, pause
+    finally:
+        (pause / f"{point}.go").touch()
+        cluster.stop()
 
 
 def one_error_line(proc) -> str:
@@ -139,53 +157,49 @@ def test_an_output_around_another_runs_output_is_refused(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_a_task_of_an_interrupted_run_does_not_publish_over_a_newer_run(tmp_path):
-    root, out, pause = tmp_path / "cam", tmp_path / "out", tmp_path / "pause"
+    root, out = tmp_path / "cam", tmp_path / "out"
     make_video(root / "a.mp4", seconds=1)
-    pause.mkdir()
-    (pause / "opened.hold").touch()
-    cluster = start_dask(str(tmp_path), 2, worker_env={"SNHOO_PAUSE_DIR": str(pause)})
-    old = None
-    try:
-        old = cli_popen(
-            "run", str(root), "--out", str(out), "--every", "5", "--scheduler", cluster.address, "-q"
-        )
-        wait_until(lambda: (pause / "opened.waiting").exists(), 90, "the first run's task to be held")
-        (pause / "opened.hold").unlink()  # only that task is held; the next run's pass
-        old.send_signal(signal.SIGINT)
-        _, err = old.communicate(timeout=60)
-        assert old.returncode == 130, err
+    with held_cluster(tmp_path, "opened", 2) as (cluster, pause):
+        old = None
+        try:
+            old = cli_popen(
+                "run", str(root), "--out", str(out), "--every", "5", "--scheduler", cluster.address, "-q"
+            )
+            wait_until(lambda: (pause / "opened.waiting").exists(), 90, "the first run's task to be held")
+            (pause / "opened.hold").unlink()  # only that task is held; the next run's pass
+            old.send_signal(signal.SIGINT)
+            _, err = old.communicate(timeout=60)
+            assert old.returncode == 130, err
 
-        new = run_cli(
-            "run", str(root), "--out", str(out), "--every", "10", "--scheduler", cluster.address, "-q",
-            timeout=120,
-        )  # fmt: skip
-        assert new.returncode == 0, new.stderr
-        (rec,) = manifest(out)
-        assert rec["status"] == "ok" and rec["frames"] == 3
-        folder = out / "cam" / "a.mp4"
-        assert image_names(folder) == ["000000.jpg", "000010.jpg", "000020.jpg"]
-        done_ino = os.stat(folder).st_ino
+            new = run_cli(
+                "run", str(root), "--out", str(out), "--every", "10", "--scheduler", cluster.address, "-q",
+                timeout=120,
+            )  # fmt: skip
+            assert new.returncode == 0, new.stderr
+            (rec,) = manifest(out)
+            assert rec["status"] == "ok" and rec["frames"] == 3
+            folder = out / "cam" / "a.mp4"
+            assert image_names(folder) == ["000000.jpg", "000010.jpg", "000020.jpg"]
+            done_ino = os.stat(folder).st_ino
 
-        (pause / "opened.go").touch()  # the old run's task goes on, long after its run ended
-        from distributed import Client
+            (pause / "opened.go").touch()  # the old run's task goes on, long after its run ended
+            from distributed import Client
 
-        with Client(cluster.address, timeout=30) as c:
-            # A cancelled task runs on in its worker thread: wait for the threads, not the scheduler.
-            def executing(dask_worker) -> int:  # by value: the workers cannot import this module
-                return len(dask_worker.active_threads)
+            with Client(cluster.address, timeout=30) as c:
+                # A cancelled task runs on in its worker thread: wait for the threads, not the scheduler.
+                def executing(dask_worker) -> int:  # by value: the workers cannot import this module
+                    return len(dask_worker.active_threads)
 
-            wait_until(lambda: not any(c.run(executing).values()), 60, "the old task to end", step=0.2)
-        assert image_names(folder) == ["000000.jpg", "000010.jpg", "000020.jpg"]  # still the new run's
-        assert os.stat(folder).st_ino == done_ino
-        with open(folder / ".snhoo-done.json", encoding="utf-8") as f:
-            assert json.load(f)["record"]["run"] == rec["run"]
-        assert not (out / ".snhoo-tmp").exists() or os.listdir(out / ".snhoo-tmp") == []  # work discarded
-    finally:
-        if old is not None and old.poll() is None:
-            old.kill()
-            old.wait()
-        (pause / "opened.go").touch()
-        cluster.stop()
+                wait_until(lambda: not any(c.run(executing).values()), 60, "the old task to end", step=0.2)
+            assert image_names(folder) == ["000000.jpg", "000010.jpg", "000020.jpg"]  # still the new run's
+            assert os.stat(folder).st_ino == done_ino
+            with open(folder / ".snhoo-done.json", encoding="utf-8") as f:
+                assert json.load(f)["record"]["run"] == rec["run"]
+            assert not (out / ".snhoo-tmp").exists() or os.listdir(out / ".snhoo-tmp") == []  # work discarded
+        finally:
+            if old is not None and old.poll() is None:
+                old.kill()
+                old.wait()
 
 
 # -- 4. resume looks at what the folder holds -----------------------------------------------------
@@ -244,33 +258,29 @@ def test_a_publish_after_another_run_took_the_output_moves_nothing(tmp_path):
 @pytest.mark.timeout(240)
 def test_a_frozen_scheduler_is_a_clear_failure_within_30_s(tmp_path):
     """`kill -STOP` of the scheduler: the client hung 95 s and more (a killed one took 11 s)."""
-    root, out, pause = tmp_path / "cam", tmp_path / "out", tmp_path / "pause"
+    root, out = tmp_path / "cam", tmp_path / "out"
     make_video(root / "a.mp4", seconds=1)
     make_video(root / "b.mp4", seconds=1)
-    pause.mkdir()
-    (pause / "open.hold").touch()
-    cluster = start_dask(str(tmp_path), 1, worker_env={"SNHOO_PAUSE_DIR": str(pause)})
-    proc = None
-    try:
-        proc = cli_popen("run", str(root), "--out", str(out), "--scheduler", cluster.address, "-q")
-        wait_until(lambda: (pause / "open.waiting").exists(), 90, "a task to be held")
-        os.kill(cluster.scheduler.pid, signal.SIGSTOP)
-        started = time.monotonic()
-        _, err = proc.communicate(timeout=90)
-        took = time.monotonic() - started
-        assert proc.returncode == 1, err
-        assert "lost the connection to the Dask scheduler (it stopped answering" in err, err
-        assert "2 video(s) unfinished; rerun to resume" in err, err
-        assert "Traceback" not in err, err
-        assert took < 40, took
-        assert manifest(out) == []
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.kill(cluster.scheduler.pid, signal.SIGCONT)
-        (pause / "open.go").touch()
-        cluster.stop()
+    with held_cluster(tmp_path, "open", 1) as (cluster, pause):
+        proc = None
+        try:
+            proc = cli_popen("run", str(root), "--out", str(out), "--scheduler", cluster.address, "-q")
+            wait_until(lambda: (pause / "open.waiting").exists(), 90, "a task to be held")
+            os.kill(cluster.scheduler.pid, signal.SIGSTOP)
+            started = time.monotonic()
+            _, err = proc.communicate(timeout=90)
+            took = time.monotonic() - started
+            assert proc.returncode == 1, err
+            assert "lost the connection to the Dask scheduler (it stopped answering" in err, err
+            assert "2 video(s) unfinished; rerun to resume" in err, err
+            assert "Traceback" not in err, err
+            assert took < 40, took
+            assert manifest(out) == []
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.kill(cluster.scheduler.pid, signal.SIGCONT)
 
 
 # -- 6. reasons in words ----------------------------------------------------------------------

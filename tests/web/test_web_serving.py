@@ -100,6 +100,20 @@ def move_out(path: str, to: str) -> None:
     os.symlink(to, path)
 
 
+def assert_sheets_of_three(env: Env, job: dict, videos: tuple[str, ...]) -> None:
+    """Each video's contact sheet is served: its three frames in a row."""
+    for v in videos:
+        code, body = sheet(env, job, v)
+        assert code == 200 and sheet_size(body) == (3 * THUMB[0] + 2 * GAP, THUMB[1]), v
+
+
+def refused_once_moved_out(env: Env, job: dict, v: str, path: str, away: str) -> bool:
+    """Whether the sheet of ``v`` is refused once ``path`` (of the job's output) is a link to
+    ``away``, a folder outside it that holds what was there."""
+    move_out(path, os.path.join(env.elsewhere, away))
+    return sheet(env, job, v)[0] == 404
+
+
 # -- 1. served by descriptor -------------------------------------------------------------------
 
 
@@ -136,16 +150,11 @@ def test_the_report_is_sent_only_as_a_plain_file_inside_the_jobs_output(env):
 def test_a_sheet_is_made_only_from_the_jobs_own_output_folder(env):
     job = finished_job(env, "sheets", ["cam1", "cam2", "cam3"])
     out = os.path.join(env.frames, "sheets")
-    for v in ("cam1/a.mp4", "cam2/b.mp4", "cam3/c.mp4"):
-        code, body = sheet(env, job, v)
-        assert code == 200 and sheet_size(body) == (3 * THUMB[0] + 2 * GAP, THUMB[1]), v
-
+    assert_sheets_of_three(env, job, ("cam1/a.mp4", "cam2/b.mp4", "cam3/c.mp4"))
     # The video's own folder replaced by a link to an outside folder (holding its frames).
-    move_out(os.path.join(out, "cam1", "a.mp4"), os.path.join(env.elsewhere, "a.mp4"))
-    assert sheet(env, job, "cam1/a.mp4")[0] == 404
+    assert refused_once_moved_out(env, job, "cam1/a.mp4", os.path.join(out, "cam1", "a.mp4"), "a.mp4")
     # A parent of it replaced by a link.
-    move_out(os.path.join(out, "cam2"), os.path.join(env.elsewhere, "cam2"))
-    assert sheet(env, job, "cam2/b.mp4")[0] == 404
+    assert refused_once_moved_out(env, job, "cam2/b.mp4", os.path.join(out, "cam2"), "cam2")
     # frames.csv naming a file outside the folder: never opened.
     folder = os.path.join(out, "cam3", "c.mp4")
     outside = os.path.join(env.elsewhere, "red.jpg")
@@ -156,20 +165,17 @@ def test_a_sheet_is_made_only_from_the_jobs_own_output_folder(env):
     # A frames.csv the csv module refuses (a field over its size limit): the folder is listed instead.
     with open(os.path.join(folder, "frames.csv"), "w") as f:
         f.write(f"frame,timestamp,file\n0,0.0,{'x' * 200_000}.jpg\n")
-    code, body = sheet(env, job, "cam3/c.mp4")
-    assert code == 200 and sheet_size(body) == (3 * THUMB[0] + 2 * GAP, THUMB[1])
+    assert_sheets_of_three(env, job, ("cam3/c.mp4",))
 
 
 def test_a_packed_sheet_is_read_from_the_tar_by_descriptor(env):
     job = finished_job(env, "packed", ["cam1", "cam2"], pack="tar")
     out = os.path.join(env.frames, "packed")
-    for v in ("cam1/a.mp4.tar", "cam2/b.mp4.tar"):
-        code, body = sheet(env, job, v)
-        assert code == 200 and sheet_size(body) == (3 * THUMB[0] + 2 * GAP, THUMB[1]), v
-    move_out(os.path.join(out, "cam1", "a.mp4.tar"), os.path.join(env.elsewhere, "a.mp4.tar"))
-    assert sheet(env, job, "cam1/a.mp4.tar")[0] == 404
-    move_out(os.path.join(out, "cam2"), os.path.join(env.elsewhere, "packed-cam2"))
-    assert sheet(env, job, "cam2/b.mp4.tar")[0] == 404
+    assert_sheets_of_three(env, job, ("cam1/a.mp4.tar", "cam2/b.mp4.tar"))
+    assert refused_once_moved_out(
+        env, job, "cam1/a.mp4.tar", os.path.join(out, "cam1", "a.mp4.tar"), "a.mp4.tar"
+    )
+    assert refused_once_moved_out(env, job, "cam2/b.mp4.tar", os.path.join(out, "cam2"), "packed-cam2")
 
 
 def test_static_files_are_opened_beneath_the_static_folder_and_check_the_host(env):

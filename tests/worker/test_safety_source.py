@@ -73,6 +73,14 @@ def finish(proc, timeout: float) -> str:
     return err
 
 
+def interrupt(proc) -> tuple[str, float]:
+    """SIGTERM to the run; what it wrote to stderr and how many seconds it took to end."""
+    proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    err = finish(proc, 60)
+    return err, time.monotonic() - signalled
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize(
     ("point", "options", "what"),
@@ -108,10 +116,7 @@ def test_a_second_interrupt_while_the_cluster_closes_ends_the_run_at_once(tmp_pa
     proc.send_signal(signal.SIGTERM)
     time.sleep(3)  # the job has stopped (it looks every second); the cluster waits for the task
     assert proc.poll() is None
-    proc.send_signal(signal.SIGTERM)
-    signalled = time.monotonic()
-    err = finish(proc, 60)
-    took = time.monotonic() - signalled
+    err, took = interrupt(proc)
     assert took < 3, (took, err)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "before the job started" not in err, err
@@ -128,10 +133,7 @@ def test_an_interrupt_ends_the_run_while_a_task_waits_on_a_stopped_disk(tmp_path
     freeze_and_release(source_disk, pause, point)
     time.sleep(2)  # the task is now stuck on the disk
     assert proc.poll() is None
-    proc.send_signal(signal.SIGTERM)
-    signalled = time.monotonic()
-    err = finish(proc, 60)
-    took = time.monotonic() - signalled
+    err, took = interrupt(proc)
     assert took < 20, (took, err)
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
