@@ -15,6 +15,13 @@ from .video.probe import DEFAULT_MAX_PIXELS
 DEFAULT_SPLIT_SECONDS = 10.0
 
 PACKS = ("folder", "tar")
+
+
+def out_suffix(pack: str) -> str:
+    """Appended to a video's output path: ``cam/a.mp4`` (folder) or ``cam/a.mp4.tar``."""
+    return ".tar" if pack == "tar" else ""
+
+
 FRAME_IDENTITY = 2
 
 
@@ -119,11 +126,6 @@ class Settings:
         """OUT as this job's tasks open it: the very folder the job locked, publishing only
         while the job still holds it (``layout.OutputDir``)."""
         return OutputDir(self.out, self.run.out_ino, self.run.fence)
-
-    @property
-    def out_suffix(self) -> str:
-        """Appended to a video's output path: ``cam/a.mp4`` (folder) or ``cam/a.mp4.tar``."""
-        return ".tar" if self.pack == "tar" else ""
 
     def describe(self) -> str:
         """The selection and what is done to it, for records and the terminal."""

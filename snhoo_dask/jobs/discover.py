@@ -120,6 +120,7 @@ def discover(
     exclude: str | None = None,
     confine: list[str] | None = None,
     folding: Folding | None = None,
+    suffix: str = "",
 ) -> Discovery:
     """Every video file (by extension, any case) in every subfolder of each root.
 
@@ -129,7 +130,8 @@ def discover(
     ``exclude`` is a folder (the output) never to descend into.  With ``confine`` (the
     web service's allowed folders), a folder or file whose resolved path leaves those folders
     is not read, only reported.  ``folding``: how the output disk compares names
-    (``layout.probe_folding``), which the root names allow for.
+    (``layout.probe_folding``), which the root names allow for.  ``suffix``: after each
+    video's output name (``settings.out_suffix``).
     """
     absroots = list(dict.fromkeys(check_root(r) for r in roots))
     pseudo = pseudo_devices()
@@ -198,7 +200,7 @@ def discover(
                         # with a reason instead of letting them vanish from the job.
                         rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
                         size = ident.size if ident else 0
-                        videos.append(Video(root, names[root], rel, size, real=real, ident=ident))
+                        videos.append(Video(root, names[root], rel, size, suffix, real, ident))
                 except OSError as e:
                     problems.append((entry.path, e.strerror or str(e)))
             stack.extend(reversed(subfolders))

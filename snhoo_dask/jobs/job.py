@@ -127,9 +127,7 @@ class Job:
         self.settings = settings
         self.overwrite = overwrite
         self.found = found
-        # With --pack tar a video's output is <video path>.tar: every record, resume check
-        # and publish then uses that name.
-        self.videos = [replace(v, suffix=settings.out_suffix) for v in found.videos]
+        self.videos = found.videos
         self._futures: list = []
         self._stop = threading.Event()
         self._running = False

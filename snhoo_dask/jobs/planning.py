@@ -18,17 +18,20 @@ def find_videos(
     out: str | None,
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
     confine: list[str] | None = None,
+    suffix: str = "",
 ) -> Discovery:
     """Every video under the roots; JobError if a root is unusable or none holds a video.
 
     ``confine``: folders the walk may not leave (links out of them are reported, not followed).
+    ``suffix``: after each video's output name (``settings.out_suffix``); the names are
+    checked apart with it.
     """
     if not roots:
         raise JobError("give at least one root folder")
     # Asked of the output disk itself (of the folder it will be made in, if it is not there yet).
     folding = probe_folding_at(out) if out else Folding()
     try:
-        found = discover(roots, extensions, exclude=out, confine=confine, folding=folding)
+        found = discover(roots, extensions, exclude=out, confine=confine, folding=folding, suffix=suffix)
     except DiscoveryError as e:
         raise JobError(str(e)) from None
     if not found.videos:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 from ..errors import JobError, UsageError
 from ..frames.selection import parse_selection
 from ..output.writers import FORMATS
-from ..settings import DEFAULT_SPLIT_SECONDS, Settings, dataset_options
+from ..settings import DEFAULT_SPLIT_SECONDS, Settings, dataset_options, out_suffix
 from ..video.hwaccel import HWACCELS
 from .discover import parse_extensions
 from .job import Job, new_run_id
@@ -226,7 +226,7 @@ def build_job(
     if claim is not None:
         claim(out)
     try:
-        found = find_videos(roots, out, extensions, confine=confine)
+        found = find_videos(roots, out, extensions, confine=confine, suffix=out_suffix(fields["pack"]))
     except UsageError as e:
         raise _at("roots", e) from None
     if not dry_run:

@@ -10,8 +10,10 @@ import tornado.escape
 import tornado.web
 from tornado.ioloop import IOLoop
 
+from ..frames.filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO
 from ..frames.selection import MODE_LIST, MODES
 from ..output.writers import FORMATS
+from ..video.probe import DEFAULT_MAX_PIXELS
 from . import auth, files
 from .store import ERROR, RUNNING
 from .validate import MAX_BODY, RequestError, Submission, build_job
@@ -195,6 +197,8 @@ class SubmitPage(Base):
             modes=MODES,
             mode_labels=MODE_LABELS,
             formats=FORMATS,
+            dedup_defaults=(DEDUP_HI, DEDUP_LO, DEDUP_FRAC),
+            max_pixels_default=DEFAULT_MAX_PIXELS,
             allow=self.svc.policy.allow,
             out_base=self.svc.policy.out_base,
             unavailable=self.svc.policy.unavailable(),

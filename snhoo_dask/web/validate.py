@@ -261,6 +261,18 @@ class Submission(Options):
                 sizes[key] = parse_pixels(get(key, ""), key, key)
             except FilterError as e:
                 raise RequestError(400, str(e), key) from None
+        for key, kind, words in (
+            ("dedup_hi", int, "a whole number"),
+            ("dedup_lo", int, "a whole number"),
+            ("dedup_frac", float, "a number from 0 to 1"),
+        ):
+            text = get(key, "").strip()
+            try:
+                if len(text) > MAX_SHORT:
+                    raise ValueError(text)
+                sizes[key] = kind(text) if text else None
+            except ValueError:
+                raise RequestError(400, f"{_label(key)} must be {words}", key) from None
         seconds = {}
         for key, default in (("timeout", DEFAULT_TIMEOUT), ("split_seconds", DEFAULT_SPLIT_SECONDS)):
             text = get(key, "").strip()

@@ -266,3 +266,71 @@ def test_browser_submit_watch_review(env):
         finally:
             browser.close()
     assert errors == []
+
+
+def test_browser_form_sends_the_dataset_and_advanced_options(env):
+    """Every option the form has reaches the job: a wrong threshold is shown on its own
+    field with what was typed kept; then the job runs with all of them and resume keeps them."""
+    from playwright.sync_api import sync_playwright
+
+    shots = os.path.join(env.tmp, "screenshots")
+    os.makedirs(shots, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(env.svc.login_url())
+            page.fill("#roots", ROOT)
+            page.fill("#out", "form-options")
+            page.check("input[name=mode][value=every]")
+            page.fill("#value", "5")
+            page.fill("#max_side", "32")
+            page.check("input[name=dedup]")
+            page.fill("#dedup_hi", "300")
+            page.fill("#dedup_lo", "400")
+            page.fill("#dedup_frac", "0.5")
+            page.click("#advanced summary")
+            page.select_option("#stage", "always")
+            page.select_option("#hwaccel", "none")
+            page.fill("#timeout", "30")
+            page.fill("#split_seconds", "0")
+            page.fill("#max_pixels", "3072")
+            page.check("input[name=decode_all]")
+            page.click("#start")
+            page.wait_for_selector("#error")
+            assert "dedup lo (400) must not be above dedup hi (300)" in page.inner_text("#error")
+            assert "bad" in page.get_attribute("#dedup_lo", "class")
+            # Everything typed is there again, the advanced part open.
+            assert page.input_value("#dedup_hi") == "300" and page.input_value("#dedup_frac") == "0.5"
+            assert page.input_value("#max_pixels") == "3072" and page.input_value("#stage") == "always"
+            assert page.is_visible("#split_seconds")
+            page.screenshot(path=os.path.join(shots, "form-options-error.png"), full_page=True)
+
+            page.fill("#dedup_lo", "200")
+            page.click("#start")
+            page.wait_for_url("**/jobs/*")
+            page.wait_for_selector("#state.done_failures", timeout=90_000)
+            job_id = page.inner_text("#job-id")
+        finally:
+            browser.close()
+    _, job = env.svc.call(f"/api/jobs/{job_id}")
+    picked = ("max_side", "dedup", "dedup_hi", "dedup_lo", "dedup_frac", "stage", "hwaccel", "timeout")
+    assert {k: job["spec"][k] for k in picked} == {
+        "max_side": 32,
+        "dedup": True,
+        "dedup_hi": 300,
+        "dedup_lo": 200,
+        "dedup_frac": 0.5,
+        "stage": "always",
+        "hwaccel": "none",
+        "timeout": 30,
+    }, job["spec"]
+    assert (job["spec"]["split_seconds"], job["spec"]["max_pixels"], job["spec"]["decode_all"]) == (
+        0,
+        3072,
+        True,
+    )
+    ok = [r for r in manifest(os.path.join(env.out_base, "form-options")) if r["status"] == "ok"]
+    assert len(ok) == 3, ok
+    assert all(r["staged"] and r["out_width"] == 32 for r in ok), ok
+    assert {r["path"] for r in ok} == {"plain (--decode-all)"}, ok
