@@ -56,13 +56,13 @@ RESULTS = HERE / "results"
 FPS = 30
 GOP = 2 * FPS  # a key frame every 2 s
 
-# The corpus the issue measured (what labs have): six 720p videos of 10-60 s, two of
+# The corpus (what labs have): six 720p videos of 10-60 s, two of
 # 2 minutes, and one-second 360p clips, 300 made and copied up to 600 and 3,000.
 FULL_LENGTHS = [10, 20, 30, 40, 50, 60]
 QUICK_LENGTHS = [10, 20]
 FULL_LONG2 = [120, 120]
 QUICK_LONG2 = [40]
-# One 10-minute 720p video (what issue 22 measured splitting on); 2 minutes with --quick.
+# One 10-minute 720p video (where splitting pays); 2 minutes with --quick.
 FULL_LONG10 = [600]
 QUICK_LONG10 = [120]
 # An identical 10-minute encode (same _encode settings) someone may have made already.

@@ -1,4 +1,4 @@
-"""Issue 4: faults and bad input, on real Dask processes, real ffmpeg and real filesystems.
+"""Faults and bad input, on real Dask processes, real ffmpeg and real filesystems.
 
 Each test injects one fault into a real run (a SIGKILLed worker, a Ctrl-C, a full disk,
 file modes enforced for an unprivileged user, a dead scheduler, a second run on the same

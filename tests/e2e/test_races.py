@@ -1,6 +1,6 @@
-"""What is read and written is what was checked (issue 21): link swaps in the middle of a run.
+"""What is read and written is what was checked link swaps in the middle of a run.
 
-Each test holds a real task at a named point (``SNHOO_PAUSE_DIR``, see snhoo_dask/pause.py),
+Each test holds a real task at a named point (``SNHOO_PAUSE_DIR``, see snhoo_dask/worker/pause.py),
 swaps a folder or file for a symbolic link to somewhere else while it waits, then lets it go:
 the window is certain, not a sleep.  Real CLI, real web service, real ffmpeg and videos.
 """
@@ -57,8 +57,8 @@ def listing(folder) -> list[str]:
 
 
 def test_a_folder_swapped_for_a_link_before_the_task_opens_it_fails_and_a_rerun_redoes_it(tmp_path):
-    """Issue 21 item 1: the outside videos were decoded and recorded ok under the inside
-    names, and after swapping back a rerun skipped them."""
+    """Unguarded, the outside videos were decoded and recorded ok under the inside names,
+    and after swapping back a rerun skipped them."""
     root, outside, out = tmp_path / "root", tmp_path / "outside", tmp_path / "out"
     make_video(root / "sub" / "a.mp4", seconds=1)  # 25 frames
     make_video(outside / "a.mp4", seconds=2)  # 50 frames, same name
@@ -139,8 +139,8 @@ def test_a_rerun_redoes_a_video_edited_in_place_even_at_the_same_size(tmp_path):
 
 
 def test_an_output_parent_swapped_for_a_link_mid_run_writes_nothing_outside(tmp_path):
-    """Issue 21 item 3, on the command line: OUT's parent renamed away and replaced by a link
-    to another folder while a task is about to publish."""
+    """On the command line: OUT's parent renamed away and replaced by a link to another
+    folder while a task is about to publish."""
     root, outs, outside = tmp_path / "root", tmp_path / "outs", tmp_path / "outside"
     make_video(root / "a.mp4", seconds=1)
     make_video(root / "b.mp4", seconds=1)
@@ -193,8 +193,8 @@ def served(tmp_path):
 
 
 def test_web_a_video_swapped_for_a_link_outside_allow_is_never_opened(served):
-    """Issue 21 item 2: the worker opened the link's target (a secret video, /etc/passwd)
-    and the sheet then served the outside video's frames."""
+    """Unguarded, the worker opened the link's target (a secret video, /etc/passwd) and the
+    sheet then served the outside video's frames."""
     svc, base, outs, outside, pause = served
     make_video(base / "race" / "v29.mp4", seconds=1)
     make_video(base / "race" / "v30.mp4", seconds=1)
@@ -220,7 +220,7 @@ def test_web_a_video_swapped_for_a_link_outside_allow_is_never_opened(served):
 
 
 def test_web_an_output_parent_swapped_for_a_link_writes_nothing_outside_out_base(served):
-    """Issue 21 item 3: all frames and report.html landed in /outside/x and the job said ok."""
+    """Unguarded, all frames and report.html landed in /outside/x and the job said ok."""
     svc, base, outs, outside, pause = served
     make_video(base / "race" / "v1.mp4", seconds=1)
     make_video(base / "race" / "v2.mp4", seconds=1)

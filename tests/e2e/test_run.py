@@ -109,7 +109,7 @@ def test_layout_manifest_and_names_from_real_labs(shared_cluster, tmp_path):
 
 
 def make_bad_corpus(root):
-    """Good videos beside every kind of broken input the issue lists."""
+    """Good videos beside broken input of every kind: empty, not a video, a broken link, ..."""
     make_video(root / "good1.mp4", seconds=2, fps=10)
     make_video(root / "good2.mkv", seconds=2, fps=10)
     (root / "empty.mp4").write_bytes(b"")

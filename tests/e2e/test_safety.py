@@ -1,4 +1,4 @@
-"""Data that must never be lost or replaced (issue 13, items 1-3 and 5), with real runs.
+"""Data that must never be lost or replaced, with real runs.
 
 Each test builds the careless or hostile layout on disk, runs the real CLI on real
 Dask processes, and checks that every file snhoo-dask did not create is byte for byte

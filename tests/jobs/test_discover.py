@@ -57,7 +57,7 @@ def test_bad_roots_say_why(tmp_path, make, message):
 
 
 def test_kernel_filesystems_are_not_walked(tmp_path):
-    """/proc as a root walked the whole machine through every process's cwd link (issue 21)."""
+    """/proc as a root must not walk the whole machine through every process's cwd link."""
     with pytest.raises(DiscoveryError, match=r"^root '/proc' is on the kernel's proc filesystem"):
         discover(["/proc"])
     root = tmp_path / "root"

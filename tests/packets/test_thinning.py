@@ -1,5 +1,5 @@
 """Decoding less gives the same images: frames no one asked for that no other
-frame needs are never decoded (snhoo_dask/thinning.py).
+frame needs are never decoded (snhoo_dask/packets/thinning.py).
 
 Real ffmpeg encodes of the kinds that make this hard (B-frames, HEVC, open GOPs, MPEG-TS's
 start codes, variable frame rate); the real CLI runs each selection twice, skipping and with

@@ -1,4 +1,4 @@
-"""GPU decoding (issue 22 item 4, hwaccel.py): chosen per worker, and a video the GPU fails is
+"""GPU decoding (``video/hwaccel.py``): chosen per worker, and a video the GPU fails is
 decoded again on the CPU with the reason in its record.
 
 This machine has no GPU, so what runs here is what matters on one without: ``auto`` never

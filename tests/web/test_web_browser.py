@@ -1,4 +1,4 @@
-"""Issue 13 item 8 in a real browser: the login URL sets the cookie, other sites' pages
+"""The service's sign-in in a real browser: the login URL sets the cookie, other sites' pages
 cannot start jobs (XSRF, SameSite), and a DNS-rebound name is not answered."""
 
 from __future__ import annotations

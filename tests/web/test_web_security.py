@@ -1,4 +1,4 @@
-"""Issue 13 against a real ``snhoo-dask serve`` (its own local Dask cluster, as on a single
+"""What the web service refuses, against a real ``snhoo-dask serve`` (its own local Dask cluster, as on a single
 lab machine): token, Host check, bounded bodies, links out of --allow, names that are not
 UTF-8, logged 500s, one job per output folder, and a folder whose disk is unplugged."""
 
