@@ -22,6 +22,7 @@ from ..output.writers import FORMATS
 from ..settings import DEFAULT_SPLIT_SECONDS, PACKS
 from ..video.hwaccel import HWACCELS
 from ..video.probe import DEFAULT_MAX_PIXELS
+from ..web.auth import TOKEN_ENV
 from ..web.command import OneLineErrors, config_error
 from . import terminal
 from .options import OnceEach
@@ -278,8 +279,8 @@ def _folders(flag: str, help: str) -> Callable:
 )
 @click.option(
     "--token",
-    envvar="SNHOO_TOKEN",
-    help="The token every page and API call needs (or $SNHOO_TOKEN). "
+    envvar=TOKEN_ENV,
+    help=f"The token every page and API call needs (or ${TOKEN_ENV}). "
     "Without it, one is made once and kept in STATE_DIR/token.",
 )
 @click.option(

@@ -272,7 +272,7 @@ async def _main(
     if "?token=" in login:
         log.info("open this login URL (the token is kept in the state folder, file 'token'):\n    %s", login)
     else:
-        log.info("serving on %s (log in with the token given by --token or $SNHOO_TOKEN)", login)
+        log.info("serving on %s (log in with the token given by --token or $%s)", login, auth.TOKEN_ENV)
     await stop.wait()
     log.info("stopping: interrupting running jobs")
     server.stop()
