@@ -178,9 +178,6 @@ def image_names(folder) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n.endswith((".jpg", ".png")))
 
 
-images = image_names  # the old name, still imported by test_run.py; use image_names
-
-
 def tree(out) -> dict[str, bytes]:
     """Every image and frames.csv under OUT by relative path, with its bytes: what two runs
     that should agree must both hold (run bookkeeping, .snhoo-* files and folders, left out)."""

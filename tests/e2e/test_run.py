@@ -13,7 +13,7 @@ from helpers import (
     cli_popen,
     frames_csv,
     free_port,
-    images,
+    image_names,
     manifest,
     run_cli,
     run_on,
@@ -55,7 +55,7 @@ def test_each_frame_mode_writes_exactly_the_selected_frames(
     rows = frames_csv(folder)
     assert [int(r["frame"]) for r in rows] == expected
     assert [float(r["timestamp"]) for r in rows] == pytest.approx([i / 25 for i in expected])
-    assert images(folder) == [f"{i:06d}.png" for i in expected]
+    assert image_names(folder) == [f"{i:06d}.png" for i in expected]
     # The pictures are the right ones, not just the right count (frames below 110 are unique).
     for r in rows:
         assert frame_number(folder / r["file"]) == int(r["frame"])
@@ -99,7 +99,7 @@ def test_layout_manifest_and_names_from_real_labs(shared_cluster, tmp_path):
     for rel, rec in recs.items():
         assert rec["status"] == "ok" and rec["frames"] == (20 if rel == "B.MKV" else 10)
         folder = out / rec["out"]
-        assert len(images(folder)) == rec["frames"]
+        assert len(image_names(folder)) == rec["frames"]
         assert rec["out"].endswith(rel)  # extension kept: a.mp4 and a.avi never collide
         for key in ("root", "worker", "seconds", "codec", "width", "height", "fps", "duration"):
             assert rec[key] is not None, key
@@ -232,7 +232,7 @@ def test_rerun_skips_complete_videos_and_overwrite_redoes_them(shared_cluster, t
     # A different selection is different work: it is redone, not skipped.
     other = run_on(shared_cluster, str(root), "--out", str(out), "--every", "5")
     assert [r["status"] for r in manifest(out)[4:]] == ["ok", "ok"]
-    assert len(images(out / "cam" / "a.mp4")) == 2 and other.returncode == 0
+    assert len(image_names(out / "cam" / "a.mp4")) == 2 and other.returncode == 0
 
     redo = run_on(shared_cluster, str(root), "--out", str(out), "--every", "5", "--overwrite")
     assert redo.returncode == 0
