@@ -261,28 +261,23 @@ class Submission(Options):
                 sizes[key] = parse_pixels(get(key, ""), key, key)
             except FilterError as e:
                 raise RequestError(400, str(e), key) from None
-        for key, kind, words in (
-            ("dedup_hi", int, "a whole number"),
-            ("dedup_lo", int, "a whole number"),
-            ("dedup_frac", float, "a number from 0 to 1"),
+        # Numbers typed as text; an empty box is the default.  Past 1e308 float() gives inf,
+        # which jobs/spec.py refuses with the range.
+        numbers = {}
+        for key, kind, words, default in (
+            ("dedup_hi", int, "a whole number", None),
+            ("dedup_lo", int, "a whole number", None),
+            ("dedup_frac", float, "a number from 0 to 1", None),
+            ("timeout", float, "a number of seconds", DEFAULT_TIMEOUT),
+            ("split_seconds", float, "a number of seconds", DEFAULT_SPLIT_SECONDS),
         ):
             text = get(key, "").strip()
             try:
                 if len(text) > MAX_SHORT:
                     raise ValueError(text)
-                sizes[key] = kind(text) if text else None
+                numbers[key] = kind(text) if text else default
             except ValueError:
                 raise RequestError(400, f"{_label(key)} must be {words}", key) from None
-        seconds = {}
-        for key, default in (("timeout", DEFAULT_TIMEOUT), ("split_seconds", DEFAULT_SPLIT_SECONDS)):
-            text = get(key, "").strip()
-            try:
-                if len(text) > MAX_SHORT:
-                    raise ValueError(text)
-                # Past 1e308 float() gives inf, which jobs/spec.py refuses with the range.
-                seconds[key] = float(text) if text else default
-            except ValueError:
-                raise RequestError(400, f"{_label(key)} must be a number of seconds", key) from None
         return cls.checked(
             roots=get("roots", "").splitlines(),
             out=get("out", ""),
@@ -298,7 +293,7 @@ class Submission(Options):
             hwaccel=get("hwaccel", "") or "auto",
             decode_all=get("decode_all", "") in ("on", "1", "true"),
             **sizes,
-            **seconds,
+            **numbers,
         )
 
     @classmethod
