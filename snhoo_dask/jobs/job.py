@@ -127,12 +127,16 @@ class Job:
         self.settings = settings
         self.overwrite = overwrite
         self.found = found
-        self.videos = found.videos
         self._futures: list = []
         self._stop = threading.Event()
         self._running = False
         self._out_ino: int | None = None
         self._fence = ""
+
+    @property
+    def videos(self) -> list[Video]:
+        """The videos discovery found, each with its output name (``Video.out_rel``)."""
+        return self.found.videos
 
     def check_output(self, out: OutputDir) -> None:
         """JobError if this job may not write into OUT (opened, and locked by the caller): OUT
