@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 from helpers import (
+    DaskProcesses,
     cli_popen,
     image_names,
     manifest,
     mount_ntfs,
     records_by_video,
     run_cli,
+    run_on,
     start_dask,
     wait_until,
 )
@@ -37,7 +39,7 @@ def run(*args: str, timeout: float = 180):
 
 
 @contextlib.contextmanager
-def held_cluster(tmp_path: Path, point: str, workers: int) -> Iterator[tuple[object, Path]]:
+def held_cluster(tmp_path: Path, point: str, workers: int) -> Iterator[tuple[DaskProcesses, Path]]:
     """A Dask cluster whose tasks wait at POINT (``worker/pause.py``) while PAUSE/POINT.hold
     is there, and the PAUSE folder; its tasks are let go and it is stopped after."""
     pause = tmp_path / "pause"
@@ -171,10 +173,7 @@ def test_a_task_of_an_interrupted_run_does_not_publish_over_a_newer_run(tmp_path
             _, err = old.communicate(timeout=60)
             assert old.returncode == 130, err
 
-            new = run_cli(
-                "run", str(root), "--out", str(out), "--every", "10", "--scheduler", cluster.address, "-q",
-                timeout=120,
-            )  # fmt: skip
+            new = run_on(cluster, str(root), "--out", str(out), "--every", "10", timeout=120)
             assert new.returncode == 0, new.stderr
             (rec,) = manifest(out)
             assert rec["status"] == "ok" and rec["frames"] == 3

@@ -12,7 +12,7 @@ from dataclasses import replace
 from fractions import Fraction
 
 import pytest
-from helpers import manifest, run_cli, start_dask, start_serve
+from helpers import manifest, run_cli, run_on, start_dask, start_serve
 from PIL import Image
 from videos import make_video
 
@@ -79,9 +79,7 @@ def test_a_header_claiming_a_trillion_seconds_neither_hangs_nor_is_believed(
     root, out = tmp_path / "cam", tmp_path / "out"
     video = lying_mkv(root, 1e15)  # 1e15 ms: 1e12 s, 2.5e13 frames in 2,6 KB
     assert probe(str(video)).duration == 1e12  # the claim reaches the planner as a fact
-    res = run_cli(
-        "run", str(root), "--out", str(out), *spec, "--scheduler", shared_cluster.address, "-q", timeout=60
-    )
+    res = run_on(shared_cluster, str(root), "--out", str(out), *spec, timeout=60)
     (rec,) = manifest(out)
     # The frames the file holds, and none of the header's numbers passed off as the video's.
     assert res.returncode == 0 and rec["status"] == "ok", rec
@@ -101,9 +99,7 @@ def test_a_header_claiming_a_trillion_seconds_neither_hangs_nor_is_believed(
 def test_a_believable_claim_longer_than_the_file_is_still_truncation(shared_cluster, tmp_path, path):
     root, out = tmp_path / "cam", tmp_path / "out"
     lying_mkv(root, 10_000)  # 10 s claimed, 2 s held: what a cut-off copy looks like
-    res = run_cli(
-        "run", str(root), "--out", str(out), "--fps", "1", *path, "--scheduler", shared_cluster.address, "-q"
-    )
+    res = run_on(shared_cluster, str(root), "--out", str(out), "--fps", "1", *path)
     (rec,) = manifest(out)
     assert res.returncode == 1 and rec["status"] == "failed"
     # The pictures reach 2 s (50 frames); the fast path tells it from the packets' times.

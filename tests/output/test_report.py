@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from helpers import CHROMIUM_ARGS, manifest, run_cli, small_corpus
+from helpers import CHROMIUM_ARGS, manifest, run_cli, run_on, small_corpus
 from PIL import Image
 
 from snhoo_dask.output.report import _json_for_script
@@ -47,7 +47,7 @@ def test_run_writes_a_report_that_renders_offline(tmp_path, dask_cluster):
 
     root = small_corpus(str(tmp_path / "videos"))
     out = str(tmp_path / "out")
-    res = run_cli("run", root, "-o", out, "--every", "5", "--scheduler", dask_cluster.address, "-q")
+    res = run_on(dask_cluster, root, "-o", out, "--every", "5")
     assert res.returncode == 1, res.stderr  # one video failed
     report = os.path.join(out, "report.html")
     assert os.path.exists(report), res.stderr

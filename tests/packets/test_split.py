@@ -12,7 +12,7 @@ import os
 import shutil
 
 import pytest
-from helpers import cli_popen, manifest, records_by_video, run_cli, tree, wait_until
+from helpers import cli_popen, manifest, records_by_video, run_cli, run_on, tree, wait_until
 from videos import X264_GOP_25, encode
 
 from snhoo_dask.frames.selection import Selection
@@ -155,10 +155,7 @@ def test_pieces_run_on_separate_worker_processes(shared_cluster, videos, tmp_pat
     trees = {}
     for name, seconds in (("cut", "2"), ("whole", "0")):
         out = tmp_path / name
-        r = run_cli(
-            "run", root, "--out", str(out), "--scheduler", shared_cluster.address, "-q", "--every", "3",
-            "--split-seconds", seconds,
-        )  # fmt: skip
+        r = run_on(shared_cluster, root, "--out", str(out), "--every", "3", "--split-seconds", seconds)
         assert r.returncode == 0, r.stderr
         (rec,) = manifest(out)
         assert rec["pieces"] == (4 if name == "cut" else 0) and rec["frames"] == 100

@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from helpers import CHROMIUM_ARGS, run_cli, start_dask, start_serve, tree
+from helpers import CHROMIUM_ARGS, run_on, start_dask, start_serve, tree
 from videos import ffmpeg, make_video
 
 from snhoo_dask.web.store import RUNNING, JobStore
@@ -94,7 +94,7 @@ def test_restart_mid_job_then_resume_from_the_page(tmp_path):
         assert done["skipped"] >= 1  # what finished before the stop was not redone
 
         clean = os.path.join(tmp, "clean")
-        res = run_cli("run", root, "-o", clean, "--format", "png", "--scheduler", dask.address, "-q")
+        res = run_on(dask, root, "-o", clean, "--format", "png")
         assert res.returncode == 0, res.stderr
         resumed, expected = tree(os.path.join(out_base, "day1-frames")), tree(clean)
         assert len(expected) == 300 + 4 * 25 + 5  # every frame, plus one frames.csv per video
