@@ -32,6 +32,7 @@ from typing import Protocol
 
 from ..fs.fsafe import create_file, disk_errors
 from .layout import DONE_FILE, DONE_MEMBER, TAR_NAME, TmpDir
+from .scenes import SCENES_FILE, scenes_csv
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,21 @@ def csv_row(row: FrameRow, scored: bool) -> list:
     return cells + [f"{row.score:.6f}" if row.score is not None else ""] if scored else cells
 
 
+# A tar's scene list (--scenes): scenes.csv's bytes, in the ``__...__`` form readers skip.
+SCENES_MEMBER = "__scenes__"
+
+
+def scene_list(rows: list[FrameRow], end: tuple[int, float]) -> bytes:
+    """scenes.csv for these rows, each the first frame of a shot (``scenes``)."""
+    starts = sorted((r.index, r.timestamp) for r in rows)
+    return scenes_csv(starts, *end)
+
+
 class Sink(Protocol):
     """What the extraction writes through; one per video (or piece)."""
 
     def add(self, name: str, data: bytes, row: FrameRow) -> None: ...
-    def close(self) -> None: ...
+    def close(self, end: tuple[int, float] | None = None) -> None: ...
     def seal(self, done: dict) -> tuple[int, str]: ...
     def abort(self) -> None: ...
 
@@ -78,8 +89,14 @@ class FolderSink:
         self.rows.append(row)
         self.sizes[name] = len(data)
 
-    def close(self) -> None:
-        """Write frames.csv, one row per image, in frame order."""
+    def close(self, end: tuple[int, float] | None = None) -> None:
+        """Write frames.csv, one row per image, in frame order; with scene scores and
+        ``end`` (frames decoded, seconds reached), scenes.csv too."""
+        if self.scored and end is not None:
+            data = scene_list(self.rows, end)
+            with disk_errors(self.tmp.out_path), open(create_file(self.tmp.fd, SCENES_FILE), "wb") as f:
+                f.write(data)
+            self.sizes[SCENES_FILE] = len(data)
         with (
             disk_errors(self.tmp.out_path),
             open(create_file(self.tmp.fd, "frames.csv"), "w", newline="", encoding="utf-8") as f,
@@ -99,7 +116,8 @@ class FolderSink:
 
     def _seal(self, done: dict) -> tuple[int, str]:
         files = {}
-        for name in [r.file for r in self.rows] + ["frames.csv"]:
+        extra = [SCENES_FILE] if SCENES_FILE in self.sizes else []
+        for name in [r.file for r in self.rows] + ["frames.csv", *extra]:
             size = self.sizes.get(name)
             if size is None:  # moved in, not written here (a split video's pieces)
                 size = os.stat(name, dir_fd=self.tmp.fd, follow_symlinks=False).st_size
@@ -123,6 +141,7 @@ class TarSink:
         self._mtime = int(time.time())
         self._file = open(create_file(tmp.fd, TAR_NAME), "wb")
         self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
+        self.rows: list[FrameRow] = []
 
     def _member(self, name: str, data: bytes) -> None:
         info = tarfile.TarInfo(name)
@@ -134,6 +153,7 @@ class TarSink:
 
     def add(self, name: str, data: bytes, row: FrameRow) -> None:
         self._member(name, data)
+        self.rows.append(row)
         meta = {
             "index": row.index,
             "timestamp": row.timestamp,
@@ -147,8 +167,10 @@ class TarSink:
         key = name.rsplit(".", 1)[0]
         self._member(key + ".json", json.dumps(meta, ensure_ascii=False).encode("utf-8", "surrogateescape"))
 
-    def close(self) -> None:
-        pass  # each frame's row went in with it
+    def close(self, end: tuple[int, float] | None = None) -> None:
+        # Each frame's row went in with it; the scene list is a member WebDataset readers skip.
+        if self.scored and end is not None:
+            self._member(SCENES_MEMBER, scene_list(self.rows, end))
 
     def seal(self, done: dict) -> tuple[int, str]:
         """Append the completion record, finish the archive; return what to publish (its

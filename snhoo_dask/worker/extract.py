@@ -356,7 +356,7 @@ def write_frames(
                 record.dropped += max(0, log.count("cand") - (written - before))
         finally:
             log.close()
-    sink.close()
+    sink.close((decoded, reached))
     return written, decoded, reached, "; ".join(logs)
 
 

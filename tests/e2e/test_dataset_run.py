@@ -3,6 +3,7 @@ the real CLI, and the real ``webdataset`` reader."""
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import re
@@ -11,6 +12,7 @@ import tarfile
 import pytest
 from dataset_videos import (
     MOTION_FRAMES,
+    SHOT_FRAMES,
     SHOT_STARTS,
     STILL_FRAMES,
     closest_frame,
@@ -100,9 +102,41 @@ def test_scenes_agree_with_pyscenedetect_on_the_known_cuts(shared_cluster, tmp_p
     )
     with tarfile.open(out / "cam" / "shots.mp4.tar") as t:
         ours = sorted(int(m.name.split(".")[0]) for m in t if m.name.endswith(".jpg"))
+        scene_list = t.extractfile("__scenes__").read().decode()  # scenes.csv, as a member readers skip
+    assert [line.split(",")[1] for line in scene_list.splitlines()[1:]] == ["1", "41", "71"]
     # PySceneDetect's ContentDetector with its defaults (threshold 27, HSV differences).
     theirs = [scene[0].frame_num for scene in scenedetect.detect(str(video), scenedetect.ContentDetector())]
     assert ours == theirs == SHOT_STARTS
+
+
+def test_scenes_csv_is_pyscenedetects_scene_list_for_the_found_cuts(shared_cluster, tmp_path):
+    pytest.importorskip("scenedetect")
+    from scenedetect import FrameTimecode
+    from scenedetect.output import write_scene_list
+
+    _, out, folder = extract_one(shared_cluster, tmp_path, three_shots, "shots.mp4", "--scenes")
+    ours = list(csv.reader(io.StringIO((folder / "scenes.csv").read_text())))
+    starts = [int(r["frame"]) for r in frames_csv(folder)]
+    assert starts == SHOT_STARTS
+    # PySceneDetect's own writer over the same cuts and rate (its detector not involved).
+    bounds = [*starts, SHOT_FRAMES]
+    scenes = [
+        (FrameTimecode(a, 25.0), FrameTimecode(b, 25.0)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    buf = io.StringIO()
+    write_scene_list(buf, scenes, include_cut_list=False)
+    theirs = list(csv.reader(io.StringIO(buf.getvalue())))
+    assert ours[0] == theirs[0] and len(ours) == len(theirs) == 4
+    for column, name in enumerate(theirs[0]):
+        assert [r[column] for r in ours[1:]] == [r[column] for r in theirs[1:]], name
+    # Listed in the done record, so resume checks it like every other file.
+    (rec,) = manifest(out)
+    assert rec["status"] == "ok" and rec["frames"] == 3
+    assert run_on(shared_cluster, str(tmp_path / "cam"), "-o", str(out), "--scenes").returncode == 0
+    assert manifest(out)[-1]["status"] == "skipped"
+    (folder / "scenes.csv").unlink()
+    assert run_on(shared_cluster, str(tmp_path / "cam"), "-o", str(out), "--scenes").returncode == 0
+    assert manifest(out)[-1]["status"] == "ok" and (folder / "scenes.csv").exists()
 
 
 def test_dedup_drops_a_still_stretch_and_counts_it(shared_cluster, tmp_path):
