@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 
 from ..fs.fsafe import UnsafePath, open_beneath
@@ -222,6 +222,119 @@ def _well_typed(rec: VideoRecord) -> bool:
     return all(check(getattr(rec, name)) for name, check in _FIELD_CHECKS.items())
 
 
+BLOCK = 1 << 16  # what a backward read takes at a time
+
+
+def _lines_backward(fd: int) -> Iterator[tuple[int, bytes | None]]:
+    """The file's lines, last first, each with its offset; None for one longer than MAX_LINE
+    (as ``_lines`` judges it; read past, never kept whole)."""
+    start = os.fstat(fd).st_size  # the file offset of buf[0]
+    buf = b""
+    stop = 0  # buf[:stop] is what is left to yield
+    while start + stop > 0:
+        # The line ending at ``stop`` begins after the last newline before its own last byte.
+        i = buf.rfind(b"\n", 0, max(stop - 1, 0))
+        while i < 0 and start > 0 and stop <= MAX_LINE + 1:
+            n = min(BLOCK, start)
+            start -= n
+            buf = os.pread(fd, n, start) + buf[:stop]
+            stop = len(buf)
+            i = buf.rfind(b"\n", 0, max(stop - 1, 0))
+        if i >= 0 or start == 0:
+            line = buf[i + 1 : stop]
+            too_long = len(line) > MAX_LINE and not (len(line) == MAX_LINE + 1 and line.endswith(b"\n"))
+            yield start + i + 1, None if too_long else line
+            stop = i + 1
+            continue
+        # Longer than MAX_LINE: find where it begins without holding it.
+        while True:
+            n = min(BLOCK, start)
+            start -= n
+            buf = os.pread(fd, n, start)
+            i = buf.rfind(b"\n")
+            if i >= 0 or start == 0:
+                break
+        yield start + i + 1, None
+        stop = i + 1
+
+
+def _newlines(fd: int, start: int, stop: int) -> int:
+    """How many newlines the file holds in [start, stop)."""
+    count, pos = 0, start
+    while pos < stop:
+        chunk = os.pread(fd, min(1 << 20, stop - pos), pos)
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        pos += len(chunk)
+    return count
+
+
+def load_latest(out: str, missing_ok: bool = True) -> Manifest:
+    """The records of the most recent run in OUT/manifest.jsonl, and the numbers of the lines
+    among them that were not records: read from the file's end back to the line before that
+    run's first record, so the cost is this run's, whatever the history before it.
+
+    A run's records are one block at the end of the file: the output folder's lock lets one
+    run at a time append.  The latest run is the run of the last record; the block ends at
+    a record of another run.  Unreadable lines inside the block are named by their line
+    numbers in the whole file (counted only when there are some)."""
+    try:
+        fd = open_manifest(out)
+    except (FileNotFoundError, UnsafePath):
+        if missing_ok:
+            return Manifest()
+        raise
+    try:
+        run = None
+        seen: list[tuple[int, VideoRecord | None]] = []  # the block's lines, last first; empty ones left out
+        for offset, line in _lines_backward(fd):
+            if line is not None and not line.strip():
+                continue
+            rec = parse_line(line) if line is not None else None
+            if rec is not None:
+                if run is None:
+                    run = rec.run
+                elif rec.run != run:
+                    break
+            seen.append((offset, rec))
+        seen.reverse()
+        manifest = Manifest(records=[rec for _, rec in seen if rec is not None])
+        # A line's number is one more than the newlines before it: counted only when a line
+        # is to be named, from the file's start to each bad line, once.
+        number, pos = 1, 0
+        for offset, rec in seen:
+            if rec is None:
+                number += _newlines(fd, pos, offset)
+                pos = offset
+                manifest.bad_lines.append(number)
+        return manifest
+    finally:
+        os.close(fd)
+
+
+def latest_records(out: str) -> list[VideoRecord]:
+    """The latest record of each video of OUT's most recent run, in the order they were
+    written: what report.html and a job's page show.
+
+    Cheap whatever OUT's history: only that run's block at the end of manifest.jsonl is read
+    (``load_latest``), never the runs before it.  Every video a run discovers gets a record
+    in it (``skipped`` for one already done, carrying what the run that made its output
+    found), so this is every video of the run.  A video the run did not see (a root not
+    given again) is not in it.  Lines that are not records are skipped; ``load_latest``
+    counts them.  No manifest, or a link in its place: an empty list."""
+    return latest_per_video(load_latest(out).records)
+
+
+def latest_per_video(records: Iterable[VideoRecord]) -> list[VideoRecord]:
+    """The last of ``records`` for each (root, video), in the order those were written."""
+    latest: dict[tuple[str, str], VideoRecord] = {}
+    for rec in records:
+        latest.pop((rec.root, rec.video), None)
+        latest[(rec.root, rec.video)] = rec
+    return list(latest.values())
+
+
 def read_manifest(out: str) -> Iterator[VideoRecord]:
     """Every record in OUT/manifest.jsonl (a torn or foreign line is skipped: see
     ``load_manifest`` for their count)."""
@@ -229,5 +342,5 @@ def read_manifest(out: str) -> Iterator[VideoRecord]:
 
 
 def latest_run(out: str) -> list[VideoRecord]:
-    """The records of the most recent run in the manifest."""
-    return load_manifest(out).latest_run()
+    """The records of the most recent run in the manifest (``load_latest``)."""
+    return load_latest(out).records

@@ -23,7 +23,7 @@ import tornado.template
 from ..fs import fsafe
 from ..model import FAILED, OK, SKIPPED, VideoRecord
 from .layout import MANIFEST, REPORT, OutputDir
-from .manifest import Manifest, load_manifest
+from .manifest import Manifest, latest_per_video, load_latest
 from .sheets import video_sheet
 
 # Beyond this many videos the report lists every video but only embeds this many sheets,
@@ -229,11 +229,11 @@ def _warn(message: str) -> None:
 
 
 def load_job_manifest(out: str) -> Manifest:
-    """OUT's manifest, which must be there: a folder without one is not a job's output, and
-    gets no report (ReportError, exit status 2)."""
+    """The latest run's block of OUT's manifest (``load_latest``), which must be there: a
+    folder without one is not a job's output, and gets no report (ReportError, exit status 2)."""
     path = os.path.join(out, MANIFEST)
     try:
-        return load_manifest(out, missing_ok=False)
+        return load_latest(out, missing_ok=False)
     except FileNotFoundError:
         raise ReportError(
             f"{out} holds no {MANIFEST}, so it is not the output folder of a snhoo-dask run; "
@@ -260,7 +260,7 @@ def build_report(out: str, warn=_warn) -> str:
     manifest = load_job_manifest(out)
     if manifest.problem:
         warn(manifest.problem)
-    page = render(out, manifest.latest_run(), manifest.problem)
+    page = render(out, latest_per_video(manifest.records), manifest.problem)
     path = os.path.join(out, REPORT)
     tmp = REPORT + ".tmp"
     try:

@@ -9,7 +9,13 @@ import pytest
 
 from snhoo_dask.model import VideoRecord
 from snhoo_dask.output.layout import OutputDir
-from snhoo_dask.output.manifest import ManifestWriter, read_manifest
+from snhoo_dask.output.manifest import (
+    ManifestWriter,
+    latest_records,
+    load_latest,
+    load_manifest,
+    read_manifest,
+)
 
 
 def finished(**changes) -> VideoRecord:
@@ -87,3 +93,46 @@ def test_the_manifest_reader_skips_torn_and_foreign_lines(tmp_path):
 def test_only_final_statuses_are_recorded():
     with pytest.raises(ValueError, match="unknown status 'done'"):
         finished().finish("done")
+
+
+def _run_records(run: str, names: list[str]) -> list[VideoRecord]:
+    return [finished(run=run, video=n, out=f"videos/{n}") for n in names]
+
+
+def test_the_latest_run_is_read_from_the_end_and_is_what_a_whole_read_finds(tmp_path):
+    out = str(tmp_path)
+    path = tmp_path / "manifest.jsonl"
+    runs = [("r1", ["a", "b", "c"]), ("r2", ["a", "b"]), ("r3", ["c", "a", "c"])]
+    with open(path, "wb") as f:
+        for run, names in runs:
+            for i, rec in enumerate(_run_records(run, names)):
+                f.write(rec.to_json().encode() + b"\n")
+                if i == 0:
+                    f.write(b"not a record\n\n")  # a bad line and an empty one inside each run
+    whole = load_manifest(out)
+    latest = load_latest(out)
+    assert latest.records == whole.latest_run()
+    assert [r.video for r in latest.records] == ["c", "a", "c"]
+    # Only the latest run's bad line is named, by its number in the whole file.
+    assert whole.bad_lines == [2, 7, 11] and latest.bad_lines == [11]
+    # One record per video, the last one written.
+    assert [(r.video, r.run) for r in latest_records(out)] == [("a", "r3"), ("c", "r3")]
+
+
+def test_the_latest_run_costs_that_run_not_the_history(tmp_path, monkeypatch):
+    out = str(tmp_path)
+    with open(tmp_path / "manifest.jsonl", "wb") as f:
+        for run in range(10):
+            for rec in _run_records(f"r{run}", [f"v{i}.mp4" for i in range(300)]):
+                f.write(rec.to_json().encode() + b"\n")
+    size = os.path.getsize(tmp_path / "manifest.jsonl")
+    read = []
+    real = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: read.append(n) or real(fd, n, at))
+    got = load_latest(out)
+    assert len(got.records) == 300 and {r.run for r in got.records} == {"r9"}
+    assert sum(read) < size / 5  # the last run and one block before it, not the ten runs
+
+
+def test_no_manifest_is_no_latest_records(tmp_path):
+    assert latest_records(str(tmp_path)) == [] and load_latest(str(tmp_path)).records == []
