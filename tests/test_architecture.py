@@ -23,6 +23,7 @@ BRIDGE = "snhoo_dask.jobs.tasks"
 LAYERS = [
     {"errors"},
     {"fs"},
+    {"disks"},
     {"model"},
     {"output"},
     {"video"},

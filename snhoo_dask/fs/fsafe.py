@@ -172,7 +172,7 @@ def walk(dir_fd: int, parts: list[str], create: bool = False, where: str = "", m
         raise
 
 
-def open_dir(path: str, create: bool = False) -> int:
+def open_dir(path: str, create: bool = False, mode: int = 0o777) -> int:
     """A descriptor of the absolute folder ``path``, walked from ``/`` with no link followed.
 
     ``path`` must be resolved already (``os.path.realpath``): a link on it now means it was
@@ -182,7 +182,7 @@ def open_dir(path: str, create: bool = False) -> int:
         raise UnsafePath(f"not an absolute path: {path!r}")
     top = os.open("/", _DIR)
     try:
-        return walk(top, [p for p in path.split("/") if p], create=create, where="/")
+        return walk(top, [p for p in path.split("/") if p], create=create, where="/", mode=mode)
     finally:
         os.close(top)
 
