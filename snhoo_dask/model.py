@@ -35,6 +35,8 @@ THIS_RUN = frozenset(
         "seconds",
         "selection",
         "staged",
+        "read_on",
+        "local",
         "finished_at",
     }
 )
@@ -55,6 +57,9 @@ class Video:
     # file (``source.open_video``).  None for a broken link (the task then says so).
     real: str | None = None
     ident: Identity | None = None
+    # The address of the storage host whose disk holds it (the Dask host its task is meant
+    # for), or None: not on a lab disk, or a cluster on one machine (jobs/tasks.py).
+    disk_host: str | None = None
 
     @property
     def path(self) -> str:
@@ -87,6 +92,10 @@ class VideoRecord:
     duration: float | None = None
     selection: str = ""
     staged: bool = True
+    # The host address of the worker that read the source (pieces: every one, comma
+    # separated), and whether that read stayed on the machine the file is on.
+    read_on: str | None = None
+    local: bool | None = None
     finished_at: float | None = None
     out_width: int | None = None  # the written images (after --max-side/--square)
     out_height: int | None = None

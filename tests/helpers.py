@@ -65,8 +65,18 @@ class DaskProcesses:
                 p.wait()
 
 
-def start_dask(tmp_path, n_workers: int = 2, worker_env: dict | None = None) -> DaskProcesses:
-    """A real ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1."""
+def start_dask(
+    tmp_path,
+    n_workers: int = 2,
+    worker_env: dict | None = None,
+    hosts: list[str] | None = None,
+    nthreads: int = 1,
+) -> DaskProcesses:
+    """A real ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1; ``hosts``: the
+    address each worker binds to instead (other 127.x addresses stand for other machines,
+    one worker each)."""
+    hosts = hosts or ["127.0.0.1"] * n_workers
+    n_workers = len(hosts)
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     log_dir = os.path.join(tmp_path, "dask-logs")
@@ -89,11 +99,11 @@ def start_dask(tmp_path, n_workers: int = 2, worker_env: dict | None = None) -> 
                     "--nworkers",
                     "1",
                     "--nthreads",
-                    "1",
+                    str(nthreads),
                     "--name",
                     f"w{i}",
                     "--host",
-                    "127.0.0.1",
+                    hosts[i],
                     "--no-dashboard",
                     "--local-directory",
                     os.path.join(tmp_path, f"w{i}"),
@@ -190,6 +200,35 @@ def tree(out) -> dict[str, bytes]:
                 with open(path, "rb") as f:
                     files[os.path.relpath(path, out)] = f.read()
     return files
+
+
+def lab_disk(base, host: str, name: str, address: str, state: str = "plugged", **fields) -> str:
+    """A folder standing for a disk plugged into storage host ``host`` (at ``address``):
+    ``<base>/<host>/<name>`` and its state file, as the hot-plug unit writes it
+    (``snhoo_dask/disks/state.py``); the mount point."""
+    point = os.path.join(base, host, name)
+    os.makedirs(point, exist_ok=True)
+    folder = os.path.join(base, host, ".snhoo-disks")
+    os.makedirs(folder, exist_ok=True)
+    record = {
+        "version": 1,
+        "host": host,
+        "address": address,
+        "name": name,
+        "label": name,
+        "uuid": "0123abcd-0000-0000-0000-000000000000",
+        "fstype": "ext4",
+        "device": "/dev/loop7",
+        "mountpoint": point,
+        "state": state,
+        "reason": None,
+        "since": "2026-12-07T16:00:00Z",
+        "size_bytes": None,
+        **fields,
+    }
+    with open(os.path.join(folder, name + ".json"), "w", encoding="utf-8") as f:
+        json.dump(record, f, ensure_ascii=False)
+    return point
 
 
 def touch(path) -> None:

@@ -24,9 +24,14 @@ def should_stage(path: str, mode: str) -> bool:
     """Whether to copy ``path`` to scratch: ``always``, ``never``, or ``auto`` (network only)."""
     if mode != "auto":
         return mode == "always"
+    return on_network(path) is not False
+
+
+def on_network(path: str) -> bool | None:
+    """Whether reading ``path`` crosses the network; None if its filesystem cannot be told."""
     fstype = filesystem_type(path)
     if fstype is None:
-        return True
+        return None
     if fstype.startswith("fuse"):
         return fstype not in LOCAL_FUSE
     return fstype in NETWORK_FILESYSTEMS

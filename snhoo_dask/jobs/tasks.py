@@ -7,17 +7,22 @@
                  and the worker's bookkeeping) is a large part of each
 
 Each ``Unit`` ends in one future whose result is its videos' records: the job waits on
-those only.  Task keys name what runs, so the dashboard's task stream reads
+those only.  A video on a lab disk (``disks``) goes to a worker on that disk's storage host
+when one is free (a loose Dask host restriction: other workers still take it when that
+host's are busy or gone), where it is read in place rather than over NFS.  Task keys name what runs, so the dashboard's task stream reads
 "extract-video", "plan-pieces", "extract-piece", "join-pieces", "extract-batch".
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import groupby
 
 from distributed import Client, Future
 
+from ..disks.state import disk_of, disks_base
 from ..errors import SnhooError
 from ..model import Video, VideoFailed, VideoRecord
 from ..packets.pieces import pieces_wanted, splittable
@@ -79,13 +84,40 @@ class Unit:
 
 
 def batches(videos: list[Video], slots: int) -> tuple[list[list[Video]], list[Video]]:
-    """(groups of tiny videos, the videos that run alone)."""
+    """(groups of tiny videos, each of one disk host's videos; the videos that run alone)."""
     tiny = [v for v in videos if v.size < BATCH_BELOW_BYTES]
     size = min(MAX_BATCH, len(tiny) // max(1, slots * BATCHES_PER_SLOT))
     if size < 2:
         return [], videos
-    groups = [tiny[i : i + size] for i in range(0, len(tiny), size)]
+    groups = []
+    for _, same in groupby(sorted(tiny, key=_host_order), key=_host_order):
+        host = list(same)
+        groups += [host[i : i + size] for i in range(0, len(host), size)]
     return groups, [v for v in videos if v.size >= BATCH_BELOW_BYTES]
+
+
+def _host_order(video: Video) -> str:
+    return video.disk_host or ""
+
+
+def located(client: Client, videos: list[Video]) -> list[Video]:
+    """The videos, each knowing the address of the storage host whose plugged disk holds
+    it.  Not on a cluster this process started: its workers are all on this machine."""
+    if client.cluster is not None:
+        return videos
+    base = disks_base()
+    found = []
+    for v in videos:
+        disk = disk_of(v.real or v.path, base)
+        host = disk.address if disk is not None and disk.state == "plugged" else None
+        found.append(replace(v, disk_host=host) if host else v)
+    return found
+
+
+def _where(videos: list[Video]) -> dict:
+    """The Dask restriction for tasks that read these videos (one disk host's, or none)."""
+    host = videos[0].disk_host if videos else None
+    return {"workers": [host], "allow_other_workers": True} if host else {}
 
 
 def submit(client: Client, todo: list[Video], settings: Settings, slots: int) -> list[Unit]:
@@ -93,7 +125,7 @@ def submit(client: Client, todo: list[Video], settings: Settings, slots: int) ->
     the cluster's worker threads (0: unknown)."""
     # Longest first (size stands in for length), so one long video does not finish alone:
     # a flat graph runs in the order it is given.
-    todo = sorted(todo, key=lambda v: v.size, reverse=True)
+    todo = sorted(located(client, todo), key=lambda v: v.size, reverse=True)
     cuttable = (
         settings.split_seconds > 0
         and settings.stage != "always"  # asked for a local copy first: the whole video, then
@@ -120,28 +152,56 @@ def submit(client: Client, todo: list[Video], settings: Settings, slots: int) ->
 
 
 def _mapped(
-    client: Client, fn, items: list, videos: list[list[Video]], settings: Settings, name: str, tag: str
+    client: Client,
+    fn: Callable,
+    items: list,
+    videos: list[list[Video]],
+    settings: Settings,
+    name: str,
+    tag: str,
 ) -> list[Unit]:
-    """``fn(item, settings)`` for every item, as one client.map; a unit per item."""
-    if not items:
-        return []
-    keys = [(f"{name}-{tag}", i) for i in range(len(items))]
-    futures = client.map(fn, items, settings=settings, key=keys, pure=False)
-    return [Unit(v, f) for v, f in zip(videos, futures, strict=True)]
+    """``fn(item, settings)`` for every item, as one client.map per disk host (largest
+    first within each); a unit per item."""
+    by_host: dict[str, list[int]] = {}
+    for i, v in enumerate(videos):
+        by_host.setdefault(_host_order(v[0]), []).append(i)
+    units = []
+    for indices in by_host.values():
+        keys = [(f"{name}-{tag}", i) for i in indices]
+        futures = client.map(
+            fn,
+            [items[i] for i in indices],
+            settings=settings,
+            key=keys,
+            pure=False,
+            **_where(videos[indices[0]]),
+        )
+        units += [Unit(videos[i], f) for i, f in zip(indices, futures, strict=True)]
+    return units
 
 
 def _submit_pieces(client: Client, video: Video, settings: Settings, n: int, tag: str) -> Unit:
     # Higher priority: the pieces of the longest videos start first, like whole videos do.
     priority = 1
-    plan = client.submit(plan_split, video, settings, n, key=f"plan-pieces-{tag}", priority=priority + 1)
+    where = _where([video])
+    plan = client.submit(
+        plan_split, video, settings, n, key=f"plan-pieces-{tag}", priority=priority + 1, **where
+    )
     pieces = [
         client.submit(
-            extract_piece, plan, k, video, settings, key=f"extract-piece-{tag}-{k}", priority=priority
+            extract_piece,
+            plan,
+            k,
+            video,
+            settings,
+            key=f"extract-piece-{tag}-{k}",
+            priority=priority,
+            **where,
         )
         for k in range(n)
     ]
     join = client.submit(
-        join_pieces, video, settings, plan, *pieces, key=f"join-pieces-{tag}", priority=priority
+        join_pieces, video, settings, plan, *pieces, key=f"join-pieces-{tag}", priority=priority, **where
     )
     return Unit([video], join, [plan, *pieces])
 

@@ -26,7 +26,6 @@ from ..frames.length import believable, cut_short, false_claim
 from ..frames.pickers import FastPathRejected, FrameRef
 from ..frames.plans import Plan, plan
 from ..fs.fsafe import disk_gone
-from ..fs.mounts import should_stage
 from ..model import FAILED, OK, Video, VideoFailed, VideoRecord
 from ..output.formats import FrameRow, make_sink
 from ..output.layout import OutputDir, TmpDir, UnsafePath, finished_record, publish
@@ -38,7 +37,7 @@ from ..video.malloc import tune_this_process
 from ..video.probe import VideoInfo, probe
 from .pause import pause_point
 from .source import SOURCE_DISK, Source, SourceHung, bounded, open_video
-from .staging import staged
+from .staging import how_to_read, staged, worker_host
 
 T = TypeVar("T")
 
@@ -136,11 +135,16 @@ def _extract(
     # The header only: cheap even over a share, and before the copy.  Every read of the
     # source below is bounded by --timeout (ffmpeg's own reads by reader.py's watchdog): a
     # disk that stops answering (a stopped FUSE daemon, a hung share) fails the video.
-    info, record.staged = bounded(
+    here = worker_host()
+    info, read = bounded(
         settings.timeout,
         "reading its header",
-        lambda: (probe(source.path, settings.max_pixels), should_stage(source.path, settings.stage)),
+        lambda: (
+            probe(source.path, settings.max_pixels),
+            how_to_read(source.path, video.disk_host, settings.stage, here),
+        ),
     )
+    record.staged, record.read_on, record.local = read.staged, read.read_on, read.local
     info.fill(record)
     pause_point("probed", video.rel)
     local = (

@@ -45,6 +45,7 @@ from .extract import (
 )
 from .pause import pause_point
 from .source import bounded, open_video
+from .staging import how_to_read, worker_host
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class PieceResult:
     worker: str
     out_size: tuple[int, int]
     decoder: str
+    read_on: str | None = None
+    local: bool | None = None
 
 
 def plan_split(video: Video, settings: Settings, wanted: int) -> Split:
@@ -131,6 +134,13 @@ def extract_piece(
             settings.open_out() as out,
             open_video(video, settings.timeout) as source,
         ):
+            # Never staged (a piece would copy the whole file for its part): a worker on
+            # another host than the disk's reads its packets over the network.
+            read = bounded(
+                settings.timeout,
+                "reading its header",
+                partial(how_to_read, source.path, video.disk_host, "never", worker_host()),
+            )
             frame_plan = piece_plan(
                 settings.selection, info, piece, source.path, settings.resize, split.times_us, split.rate
             )
@@ -160,6 +170,8 @@ def extract_piece(
                 record.worker or "",
                 frame_plan.out_size,
                 record.decoder or "",
+                read.read_on,
+                read.local,
             )
 
     return guarded(video, settings, body, what=piece.describe(len(split.pieces)))
@@ -201,6 +213,8 @@ def join_pieces(
                 record.out_width, record.out_height = pieces[0].out_size
                 record.worker = ", ".join(dict.fromkeys([*(p.worker for p in pieces), worker_name()]))
                 record.decoder = ", ".join(dict.fromkeys(p.decoder for p in pieces))
+                record.read_on = ", ".join(dict.fromkeys(p.read_on for p in pieces if p.read_on)) or None
+                record.local = _all_local([p.local for p in pieces])
                 record.finish(OK, seconds=round(time.time() - split.started, 3))
                 sink = FolderSink(tmp)
                 sink.rows = rows
@@ -217,6 +231,13 @@ def join_pieces(
                 tmp.remove()
 
     return guarded(video, settings, body)
+
+
+def _all_local(pieces: list[bool | None]) -> bool | None:
+    """A video is read locally when every piece was; not when any piece was not."""
+    if False in pieces:
+        return False
+    return None if None in pieces else True
 
 
 def _sweep(settings: Settings, pieces: list[PieceResult]) -> None:

@@ -1,9 +1,13 @@
-"""Copy a video to the worker's local disk before decoding it.
+"""Copy a video to the worker's local disk before decoding it, and decide whether to.
 
 Decoding straight off a network share makes every seek a network round trip and
 lets a flaky share fail half way through ffmpeg; one sequential copy is cheap and
 turns share trouble into a clear "could not copy" reason.  A video on a local disk
 gains nothing from a copy, so by default (``auto``) only network filesystems are staged.
+
+A video on a lab disk (``Video.disk_host``: its storage host's address) is read in place by
+a worker on that host, and staged by any other, which reaches it over NFS; the worker's
+host is the one in its Dask address, the host the scheduler's restriction names.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 
 from ..errors import VideoError
+from ..fs.mounts import on_network, should_stage
 from .source import Source, SourceError
 
 COPY_CHUNK = 1 << 20
@@ -23,6 +29,38 @@ COPY_CHUNK = 1 << 20
 
 class StagingError(VideoError):
     pass
+
+
+@dataclass(frozen=True)
+class Read:
+    """How a worker reads one video: a staged copy or in place; on which host; whether the
+    read stays on the machine the file is on."""
+
+    staged: bool
+    read_on: str | None  # this worker's host address (None outside a Dask worker)
+    local: bool | None  # None: neither a lab disk nor a filesystem whose kind can be told
+
+
+def worker_host() -> str | None:
+    """The host of this Dask worker's address (what host restrictions match), or None."""
+    try:
+        from distributed import get_worker
+        from distributed.comm import get_address_host
+
+        return get_address_host(get_worker().address)
+    except (ImportError, ValueError):
+        return None
+
+
+def how_to_read(path: str, disk_host: str | None, mode: str, here: str | None) -> Read:
+    """Stage or not (``mode``: --stage's ``auto``, ``always`` or ``never``) the video at
+    ``path``, on a lab disk of the host at ``disk_host`` if not None, read by a worker on
+    ``here`` (``worker_host()``, asked on the task's own thread: Dask tells no other)."""
+    if disk_host is not None and here is not None:
+        local = here == disk_host
+        return Read(mode == "always" or (mode == "auto" and not local), here, local)
+    network = on_network(path)
+    return Read(should_stage(path, mode), here, None if network is None else not network)
 
 
 def scratch_dir(configured: str | None = None) -> str:

@@ -18,6 +18,7 @@ from videos import X264_GOP_25, encode
 from snhoo_dask.frames.selection import Selection
 from snhoo_dask.jobs.discover import discover
 from snhoo_dask.jobs.tasks import batches
+from snhoo_dask.model import Video
 from snhoo_dask.packets.pieces import _cut_points, cut, pieces_wanted
 from snhoo_dask.packets.thinning import scan
 from snhoo_dask.video.probe import probe
@@ -223,3 +224,15 @@ def test_a_batch_with_a_broken_clip_fails_that_clip_only(tmp_path):
             "frames.csv",
         ]
     assert not (out / "clips" / "d1" / "broken.mp4").exists()
+
+
+def test_a_batch_holds_one_disk_hosts_videos():
+    """A batch runs where its disk is, so tiny videos of two storage hosts never share one."""
+    videos = [
+        Video("/d", "d", f"{i}.mp4", 1000 - i, disk_host=("192.0.2.10" if i % 3 else None)) for i in range(64)
+    ]
+    groups, alone = batches(videos, 2)
+    assert not alone and sum(len(g) for g in groups) == 64
+    for g in groups:
+        assert len({v.disk_host for v in g}) == 1, g
+        assert [v.size for v in g] == sorted((v.size for v in g), reverse=True)

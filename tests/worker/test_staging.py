@@ -13,6 +13,7 @@ import pytest
 
 from snhoo_dask.fs import mounts
 from snhoo_dask.fs.mounts import filesystem_type, parse_mountinfo, should_stage, stage_mode
+from snhoo_dask.worker.staging import Read, how_to_read
 
 MOUNTINFO = """\
 22 27 4095:1021 / /proc rw,relatime - proc proc rw
@@ -74,3 +75,32 @@ def test_an_unreadable_path_is_staged_to_be_safe(tmp_path):
 
 def test_the_command_line_flags_map_to_modes():
     assert (stage_mode(None), stage_mode(True), stage_mode(False)) == ("auto", "always", "never")
+
+
+@pytest.mark.parametrize(
+    "here, mode, staged, local",
+    [
+        ("192.0.2.10", "auto", False, True),  # a worker on the disk's own host reads in place
+        ("192.0.2.11", "auto", True, False),  # another reaches it over NFS: a copy first
+        ("192.0.2.11", "never", False, False),
+        ("192.0.2.10", "always", True, True),
+    ],
+)
+def test_a_lab_disk_is_read_in_place_on_its_own_host_only(tmp_path, here, mode, staged, local):
+    video = tmp_path / "a.mp4"  # a local file: the host addresses decide, not the mount table
+    video.write_bytes(b"x")
+    read = how_to_read(str(video), "192.0.2.10", mode, here)
+    assert (read.staged, read.read_on, read.local) == (staged, here, local)
+
+
+def test_off_a_lab_disk_the_mount_table_decides(tmp_path, monkeypatch):
+    info = tmp_path / "mountinfo"
+    info.write_text(MOUNTINFO)
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"x")
+    monkeypatch.setattr(mounts, "MOUNTINFO", str(info))
+    monkeypatch.setattr(os.path, "realpath", lambda p: "/srv/videos/day1/a.mp4")
+    assert how_to_read(str(video), None, "auto", "192.0.2.11") == Read(True, "192.0.2.11", False)
+    monkeypatch.setattr(os.path, "realpath", lambda p: "/home/lab/a.mp4")
+    assert how_to_read(str(video), None, "auto", None) == Read(False, None, True)
+    assert how_to_read(str(tmp_path / "gone.mp4"), None, "auto", None) == Read(True, None, None)
