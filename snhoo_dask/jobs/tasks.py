@@ -22,7 +22,8 @@ from itertools import groupby
 
 from distributed import Client, Future
 
-from ..disks.state import disk_of, disks_base
+from ..disks.locate import host_addresses
+from ..disks.state import disks_base
 from ..errors import SnhooError
 from ..model import Video, VideoFailed, VideoRecord
 from ..packets.pieces import pieces_wanted, splittable
@@ -105,13 +106,8 @@ def located(client: Client, videos: list[Video]) -> list[Video]:
     it.  Not on a cluster this process started: its workers are all on this machine."""
     if client.cluster is not None:
         return videos
-    base = disks_base()
-    found = []
-    for v in videos:
-        disk = disk_of(v.real or v.path, base)
-        host = disk.address if disk is not None and disk.state == "plugged" else None
-        found.append(replace(v, disk_host=host) if host else v)
-    return found
+    hosts = host_addresses([v.real or v.path for v in videos], disks_base())
+    return [replace(v, disk_host=h) if h else v for v, h in zip(videos, hosts, strict=True)]
 
 
 def _where(videos: list[Video]) -> dict:
