@@ -333,6 +333,20 @@ def serve(
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="The table as JSON (one object, a list of disks).")
+@click.option(
+    "--eject",
+    metavar="NAME",
+    help="Safely eject the disk NAME (waits for nothing reading it; run on its storage host, as root).",
+)
+def disks(as_json: bool, eject: str | None) -> None:
+    """The lab's disks: host, name, label, size, free space, state, videos ($SNHOO_DISKS_BASE)."""
+    from .disks import disks_command
+
+    sys.exit(disks_command(as_json, eject))
+
+
+@main.command()
 @click.argument("folder", type=click.Path(file_okay=False), default="sample-videos")
 def samples(folder: str) -> None:
     """Write a small corpus of test videos into FOLDER (default ./sample-videos)."""
