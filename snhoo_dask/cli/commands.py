@@ -25,7 +25,7 @@ from ..video.probe import DEFAULT_MAX_PIXELS
 from ..web.auth import TOKEN_ENV
 from ..web.command import OneLineErrors, config_error
 from . import terminal
-from .options import OnceEach
+from .options import OnceEach, OneLineGroup, ignored_with_scheduler, scheduler_address
 
 
 def entry() -> None:
@@ -61,6 +61,8 @@ def fail_usage(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 # How the workers run a job: long enough to want their words here, out of the option list.
 DECODE_ALL_HELP = (
     "Decode every frame even where --every/--fps could skip frames no one asked for and "
@@ -87,8 +89,14 @@ def cluster_options(command):
             click.option(
                 "--scheduler",
                 envvar="SNHOO_SCHEDULER",
-                help="Address of a running Dask scheduler "
-                "(or $SNHOO_SCHEDULER). Without it, a local cluster is started.",
+                help="Address of a running Dask scheduler, tcp://HOST:8786 (or $SNHOO_SCHEDULER, "
+                "else $DASK_SCHEDULER_ADDRESS). Without one, a local cluster is started.",
+            ),
+            click.option(
+                "--scheduler-file",
+                type=click.Path(dir_okay=False),
+                help="The scheduler's address from the JSON file `dask scheduler --scheduler-file` "
+                "writes (after --scheduler, before the environment).",
             ),
             click.option(
                 "--workers",
@@ -108,14 +116,14 @@ def cluster_options(command):
     return command
 
 
-@click.group()
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="snhoo-dask")
 def main() -> None:
     """Turn folders of videos into still images on a Dask cluster."""
 
 
 @main.command(cls=OnceEach)
-@click.argument("roots", nargs=-1, required=True, type=click.Path(readable=False))  # checked by discovery
+@click.argument("roots", nargs=-1, required=True, metavar="ROOT...", type=click.Path(readable=False))  # checked by discovery
 @click.option(
     "--out",
     "-o",
@@ -177,7 +185,9 @@ def main() -> None:
     "(default: only videos on a network filesystem such as NFS or SMB).",
 )
 @click.option(
-    "--scratch", type=click.Path(), help="Worker-local scratch folder (default $SNHOO_SCRATCH or /tmp)."
+    "--scratch",
+    type=click.Path(),
+    help="Worker-local scratch folder (default $SNHOO_SCRATCH, else /tmp/snhoo-scratch).",
 )
 @click.option("--overwrite", is_flag=True, help="Redo videos whose output is already complete.")
 @click.option("--decode-all", is_flag=True, help=DECODE_ALL_HELP)
@@ -189,6 +199,18 @@ def main() -> None:
     "--dry-run", is_flag=True, help="List the videos and where their frames would go; process nothing."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a machine-readable summary on stdout at the end (docs/output.md); nothing else goes there.",
+)
+@click.option("--verbose", "-v", count=True, help="Log more: -v what Dask and snhoo-dask do, -vv debugging.")
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="Log level for snhoo-dask and Dask (overrides -v).  [default: warning]",
+)
 def run(
     roots: tuple[str, ...],
     out: str,
@@ -221,26 +243,50 @@ def run(
     workers: int | None,
     threads_per_worker: int,
     dashboard_address: str,
+    scheduler_file: str | None,
     dry_run: bool,
     quiet: bool,
+    as_json: bool,
+    verbose: int,
+    log_level: str | None,
 ) -> None:
-    """Extract frames from every video under ROOT(s)."""
+    """Extract frames from every video under ROOT(s); a ROOT may also be one video file."""
+    ctx = click.get_current_context()
     # The command's options are named as the spec's fields; only --stage/--no-stage is a flag
     # the spec takes as a mode.
-    spec = JobSpec.from_names({**click.get_current_context().params, "stage": stage_mode(stage)})
+    spec = JobSpec.from_names({**ctx.params, "stage": stage_mode(stage)})
     try:
+        if as_json and dry_run:
+            raise UsageError("--json summarises a run; --dry-run lists its videos as text")
+        address = None if dry_run else scheduler_address(ctx, scheduler, scheduler_file)
         job = build_job(spec, dry_run=dry_run)
     except UsageError as e:
         fail_usage(str(e))
     if dry_run:
         sys.exit(terminal.dry_run(job))
+    level = set_log_level(log_level, verbose)
+    if address and (warning := ignored_with_scheduler(ctx)):
+        click.echo(warning, err=True)
+    cluster = ClusterSpec(address, workers, threads_per_worker, dashboard_address, log_level=level)
     try:
-        code = terminal.run_job(
-            job, ClusterSpec(scheduler, workers, threads_per_worker, dashboard_address), quiet
-        )
+        code = terminal.run_job(job, cluster, quiet, as_json=as_json)
     except JobError as e:
         fail_usage(str(e))
     sys.exit(code)
+
+
+def set_log_level(name: str | None, verbose: int) -> int:
+    """Log to stderr at --log-level (or -v: info, -vv: debug); the level the embedded
+    cluster's own logs are shown at (CRITICAL, none, unless asked)."""
+    if name is None and not verbose:
+        return logging.CRITICAL
+    level = getattr(logging, name.upper()) if name else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for logger in ("snhoo_dask", "distributed"):
+        logging.getLogger(logger).setLevel(level)
+    return level
 
 
 @main.command()
@@ -304,6 +350,7 @@ def serve(
     workers: int | None,
     threads_per_worker: int,
     dashboard_address: str,
+    scheduler_file: str | None,
 ) -> None:
     """Web pages to submit, watch and review jobs (the old :8888 form, plus Flower).
 
@@ -311,6 +358,13 @@ def serve(
     from ..web.server import ServeError
     from ..web.server import serve as serve_web
 
+    ctx = click.get_current_context()
+    try:
+        scheduler = scheduler_address(ctx, scheduler, scheduler_file)
+    except UsageError as e:
+        config_error(str(e))
+    if scheduler and (warning := ignored_with_scheduler(ctx)):
+        click.echo(warning, err=True)
     try:
         serve_web(
             host=host,

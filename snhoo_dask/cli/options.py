@@ -1,9 +1,10 @@
-"""A rule of option parsing Click has no switch for: an option that takes one value may be
-given once.  Click keeps the last of ``--frames 1 --frames 2`` without a word, so a
-command line assembled by a script (a default, then the user's own) would silently run
-with only one of them."""
+"""How the command line is read, beyond Click's defaults: usage errors in one line
+(``OneLineGroup``), an option given twice refused (``OnceEach``), the scheduler found
+by Dask's conventions (``scheduler_address``)."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -11,12 +12,7 @@ from ..jobs.summary import EXIT_USAGE
 
 
 class GivenTwice(click.UsageError):
-    """Shown as the command's other usage errors are: one line, exit status 2."""
-
-    exit_code = EXIT_USAGE
-
-    def show(self, file=None) -> None:
-        click.echo(f"snhoo-dask: error: {self.format_message()}", err=True, file=file)
+    """Shown as the command's other usage errors are (``OneLineGroup``)."""
 
 
 class OnceEach(click.Command):
@@ -39,3 +35,84 @@ class OnceEach(click.Command):
 
         parser.parse_args = parse_once
         return parser
+
+
+class OneLineGroup(click.Group):
+    """Every usage error Click finds itself (an unknown option or command, a value out of
+    range, a missing ROOT) in the one line ``snhoo-dask: error: ...`` and exit status 2,
+    as the command's own; Click's default is a four-line usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, **extra):  # type: ignore[override]
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            click.echo(f"snhoo-dask: error: {e.format_message()}", err=True)  # did-you-mean kept
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        # --help, --version, shell completion: Click's own exit status.
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+SCHEDULER_ENVS = ("SNHOO_SCHEDULER", "DASK_SCHEDULER_ADDRESS")
+LOCAL_ONLY = ("workers", "threads_per_worker", "dashboard_address")
+
+
+def scheduler_address(ctx: click.Context, scheduler: str | None, scheduler_file: str | None) -> str | None:
+    """The scheduler to use, first of: --scheduler, --scheduler-file, $SNHOO_SCHEDULER,
+    $DASK_SCHEDULER_ADDRESS (Dask's own; Dask's config files may set it too); None: a
+    local cluster.  UsageError for a file that holds no address or an address that is none."""
+    from ..jobs.cluster import check_address
+
+    given = ctx.get_parameter_source("scheduler") == click.core.ParameterSource.COMMANDLINE
+    if scheduler and given:
+        return check_address(scheduler)
+    if scheduler_file:
+        return check_address(read_scheduler_file(scheduler_file))
+    if scheduler:  # $SNHOO_SCHEDULER, through the option's envvar
+        return check_address(scheduler)
+    import dask
+
+    from_dask = dask.config.get("scheduler-address", None)  # $DASK_SCHEDULER_ADDRESS
+    return check_address(str(from_dask)) if from_dask else None
+
+
+def read_scheduler_file(path: str) -> str:
+    """The address in a Dask scheduler file (``dask scheduler --scheduler-file``'s JSON)."""
+    import json
+
+    from ..errors import UsageError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            address = json.load(f).get("address")
+    except OSError as e:
+        raise UsageError(f"cannot read --scheduler-file {path}: {e.strerror or e}") from None
+    except (ValueError, AttributeError):
+        raise UsageError(
+            f"--scheduler-file {path} is not a Dask scheduler file (JSON with an address)"
+        ) from None
+    if not isinstance(address, str) or not address:
+        raise UsageError(f"--scheduler-file {path} names no scheduler address")
+    return address
+
+
+def ignored_with_scheduler(ctx: click.Context) -> str | None:
+    """A warning naming the local-cluster options given that a running scheduler ignores."""
+    given = [
+        max(p.opts, key=len)
+        for p in ctx.command.params
+        if p.name in LOCAL_ONLY
+        and ctx.get_parameter_source(p.name)
+        in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    ]
+    if not given:
+        return None
+    return (
+        f"warning: {', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing with a running "
+        "scheduler: its own workers run the job"
+    )

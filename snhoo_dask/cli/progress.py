@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from typing import TextIO
 
-from ..jobs.summary import Summary
+from ..jobs.summary import EXAMPLES, Summary
 from ..model import VideoRecord
 
 
@@ -55,9 +56,55 @@ def failure_table(failures: list[VideoRecord]) -> str:
     return "\n".join(lines)
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _some(names: list[str], total: int) -> str:
+    """The first names, and how many more there are."""
+    more = total - len(names)
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
+
+
+def _names(whats: list[str], shown: int = 5) -> str:
+    """``frame 100``, ``frame 101`` as ``frames 100, 101``; at most ``shown`` of them."""
+    more = f" and {len(whats) - shown} more" if len(whats) > shown else ""
+    whats = sorted(whats, key=lambda w: (len(w), w))[:shown]
+    if len(whats) > 1 and all(w.startswith("frame ") for w in whats):
+        return "frames " + ", ".join(w.removeprefix("frame ") for w in whats) + more
+    return ", ".join(whats) + more
+
+
+def not_done_lines(s: Summary) -> list[str]:
+    """What the run did not do, said rather than left to the manifest: requested frames a
+    video does not have, videos skipped as done, earlier outputs replaced."""
+    lines = []
+    if s.missing:
+        by_count: dict[int, list[str]] = {}
+        for what, n in s.missing.most_common():
+            by_count.setdefault(n, []).append(what)
+        kinds = [f"{_names(whats)} in {plural(n, 'video')}" for n, whats in list(by_count.items())[:3]]
+        if len(by_count) > 3:
+            kinds.append("more")
+        lines.append(
+            f"missing: {'; '.join(kinds)} ({_some(s.missing_videos, s.missing_count)}); "
+            "each video's record in manifest.jsonl lists them"
+        )
+    if s.redone:
+        for why, n in Counter(s.redone.values()).most_common():
+            names = [out for out, w in s.redone.items() if w == why][:EXAMPLES]
+            lines.append(f"redone: {plural(n, 'video')}, the earlier output {why}: {_some(names, n)}")
+    if s.skipped:
+        lines.append(
+            f"skipped: {plural(s.skipped, 'video')} already done with these settings "
+            f"({_some(s.skipped_videos, s.skipped)}); --overwrite redoes them"
+        )
+    return lines
+
+
 def closing_lines(s: Summary) -> list[str]:
     """What the terminal says after the last record, before the summary line."""
-    lines = []
+    lines = not_done_lines(s)
     if s.failures:
         lines.append("\n" + failure_table(s.failures))
     if s.interrupted:
@@ -78,3 +125,22 @@ def summary_line(s: Summary) -> str:
         f"{s.ok} ok, {s.skipped} skipped, {s.failed} failed of {s.total} videos; "
         f"{s.images} images in {s.elapsed:.1f} s ({rate:.1f} images/s)"
     )
+
+
+def summary_json(s: Summary, out: str, report: str | None) -> dict:
+    """The run's summary for scripts (``--json``; schema in docs/output.md)."""
+    outcome = s.outcome
+    return {
+        "status": outcome.state,
+        "exit_code": outcome.exit_code,
+        "message": outcome.message,
+        "out": out,
+        "report": report,
+        "videos": {"total": s.total, "ok": s.ok, "skipped": s.skipped, "failed": s.failed},
+        "images": s.images,
+        "elapsed_s": round(s.elapsed, 3),
+        "missing": {"videos": s.missing_count, "what": dict(s.missing), "first_videos": s.missing_videos},
+        "redone": dict(s.redone),
+        "failures": [{"video": f"{r.root}/{r.video}", "out": r.out, "reason": r.error} for r in s.failures],
+        "unsearched": [{"path": p, "reason": r} for p, r in s.unsearched],
+    }

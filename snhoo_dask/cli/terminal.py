@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -16,7 +17,7 @@ from ..jobs.job import Job, open_output
 from ..jobs.lock import OutputBusy, OutputLock
 from ..jobs.summary import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Summary
 from ..video import preload
-from .progress import ProgressBar, closing_lines, summary_line
+from .progress import ProgressBar, closing_lines, summary_json, summary_line
 
 # After an interrupt, how long the cluster may take to close before the process exits
 # without it.  An embedded worker's close waits for the tasks its threads run, and a task
@@ -90,9 +91,12 @@ def dry_run(job: Job) -> int:
     return EXIT_OK
 
 
-def run_job(job: Job, cluster: ClusterSpec, quiet: bool, grace: float = INTERRUPT_GRACE) -> int:
+def run_job(
+    job: Job, cluster: ClusterSpec, quiet: bool, grace: float = INTERRUPT_GRACE, as_json: bool = False
+) -> int:
     """Run the job to its end; return the exit status.  JobError for a usage problem.
-    Interrupted, the process ends at most ``grace`` s after the job stopped (``_Ending``)."""
+    Interrupted, the process ends at most ``grace`` s after the job stopped (``_Ending``).
+    ``as_json``: the summary also goes to stdout as one JSON object (nothing else goes there)."""
     warn_unreadable(job)
     out = job.settings.out
     try:  # refuse a second run on this output now, not after starting or joining a cluster
@@ -126,7 +130,7 @@ def run_job(job: Job, cluster: ClusterSpec, quiet: bool, grace: float = INTERRUP
         # The workers will run in this process: their first imports overlap the cluster's start.
         threading.Thread(target=_preload_quietly, name="snhoo-preload", daemon=True).start()
     try:
-        with dask_client(cluster) as client:
+        with dask_client(cluster, warn=lambda message: _say(f"warning: {message}")) as client:
             _say(f"{len(job.videos)} videos, {job.settings.describe()}, output {out}")
             _say(f"Dask dashboard: {client.dashboard_link}")
             bar = ProgressBar(len(job.videos), enabled=not quiet)
@@ -134,6 +138,8 @@ def run_job(job: Job, cluster: ClusterSpec, quiet: bool, grace: float = INTERRUP
             ending.job_ended(summary)  # interrupted: the cluster's close below has ``grace`` s
     except ClusterError as e:
         _say(f"snhoo-dask: error: {e}")
+        if as_json:
+            _print_json({"status": "error", "exit_code": EXIT_FAILED, "message": str(e), "out": out})
         return EXIT_FAILED
     except KeyboardInterrupt:
         _say("\ninterrupted before the job started; nothing was processed")
@@ -142,8 +148,14 @@ def run_job(job: Job, cluster: ClusterSpec, quiet: bool, grace: float = INTERRUP
     for line in closing_lines(summary):
         _say(line)
     _say(summary_line(summary))
-    _write_report(out, summary)
+    report = _write_report(out, summary)
+    if as_json:
+        _print_json(summary_json(summary, out, report))
     return summary.outcome.exit_code
+
+
+def _print_json(data: dict) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False))
 
 
 def _preload_quietly() -> None:
@@ -153,9 +165,11 @@ def _preload_quietly() -> None:
         pass
 
 
-def _write_report(out: str, summary: Summary) -> None:
+def _write_report(out: str, summary: Summary) -> str | None:
+    """Write OUT/report.html; its path, or None if it could not be written."""
     from ..output.report import try_build_report
 
     path, problem = try_build_report(out)
     summary.report_error = problem  # the exit status says it too (Summary.outcome)
     _say(f"warning: {problem}" if problem else f"report: {path}")
+    return None if problem else path

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -13,7 +15,7 @@ import dask
 from dask.system import CPU_COUNT
 from distributed import Client, LocalCluster
 
-from ..errors import SnhooError
+from ..errors import SnhooError, UsageError
 from .dashboard import LazyDashboard
 
 DEFAULT_DASHBOARD = ":8787"
@@ -27,6 +29,39 @@ class ClusterError(SnhooError):
     pass
 
 
+# What Dask's Client takes: [scheme://]host[:port], host a name, an IPv4 or a [bracketed] IPv6.
+SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+_ADDRESS = re.compile(
+    r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>[0-9]{1,5}))?"
+)
+
+
+def check_address(address: str) -> str:
+    """The scheduler address as given, or a UsageError at once for one Dask could never
+    reach (``tcp//host:8786``): without this, a typo waits out the connect timeout."""
+    m = _ADDRESS.fullmatch(address.strip())
+    if (
+        m is None
+        or (m["scheme"] is not None and m["scheme"] not in SCHEMES)
+        or (m["port"] is not None and not 0 < int(m["port"]) < 65536)
+    ):
+        raise UsageError(
+            f"{address!r} is not a Dask scheduler address; write it as tcp://HOST:PORT "
+            "(e.g. tcp://10.0.0.1:8786; also tls://)"
+        )
+    return address.strip()
+
+
+def unreachable_hint(address: str) -> str:
+    """What to check when no scheduler answers at ``address``."""
+    m = _ADDRESS.fullmatch(address)
+    port = (m["port"] if m else None) or "8786"
+    return (
+        f"check that a scheduler runs there (dask scheduler, or the lab's snhoo-dask-scheduler "
+        f"service), that port {port} is open from this machine, and the address"
+    )
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     """Where to run: a running scheduler's address, or the size of an embedded LocalCluster."""
@@ -36,13 +71,18 @@ class ClusterSpec:
     threads_per_worker: int = 1
     dashboard_address: str = DEFAULT_DASHBOARD
     processes: bool = False  # embedded workers as threads of this process (see dask_client)
+    log_level: int = logging.CRITICAL  # what the embedded cluster's own logs show (-v)
 
 
 @contextmanager
 def dask_client(
-    spec: ClusterSpec, connect_timeout: float = 10.0, worker_wait: float = 30.0
+    spec: ClusterSpec,
+    connect_timeout: float = 10.0,
+    worker_wait: float = 30.0,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> Iterator[Client]:
-    """Yield a connected client; raise ClusterError with a one-line reason if there is none."""
+    """Yield a connected client; raise ClusterError with a one-line reason if there is none.
+    ``warn``: told, in one line each, what Dask would have warned about in several."""
     # A batched stream that closes as the job ends (a worker or the client let go) is logged
     # by Dask at INFO with its whole traceback: not a failure, and a user would read it as one.
     logging.getLogger("distributed.batched").setLevel(logging.WARNING)
@@ -53,7 +93,7 @@ def dask_client(
         except (OSError, TimeoutError, ValueError) as e:
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {scheduler} "
-                f"within {connect_timeout:g} s ({type(e).__name__})"
+                f"within {connect_timeout:g} s ({type(e).__name__}); {unreachable_hint(scheduler)}"
             ) from None
         try:
             try:
@@ -73,7 +113,11 @@ def dask_client(
     # threads use the cores as well as worker processes do, while worker processes
     # cost each its own interpreter, imports and start.  Measured on 20 one-second
     # clips with 2 workers: 10.4 s of CPU as threads against 17.9 s as processes.
-    with _workers_ignore_ctrl_c(), dask.config.set(EMBEDDED_CONFIG):
+    with (
+        _workers_ignore_ctrl_c(),
+        dask.config.set(EMBEDDED_CONFIG),
+        warnings.catch_warnings(record=True) as said,
+    ):
         cluster = LocalCluster(
             n_workers=spec.workers or CPU_COUNT,
             threads_per_worker=spec.threads_per_worker,
@@ -85,8 +129,9 @@ def dask_client(
             dashboard_address=spec.dashboard_address,
             # The HTTP server still listens there; LazyDashboard adds the Bokeh pages.
             scheduler_kwargs={"dashboard": False},
-            silence_logs=logging.CRITICAL,
+            silence_logs=spec.log_level,
         )
+    _retell(said, warn)
     if spec.dashboard_address:
         cluster.sync(LazyDashboard(cluster.scheduler).install)
     client = Client(cluster)
@@ -95,6 +140,21 @@ def dask_client(
     finally:
         _quiet_close(client)
         cluster.close()
+
+
+def _retell(said: list[warnings.WarningMessage], warn: Callable[[str], None]) -> None:
+    """Dask's warnings while the cluster started: the busy dashboard port in one line of
+    ours (Dask's is three, with its source line), any other as Python shows it."""
+    for w in said:
+        text = str(w.message)
+        busy = re.search(r"Port (\d+) is already in use.*?on port (\d+) instead", text, re.S)
+        if busy:
+            warn(
+                f"port {busy[1]} is in use (another Dask dashboard?); this cluster's dashboard "
+                f"is on port {busy[2]} instead (--dashboard-address to choose)"
+            )
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 @contextmanager

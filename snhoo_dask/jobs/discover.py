@@ -27,6 +27,8 @@ DEFAULT_EXTENSIONS = (
     "mts",
     "m2ts",
     "3gp",
+    "ogv",  # Theora in Ogg
+    "ogg",  # mostly audio; one with a video stream is a video (none: failed, with the reason)
 )
 
 
@@ -43,13 +45,20 @@ def parse_extensions(text: str | None) -> tuple[str, ...]:
     return exts
 
 
-def check_root(root: str) -> str:
-    """The absolute root, or DiscoveryError saying what is wrong with it."""
+def check_root(root: str, extensions: tuple[str, ...] = DEFAULT_EXTENSIONS) -> str:
+    """The absolute root, or DiscoveryError saying what is wrong with it.  A root may be one
+    video file (with one of ``extensions``), as ffmpeg and PySceneDetect take one."""
     path = os.path.abspath(os.path.expanduser(root))
     if not os.path.exists(path):
         raise DiscoveryError(f"root {root!r} does not exist")
+    if os.path.isfile(path):
+        if os.path.splitext(path)[1].lower().lstrip(".") in extensions:
+            return path
+        raise DiscoveryError(
+            f"root {root!r} is neither a folder nor a video file (looked for .{', .'.join(extensions)}; see --ext)"
+        )
     if not os.path.isdir(path):
-        raise DiscoveryError(f"root {root!r} is not a directory")
+        raise DiscoveryError(f"root {root!r} is not a folder or a video file")
     if not os.access(path, os.R_OK | os.X_OK):
         raise DiscoveryError(f"root {root!r} is not readable (permission denied)")
     return path
@@ -132,8 +141,14 @@ def discover(
     is not read, only reported.  ``folding``: how the output disk compares names
     (``layout.probe_folding``), which the root names allow for.  ``suffix``: after each
     video's output name (``settings.out_suffix``).
+
+    A root that is one video file is that video under its folder as the root: its output
+    is where a run on that folder would put it (``OUT/<folder name>/<file name>/``).
     """
-    absroots = list(dict.fromkeys(check_root(r) for r in roots))
+    given = list(dict.fromkeys(check_root(r, extensions) for r in roots))
+    files = {r for r in given if not os.path.isdir(r)}
+    absroots = list(dict.fromkeys(r if os.path.isdir(r) else os.path.dirname(r) for r in given))
+    walked = [r for r in absroots if r in given]  # folders given as roots, walked whole
     pseudo = pseudo_devices()
     for r in absroots:
         fstype = pseudo.get(os.stat(r).st_dev)
@@ -148,7 +163,11 @@ def discover(
     exclude_real = os.path.realpath(exclude) if exclude else None
     seen: set[tuple[int, int]] = set()  # folders walked, over all roots
     taken: set[object] = set()  # video files taken, over all roots
-    for root in absroots:
+    for given_root in given:
+        if given_root in files:
+            _take_file(given_root, names, walked, bases, taken, videos, problems, suffix)
+            continue
+        root = given_root
         stack = [root]
         while stack:
             folder = stack.pop()
@@ -205,6 +224,35 @@ def discover(
                     problems.append((entry.path, e.strerror or str(e)))
             stack.extend(reversed(subfolders))
     return Discovery(videos, problems, folding)
+
+
+def _take_file(
+    path: str,
+    names: dict[str, str],
+    walked: list[str],
+    bases: tuple[str, ...] | None,
+    taken: set[object],
+    videos: list[Video],
+    problems: list[tuple[str, str]],
+    suffix: str,
+) -> None:
+    """A root that is one video file: that video, under its folder as the root."""
+    root = os.path.dirname(path)
+    if root in walked:
+        return  # its folder is a root too: the video is taken there, once
+    real = os.path.realpath(path)
+    if bases is not None and not inside(real, bases):
+        problems.append((path, OUTSIDE))
+        return
+    try:
+        ident = identity(os.stat(path))
+    except OSError as e:
+        problems.append((path, e.strerror or str(e)))
+        return
+    if (ident.dev, ident.ino) in taken:
+        return
+    taken.add((ident.dev, ident.ino))
+    videos.append(Video(root, names[root], os.path.basename(path), ident.size, suffix, real, ident))
 
 
 def _identity(entry: os.DirEntry) -> Identity | None:

@@ -202,7 +202,7 @@ class Job:
                 for rec in refused:
                     record(rec)
                 # Decided under the lock: no other run can finish a video in between.
-                skipped, todo = split_done(videos, self.settings, self.overwrite, out)
+                skipped, todo = split_done(videos, self.settings, self.overwrite, out, summary.redone)
                 for rec in skipped:
                     record(rec)
                 if todo:

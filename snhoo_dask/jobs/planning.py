@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import JobError
 from ..model import SKIPPED, Video, VideoRecord
-from ..output.layout import Folding, OutputDir, finished_record, probe_folding_at
+from ..output.layout import Folding, OutputDir, previous_output, probe_folding_at
 from ..settings import Settings, new_record
 from .discover import DEFAULT_EXTENSIONS, Discovery, DiscoveryError, discover
 
@@ -69,27 +69,35 @@ def name_clashes(videos: list[Video], folding: Folding, out: str, shown: int = 3
     )
 
 
-def skip_record(video: Video, settings: Settings, out: OutputDir) -> VideoRecord | None:
-    """A ``skipped`` record if this video's finished output matches these settings and was
-    made from the file discovery found (same identity, not only the same name and size)."""
+def skip_record(video: Video, settings: Settings, out: OutputDir) -> tuple[VideoRecord | None, str | None]:
+    """(a ``skipped`` record if this video's finished output matches these settings and was
+    made from the file discovery found (same identity, not only the same name and size),
+    else None; why an earlier output of it is redone, or None if there is none)."""
     source = video.ident.to_text() if video.ident else None
-    previous = finished_record(out, video.out_rel, settings.signature(), video.size, source)
+    previous, redo = previous_output(out, video.out_rel, settings.signature(), video.size, source)
     if previous is None:
-        return None
-    return new_record(video, settings).carry_over(previous).finish(SKIPPED)
+        return None, redo
+    return new_record(video, settings).carry_over(previous).finish(SKIPPED), None
 
 
 def split_done(
-    videos: list[Video], settings: Settings, overwrite: bool, out: OutputDir
+    videos: list[Video],
+    settings: Settings,
+    overwrite: bool,
+    out: OutputDir,
+    redone: dict[str, str] | None = None,
 ) -> tuple[list[VideoRecord], list[Video]]:
-    """(records of videos already done, videos still to do)."""
+    """(records of videos already done, videos still to do).  ``redone``, if given, gets the
+    videos to do whose earlier output is replaced: video path -> why."""
     if overwrite:
         return [], list(videos)
     skipped, todo = [], []
     for video in videos:
-        record = skip_record(video, settings, out)
+        record, redo = skip_record(video, settings, out)
         if record is None:
             todo.append(video)
+            if redo and redone is not None:
+                redone[video.path] = redo
         else:
             skipped.append(record)
     return skipped, todo

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..model import FAILED, OK, SKIPPED, VideoRecord
 
 # Exit codes of `snhoo-dask run` (README "Exit status").
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# How many videos a closing line names before "and N more".
+EXAMPLES = 3
 
 # Job states shown by the web service.
 RUNNING, DONE, DONE_FAILURES, INTERRUPTED, ERROR = (
@@ -44,6 +49,14 @@ class Summary:
     manifest_error: str | None = None
     # report.html could not be written: the frames are fine, a file the run promises is not.
     report_error: str | None = None
+    # What did not happen, for the closing lines: requested frames a video does not have
+    # (what -> in how many videos), the first few videos of each kind, and the earlier
+    # outputs this run replaced (video path -> why).
+    missing: Counter = field(default_factory=Counter)
+    missing_videos: list[str] = field(default_factory=list)
+    missing_count: int = 0  # videos with any
+    skipped_videos: list[str] = field(default_factory=list)
+    redone: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
@@ -53,14 +66,27 @@ class Summary:
         if record.status == OK:
             self.ok += 1
             self.images += record.frames
+            if record.missing:
+                self._missed(record)
         elif record.status == SKIPPED:
             self.skipped += 1
+            if len(self.skipped_videos) < EXAMPLES:
+                self.skipped_videos.append(f"{record.root}/{record.video}")
         elif record.status == FAILED:
             self.failed += 1
             self.failures.append(record)
         else:
             raise ValueError(f"a record without a final status: {record.out}")
         self.elapsed = time.monotonic() - self.started
+
+    def _missed(self, record: VideoRecord) -> None:
+        self.missing_count += 1
+        if len(self.missing_videos) < EXAMPLES:
+            self.missing_videos.append(f"{record.root}/{record.video}")
+        for what in record.missing:
+            more = re.fullmatch(r"and (\d+) more", what)
+            # "frame 99999 (video has 300 frames)": what is missing, without this video's length
+            self.missing["more frames" if more else what.split(" (")[0]] += 1
 
     @property
     def unsearched_message(self) -> str:

@@ -446,26 +446,46 @@ def finished_record(
     out: OutputDir, out_rel: str, signature: dict, size: int, source: str | None = None
 ) -> VideoRecord | None:
     """The record of a published output made with these settings from this source file."""
+    return previous_output(out, out_rel, signature, size, source)[0]
+
+
+# The signature's parts in a user's words, for why an earlier output is redone.
+SIGNED = {"selection": "the frame selection", "format": "the image format", "quality": "the quality"}
+
+
+def previous_output(
+    out: OutputDir, out_rel: str, signature: dict, size: int, source: str | None = None
+) -> tuple[VideoRecord | None, str | None]:
+    """(the record of a published output made with these settings from this source file,
+    None), or (None, why a finished output of an earlier run there is not one: other
+    settings, another file, images changed), or (None, None) when there is none."""
     parts = parts_of(out_rel)
     try:
         parent = walk(out.fd, parts[:-1], where=out.path)
     except OSError:
-        return None  # not there yet, or a link in the way: nothing of ours is finished there
+        return None, None  # not there yet, or a link in the way: nothing of ours is finished there
     try:
         done = read_done(parent, parts[-1])
-        if not done or done.get("signature") != signature:
-            return None
+        if not done:
+            return None, None
+        old = done.get("signature")
+        if old != signature:
+            if not isinstance(old, dict):
+                return None, "made by another version"
+            changed = [k for k in dict.fromkeys([*old, *signature]) if old.get(k) != signature.get(k)]
+            said = [SIGNED.get(k, k.replace("_", " ")) for k in changed]
+            return None, f"made with other settings ({', '.join(said)})"
         record = done.get("record") or {}
         if not isinstance(record, dict) or not _same_source(record, size, source):
-            return None  # the source changed since
+            return None, "from a file that has changed since"
         if not complete(parent, parts[-1], done):
-            return None  # images deleted or changed since: redone (the folder is ours to replace)
+            return None, "with images changed or deleted since"  # the folder is ours to replace
     finally:
         os.close(parent)
     try:
-        return VideoRecord.from_dict(record)
+        return VideoRecord.from_dict(record), None
     except (TypeError, ValueError):
-        return None
+        return None, None
 
 
 def publish(

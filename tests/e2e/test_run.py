@@ -196,7 +196,7 @@ def erred_video_tasks(address: str) -> int:
     "args, message",
     [
         (["/does/not/exist"], "does not exist"),
-        (["{file}"], "is not a directory"),
+        (["{file}"], "is neither a folder nor a video file"),
         (["{empty}"], "no videos found"),
         (["{root}", "--frames", "a,b"], "--frames wants frame numbers"),
         (["{root}", "--every", "3", "--keyframes"], "choose one frame selection"),

@@ -46,7 +46,7 @@ def test_output_folder_inside_a_root_is_not_searched(tmp_path):
     "make, message",
     [
         (lambda p: None, "does not exist"),
-        (lambda p: p.write_text("x"), "is not a directory"),
+        (lambda p: p.write_text("x"), "is neither a folder nor a video file"),
     ],
 )
 def test_bad_roots_say_why(tmp_path, make, message):
