@@ -123,7 +123,8 @@ def main() -> None:
 
 
 @main.command(cls=OnceEach)
-@click.argument("roots", nargs=-1, required=True, metavar="ROOT...", type=click.Path(readable=False))  # checked by discovery
+# Checked by discovery (a folder, or one video file).
+@click.argument("roots", nargs=-1, required=True, metavar="ROOT...", type=click.Path(readable=False))
 @click.option(
     "--out",
     "-o",
