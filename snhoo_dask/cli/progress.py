@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import Counter
 from typing import TextIO
 
+from ..jobs.progress import Progress
 from ..jobs.summary import EXAMPLES, Summary
 from ..model import VideoRecord
 
 
 class ProgressBar:
-    """One redrawn line on a terminal; a line every few seconds when output is a file."""
+    """One redrawn line on a terminal; a line every few seconds when output is a file.
+
+    Frames done of frames expected (``~`` while the total is partly extrapolated), the rate
+    and the time left, then the videos finished: redrawn as tasks report while they decode
+    (``update_frames``, from Dask's event loop thread) and as each record arrives (``update``).
+    """
 
     def __init__(self, summary_total: int, stream: TextIO = sys.stderr, enabled: bool = True) -> None:
         self.total = summary_total
@@ -20,32 +27,77 @@ class ProgressBar:
         self.enabled = enabled
         self.tty = stream.isatty()
         self._last = 0.0
+        self._lock = threading.Lock()
+        self._summary: Summary | None = None
+        self._progress: Progress | None = None
+        self._ended = False
 
     def update(self, s: Summary, force: bool = False) -> None:
-        if not self.enabled:
+        with self._lock:
+            self._summary = s
+            self._draw(force or s.done >= self.total)
+
+    def update_frames(self, p: Progress) -> None:
+        with self._lock:
+            self._progress = p
+            self._draw(False)
+
+    def _draw(self, force: bool) -> None:
+        if not self.enabled or self._ended or self._summary is None and self._progress is None:
             return
         now = time.monotonic()
-        if not force and not self.tty and now - self._last < 5 and s.done < self.total:
+        if not force and now - self._last < (REDRAW_TTY if self.tty else REDRAW_FILE):
             return
         self._last = now
-        width = 30
-        filled = int(width * s.done / max(1, self.total))
-        line = (
-            f"[{'#' * filled}{'.' * (width - filled)}] {s.done}/{self.total} videos, "
-            f"{s.images} images, {s.failed} failed"
-        )
+        line = bar_line(self._summary, self._progress, self.total)
+        done = self._summary is not None and self._summary.done >= self.total
         if self.tty:
-            self.stream.write("\r" + line)
-            if s.done >= self.total:
+            self.stream.write("\r" + line + "\x1b[K")  # clear what a longer line left
+            if done:
                 self.stream.write("\n")
+                self._ended = True
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        with self._lock:
+            if self.enabled and self.tty and not self._ended:
+                self.stream.write("\n")
+                self.stream.flush()
+            self._ended = True
+
+
+REDRAW_TTY, REDRAW_FILE = 0.2, 5.0  # seconds between redraws, at a terminal and into a file
+WIDTH = 30
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def bar_line(s: Summary | None, p: Progress | None, total: int) -> str:
+    """``[####......] 1,234/~3,600 frames, 110 fps, ETA 0:21; 3/8 videos, 0 failed``."""
+    videos = s.done if s is not None else 0
+    failed = s.failed if s is not None else 0
+    parts = []
+    if p is not None and p.frames_expected:
+        fraction = min(1.0, p.frames_done / p.frames_expected)
+        parts.append(f"{p.frames_done:,}/{'~' if p.estimated else ''}{p.frames_expected:,} frames")
+    else:
+        fraction = videos / max(1, total)
+        if p is not None:
+            parts.append(f"{p.frames_done:,} frames")
+    if p is not None and p.rate_fps:
+        parts.append(f"{p.rate_fps:,.0f} fps")
+    if p is not None and p.eta_s is not None and videos < total:
+        parts.append(f"ETA {_clock(p.eta_s)}")
+    filled = int(WIDTH * fraction)
+    head = f"[{'#' * filled}{'.' * (WIDTH - filled)}] "
+    tail = f"{videos}/{total} videos, {failed} failed"
+    return head + (", ".join(parts) + "; " if parts else "") + tail
 
 
 def failure_table(failures: list[VideoRecord]) -> str:

@@ -134,7 +134,10 @@ def run_job(
             _say(f"{len(job.videos)} videos, {job.settings.describe()}, output {out}")
             _say(f"Dask dashboard: {client.dashboard_link}")
             bar = ProgressBar(len(job.videos), enabled=not quiet)
-            summary = job.run(client, on_record=lambda record, progress: bar.update(progress))
+            summary = job.run(
+                client, on_record=lambda record, totals: bar.update(totals), on_progress=bar.update_frames
+            )
+            bar.close()
             ending.job_ended(summary)  # interrupted: the cluster's close below has ``grace`` s
     except ClusterError as e:
         _say(f"snhoo-dask: error: {e}")

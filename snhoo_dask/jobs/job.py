@@ -30,10 +30,12 @@ from .discover import Discovery
 from .lock import OutputBusy, OutputLock
 from .planning import name_clashes, split_done
 from .prepare import nested_in
+from .progress import JobProgress, Progress, subscribed
 from .summary import Summary
 from .tasks import BatchFailed, Unit, slots_of, submit
 
 OnRecord = Callable[[VideoRecord, Summary], None]
+OnProgress = Callable[[Progress], None]
 
 
 def _arrivals(arrived: queue.SimpleQueue, timeout: float) -> list:
@@ -132,6 +134,8 @@ class Job:
         self._running = False
         self._out_ino: int | None = None
         self._fence = ""
+        self._progress: JobProgress | None = None
+        self._on_progress: OnProgress = lambda p: None
 
     @property
     def videos(self) -> list[Video]:
@@ -151,9 +155,15 @@ class Job:
             raise JobError(problem)
 
     def run(
-        self, client: Client, on_record: OnRecord = lambda r, s: None, lost_grace: float = 20.0
+        self,
+        client: Client,
+        on_record: OnRecord = lambda r, s: None,
+        lost_grace: float = 20.0,
+        on_progress: OnProgress | None = None,
     ) -> Summary:
-        """Run to the end (or until interrupted); every video gets exactly one record."""
+        """Run to the end (or until interrupted); every video gets exactly one record.
+        ``on_progress``: told the frames done while tasks run (``progress``), from Dask's
+        event loop thread, as each task reports and each record arrives."""
         summary = Summary(total=len(self.videos), unsearched=list(self.found.problems))
         # OUT is opened once: the lock, the manifest and the sweep go through this descriptor,
         # and every task checks that the OUT it opens is this same folder.
@@ -195,6 +205,9 @@ class Job:
                         # The run goes on (the frames are safe); the exit status says the record is not.
                         summary.manifest_error = f"could not append to {manifest.path}: {_said(e)}"
                     summary.add(rec)
+                    if self._progress is not None:
+                        self._progress.finished(rec)
+                        self._on_progress(self._progress.snapshot())
                     on_record(rec, summary)
 
                 # Refused before any work: an output name the disk cannot hold.
@@ -206,7 +219,14 @@ class Job:
                 for rec in skipped:
                     record(rec)
                 if todo:
-                    self._run_tasks(client, todo, record, summary, lost_grace)
+                    selection = self.settings.selection
+                    # Scene cuts and near-duplicates: how many images, only decoding tells.
+                    countable = self.settings.dedup is None and selection.kind.name != "scenes"
+                    self._progress = JobProgress(todo, countable)
+                    self._on_progress = on_progress or (lambda p: None)
+                    # Subscribed before the tasks are submitted: no first report is missed.
+                    with subscribed(client, self.settings.run_id, self._report):
+                        self._run_tasks(client, todo, record, summary, lost_grace)
         except KeyboardInterrupt:
             summary.interrupted = True
             self.cancel(client)
@@ -218,6 +238,15 @@ class Job:
             out.close()
         summary.elapsed = time.monotonic() - summary.started
         return summary
+
+    @property
+    def progress(self) -> Progress | None:
+        """Frames done of expected so far; None before any task was submitted."""
+        return self._progress.snapshot() if self._progress is not None else None
+
+    def _report(self, msg: dict) -> None:
+        if self._progress is not None and self._progress.report(msg):
+            self._on_progress(self._progress.snapshot())
 
     def _names_too_long(self, out: OutputDir) -> tuple[list[VideoRecord], list[Video]]:
         """(``failed`` records of the videos whose output path has a name longer than the

@@ -29,9 +29,11 @@ from ..model import Video, VideoFailed, VideoRecord
 from ..packets.pieces import pieces_wanted, splittable
 from ..settings import Settings
 from ..worker.extract import extract_video
+from ..worker.progress import TOPIC
 from ..worker.split_video import extract_piece, join_pieces, plan_split
 
 TASK_NAME = "extract-video"
+PROGRESS_TOPIC = TOPIC  # the Dask event topic tasks report progress on (jobs/progress.py)
 # A video below this size is batched with others (the benchmark's one-second 360p clips
 # are 0.21 MB on average).
 BATCH_BELOW_BYTES = 1 << 20

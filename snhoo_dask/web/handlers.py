@@ -15,7 +15,7 @@ from ..frames.selection import MODE_LIST, MODES
 from ..output.writers import FORMATS
 from ..video.probe import DEFAULT_MAX_PIXELS
 from . import auth, files
-from .store import ERROR, RUNNING
+from .store import ERROR, QUEUED, RUNNING
 from .validate import MAX_BODY, RequestError, Submission, build_job
 
 MODE_LABELS = {m.name: m.label for m in MODE_LIST}
@@ -340,8 +340,17 @@ class ApiJob(Api):
         job = self.known_job(job_id)
         if job is None:
             return
+        live = self.svc.runner.progress(job_id)
+        videos = self.svc.store.videos(job_id)
+        for v in videos:
+            # Being decoded now: "running", with its pieces finished of its pieces.
+            pieces = live.running.get(v["out_rel"]) if live is not None and v["status"] == QUEUED else None
+            v["state"] = "running" if pieces else v["status"]
+            if pieces:
+                v["pieces_done"], v["pieces"] = pieces
+        progress = live.to_json() if live is not None else None
         self.write_json(
-            dict(self.public(job), videos=self.svc.store.videos(job_id), dashboard=self.svc.dashboard)
+            dict(self.public(job), videos=videos, dashboard=self.svc.dashboard, progress=progress)
         )
 
 

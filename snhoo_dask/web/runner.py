@@ -10,6 +10,7 @@ from distributed import Client
 
 from ..errors import JobError
 from ..jobs.job import Job
+from ..jobs.progress import Progress
 from ..jobs.summary import ERROR
 from ..output.report import try_build_report
 from .store import JobStore
@@ -54,6 +55,13 @@ class Runner:
         with self._lock:
             self._active[job_id] = (job, thread)
         thread.start()
+
+    def progress(self, job_id: str) -> Progress | None:
+        """A running job's frames done of expected and its videos being decoded; None if it
+        is not running (or has submitted no task yet)."""
+        with self._lock:
+            entry = self._active.get(job_id)
+        return entry[0].progress if entry else None
 
     def stop(self, job_id: str) -> bool:
         with self._lock:

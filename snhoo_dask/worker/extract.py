@@ -36,6 +36,7 @@ from ..video.hwaccel import CPU, decoder_for, fell_back, input_options
 from ..video.malloc import tune_this_process
 from ..video.probe import VideoInfo, probe
 from .pause import pause_point
+from .progress import Reporter
 from .source import SOURCE_DISK, Source, SourceHung, bounded, open_video
 from .staging import how_to_read, staged, worker_host
 
@@ -215,11 +216,15 @@ def _run(task: _Task, frame_plan: Plan) -> VideoRecord:
     record.out_width, record.out_height = frame_plan.out_size
     record.missing = list(frame_plan.missing)
     tmp = sink = None
+    progress = Reporter(
+        settings.run_id, video.out_rel, expected=expected_images(frame_plan, settings, task.info)
+    )
+    progress.frames(0)  # decoding starts: the job shows the video running
     try:
         tmp = make_tmp(out)
         sink = make_sink(settings.pack, tmp, frame_plan.scored, video.rel, video.root)
         written, decoded, reached, log = write_frames(
-            task.path, task.info, frame_plan, settings, sink, record, task.fds, task.decoder
+            task.path, task.info, frame_plan, settings, sink, record, task.fds, task.decoder, progress
         )
         bounded(settings.timeout, "checking it was not changed", task.source.check_unchanged)
         record.frames = written
@@ -236,6 +241,19 @@ def _run(task: _Task, frame_plan: Plan) -> VideoRecord:
             sink.abort()  # after seal() a no-op; else it closes a half-written tar
         if tmp is not None:
             tmp.remove()  # after a publish only an empty folder is left
+
+
+def expected_images(frame_plan: Plan, settings: Settings, info: VideoInfo) -> int | None:
+    """How many images a plan should write, for the progress shown (None: cannot be told
+    before decoding: scene cuts, key frames decoded plainly, near-duplicates dropped)."""
+    if settings.dedup is not None:
+        return None
+    if frame_plan.path.startswith("fast"):
+        return frame_plan.expected_count  # counted from the packets
+    kind = settings.selection.kind
+    if kind.name in ("keyframes", "scenes"):
+        return None
+    return kind.count(settings.selection, info.frame_rate, info.estimated_frames)
 
 
 def done_by_this_run(video: Video, settings: Settings, out: OutputDir) -> VideoRecord | None:
@@ -264,6 +282,7 @@ def write_frames(
     record: VideoRecord,
     pass_fds: tuple[int, ...] = (),
     decoder: str = CPU,
+    progress: Reporter | None = None,
 ) -> tuple[int, int, float, str]:
     """Write every planned frame into the sink; return the images written, the pictures
     decoded, how far into the video they reached (seconds, for the truncation check) and
@@ -329,6 +348,8 @@ def write_frames(
                         for image in p.picker.take(ref, frame):
                             add(*image)
                             written += 1
+                        if progress is not None:
+                            progress.frames(written)
                     if p.picker.done and p.feed is None:
                         break
                 else:

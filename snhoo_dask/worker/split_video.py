@@ -44,6 +44,7 @@ from .extract import (
     write_frames,
 )
 from .pause import pause_point
+from .progress import Reporter
 from .source import bounded, open_video
 from .staging import how_to_read, worker_host
 
@@ -104,6 +105,9 @@ def plan_split(video: Video, settings: Settings, wanted: int) -> Split:
                 # (the pieces would each prove their images and join as if complete).
                 return Split(None)
             pieces = cut(table, info, wanted, settings.split_seconds, settings.selection, thin)
+            if pieces is not None:  # the job now knows this video's images and pieces
+                expected = sum(len(p.wanted) for p in pieces)
+                Reporter(settings.run_id, video.out_rel, expected=expected, pieces=len(pieces)).frames(0)
             return Split(pieces, info, source.ident.to_text(), started, table.times_us, table.rate)
 
     return guarded(video, settings, body)
@@ -145,10 +149,13 @@ def extract_piece(
                 settings.selection, info, piece, source.path, settings.resize, split.times_us, split.rate
             )
             tmp = make_tmp(out)
+            progress = Reporter(
+                settings.run_id, video.out_rel, index, frame_plan.expected_count, len(split.pieces or [])
+            )
             try:
                 sink = FolderSink(tmp)
                 written, _, _, log = write_frames(
-                    source.path, info, frame_plan, settings, sink, record, (source.fd,), decoder
+                    source.path, info, frame_plan, settings, sink, record, (source.fd,), decoder, progress
                 )
                 bounded(settings.timeout, "checking it was not changed", source.check_unchanged)
                 # Exact (the piece's frames were counted from its packets); write_frames has
@@ -158,6 +165,7 @@ def extract_piece(
                     raise DecodeFailure(
                         f"truncated: got {written} of {frame_plan.expected_count} frames{detail}"
                     )
+                progress.frames(written, end=True)
             except BaseException:
                 tmp.remove()
                 raise

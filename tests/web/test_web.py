@@ -50,7 +50,7 @@ BAD_REQUESTS = [
     ({"roots": 5}, 400, "roots", "list of folder paths"),
     ({"roots": [ROOT], "colour": "red"}, 400, None, "unknown field"),
     ({"roots": ["missing"]}, 400, "roots", "does not exist"),
-    ({"roots": ["notes.txt"]}, 400, "roots", "not a directory"),
+    ({"roots": ["notes.txt"]}, 400, "roots", "neither a folder nor a video file"),
     ({"roots": ["empty"]}, 400, "roots", "no videos found"),
     ({"roots": ["/etc"]}, 403, "roots", "outside the folders"),
     ({"roots": ["../elsewhere"]}, 403, "roots", "outside the folders"),
