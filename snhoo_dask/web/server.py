@@ -207,7 +207,8 @@ def serve(
     if recovered:
         log.info("%d job(s) were running when the service last stopped; marked interrupted", recovered)
     try:
-        with dask_client(ClusterSpec(scheduler, workers, threads_per_worker, dashboard_address)) as client:
+        spec = ClusterSpec(scheduler, workers, threads_per_worker, dashboard_address)
+        with dask_client(spec, warn=log.warning) as client:
             _show_request_errors()
             service = Service(store, Runner(client, store), policy, _dashboard(client), secret, hosts)
             try:
