@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ..jobs.summary import EXIT_USAGE
+from ..jobs.summary import EXIT_INTERRUPTED, EXIT_USAGE
 
 
 class GivenTwice(click.UsageError):
@@ -51,7 +51,10 @@ class OneLineGroup(click.Group):
         except click.ClickException as e:
             e.show()
             sys.exit(e.exit_code)
-        except click.Abort:
+        except click.Abort as e:
+            if isinstance(e.__cause__, KeyboardInterrupt):  # Ctrl-C before the job's own handlers
+                click.echo("interrupted; nothing was processed", err=True)
+                sys.exit(EXIT_INTERRUPTED)
             click.echo("Aborted!", err=True)
             sys.exit(1)
         # --help, --version, shell completion: Click's own exit status.
