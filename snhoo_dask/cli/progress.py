@@ -139,7 +139,8 @@ def not_done_lines(s: Summary) -> list[str]:
         if len(by_count) > 3:
             kinds.append("more")
         lines.append(
-            f"missing: {'; '.join(kinds)} ({_some(s.missing_videos, s.missing_count)}); "
+            f"missing: {plural(s.missing_frames, 'requested frame')} the videos do not have: "
+            f"{'; '.join(kinds)} ({_some(s.missing_videos, s.missing_count)}); "
             "each video's record in manifest.jsonl lists them"
         )
     if s.redone:
@@ -191,7 +192,12 @@ def summary_json(s: Summary, out: str, report: str | None) -> dict:
         "videos": {"total": s.total, "ok": s.ok, "skipped": s.skipped, "failed": s.failed},
         "images": s.images,
         "elapsed_s": round(s.elapsed, 3),
-        "missing": {"videos": s.missing_count, "what": dict(s.missing), "first_videos": s.missing_videos},
+        "missing": {
+            "frames": s.missing_frames,
+            "videos": s.missing_count,
+            "what": dict(s.missing),
+            "first_videos": s.missing_videos,
+        },
         "redone": dict(s.redone),
         "failures": [{"video": f"{r.root}/{r.video}", "out": r.out, "reason": r.error} for r in s.failures],
         "unsearched": [{"path": p, "reason": r} for p, r in s.unsearched],

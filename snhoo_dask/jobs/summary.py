@@ -55,6 +55,7 @@ class Summary:
     missing: Counter = field(default_factory=Counter)
     missing_videos: list[str] = field(default_factory=list)
     missing_count: int = 0  # videos with any
+    missing_frames: int = 0  # requested frames (or times) not there, over all videos
     skipped_videos: list[str] = field(default_factory=list)
     redone: dict[str, str] = field(default_factory=dict)
 
@@ -85,6 +86,7 @@ class Summary:
             self.missing_videos.append(f"{record.root}/{record.video}")
         for what in record.missing:
             more = re.fullmatch(r"and (\d+) more", what)
+            self.missing_frames += int(more[1]) if more else 1
             # "frame 99999 (video has 300 frames)": what is missing, without this video's length
             self.missing["more frames" if more else what.split(" (")[0]] += 1
 

@@ -77,12 +77,15 @@ def test_the_summary_says_what_did_not_happen(shared_cluster, tmp_path, six):
     res = run_cli("run", str(six), "--out", str(out), "--frames", "0,10,100-102,99999", *on, "--json")
     assert res.returncode == 0, res.stderr
     (missing,) = [line for line in res.stderr.splitlines() if line.startswith("missing: ")]
-    assert missing.startswith("missing: frames 100, 101, 102, 99999 in 6 videos (")
+    assert missing.startswith(
+        "missing: 24 requested frames the videos do not have: frames 100, 101, 102, 99999 in 6 videos ("
+    )
     assert "and 3 more" in missing
     summary = json.loads(res.stdout)  # stdout holds the JSON summary and nothing else
     assert summary["videos"] == {"total": 6, "ok": 6, "skipped": 0, "failed": 0}
     assert summary["images"] == 12 and summary["status"] == "done" and summary["exit_code"] == 0
     assert summary["missing"]["videos"] == 6 and summary["missing"]["what"]["frame 99999"] == 6
+    assert summary["missing"]["frames"] == 24
     assert summary["out"] == str(out) and summary["report"] == str(out / "report.html")
 
     # Another selection over the same OUT: each video redone, and said so.
