@@ -102,6 +102,9 @@ class VideoRecord:
     dropped: int = 0  # near-duplicates dropped by --dedup
     undecoded: int = 0  # frames never decoded: not asked for, and no other frame needs them
     pieces: int = 0  # a long video cut into pieces extracted at once (0: one task)
+    # Of a video cut into pieces: images written by each worker that extracted a piece.
+    # Empty for one task (``worker`` wrote them all); see ``frames_by_worker``.
+    worker_frames: dict[str, int] = field(default_factory=dict)
     decoder: str | None = None  # cpu, cuda, or "cpu (cuda failed: why)" (hwaccel.py)
     # Which path made the images and why: "fast: ..." (fewer packets decoded, every image
     # proven) or "plain (<why no fast path ran>)".
@@ -132,6 +135,7 @@ class VideoRecord:
         data = dict(self.__dict__)
         data["missing"] = list(self.missing)
         data["warnings"] = list(self.warnings)
+        data["worker_frames"] = dict(self.worker_frames)
         return data
 
     def to_json(self) -> str:
@@ -158,6 +162,22 @@ class VideoRecord:
         if not isinstance(data, dict):
             raise ValueError("not a video record (not a JSON object)")
         return cls.from_dict(data)
+
+    def frames_by_worker(self) -> dict[str, int]:
+        """Images written per worker: each piece's under the worker that extracted it.
+
+        A record of a cut video from before ``worker_frames`` names its workers in one text
+        (``"1, 0"``); its images are then shared out evenly among them, not counted under a
+        worker of that name."""
+        if isinstance(self.worker_frames, dict) and self.worker_frames:
+            return {str(w): n for w, n in self.worker_frames.items() if isinstance(n, int)}
+        if not self.worker:
+            return {}
+        names = [w for w in dict.fromkeys(str(self.worker).split(", ")) if w] if self.pieces else []
+        if len(names) < 2:
+            return {str(self.worker): self.frames or 0}
+        share, extra = divmod(self.frames or 0, len(names))
+        return {w: share + (1 if i < extra else 0) for i, w in enumerate(names)}
 
     @property
     def reason(self) -> str:

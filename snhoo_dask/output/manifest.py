@@ -203,6 +203,7 @@ _CHECKS = {
     "float": lambda v: _number(v, False),
     "bool": lambda v: isinstance(v, bool),
     "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "dict[str, int]": lambda v: isinstance(v, dict) and all(_number(x, True) for x in v.values()),
 }
 
 

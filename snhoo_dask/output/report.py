@@ -16,6 +16,7 @@ import os
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import click
 import tornado.template
@@ -29,6 +30,7 @@ from .sheets import video_sheet
 # Beyond this many videos the report lists every video but only embeds this many sheets,
 # so a job of thousands of videos still gives a file a browser opens quickly.
 MAX_SHEETS = 400
+MAX_FAILURES_SHOWN = 200  # in the failure table; the videos table's filter finds every one
 SHEET_THREADS = 8
 _STATUS_ORDER = {FAILED: 0, OK: 1, SKIPPED: 2}
 # The core library and the plotting API; the widget/table/GL/MathJax bundles are not needed.
@@ -52,7 +54,8 @@ def summarize(records: list[VideoRecord]) -> dict:
         "elapsed": (end - start) if start is not None else 0.0,
         "started": start,
         "run": records[-1].run if records else None,
-        "workers": sorted({str(r.worker) for r in processed if r.worker}),
+        # Each piece of a cut video counts under the worker that extracted it.
+        "workers": sorted({w for r in processed for w in r.frames_by_worker()}),
     }
 
 
@@ -63,16 +66,18 @@ def ordered(records: list[VideoRecord]) -> list[VideoRecord]:
 
 def throughput_series(records: list[VideoRecord]) -> list[dict]:
     """Per worker, images written over time: the chart's data (the slope is its rate)."""
-    by_worker: dict[str, list[VideoRecord]] = defaultdict(list)
+    # A cut video's images are drawn under each worker that extracted a piece of it.
+    by_worker: dict[str, list[tuple[VideoRecord, int]]] = defaultdict(list)
     for r in records:
         if r.status == OK and r.finished_at and r.worker:
-            by_worker[str(r.worker)].append(r)
-    starts = [r.finished_at - (r.seconds or 0) for rs in by_worker.values() for r in rs]
+            for worker, frames in r.frames_by_worker().items():
+                by_worker[worker].append((r, frames))
+    starts = [r.finished_at - (r.seconds or 0) for rs in by_worker.values() for r, _ in rs]
     t0 = min(starts, default=0.0)
     series = []
     for worker, recs in sorted(by_worker.items()):
-        recs.sort(key=lambda r: r.finished_at)
-        first_start = recs[0].finished_at - (recs[0].seconds or 0)
+        recs.sort(key=lambda rf: rf[0].finished_at)
+        first_start = recs[0][0].finished_at - (recs[0][0].seconds or 0)
         line = {
             "worker": worker,
             "t": [first_start - t0],
@@ -82,12 +87,12 @@ def throughput_series(records: list[VideoRecord]) -> list[dict]:
             "seconds": [0.0],
         }
         total = 0
-        for r in recs:
-            total += r.frames or 0
+        for r, frames in recs:
+            total += frames
             line["t"].append(r.finished_at - t0)
             line["n"].append(total)
             line["video"].append(_shown(r.out or r.video))
-            line["frames"].append(r.frames or 0)
+            line["frames"].append(frames)
             line["seconds"].append(r.seconds or 0.0)
         series.append(line)
     return series
@@ -124,26 +129,37 @@ def render(out: str, records: list[VideoRecord], note: str | None = None) -> str
     """The report page as one HTML string (a Tornado template: every value is escaped)."""
     s = summarize(records)
     rows = []
+    sheets: list[str] = []
     listed = ordered(records)
     for r, sheet in zip(listed, _sheets(out, listed), strict=True):
+        if sheet:
+            sheets.append(sheet)
         rows.append(
             {
                 "out": _shown(r.out),
                 "status": r.status,
                 "worker": _shown(r.worker),
                 "frames": r.frames,
-                "seconds": r.seconds or 0.0,
+                "seconds": round(r.seconds or 0.0, 3),
                 "reason": _shown(r.reason),
-                "sheet": sheet,
+                "href": _link(r),
+                "sheet": len(sheets) - 1 if sheet else None,
             }
         )
+    failures = [r for r in rows if r["status"] == FAILED]
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["started"])) if s["started"] else "-"
     page = _TEMPLATES.load("report.html").generate(
         out=_shown(out),
         s=s,
-        rows=rows,
-        failures=[r for r in rows if r["status"] == FAILED],
+        total=len(rows),
+        failures=failures[:MAX_FAILURES_SHOWN],
+        failed=len(failures),
         max_sheets=MAX_SHEETS,
+        # The table is drawn by the page's script from this data, a page of rows at a time,
+        # with its filters run on the data: 100,000 rows never become 100,000 elements.
+        rows_data=_json_for_script(rows),
+        sheets_data=_json_for_script(sheets),
+        plural=_plural,
         started=started,
         built=time.strftime("%Y-%m-%d %H:%M:%S"),
         state="done with failures" if s["failed"] else "done",
@@ -154,6 +170,19 @@ def render(out: str, records: list[VideoRecord], note: str | None = None) -> str
         note=note,  # lines of the manifest that were skipped, if any
     )
     return page.decode("utf-8")
+
+
+def _link(r: VideoRecord) -> str | None:
+    """The video's output relative to the report, as a link: a folder (opened from disk, the
+    browser lists it; served by ``snhoo-dask serve``, the video's page of images), or a tar."""
+    if not r.out or r.status not in (OK, SKIPPED):
+        return None
+    href = quote(os.fsencode(r.out), safe="/")
+    return href if r.out.endswith(".tar") else href + "/"
+
+
+def _plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 def _sheets(out: str, records: list[VideoRecord]) -> list[str | None]:
@@ -194,19 +223,26 @@ def _shown(text: str | None) -> str:
 
 
 _CSS = """
+[hidden]{display:none!important}
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em 2em;color:#222;max-width:1300px}
 h1{margin:.2em 0}h2{margin-top:1.4em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-code{background:#f3f3f3;padding:0 .3em;border-radius:3px}
-.where{color:#555}.summary{display:flex;flex-wrap:wrap;gap:.6em}
+code{background:#f3f3f3;padding:0 .3em;border-radius:3px;overflow-wrap:anywhere}
+.where{color:#555;overflow-wrap:anywhere}.summary{display:flex;flex-wrap:wrap;gap:.6em}
 .card{border:1px solid #ddd;border-radius:6px;padding:.5em .9em;min-width:7em;background:#fafafa}
 .card b{display:block;font-size:1.5em}.card.ok b{color:#1a7f37}.card.failed b{color:#c62828}
+.box{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;width:100%;font-size:.92em}
 th,td{border-bottom:1px solid #e5e5e5;padding:.35em .5em;text-align:left;vertical-align:middle}
 th{background:#f5f5f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.path{overflow-wrap:anywhere;min-width:12em}td.reason{min-width:14em}
 tr.failed td.st{color:#c62828;font-weight:bold}tr.ok td.st{color:#1a7f37}tr.skipped td.st{color:#666}
 table.failures td{color:#8a1c1c}.good{color:#1a7f37}
 img{display:block;image-rendering:auto;border:1px solid #ccc}.foot{color:#888;font-size:.85em;margin-top:2em}
-.note{border-left:4px solid #c77c00;background:#fff7e6;padding:.4em .8em}
+img.sheet{height:48px;cursor:zoom-in}img.sheet.big{height:auto;width:min(520px,80vw);cursor:zoom-out}
+.note{border-left:4px solid #c77c00;background:#fff7e6;padding:.4em .8em}.hint{color:#555}
+.filters,.pager{display:flex;flex-wrap:wrap;gap:.5em 1.2em;align-items:center;margin:.6em 0}
+input,select,button{font:inherit;max-width:100%}
+@media (max-width:640px){body{margin:1em}}
 """
 
 

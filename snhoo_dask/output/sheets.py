@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import stat
 import tarfile
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from PIL import Image
@@ -170,3 +172,189 @@ def _strip(thumbs: list[Image.Image]) -> bytes | None:
     buf = io.BytesIO()
     sheet.save(buf, format="JPEG", quality=80)
     return buf.getvalue()
+
+
+# -- one video's images, a page at a time (the web service's page per video) ---------------
+
+FRAMES_CSV = "frames.csv"
+THUMB_PAGE_WIDTH = 320  # a thumbnail on a video's page: sharp at 160 CSS pixels on a 2x screen
+
+
+@dataclass
+class Listed:
+    """One image of a video's output, as its page shows it."""
+
+    file: str
+    frame: int | None  # the source frame index (None when nothing says)
+    time: float | None  # seconds (None when nothing says)
+
+
+@dataclass
+class Listing:
+    """A page of a video's images, and how many there are in all."""
+
+    total: int
+    items: list[Listed]
+    packed: bool  # the output is a tar (``--pack tar``)
+    indexed: bool  # frame numbers and times come from frames.csv / the tar's JSON members
+
+
+def _number(text: object, kind):
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _frame_of(name: str) -> int | None:
+    """The frame an image is named by (000025.jpg: 25)."""
+    stem = name.rsplit(".", 1)[0]
+    return int(stem) if stem.isdigit() and len(stem) < 19 else None
+
+
+def _image_name(name: object) -> bool:
+    return isinstance(name, str) and _plain_name(name) and name.endswith(IMAGE_EXTENSIONS)
+
+
+def _folder_listing(dir_fd: int, start: int, count: int) -> Listing:
+    # One pass over frames.csv keeping only the page's rows: a 10-hour video's list of a
+    # million frames is counted, never held.
+    items: list[Listed] = []
+    total = 0
+    try:
+        with io.TextIOWrapper(_open_regular(dir_fd, FRAMES_CSV), encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                name = row.get("file")
+                if not _image_name(name):
+                    continue
+                if start <= total < start + count:
+                    items.append(
+                        Listed(name, _number(row.get("frame"), int), _number(row.get("timestamp"), float))
+                    )
+                total += 1
+        return Listing(total, items, False, True)
+    except (OSError, ValueError, csv.Error):
+        pass
+    try:
+        names = sorted(e for e in os.listdir(dir_fd) if _image_name(e))
+    except OSError:
+        return Listing(0, [], False, False)
+    return Listing(
+        len(names), [Listed(n, _frame_of(n), None) for n in names[start : start + count]], False, False
+    )
+
+
+def _tar_listing(f: BinaryIO, start: int, count: int) -> Listing:
+    items: list[Listed] = []
+    meta: dict[str, tarfile.TarInfo] = {}
+    total = 0
+    try:
+        with tarfile.open(fileobj=f, mode="r:") as tar:
+            for m in tar:
+                if m.isreg() and _image_name(m.name):
+                    if start <= total < start + count:
+                        items.append(Listed(m.name, _frame_of(m.name), None))
+                    total += 1
+                elif (
+                    m.isreg()
+                    and m.name.endswith(".json")
+                    and m.size < 65536
+                    and start < total <= start + count
+                ):
+                    meta[m.name] = m  # an image's JSON follows it: see formats.TarSink
+            for item in items:
+                info = meta.get(item.file.rsplit(".", 1)[0] + ".json")
+                member = tar.extractfile(info) if info is not None else None
+                if member is None:
+                    continue
+                try:
+                    data = json.loads(member.read())
+                except ValueError:
+                    continue
+                if isinstance(data, dict):
+                    item.time = _number(data.get("timestamp"), float)
+                    item.frame = _number(data.get("index"), int) if item.frame is None else item.frame
+    except (OSError, tarfile.TarError):
+        return Listing(total, items, True, False)
+    return Listing(total, items, True, True)
+
+
+def _output(out_fd: int, out_rel: str) -> tuple[int, bool]:
+    """The open output of one video (a folder, or a ``.tar`` file) and whether it is a tar;
+    OSError when it is neither, or is not reached without following a link."""
+    parts = fsafe.parts_of(out_rel)
+    parent = fsafe.walk(out_fd, parts[:-1])
+    try:
+        fd = fsafe.open_file(parent, parts[-1])
+    finally:
+        os.close(parent)
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISDIR(mode):
+        return fd, False
+    if stat.S_ISREG(mode) and parts[-1].endswith(".tar"):
+        return fd, True
+    os.close(fd)
+    raise FileNotFoundError(f"{out_rel} is not a video's output")
+
+
+def frame_listing(out_fd: int, out_rel: str, start: int, count: int) -> Listing | None:
+    """Images ``start`` to ``start + count`` of one video's output (in frame order), with
+    their frame numbers and times; None when it has no output there."""
+    try:
+        fd, packed = _output(out_fd, out_rel)
+    except OSError:
+        return None
+    if not packed:
+        try:
+            return _folder_listing(fd, start, count)
+        finally:
+            os.close(fd)
+    with os.fdopen(fd, "rb") as f:
+        return _tar_listing(f, start, count)
+
+
+def frame_file(out_fd: int, out_rel: str, name: str, limit: int) -> bytes | None:
+    """The bytes of one image (or frames.csv) of one video's output, a folder's file or a
+    tar's member; None when it is not there, is no plain file, or is larger than ``limit``."""
+    if not (_image_name(name) or name == FRAMES_CSV):
+        return None
+    try:
+        fd, packed = _output(out_fd, out_rel)
+    except OSError:
+        return None
+    if not packed:
+        try:
+            with _open_regular(fd, name) as f:
+                data = f.read(limit + 1)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return data if len(data) <= limit else None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            with tarfile.open(fileobj=f, mode="r:") as tar:
+                for m in tar:
+                    if m.name == name and m.isreg():
+                        member = tar.extractfile(m) if m.size <= limit else None
+                        return member.read() if member is not None else None
+        except (OSError, tarfile.TarError):
+            return None
+    return None
+
+
+def frame_thumb(out_fd: int, out_rel: str, name: str, width: int = THUMB_PAGE_WIDTH) -> bytes | None:
+    """One image of a video's output as a small JPEG, at most ``width`` wide."""
+    if not _image_name(name):
+        return None
+    data = frame_file(out_fd, out_rel, name, MAX_IMAGE_BYTES)
+    thumb = _thumb(io.BytesIO(data), width) if data is not None else None
+    if thumb is None:
+        return None
+    buf = io.BytesIO()
+    thumb.save(buf, format="JPEG", quality=82)
+    return buf.getvalue()
+
+
+# An image larger than this is not sent (a planted file must not fill the service's memory).
+MAX_IMAGE_BYTES = 64 * 1024 * 1024

@@ -13,8 +13,9 @@ import os
 import stat
 
 from ..fs import fsafe
+from ..output import sheets
 from ..output.layout import REPORT
-from ..output.sheets import video_sheet
+from ..output.sheets import Listing, video_sheet
 
 
 def read_report(out: str) -> bytes:
@@ -39,3 +40,27 @@ def job_sheet(out: str, out_rel: str) -> bytes | None:
             return video_sheet(out_fd, out_rel)
     except OSError:
         return None
+
+
+def _in_out(out: str, read):
+    try:
+        with fsafe.opened_dir(out) as out_fd:
+            return read(out_fd)
+    except OSError:
+        return None
+
+
+def listing(out: str, out_rel: str, start: int, count: int) -> Listing | None:
+    """A page of one video's images (``sheets.frame_listing``), from the job's output folder."""
+    return _in_out(out, lambda fd: sheets.frame_listing(fd, out_rel, start, count))
+
+
+def frame_file(out: str, out_rel: str, name: str, limit: int) -> bytes | None:
+    """One image, or frames.csv, of one video of a job; None if it is not there (or not a
+    plain file reached without a link, or larger than ``limit``)."""
+    return _in_out(out, lambda fd: sheets.frame_file(fd, out_rel, name, limit))
+
+
+def frame_thumb(out: str, out_rel: str, name: str) -> bytes | None:
+    """One image of one video of a job as a small JPEG."""
+    return _in_out(out, lambda fd: sheets.frame_thumb(fd, out_rel, name))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from urllib.parse import urlencode
 
@@ -12,11 +13,13 @@ from tornado.ioloop import IOLoop
 
 from ..frames.filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO
 from ..frames.selection import MODE_LIST, MODES
+from ..output.layout import REPORT
+from ..output.sheets import FRAMES_CSV, MAX_IMAGE_BYTES
 from ..output.writers import FORMATS
 from ..video.probe import DEFAULT_MAX_PIXELS
 from . import auth, files
 from .store import ERROR, QUEUED, RUNNING
-from .validate import MAX_BODY, RequestError, Submission, build_job
+from .validate import MAX_BODY, RequestError, Submission, build_job, other_problems
 
 MODE_LABELS = {m.name: m.label for m in MODE_LIST}
 
@@ -188,12 +191,17 @@ class SubmitPage(Base):
     def get(self) -> None:
         self.form(Submission(roots=[]), None, 200)
 
-    def form(self, sub: Submission, error: RequestError | None, status: int) -> None:
+    def form(
+        self, sub: Submission, error: RequestError | None, status: int, others: list[RequestError] = ()
+    ) -> None:
         self.set_status(status)
+        errors = [error, *others] if error else []
         self.render(
             "submit.html",
             sub=sub,
             error=error,
+            errors=errors,
+            bad={e.field for e in errors if e.field},
             modes=MODES,
             mode_labels=MODE_LABELS,
             formats=FORMATS,
@@ -211,7 +219,10 @@ class SubmitPage(Base):
             sub = Submission.from_form(lambda name, default: self.get_body_argument(name, default))
             job_id = await self.start(sub)
         except RequestError as e:
-            self.form(e.sub or sub, e, e.status)
+            shown = e.sub or sub
+            known = {e.field, *(o.field for o in e.others)}
+            more = await IOLoop.current().run_in_executor(None, other_problems, shown, self.svc.policy, known)
+            self.form(shown, e, e.status, [*e.others, *more])
             return
         self.redirect(f"/jobs/{job_id}", status=303)
 
@@ -261,8 +272,51 @@ class SheetImage(Base):
 
 
 class ReportFile(Base):
+    """The old address of a job's report: it now sits at /jobs/ID/out/report.html, where its
+    relative links to the videos' folders lead to their pages."""
+
     def get(self, job_id: str) -> None:
+        self.job_or_404(job_id)
+        self.redirect(f"/jobs/{job_id}/out/{REPORT}")
+
+
+PER_PAGE = 60  # images on one page of a video's page
+MAX_CSV_BYTES = 256 * 1024 * 1024
+IMAGE_TYPES = {".jpg": "image/jpeg", ".png": "image/png"}
+
+
+class OutputFile(Base):
+    """/jobs/ID/out/...: the job's output folder as report.html's relative links name it.
+
+    ``report.html``; ``<video>/``, the page of one video's images; ``<video>/<image>`` (with
+    ``?thumb=1``, a small copy) and ``<video>/frames.csv``.  ``<video>`` is one of the job's
+    own videos, named by its folder's bytes (percent-encoded): a path from the URL is only
+    ever compared with the job's records, never opened as such.
+    """
+
+    def decode_argument(self, value, name=None):
+        return value  # the bytes as sent: a folder's name need not be UTF-8
+
+    def video_or_404(self, job_id: str, raw: bytes) -> dict:
+        video = self.svc.store.video(job_id, raw)
+        if video is None:
+            raise tornado.web.HTTPError(404, reason="not a video of this job")
+        return video
+
+    async def get(self, job_id: bytes, rest: bytes) -> None:
+        job_id = job_id.decode("ascii")
         job = self.job_or_404(job_id)
+        if rest == REPORT.encode():
+            self.report(job)
+        elif rest.endswith(b"/"):
+            await self.video_page(job, self.video_or_404(job_id, rest[:-1]))
+        elif self.svc.store.video(job_id, rest) is not None:
+            self.redirect(self.request.path + "/")
+        else:
+            parent, _, name = rest.rpartition(b"/")
+            await self.image(job, self.video_or_404(job_id, parent), name)
+
+    def report(self, job: dict) -> None:
         try:
             body = files.read_report(job["out"])
         except FileNotFoundError:
@@ -276,6 +330,57 @@ class ReportFile(Base):
         untrusted(self, REPORT_CSP)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.write(body)
+
+    async def video_page(self, job: dict, video: dict) -> None:
+        try:
+            page = max(1, int(self.get_query_argument("page", "1")))
+        except ValueError:
+            page = 1
+        rel = os.fsdecode(video["raw"])
+        listed = None
+        if video["status"] in ("ok", "skipped"):
+            listed = await IOLoop.current().run_in_executor(
+                None, files.listing, job["out"], rel, (page - 1) * PER_PAGE, PER_PAGE
+            )
+        pages = max(1, -(-listed.total // PER_PAGE)) if listed else 1
+        self.render(
+            "video.html",
+            job=job,
+            video=video,
+            listed=listed,
+            page=min(page, pages),
+            pages=pages,
+            per_page=PER_PAGE,
+            dashboard=self.svc.dashboard,
+            record_url=f"/api/jobs/{job['id']}/video?" + urlencode({"v": video["key"]}),
+        )
+
+    async def image(self, job: dict, video: dict, name: bytes) -> None:
+        try:
+            text_name = name.decode("ascii")
+        except UnicodeDecodeError:
+            raise tornado.web.HTTPError(404) from None
+        rel = os.fsdecode(video["raw"])
+        loop = IOLoop.current()
+        if text_name == FRAMES_CSV:
+            data = await loop.run_in_executor(
+                None, files.frame_file, job["out"], rel, text_name, MAX_CSV_BYTES
+            )
+            ctype = "text/plain; charset=utf-8"  # shown in the browser, not downloaded
+        elif self.get_query_argument("thumb", None):
+            data = await loop.run_in_executor(None, files.frame_thumb, job["out"], rel, text_name)
+            ctype = "image/jpeg"
+        else:
+            data = await loop.run_in_executor(
+                None, files.frame_file, job["out"], rel, text_name, MAX_IMAGE_BYTES
+            )
+            ctype = IMAGE_TYPES.get(os.path.splitext(text_name)[1], "application/octet-stream")
+        if data is None:
+            raise tornado.web.HTTPError(404, reason="no such image in this video's output")
+        untrusted(self)
+        self.set_header("Content-Type", ctype)
+        self.set_header("Cache-Control", "private, max-age=60")
+        self.write(data)
 
 
 # -- JSON API ---------------------------------------------------------------------------
@@ -336,22 +441,59 @@ class ApiJobs(Api):
 
 
 class ApiJob(Api):
+    """The job with its videos.  ``?since=N`` (the ``cursor`` of an earlier answer): only the
+    videos changed since (``partial`` true), unless the job began a new run since, when
+    every video comes again (``partial`` false) and replaces what the caller had."""
+
     def get(self, job_id: str) -> None:
         job = self.known_job(job_id)
         if job is None:
             return
+        try:
+            since = int(self.get_query_argument("since", "-1"))
+        except ValueError:
+            self.write_json({"error": "since must be a whole number (a cursor)", "status": 400}, 400)
+            return
         live = self.svc.runner.progress(job_id)
-        videos = self.svc.store.videos(job_id)
+        videos, cursor, whole = self.svc.store.changes(job_id, since)
+        running = live.running if live is not None else {}
+        if not whole and running:
+            # Being decoded changes no row: the videos running now come with every answer.
+            sent = {v["out_rel"] for v in videos}
+            videos += self.svc.store.videos_named(job_id, [n for n in running if n not in sent])
         for v in videos:
             # Being decoded now: "running", with its pieces finished of its pieces.
-            pieces = live.running.get(v["out_rel"]) if live is not None and v["status"] == QUEUED else None
+            pieces = running.get(v["out_rel"]) if v["status"] == QUEUED else None
             v["state"] = "running" if pieces else v["status"]
             if pieces:
                 v["pieces_done"], v["pieces"] = pieces
         progress = live.to_json() if live is not None else None
         self.write_json(
-            dict(self.public(job), videos=videos, dashboard=self.svc.dashboard, progress=progress)
+            dict(
+                self.public(job),
+                videos=videos,
+                cursor=cursor,
+                partial=not whole,
+                dashboard=self.svc.dashboard,
+                progress=progress,
+            )
         )
+
+
+class ApiVideo(Api):
+    """One video of a job (``?v=KEY``) with its full record, the manifest's line."""
+
+    def get(self, job_id: str) -> None:
+        if self.known_job(job_id) is None:
+            return
+        raw = self.svc.store.video_path(job_id, self.get_query_argument("v", ""))
+        video = None if raw is None else self.svc.store.video(job_id, os.fsencode(raw))
+        if video is None:
+            self.write_json({"error": "not a video of this job", "status": 404}, 404)
+            return
+        video.pop("raw")
+        video["record"] = json.loads(video["record"]) if video["record"] else None
+        self.write_json(video)
 
 
 class ApiResume(Api):

@@ -37,15 +37,27 @@ CREATE TABLE IF NOT EXISTS jobs (
     runs INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0, ok INTEGER NOT NULL DEFAULT 0,
     skipped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
     images INTEGER NOT NULL DEFAULT 0, started REAL, finished REAL, elapsed REAL NOT NULL DEFAULT 0,
-    message TEXT);
+    message TEXT, reset_seq INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS videos (
     job_id TEXT NOT NULL, out_rel TEXT NOT NULL, root TEXT NOT NULL, video TEXT NOT NULL,
     status TEXT NOT NULL, worker TEXT, frames INTEGER, seconds REAL, reason TEXT, finished REAL,
-    raw BLOB NOT NULL, PRIMARY KEY (job_id, raw));
+    raw BLOB NOT NULL, seq INTEGER NOT NULL DEFAULT 0, record TEXT, PRIMARY KEY (job_id, raw));
 """
 # A video is known by its folder's bytes (``raw``): its text (``out_rel``) shows a byte that is
 # not UTF-8 as ``\xNN``, which a real name can also spell, so two videos can share a text.
 _VIDEO_COLUMNS = "job_id, out_rel, root, video, status, worker, frames, seconds, reason, finished"
+# Columns added since the first schema: a database made before them gets them on open.
+_ADDED = (
+    ("jobs", "reset_seq", "INTEGER NOT NULL DEFAULT 0"),
+    ("videos", "seq", "INTEGER NOT NULL DEFAULT 0"),
+    ("videos", "record", "TEXT"),
+)
+_LISTED = "out_rel, root, video, status, worker, frames, seconds, reason, finished, raw"
+# Failures first, then what is not finished, then the rest by name: what a reader looks for.
+_ORDER = (
+    "ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'queued' THEN 1 WHEN 'unfinished' THEN 1 "
+    "ELSE 2 END, out_rel, raw"
+)
 
 
 def video_key(raw: bytes) -> str:
@@ -75,6 +87,13 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
             self._upgrade_videos()
+            for table, column, kind in _ADDED:
+                have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            # Every change to a video row takes the next number: a page asks for the rows
+            # changed since the last one it saw (``changes``), not the whole job each time.
+            self._seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM videos").fetchone()[0]
 
     def _upgrade_videos(self) -> None:
         """A database from before videos were known by their bytes (no ``raw`` column, or
@@ -114,6 +133,11 @@ class JobStore:
                 raise
             self._db.execute("COMMIT")
 
+    def _next(self) -> int:
+        """The next change number (the lock is held: called inside a transaction)."""
+        self._seq += 1
+        return self._seq
+
     def _write(self, *statements: tuple[str, tuple]) -> None:
         with self._transaction() as db:
             for sql, args in statements:
@@ -123,8 +147,9 @@ class JobStore:
         """Mark jobs left running by a previous service process as interrupted."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE videos SET status=? WHERE status=? AND job_id IN (SELECT id FROM jobs WHERE state=?)",
-                (UNFINISHED, QUEUED, RUNNING),
+                "UPDATE videos SET status=?, seq=? WHERE status=? AND job_id IN "
+                "(SELECT id FROM jobs WHERE state=?)",
+                (UNFINISHED, self._next(), QUEUED, RUNNING),
             )
             cur = db.execute(
                 "UPDATE jobs SET state=?, message=? WHERE state=?",
@@ -144,28 +169,32 @@ class JobStore:
         """A (re)started run: its videos are queued until their records arrive; a video of an
         earlier run that this one did not find (moved away since) is no longer the job's."""
         with self._transaction() as db:
+            seq = self._next()
+            # A page that saw the job before this run must reload all of it (rows went away).
             db.execute(
                 "UPDATE jobs SET state=?, run=?, runs=runs+1, total=?, ok=0, skipped=0, failed=0, "
-                "images=0, started=?, finished=NULL, elapsed=0, message=NULL WHERE id=?",
-                (RUNNING, run_id, len(videos), time.time(), job_id),
+                "images=0, started=?, finished=NULL, elapsed=0, message=NULL, reset_seq=? WHERE id=?",
+                (RUNNING, run_id, len(videos), time.time(), seq, job_id),
             )
             db.execute("UPDATE videos SET status=? WHERE job_id=?", (_STALE, job_id))
             db.executemany(
-                "INSERT INTO videos (job_id, out_rel, root, video, status, raw) VALUES (?,?,?,?,?,?) "
+                "INSERT INTO videos (job_id, out_rel, root, video, status, raw, seq) VALUES (?,?,?,?,?,?,?) "
                 "ON CONFLICT (job_id, raw) DO UPDATE SET status=excluded.status, out_rel=excluded.out_rel, "
-                "root=excluded.root, video=excluded.video",
+                "root=excluded.root, video=excluded.video, seq=excluded.seq, worker=NULL, frames=NULL, "
+                "seconds=NULL, reason=NULL, finished=NULL, record=NULL",
                 [
-                    (job_id, text(out_rel), text(root), text(rel), QUEUED, os.fsencode(out_rel))
+                    (job_id, text(out_rel), text(root), text(rel), QUEUED, os.fsencode(out_rel), seq)
                     for out_rel, root, rel in videos
                 ],
             )
             db.execute("DELETE FROM videos WHERE job_id=? AND status=?", (job_id, _STALE))
 
     def record(self, job_id: str, rec: VideoRecord, summary: Summary) -> None:
-        self._write(
-            (
-                "UPDATE videos SET status=?, worker=?, frames=?, seconds=?, reason=?, finished=? "
-                "WHERE job_id=? AND raw=?",
+        line = rec.to_json()
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE videos SET status=?, worker=?, frames=?, seconds=?, reason=?, finished=?, seq=?, "
+                "record=? WHERE job_id=? AND raw=?",
                 (
                     rec.status,
                     None if rec.worker is None else text(str(rec.worker)),
@@ -173,15 +202,16 @@ class JobStore:
                     rec.seconds,
                     text(rec.reason or None),
                     rec.finished_at,
+                    self._next(),
+                    line,
                     job_id,
                     os.fsencode(rec.out),
                 ),
-            ),
-            (
+            )
+            db.execute(
                 "UPDATE jobs SET ok=?, skipped=?, failed=?, images=?, elapsed=? WHERE id=?",
                 (summary.ok, summary.skipped, summary.failed, summary.images, summary.elapsed, job_id),
-            ),
-        )
+            )
 
     def finish(
         self, job_id: str, state: str, message: str | None = None, elapsed: float | None = None
@@ -191,12 +221,13 @@ class JobStore:
         if elapsed is not None:
             sets += ", elapsed=?"
             args.append(elapsed)
-        statements = [(f"UPDATE jobs SET {sets} WHERE id=?", (*args, job_id))]
-        if state != RUNNING:
-            statements.append(
-                ("UPDATE videos SET status=? WHERE job_id=? AND status=?", (UNFINISHED, job_id, QUEUED))
-            )
-        self._write(*statements)
+        with self._transaction() as db:
+            db.execute(f"UPDATE jobs SET {sets} WHERE id=?", (*args, job_id))
+            if state != RUNNING:
+                db.execute(
+                    "UPDATE videos SET status=?, seq=? WHERE job_id=? AND status=?",
+                    (UNFINISHED, self._next(), job_id, QUEUED),
+                )
 
     def get(self, job_id: str) -> dict | None:
         with self._lock:
@@ -212,17 +243,50 @@ class JobStore:
         """The job's videos; ``key`` names each one in a sheet's URL (``video_path``)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT out_rel, root, video, status, worker, frames, seconds, reason, finished, raw "
-                "FROM videos WHERE job_id=? ORDER BY CASE status WHEN 'failed' THEN 0 "
-                "WHEN 'queued' THEN 1 WHEN 'unfinished' THEN 1 ELSE 2 END, out_rel, raw",
-                (job_id,),
+                f"SELECT {_LISTED} FROM videos WHERE job_id=? {_ORDER}", (job_id,)
             ).fetchall()
-        videos = []
-        for r in rows:
-            v = dict(r)
-            v["key"] = video_key(v.pop("raw"))
-            videos.append(v)
-        return videos
+        return [_video(r) for r in rows]
+
+    def changes(self, job_id: str, since: int) -> tuple[list[dict], int, bool]:
+        """(the videos changed after change number ``since``, the number to ask from next
+        time, whether that is every video of the job): a page polling a running job gets
+        what finished since its last look, not the whole job again.  Every video when
+        ``since`` is before the job's current run began (its list may have changed)."""
+        with self._lock:
+            row = self._db.execute("SELECT reset_seq FROM jobs WHERE id=?", (job_id,)).fetchone()
+            whole = row is None or since < row["reset_seq"] or since > self._seq
+            query = f"SELECT {_LISTED} FROM videos WHERE job_id=?"
+            if whole:
+                rows = self._db.execute(f"{query} {_ORDER}", (job_id,)).fetchall()
+            else:
+                rows = self._db.execute(f"{query} AND seq>? {_ORDER}", (job_id, since)).fetchall()
+            cursor = self._seq
+        return [_video(r) for r in rows], cursor, whole
+
+    def videos_named(self, job_id: str, names: list[str]) -> list[dict]:
+        """The job's videos whose text (``out_rel``) is one of ``names``."""
+        rows = []
+        with self._lock:
+            for i in range(0, len(names), 500):  # SQLite's bound on parameters
+                chunk = names[i : i + 500]
+                rows += self._db.execute(
+                    f"SELECT {_LISTED} FROM videos WHERE job_id=? AND out_rel IN ({','.join('?' * len(chunk))})",
+                    (job_id, *chunk),
+                ).fetchall()
+        return [_video(r) for r in rows]
+
+    def video(self, job_id: str, raw: bytes) -> dict | None:
+        """One video of the job by its folder's bytes, with its full record (``record``: the
+        manifest's line, None until it is finished)."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_LISTED}, record FROM videos WHERE job_id=? AND raw=?", (job_id, raw)
+            ).fetchone()
+        if row is None:
+            return None
+        v = _video(row)
+        v["raw"] = row["raw"]
+        return v
 
     def video_path(self, job_id: str, key: str) -> str | None:
         """The video's folder under the output (as on disk, any bytes), or None if it is not
@@ -241,6 +305,12 @@ class JobStore:
 
 
 _STALE = "stale"  # only inside begin_run's transaction
+
+
+def _video(row: sqlite3.Row) -> dict:
+    v = dict(row)
+    v["key"] = video_key(v.pop("raw"))
+    return v
 
 
 def _job(row: sqlite3.Row) -> dict:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from ..errors import UsageError
 from ..frames.filters import FilterError, parse_pixels
 from ..frames.selection import MODE_BY_NAME, MODES, SelectionError
-from ..jobs.discover import inside
+from ..jobs.discover import check_root, inside
 from ..jobs.job import Job
-from ..jobs.spec import DEFAULT_TIMEOUT, JobSpec, Options
+from ..jobs.spec import DEFAULT_TIMEOUT, JobSpec, Options, check_options
 from ..jobs.spec import build_job as build_spec
 from ..settings import DEFAULT_SPLIT_SECONDS
 
@@ -35,6 +35,7 @@ class RequestError(UsageError):
         self.message = message
         self.field = field
         self.sub: Submission | None = None  # what to show again in the form, when not the input
+        self.others: list[RequestError] = []  # more refusals of the same request (the form shows all)
 
 
 # Bounds on what one request may carry: far above any real job, far below a memory problem.
@@ -250,17 +251,21 @@ class Submission(Options):
 
     @classmethod
     def from_form(cls, get) -> Submission:
-        """``get(name, default)`` reads one form field."""
+        """``get(name, default)`` reads one form field.  Every field that does not parse is
+        found: the first one's RequestError is raised with the others in ``others`` and the
+        submission (those fields at their defaults) in ``sub``, for the rest to be checked."""
+        errors: list[RequestError] = []
+        quality = 90
         try:
             quality = int(get("quality", "90") or 90)
         except ValueError:
-            raise RequestError(400, "quality must be a whole number from 1 to 100", "quality") from None
+            errors.append(RequestError(400, "quality must be a whole number from 1 to 100", "quality"))
         sizes = {}
         for key in ("max_side", "square", "max_pixels"):
             try:
                 sizes[key] = parse_pixels(get(key, ""), key, key)
             except FilterError as e:
-                raise RequestError(400, str(e), key) from None
+                errors.append(RequestError(400, str(e), key))
         # Numbers typed as text; an empty box is the default.  Past 1e308 float() gives inf,
         # which jobs/spec.py refuses with the range.
         numbers = {}
@@ -277,8 +282,9 @@ class Submission(Options):
                     raise ValueError(text)
                 numbers[key] = kind(text) if text else default
             except ValueError:
-                raise RequestError(400, f"{_label(key)} must be {words}", key) from None
-        return cls.checked(
+                errors.append(RequestError(400, f"{_label(key)} must be {words}", key))
+                numbers[key] = default
+        sub = cls.checked(
             roots=get("roots", "").splitlines(),
             out=get("out", ""),
             mode=get("mode", "all"),
@@ -295,6 +301,11 @@ class Submission(Options):
             **sizes,
             **numbers,
         )
+        if errors:
+            errors[0].sub = sub
+            errors[0].others = errors[1:]
+            raise errors[0]
+        return sub
 
     @classmethod
     def checked(cls, **fields) -> Submission:
@@ -421,3 +432,57 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
         raise
     except UsageError as e:
         raise refused(e) from None
+
+
+MAX_PROBLEMS = 12  # at most this many refusals are looked for in one submission
+
+
+def other_problems(sub: Submission, policy: PathPolicy, known: set[str | None]) -> list[RequestError]:
+    """Every other refusal of ``sub``, about a field not in ``known``, so that the form can
+    show them all at once rather than one per try.  Nothing is created, claimed or searched:
+    each root and the output folder are resolved on their own, the selection parsed, and the
+    options checked one at a time (an option at fault is set back to its default and the
+    rest checked again).  What only the job itself finds (a root without videos) still comes
+    on its own."""
+    found: list[RequestError] = []
+
+    def note(e: RequestError) -> None:
+        if e.field not in known and len(found) < MAX_PROBLEMS:
+            known.add(e.field)
+            found.append(e)
+
+    roots = [r.strip() for r in sub.roots if r.strip()]
+    if not roots:
+        note(RequestError(400, "give at least one root folder", "roots"))
+    for root in roots[:MAX_ROOTS]:
+        try:
+            check_root(policy.resolve(root, policy.allow_bases, "root", "roots"))
+        except RequestError as e:
+            note(e)
+        except UsageError as e:
+            note(RequestError(400, str(e), "roots"))
+    if sub.out.strip():
+        try:
+            policy.resolve(sub.out, policy.out_bases, "output folder", "out")
+        except RequestError as e:
+            note(e)
+    try:
+        selection = _selection(sub.mode, sub.value)
+    except RequestError as e:
+        note(e)
+        selection = {}
+    options = sub.options()
+    defaults = Options().options()
+    for _ in range(MAX_PROBLEMS):
+        try:
+            check_options(JobSpec(roots=(), out="", **selection, ext=sub.ext or None, **options))
+            break
+        except UsageError as e:
+            note(refused(e))
+            if e.field in options and options[e.field] != defaults[e.field]:
+                options[e.field] = defaults[e.field]
+            elif selection and _WEB_FIELD.get(e.field or "") == "value":
+                selection = {}
+            else:
+                break
+    return found

@@ -220,6 +220,9 @@ def join_pieces(
                 record.path = f"fast: {len(pieces)} pieces"
                 record.out_width, record.out_height = pieces[0].out_size
                 record.worker = ", ".join(dict.fromkeys([*(p.worker for p in pieces), worker_name()]))
+                record.worker_frames = {}
+                for p in pieces:
+                    record.worker_frames[p.worker] = record.worker_frames.get(p.worker, 0) + len(p.rows)
                 record.decoder = ", ".join(dict.fromkeys(p.decoder for p in pieces))
                 record.read_on = ", ".join(dict.fromkeys(p.read_on for p in pieces if p.read_on)) or None
                 record.local = _all_local([p.local for p in pieces])

@@ -14,6 +14,9 @@ function fmtSeconds(s) {
   const m = Math.floor(s / 60), h = Math.floor(m / 60);
   return h ? `${h} h ${m % 60} min` : `${m} min ${Math.round(s % 60)} s`;
 }
+function fmtCount(n) { return Number(n).toLocaleString("en-US"); }
+// "1 video", "2 videos": a count with its noun.
+function plural(n, word, words) { return `${fmtCount(n)} ${n === 1 ? word : (words || word + "s")}`; }
 function fmtTime(t) { return t ? new Date(t * 1000).toLocaleString() : ""; }
 async function getJSON(url) {
   const r = await fetch(url, {cache: "no-store"});
