@@ -33,11 +33,15 @@ def served(tmp_path_factory):
     os.makedirs(frames)
     svc = start_embedded_serve(tmp, [lab], [frames])
     try:
-        code, job = svc.call("/api/jobs", "POST", {"roots": ["day1"], "out": "day1-frames", "mode": "every", "value": "5"})
+        code, job = svc.call(
+            "/api/jobs", "POST", {"roots": ["day1"], "out": "day1-frames", "mode": "every", "value": "5"}
+        )
         assert code == 201, job
         job = svc.wait_job(job["id"])
         code, tar = svc.call(
-            "/api/jobs", "POST", {"roots": ["day1"], "out": "day1-tar", "mode": "every", "value": "10", "pack": "tar"}
+            "/api/jobs",
+            "POST",
+            {"roots": ["day1"], "out": "day1-tar", "mode": "every", "value": "10", "pack": "tar"},
         )
         assert code == 201, tar
         tar = svc.wait_job(tar["id"])
@@ -73,7 +77,7 @@ def test_every_page_fits_a_phone_and_a_desktop(served):
     }
     wide = {}
     with sync_playwright() as p:
-        for size, (w, h) in VIEWPORTS.items():
+        for w, h in VIEWPORTS.values():
             browser, page = browser_page(p, w, h, svc)
             try:
                 for name, path in pages.items():
@@ -84,7 +88,9 @@ def test_every_page_fits_a_phone_and_a_desktop(served):
                         page.wait_for_selector("#jobs tbody tr[data-job]")
                     if name == "report":
                         page.wait_for_selector("table.videos tbody tr")
-                    page.screenshot(path=os.path.join(shots_dir(tmp), f"pages-{name}-{w}.png"), full_page=True)
+                    page.screenshot(
+                        path=os.path.join(shots_dir(tmp), f"pages-{name}-{w}.png"), full_page=True
+                    )
                     if not page.evaluate(FITS):
                         wide[(name, w)] = page.evaluate("document.documentElement.scrollWidth")
                 # The web form shows every error of a submission at once, not only the first.
@@ -97,7 +103,9 @@ def test_every_page_fits_a_phone_and_a_desktop(served):
                 page.click("#start")
                 page.wait_for_selector("#error")
                 errors = page.locator("#errors li").all_inner_texts()
-                page.screenshot(path=os.path.join(shots_dir(tmp), f"pages-form-errors-{w}.png"), full_page=True)
+                page.screenshot(
+                    path=os.path.join(shots_dir(tmp), f"pages-form-errors-{w}.png"), full_page=True
+                )
                 assert len(errors) == 3, errors
                 for said in ("no-such-folder", "often", "timeout"):
                     assert any(said in e for e in errors), (said, errors)
@@ -187,6 +195,10 @@ def test_the_job_api_sends_only_what_changed_since_a_cursor(served):
     assert not old["partial"] and len(old["videos"]) == 3
     assert svc.call(f"/api/jobs/{job['id']}?since=x")[0] == 400
     # Names from the URL are only compared with the job's own videos.
-    for path in ("day1/../../etc/passwd/", "day1/cam1/a.mp4/../../../report.html", "day1/cam1/a.mp4/.snhoo-done.json"):
+    for path in (
+        "day1/../../etc/passwd/",
+        "day1/cam1/a.mp4/../../../report.html",
+        "day1/cam1/a.mp4/.snhoo-done.json",
+    ):
         code, _ = svc.call(f"/jobs/{job['id']}/out/{path}", ctype=None)
         assert code == 404, path
