@@ -53,9 +53,14 @@ class JobProgress:
         self.sizes = {v.out_rel: v.size for v in todo}
         self.countable = countable
         self._lock = threading.Lock()
+        # Totals kept as they change: a report costs the same in a job of 100,000 videos.
+        self._frames = 0  # images done, over all videos
+        self._known = 0  # images expected, over the videos whose count is known
+        self._known_bytes = 0  # their sizes
+        self._unread_bytes = sum(self.sizes.values())  # the sizes of the others
         self._expected: dict[str, int] = {}
         self._done: dict[str, dict[int | None, int]] = {}  # video -> piece (None: whole) -> images
-        self._pieces: dict[str, int] = {}
+        self._pieces: dict[str, int] = {}  # videos being decoded -> their pieces
         self._ended: dict[str, set[int]] = {}  # video -> pieces finished
         self._finished: set[str] = set()
         self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), 0)])
@@ -70,70 +75,73 @@ class JobProgress:
                 return True  # a late report of a video whose record is in
             expected, pieces, piece = msg.get("expected"), int(msg.get("pieces") or 1), msg.get("piece")
             done = self._done.setdefault(video, {})
+            before = sum(done.values())
             if piece is None:  # the whole video's count: from its task, or its plan's for pieces
                 if expected is None:
                     self.countable = False
                 else:
-                    self._expected[video] = int(expected)
+                    self._expect(video, int(expected))
                 self._pieces[video] = pieces
                 if pieces == 1 and len(done) > 1:
                     done.clear()  # its pieces were not used: extracted whole, from the start
             else:
                 self._pieces[video] = max(self._pieces.get(video, 1), pieces)
             done[piece] = max(done.get(piece, 0), int(msg.get("done") or 0))
+            self._frames += sum(done.values()) - before
             if msg.get("end") and piece is not None:
                 self._ended.setdefault(video, set()).add(piece)
             self._sample()
         return True
 
+    def _expect(self, video: str, count: int) -> None:
+        old = self._expected.get(video)
+        if old is None:
+            self._known_bytes += self.sizes[video]
+            self._unread_bytes -= self.sizes[video]
+        self._known += count - (old or 0)
+        self._expected[video] = count
+
     def finished(self, record: VideoRecord) -> None:
         """The video's record: its count is final (a failed one's work stops where it was)."""
         video = record.out
-        if video not in self.sizes:
+        if video not in self.sizes or video in self._finished:
             return
         with self._lock:
             self._finished.add(video)
-            done = record.frames if record.status == OK else sum(self._done.get(video, {}).values())
-            self._done[video] = {None: done}
-            self._expected[video] = done
+            before = sum(self._done.pop(video, {}).values())
+            done = record.frames if record.status == OK else before
+            self._frames += done - before
+            self._expect(video, done)
+            self._pieces.pop(video, None)
+            self._ended.pop(video, None)
             self._sample()
 
     def _sample(self) -> None:
         now = time.monotonic()
-        self._samples.append((now, self._frames_done()))
+        self._samples.append((now, self._frames))
         while len(self._samples) > 2 and self._samples[1][0] < now - RATE_WINDOW:
             self._samples.popleft()
 
-    def _frames_done(self) -> int:
-        return sum(sum(d.values()) for d in self._done.values())
-
     def snapshot(self) -> Progress:
         with self._lock:
-            done = self._frames_done()
+            done = self._frames
             expected, estimated = self._expected_total()
             now = time.monotonic()
             t0, d0 = self._samples[0]
             rate = (done - d0) / (now - t0) if now - t0 >= 1.0 and done > d0 else None
             eta = max(0.0, (expected - done) / rate) if rate and expected is not None else None
-            running = {
-                v: (len(self._ended.get(v, ())), self._pieces.get(v, 1))
-                for v in self._done
-                if v not in self._finished
-            }
+            running = {v: (len(self._ended.get(v, ())), n) for v, n in self._pieces.items()}
         return Progress(done, expected, estimated, rate, eta, running)
 
     def _expected_total(self) -> tuple[int | None, bool]:
         if not self.countable:
             return None, False
-        known = sum(self._expected.values())
-        unread = [v for v in self.sizes if v not in self._expected]
-        if not unread:
-            return max(known, self._frames_done()), False
-        known_bytes = sum(self.sizes[v] for v in self._expected)
-        if not self._expected or known_bytes <= 0:
+        if len(self._expected) == len(self.sizes):
+            return max(self._known, self._frames), False
+        if not self._expected or self._known_bytes <= 0:
             return None, True
-        guess = known + round(sum(self.sizes[v] for v in unread) * known / known_bytes)
-        return max(guess, self._frames_done()), True
+        guess = self._known + round(self._unread_bytes * self._known / self._known_bytes)
+        return max(guess, self._frames), True
 
 
 # One topic handler per client (Dask keeps one per topic), routing each report to its job:
