@@ -25,7 +25,7 @@ from ..frames.frame_log import REINIT, FrameLog
 from ..frames.length import believable, cut_short, false_claim
 from ..frames.pickers import FastPathRejected, FrameRef
 from ..frames.plans import Plan, plan
-from ..fs.fsafe import disk_gone
+from ..fs.fsafe import disk_gone, fd_path
 from ..model import FAILED, OK, Video, VideoFailed, VideoRecord
 from ..output.formats import FrameRow, make_sink
 from ..output.layout import OutputDir, TmpDir, UnsafePath, finished_record, publish
@@ -151,11 +151,12 @@ def _extract(
     local = (
         staged(source, settings.scratch, partial(bounded, settings.timeout, "copying it to local scratch"))
         if record.staged
-        else nullcontext(source.path)
+        else nullcontext(source.fd)
     )
-    # A staged copy is a file of ours; the original is read only through its descriptor.
-    fds = () if record.staged else (source.fd,)
-    with local as path:
+    # The original or its staged copy: read through its descriptor only, never by a name.
+    with local as fd:
+        path, fds = fd_path(fd), (fd,)
+        pause_point("staged", video.rel)
         if plain is None:
             plain = "--decode-all" if settings.decode_all else None
         task = _Task(video, source, settings, out, record, started, decoder, info, path, fds)
