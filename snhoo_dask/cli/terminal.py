@@ -105,7 +105,7 @@ def run_job(
     except OutputBusy as e:
         raise JobError(str(e)) from None
     except OSError as e:
-        raise JobError(f"cannot write to the output folder {out}: {e.strerror}") from None
+        raise JobError(f"cannot write to the output folder {out}: {e.strerror or e}") from None
 
     # Ctrl-C and SIGTERM ask a running job to stop at its next safe point (between
     # records), so an interrupt never falls between writing a record and counting it.

@@ -203,11 +203,40 @@ def open_file(dir_fd: int, name: str, where: str = "") -> int:
 def open_regular(dir_fd: int, name: str, where: str = "") -> int:
     """``open_file``, refused (UnsafePath) unless it is a plain file: what is sent or read as
     data is never a folder, a device or a named pipe that would block the reader."""
-    fd = open_file(dir_fd, name, where)
+    return open_plain(dir_fd, name, where=where)
+
+
+def open_plain(dir_fd: int, name: str, flags: int = os.O_RDONLY, mode: int = 0o644, where: str = "") -> int:
+    """``name`` in ``dir_fd`` opened with ``flags`` (``O_CREAT`` and the like allowed), only
+    if it is a plain file: UnsafePath if it is a link, a named pipe, a device, a socket or a
+    folder.  The open itself never waits (``O_NONBLOCK``: a named pipe put in OUT must not
+    freeze the run), the descriptor is blocking once checked.  For every file of a job read
+    in OUT: its lock, fence, manifest and done records."""
+    flags |= os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+    try:
+        fd = os.open(name, flags, mode, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno in (errno.ENXIO, errno.EISDIR):  # a pipe without a reader, a socket; a folder
+            raise _not_plain(dir_fd, name, where) from None
+        raise _refusal(e, dir_fd, where, name) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise UnsafePath(f"{os.path.join(where, name)} is not a plain file")
+        raise _not_plain(dir_fd, name, where)
+    os.set_blocking(fd, True)
     return fd
+
+
+_KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
+_KINDS.update({stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"})
+
+
+def _not_plain(dir_fd: int, name: str, where: str) -> UnsafePath:
+    try:
+        kind = _KINDS.get(stat.S_IFMT(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode))
+    except OSError:
+        kind = None
+    what = f" ({kind})" if kind else ""
+    return UnsafePath(f"{os.path.join(where, name)} is not a plain file{what}; snhoo-dask does not read it")
 
 
 def read_beneath(base: str, rel: str) -> bytes:

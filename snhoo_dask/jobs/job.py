@@ -23,7 +23,15 @@ from distributed.client import FutureCancelledError
 from ..errors import JobError
 from ..fs.fsafe import disk_gone
 from ..model import FAILED, Video, VideoFailed, VideoRecord
-from ..output.layout import OutputDir, UnsafePath, nested_output, probe_folding, sweep_tmp, take_over
+from ..output.layout import (
+    OutputDir,
+    UnsafePath,
+    nested_output,
+    probe_folding,
+    run_below,
+    sweep_tmp,
+    take_over,
+)
 from ..output.manifest import ManifestWriter
 from ..settings import Settings, new_record
 from .discover import Discovery
@@ -148,6 +156,7 @@ class Job:
         output, or its disk would take two videos' output names for one."""
         problem = (
             nested_in(out.path)
+            or run_below(out.fd, out.path)
             or nested_output(out, [v.out_rel for v in self.videos])
             or name_clashes(self.videos, probe_folding(out.fd), out.path)
         )
@@ -174,6 +183,9 @@ class Job:
         except OutputBusy as e:
             out.close()
             raise JobError(str(e)) from None
+        except UnsafePath as e:
+            out.close()
+            raise JobError(f"cannot use the output folder: {e}") from None
         except OSError as e:
             out.close()
             raise JobError(f"cannot write to the output folder {out.path}: {e.strerror}") from None

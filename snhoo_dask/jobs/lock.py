@@ -9,6 +9,7 @@ import socket
 import time
 
 from ..errors import UsageError
+from ..fs.fsafe import open_plain
 from ..output.layout import LOCK_FILE, OutputDir
 
 
@@ -28,8 +29,7 @@ class OutputLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(LOCK_FILE, flags, 0o644, dir_fd=self.out.fd)
+        fd = open_plain(self.out.fd, LOCK_FILE, os.O_RDWR | os.O_CREAT, where=self.out.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from ..errors import JobError
-from ..output.layout import DONE_FILE, OUT_MARKERS
+from ..fs.fsafe import open_dir
+from ..output.layout import DONE_FILE, OUT_MARKERS, run_below
 
 
 def _real(path: str) -> str:
@@ -45,7 +46,14 @@ def nested_in(out_real: str) -> str | None:
             f"the output folder {out_real} is one video's folder in the output of another snhoo-dask "
             f"run (it holds {DONE_FILE}); choose another output folder"
         )
-    return None
+    try:
+        fd = open_dir(out_real)
+    except OSError:
+        return None  # not there yet (made empty), or refused when it is opened for the job
+    try:
+        return run_below(fd, out_real)
+    finally:
+        os.close(fd)
 
 
 def check_not_nested(out_real: str) -> None:

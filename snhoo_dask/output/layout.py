@@ -35,7 +35,7 @@ from ..fs.fsafe import (
     disk_errors,
     is_dir_at,
     open_dir,
-    open_file,
+    open_plain,
     parts_of,
     remove_tree,
     walk,
@@ -220,6 +220,56 @@ def _holds(dir_fd: int, names: tuple[str, ...]) -> str | None:
     return None
 
 
+RUN_SEARCH_DEPTH = 6  # levels of folders below OUT searched for another run's output
+RUN_SEARCH_FOLDERS = 5000  # folders looked into at most (a huge tree is searched that far)
+
+
+def run_below(dir_fd: int, where: str) -> str | None:
+    """Why the folder ``dir_fd`` (at ``where``) cannot be an output folder: a folder below it,
+    up to RUN_SEARCH_DEPTH levels down and RUN_SEARCH_FOLDERS folders in all, holds another
+    run's lock or fence (``RUN_MARKERS``).  Written around, that run could never be rerun or
+    resumed: its folder would be the outer run's to replace.  Links are not followed, and a
+    video's finished folder (it holds ``DONE_FILE``) or ``.snhoo-tmp`` is not searched."""
+    level: list[list[str]] = [[]]  # folders as names below dir_fd: one descriptor open at a time
+    seen = 0
+    for _ in range(RUN_SEARCH_DEPTH):
+        below: list[list[str]] = []
+        for parts in level:
+            try:
+                fd = walk(dir_fd, parts) if parts else os.dup(dir_fd)
+            except OSError:
+                continue
+            try:
+                names = sorted(e.name for e in os.scandir(fd) if e.is_dir(follow_symlinks=False))
+                for name in names:
+                    if name == TMP_DIR or seen >= RUN_SEARCH_FOLDERS:
+                        continue
+                    seen += 1
+                    try:
+                        sub = walk(fd, [name])
+                    except OSError:
+                        continue
+                    try:
+                        marker = _holds(sub, RUN_MARKERS)
+                        finished = _holds(sub, (DONE_FILE,))
+                    finally:
+                        os.close(sub)
+                    if marker:
+                        return (
+                            f"the output folder {where} contains {os.path.join(where, *parts, name)}, "
+                            f"the output folder of another snhoo-dask run (it holds {marker}); choose "
+                            "one that does not contain it, so that run can still be rerun"
+                        )
+                    if not finished:
+                        below.append([*parts, name])
+            except OSError:
+                pass  # a folder that cannot be listed holds nothing this can see
+            finally:
+                os.close(fd)
+        level = below
+    return None
+
+
 def nested_output(out: OutputDir, rels: list[str]) -> str | None:
     """Why a job writing these outputs (paths relative to OUT) would write into another run's
     output: a folder on the way to one of them that is there already holds another run's
@@ -283,7 +333,7 @@ def take_over(out: OutputDir, run_id: str, timeout: float = 30.0) -> str:
     what this run decides on.
     """
     token = f"{run_id}/{uuid.uuid4().hex}"
-    fd = os.open(RUN_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=out.fd)
+    fd = open_plain(out.fd, RUN_FILE, os.O_RDWR | os.O_CREAT, where=out.path)
     try:
         _flock(fd, fcntl.LOCK_EX, timeout)
         data = json.dumps({"run": run_id, "fence": token, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
@@ -304,7 +354,7 @@ def _fenced(out: OutputDir) -> Iterator[None]:
         return
     run = out.fence.partition("/")[0]
     try:
-        fd = os.open(RUN_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=out.fd)
+        fd = open_plain(out.fd, RUN_FILE, where=out.path)
     except FileNotFoundError:
         fd = None
     try:
@@ -374,14 +424,14 @@ def read_done(parent_fd: int, name: str) -> dict | None:
         return None
     try:
         if stat.S_ISREG(mode) and name.endswith(TAR_SUFFIX):
-            fd = open_file(parent_fd, name)
+            fd = open_plain(parent_fd, name)
             with open(fd, "rb") as f:
                 return read_tar_done(f)
         if not stat.S_ISDIR(mode):
             return None
         folder = walk(parent_fd, [name])
         try:
-            fd = open_file(folder, DONE_FILE)
+            fd = open_plain(folder, DONE_FILE)
         finally:
             os.close(folder)
         with open(fd, encoding="utf-8") as f:
@@ -424,7 +474,7 @@ def _listed_in_csv(folder: int) -> dict[str, None] | None:
     import csv
 
     try:
-        fd = open_file(folder, "frames.csv")
+        fd = open_plain(folder, "frames.csv")
     except OSError:
         return None
     with open(fd, encoding="utf-8", newline="") as f:

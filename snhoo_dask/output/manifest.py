@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 
-from ..fs.fsafe import UnsafePath, open_beneath
+from ..fs.fsafe import UnsafePath, open_beneath, open_plain
 from ..model import VideoRecord
 from .layout import MANIFEST, OutputDir
 
@@ -44,8 +44,7 @@ class ManifestWriter:
     def __init__(self, out: OutputDir) -> None:
         self.path = os.path.join(out.path, MANIFEST)
         # Read as well as append: the last byte says whether the file ends a line.
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        self._fd = os.open(MANIFEST, flags, 0o644, dir_fd=out.fd)
+        self._fd = open_plain(out.fd, MANIFEST, os.O_RDWR | os.O_APPEND | os.O_CREAT, where=out.path)
         self._line_ended = _ends_a_line(self._fd)
         self._synced = time.monotonic()
         self._dirty = False
