@@ -35,6 +35,19 @@ def test_a_generated_token_is_kept_0600_and_reused(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "made-0644-before"])
+def test_the_job_store_and_its_journal_are_readable_by_the_service_only(tmp_path, existing):
+    if existing:
+        (tmp_path / "jobs.sqlite").touch(0o644)
+    JobStore(str(tmp_path)).close()
+    again = JobStore(str(tmp_path))  # a second open (the WAL files exist now) keeps them private
+    again.close()
+    files = [n for n in os.listdir(tmp_path) if n.startswith("jobs.sqlite")]
+    assert "jobs.sqlite" in files
+    for name in files:
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+
+
 def test_a_given_token_wins_and_a_weak_one_is_refused(tmp_path):
     assert auth.load_token(str(tmp_path), "  a-long-enough-secret-token  ") == (
         "a-long-enough-secret-token",
