@@ -26,6 +26,7 @@ from ..web.auth import TOKEN_ENV
 from ..web.command import OneLineErrors, config_error
 from . import terminal
 from .options import OnceEach, OneLineGroup, ignored_with_scheduler, scheduler_address
+from .text import shown
 
 
 def entry() -> None:
@@ -57,7 +58,7 @@ def entry() -> None:
 
 
 def fail_usage(message: str) -> None:
-    click.echo(f"snhoo-dask: error: {message}", err=True)
+    click.echo(f"snhoo-dask: error: {shown(message)}", err=True)
     sys.exit(EXIT_USAGE)
 
 

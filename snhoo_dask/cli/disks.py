@@ -15,27 +15,9 @@ from ..disks.state import disks_base
 from ..disks.table import NOT_RESPONDING, DiskRow, DiskTableError, disk_table
 from ..jobs.discover import DEFAULT_EXTENSIONS
 from ..jobs.summary import EXIT_FAILED
+from .text import shown
 
 COLUMNS = ("HOST", "NAME", "LABEL", "SIZE", "FREE", "STATE", "VIDEOS")
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
-
-
-def shown(text: str | None) -> str:
-    """``text`` safe to print: control, format and unassigned characters escaped; an
-    undecodable byte of a file name (a lone surrogate) as ``\\xNN``."""
-    if text is None:
-        return "-"
-    out = []
-    for c in text:
-        if c in _ESCAPES:
-            out.append(_ESCAPES[c])
-        elif 0xDC80 <= ord(c) <= 0xDCFF:
-            out.append(f"\\x{ord(c) - 0xDC00:02x}")
-        elif unicodedata.category(c)[0] == "C":
-            out.append(f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
-        else:
-            out.append(c)
-    return "".join(out)
 
 
 def width(text: str) -> int:

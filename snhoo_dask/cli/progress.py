@@ -11,6 +11,7 @@ from typing import TextIO
 from ..jobs.progress import Progress
 from ..jobs.summary import EXAMPLES, Summary
 from ..model import VideoRecord
+from .text import shown
 
 
 class ProgressBar:
@@ -101,7 +102,7 @@ def bar_line(s: Summary | None, p: Progress | None, total: int) -> str:
 
 
 def failure_table(failures: list[VideoRecord]) -> str:
-    rows = [(f"{r.root}/{r.video}", r.error or "") for r in failures]
+    rows = [(shown(f"{r.root}/{r.video}"), shown(r.error or "")) for r in failures]
     width = min(60, max(len(v) for v, _ in rows))
     lines = [f"{'FAILED VIDEO':<{width}}  REASON"]
     lines += [f"{v:<{width}}  {reason}" for v, reason in rows]

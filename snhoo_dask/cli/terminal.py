@@ -18,6 +18,7 @@ from ..jobs.lock import OutputBusy, OutputLock
 from ..jobs.summary import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Summary
 from ..video import preload
 from .progress import ProgressBar, closing_lines, summary_json, summary_line
+from .text import shown
 
 # After an interrupt, how long the cluster may take to close before the process exits
 # without it.  An embedded worker's close waits for the tasks its threads run, and a task
@@ -78,7 +79,7 @@ class _Ending:
 
 def warn_unreadable(job: Job) -> None:
     for path, reason in job.found.problems:
-        _say(f"warning: skipped {path}: {reason}")
+        _say(f"warning: skipped {shown(path)}: {shown(reason)}")
 
 
 def dry_run(job: Job) -> int:
@@ -86,7 +87,7 @@ def dry_run(job: Job) -> int:
     warn_unreadable(job)
     for v in job.videos:
         target = os.path.join(job.settings.out, v.out_rel)
-        click.echo(f"{v.path}\t-> {target}{'' if v.suffix else '/'}")
+        click.echo(f"{shown(v.path)}\t-> {shown(target)}{'' if v.suffix else '/'}")
     _say(f"{len(job.videos)} videos; {job.settings.describe()}; nothing processed (dry run)")
     return EXIT_OK
 
