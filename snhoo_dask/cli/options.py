@@ -31,10 +31,23 @@ class OnceEach(click.Command):
                 if param in seen and not ctx.resilient_parsing:
                     raise GivenTwice(f"{max(param.opts, key=len)} given twice", ctx)
                 seen.add(param)
+                _not_too_long(param, opts.get(param.name), ctx)
             return opts, rest, order
 
         parser.parse_args = parse_once
         return parser
+
+
+# A number option's value longer than this is refused unread: Python will not even turn a
+# text of over 4,300 digits into an int, and Click's own error would echo all of it.
+MAX_NUMBER_TEXT = 40
+_NUMBERS = (click.types.IntParamType, click.types.FloatParamType)
+
+
+def _not_too_long(param: click.Option, value: object, ctx: click.Context) -> None:
+    if isinstance(param.type, _NUMBERS) and isinstance(value, str) and len(value) > MAX_NUMBER_TEXT:
+        name = max(param.opts, key=len)
+        raise GivenTwice(f"{name}: a number of {len(value)} characters is not one it can take", ctx)
 
 
 class OneLineGroup(click.Group):
