@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .frames.filters import Dedup, FilterError, Resize, parse_dedup, parse_max_pixels, parse_resize
+from .frames.filters import Dedup, FilterError, Resize, parse_dedup, parse_resize
 from .frames.selection import STREAMING_MODES, Selection
 from .model import Video, VideoRecord
+from .options import DEFAULTS, Options
 from .output.layout import OutputDir
-from .output.writers import FORMATS
 from .video.probe import DEFAULT_MAX_PIXELS
-
-# Pieces shorter than this cost more in process starts and packet reading than they save.
-DEFAULT_SPLIT_SECONDS = 10.0
-
-PACKS = ("folder", "tar")
 
 
 def out_suffix(pack: str) -> str:
@@ -27,37 +22,19 @@ FRAME_IDENTITY = 2
 
 @dataclass(frozen=True)
 class DatasetOptions:
-    """--max-side/--square, --dedup, --pack and --format, checked against the selection."""
+    """--max-side/--square, --dedup, --pack and --max-pixels, checked against the selection."""
 
     resize: Resize | None
     dedup: Dedup | None
     pack: str
-    fmt: str
     max_pixels: int = DEFAULT_MAX_PIXELS
 
 
-def dataset_options(
-    selection: Selection,
-    fmt: str = "jpg",
-    max_side: int | None = None,
-    square: int | None = None,
-    dedup: bool = False,
-    dedup_hi: int | None = None,
-    dedup_lo: int | None = None,
-    dedup_frac: float | None = None,
-    pack: str = "folder",
-    max_pixels: int | None = None,
-) -> DatasetOptions:
-    """The dataset options checked (``jobs/spec.py`` calls it for both sides); FilterError
-    says what is wrong in one line, and its ``field`` names the job spec field."""
-    if pack not in PACKS:
-        raise FilterError.naming(
-            "{} must be one of {packs}, not {pack}", "pack", packs=", ".join(PACKS), pack=repr(pack)
-        )
-    if fmt not in FORMATS:
-        raise FilterError.naming(
-            "{} must be one of {formats}, not {fmt}", "fmt", formats=", ".join(FORMATS), fmt=repr(fmt)
-        )
+def dataset_options(selection: Selection, options: Options = DEFAULTS) -> DatasetOptions:
+    """The dataset options of ``options`` (each already within its bounds: ``options.check``)
+    checked against each other and the selection; FilterError says what is wrong in one
+    line, and its ``field`` names the job spec field."""
+    dedup = options.dedup
     if dedup and selection.mode not in STREAMING_MODES:
         raise FilterError.naming(
             "{} works with all frames, {}, {} or {}, not with {}: those frames are chosen one by one",
@@ -67,13 +44,11 @@ def dataset_options(
             "scenes",
             selection.mode,
         )
-    max_pixels = parse_max_pixels(max_pixels)
     return DatasetOptions(
-        parse_resize(max_side, square),
-        parse_dedup(dedup, dedup_hi, dedup_lo, dedup_frac),
-        pack,
-        fmt,
-        DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
+        parse_resize(options.max_side, options.square),
+        parse_dedup(dedup, options.dedup_hi, options.dedup_lo, options.dedup_frac),
+        options.pack,
+        DEFAULT_MAX_PIXELS if options.max_pixels is None else options.max_pixels,
     )
 
 
@@ -98,27 +73,27 @@ class Settings:
 
     out: str
     selection: Selection
-    fmt: str = "jpg"
-    quality: int = 90
-    stage: str = "auto"  # copy to scratch: auto (network filesystems), always or never
+    fmt: str = DEFAULTS.fmt
+    quality: int = DEFAULTS.quality
+    stage: str = DEFAULTS.stage  # copy to scratch: auto (network filesystems), always or never
     scratch: str | None = None
-    timeout: float = 120.0
+    timeout: float = DEFAULTS.timeout
     run_id: str = ""
     resize: Resize | None = None  # --max-side / --square
     dedup: Dedup | None = None  # --dedup and its thresholds
-    pack: str = "folder"  # "folder": one image file per frame; "tar": one tar per video
+    pack: str = DEFAULTS.pack  # "folder": one image file per frame; "tar": one tar per video
     # Decode every frame even where a sparse selection could skip some (thinning.py): the
     # same images, only slower; for comparing, or distrusting, the skip.
-    decode_all: bool = False
+    decode_all: bool = DEFAULTS.decode_all
     # Not in the signature: it refuses videos, it never changes the frames of one it takes.
     max_pixels: int = DEFAULT_MAX_PIXELS
     # A long video is cut into pieces of at least this many seconds that different workers
     # extract at once (pieces.py); 0: every video is one task.  Not in the signature: the
     # pieces give the same images as the whole.
-    split_seconds: float = DEFAULT_SPLIT_SECONDS
+    split_seconds: float = DEFAULTS.split_seconds
     # Decode on a worker's GPU: auto, cuda or none (hwaccel.py).  Not in the signature:
     # the GPU decodes the same frames.
-    hwaccel: str = "auto"
+    hwaccel: str = DEFAULTS.hwaccel
     # What the job learned as it started, not what it was asked (never in the signature).
     run: RunFacts = RunFacts()
 

@@ -42,7 +42,7 @@ class _Collect:
         self.taken.timestamp.append(row.timestamp)
         self.taken.data.append(bytes(data))
 
-    def close(self) -> None:
+    def close(self, reached=None) -> None:
         pass
 
 

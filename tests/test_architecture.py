@@ -29,6 +29,7 @@ LAYERS = [
     {"video"},
     {"frames"},
     {"packets"},
+    {"options"},
     {"settings"},
     {"worker"},
     {"jobs"},

@@ -12,16 +12,10 @@ import click
 
 from .. import __version__
 from ..errors import JobError, UsageError
-from ..frames.filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO
-from ..frames.selection import DEFAULT_SCENE_THRESHOLD
-from ..fs.mounts import stage_mode
 from ..jobs.cluster import DEFAULT_DASHBOARD, ClusterError, ClusterSpec
-from ..jobs.spec import DEFAULT_TIMEOUT, JobSpec, build_job
+from ..jobs.spec import JobSpec, build_job
 from ..jobs.summary import EXIT_USAGE
-from ..output.writers import FORMATS
-from ..settings import DEFAULT_SPLIT_SECONDS, PACKS
-from ..video.hwaccel import HWACCELS
-from ..video.probe import DEFAULT_MAX_PIXELS
+from ..options import Options, Selected, declared
 from ..web.auth import TOKEN_ENV
 from ..web.command import OneLineErrors, config_error
 from . import terminal
@@ -64,23 +58,41 @@ def fail_usage(message: str) -> None:
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
-# How the workers run a job: long enough to want their words here, out of the option list.
-DECODE_ALL_HELP = (
-    "Decode every frame even where --every/--fps could skip frames no one asked for and "
-    "none depends on (same images, slower; to compare)."
-)
-SPLIT_HELP = (
-    "Cut a long video into pieces of at least this many seconds, extracted by several "
-    "workers at once (same images, one folder); 0: one task per video.  [default: "
-    f"{DEFAULT_SPLIT_SECONDS:g}]"
-)
-HWACCEL_HELP = (
-    "Decode on an NVIDIA GPU (NVDEC): auto on each worker that has one, cuda to try "
-    "everywhere, none for never; a video the GPU fails is decoded again on the CPU.  [default: auto]"
-)
-TIMEOUT_HELP = (
-    f"Fail a video when ffmpeg produces no frame for this many seconds.  [default: {DEFAULT_TIMEOUT:g}]"
-)
+
+def job_options(command: Callable) -> Callable:
+    """The job's options as command-line options, from their one declaration
+    (``options.Options``, ``options.Selected``).  Types are converted here; their bounds
+    and choices are checked by the job spec (``options.check``), in the same words the web
+    uses, with the flags as the option names."""
+    for d in reversed([*declared(Selected), *declared(Options)]):
+        if not d.meta.cli:
+            continue
+        flags = [*d.flags]
+        kwargs: dict = {"help": d.help_text()}
+        if d.meta.switch:
+            # --stage/--no-stage: two of the choices, neither given is the default one.
+            flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
+            kwargs["default"] = None
+            kwargs["callback"] = _switch(d)
+        elif d.kind is bool:
+            kwargs["is_flag"] = True
+        else:
+            kwargs["type"] = {int: click.INT, float: click.FLOAT, str: click.STRING}[d.kind]
+            kwargs["default"] = d.default
+            kwargs["show_default"] = False  # said in the help, with the library's own defaults
+            if d.meta.choices:
+                kwargs["metavar"] = "|".join(d.meta.choices)
+        command = click.option(*flags, d.name, **kwargs)(command)
+    return command
+
+
+def _switch(d) -> Callable:
+    on, off = d.meta.switch
+
+    def mode(ctx: click.Context, param: click.Parameter, value: bool | None) -> str:
+        return d.default if value is None else (on if value else off)
+
+    return mode
 
 
 def cluster_options(command):
@@ -134,68 +146,7 @@ def main() -> None:
     type=click.Path(readable=False),
     help="Output folder: OUT/<root name>/<video path>/ per video, plus manifest.jsonl.",
 )
-@click.option("--every", type=int, help="Every Nth frame (0, N, 2N, ...).")
-@click.option("--fps", help="R frames per second of video (e.g. 1, 0.5, 30000/1001).")
-@click.option("--frames", help="Exact frame indices, e.g. 0,25,1000 or 100-110.")
-@click.option("--times", help="Timestamps, e.g. 1.5,00:01:02.250.")
-@click.option("--keyframes", is_flag=True, help="Only key frames (no full decode).")
-@click.option("--scenes", is_flag=True, help="The first frame of every shot (ffmpeg's scene score).")
-@click.option(
-    "--scene-threshold",
-    type=float,
-    help=f"Scene score (0-1) above which a frame starts a shot [default: {DEFAULT_SCENE_THRESHOLD}].",
-)
-@click.option("--dedup", is_flag=True, help="Drop frames nearly identical to the last one kept.")
-@click.option(
-    "--dedup-hi",
-    type=int,
-    help=f"--dedup: per-8x8-block difference that always keeps a frame [default: {DEDUP_HI}].",
-)
-@click.option(
-    "--dedup-lo",
-    type=int,
-    help=f"--dedup: per-block difference that counts as changed [default: {DEDUP_LO}].",
-)
-@click.option(
-    "--dedup-frac",
-    type=float,
-    help=f"--dedup: share of changed blocks that keeps a frame [default: {DEDUP_FRAC}].",
-)
-@click.option("--max-side", type=int, help="Scale so the longer side is N pixels (never enlarged).")
-@click.option("--square", type=int, help="Scale the shorter side to N, then centre-crop to NxN.")
-@click.option(
-    "--max-pixels",
-    type=int,
-    help=f"Fail a video whose picture has more than N pixels, before decoding it "
-    f"[default: {DEFAULT_MAX_PIXELS}].",
-)
-@click.option(
-    "--pack",
-    default="folder",
-    show_default=True,
-    help=f"{' or '.join(PACKS)}: a folder of images per video, or one WebDataset tar per video.",
-)
-@click.option(
-    "--format", "fmt", default="jpg", show_default=True, help=f"Image format: {' or '.join(FORMATS)}."
-)
-@click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG quality.")
-@click.option("--ext", help="Video extensions to look for, comma-separated (default: common video types).")
-@click.option(
-    "--stage/--no-stage",
-    default=None,
-    help="Copy each video to the worker's local scratch before decoding "
-    "(default: only videos on a network filesystem such as NFS or SMB).",
-)
-@click.option(
-    "--scratch",
-    type=click.Path(),
-    help="Worker-local scratch folder (default $SNHOO_SCRATCH, else /tmp/snhoo-scratch).",
-)
-@click.option("--overwrite", is_flag=True, help="Redo videos whose output is already complete.")
-@click.option("--decode-all", is_flag=True, help=DECODE_ALL_HELP)
-@click.option("--split-seconds", type=click.FloatRange(min=0), default=DEFAULT_SPLIT_SECONDS, help=SPLIT_HELP)
-@click.option("--hwaccel", type=click.Choice(HWACCELS), default="auto", help=HWACCEL_HELP)
-@click.option("--timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT, help=TIMEOUT_HELP)
+@job_options
 @cluster_options
 @click.option(
     "--dry-run", is_flag=True, help="List the videos and where their frames would go; process nothing."
@@ -214,33 +165,6 @@ def main() -> None:
     help="Log level for snhoo-dask and Dask (overrides -v).  [default: warning]",
 )
 def run(
-    roots: tuple[str, ...],
-    out: str,
-    every: int | None,
-    fps: str | None,
-    frames: str | None,
-    times: str | None,
-    keyframes: bool,
-    scenes: bool,
-    scene_threshold: float | None,
-    dedup: bool,
-    dedup_hi: int | None,
-    dedup_lo: int | None,
-    dedup_frac: float | None,
-    max_side: int | None,
-    square: int | None,
-    max_pixels: int | None,
-    pack: str,
-    fmt: str,
-    quality: int,
-    ext: str | None,
-    stage: bool | None,
-    scratch: str | None,
-    overwrite: bool,
-    decode_all: bool,
-    split_seconds: float,
-    hwaccel: str,
-    timeout: float,
     scheduler: str | None,
     workers: int | None,
     threads_per_worker: int,
@@ -251,12 +175,11 @@ def run(
     as_json: bool,
     verbose: int,
     log_level: str | None,
+    **options: object,
 ) -> None:
     """Extract frames from every video under ROOT(s); a ROOT may also be one video file."""
     ctx = click.get_current_context()
-    # The command's options are named as the spec's fields; only --stage/--no-stage is a flag
-    # the spec takes as a mode.
-    spec = JobSpec.from_names({**ctx.params, "stage": stage_mode(stage)})
+    spec = JobSpec.from_names(options)  # the command's options are named as the spec's fields
     try:
         if as_json and dry_run:
             raise UsageError("--json summarises a run; --dry-run lists its videos as text")

@@ -86,25 +86,10 @@ class Dedup:
         return {"hi": self.hi, "lo": self.lo, "frac": self.frac}
 
 
-def shown_number(value: object) -> str:
-    """A number for a message: a huge one (thousands of digits) is not quoted whole."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
-        return f"a number of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def parse_resize(max_side: int | None, square: int | None) -> Resize | None:
+    """--max-side or --square (each within its bounds: ``options.check``), not both."""
     if max_side is not None and square is not None:
         raise FilterError.naming("choose {} or {}, not both", "max_side", "square", field="square")
-    for option, value in (("max_side", max_side), ("square", square)):
-        if value is not None and not MIN_SIZE <= value <= MAX_SIZE:
-            raise FilterError.naming(
-                "{} must be from {lo} to {hi} pixels, not {value}",
-                option,
-                lo=MIN_SIZE,
-                hi=MAX_SIZE,
-                value=shown_number(value),
-            )
     if max_side is not None:
         return Resize("max_side", max_side)
     if square is not None:
@@ -115,6 +100,7 @@ def parse_resize(max_side: int | None, square: int | None) -> Resize | None:
 def parse_dedup(
     dedup: bool, hi: int | None = None, lo: int | None = None, frac: float | None = None
 ) -> Dedup | None:
+    """--dedup and its thresholds (each within its bounds: ``options.check``) as one Dedup."""
     given = [name for name, v in (("dedup_hi", hi), ("dedup_lo", lo), ("dedup_frac", frac)) if v is not None]
     if not dedup:
         if given:
@@ -123,38 +109,11 @@ def parse_dedup(
     d = Dedup(
         DEDUP_HI if hi is None else hi, DEDUP_LO if lo is None else lo, DEDUP_FRAC if frac is None else frac
     )
-    for option, value in (("dedup_hi", d.hi), ("dedup_lo", d.lo)):
-        if not 0 <= value <= DEDUP_MAX:
-            raise FilterError.naming(
-                "{} must be from 0 to {most}, not {value}", option, most=DEDUP_MAX, value=shown_number(value)
-            )
     if d.lo > d.hi:
         raise FilterError.naming(
             "{} ({lo}) must not be above {} ({hi})", "dedup_lo", "dedup_hi", lo=d.lo, hi=d.hi
         )
-    if not 0 <= d.frac <= 1:
-        raise FilterError.naming(
-            "{} must be from 0 to 1, not {value}", "dedup_frac", value=shown_number(d.frac)
-        )
     return d
-
-
-def parse_max_pixels(max_pixels: int | None) -> int | None:
-    """``--max-pixels`` checked: None (the default) or a whole number from 1 to MAX_PIXELS_LIMIT."""
-    if max_pixels is None:
-        return None
-    if (
-        isinstance(max_pixels, bool)
-        or not isinstance(max_pixels, int)
-        or not 1 <= max_pixels <= MAX_PIXELS_LIMIT
-    ):
-        raise FilterError.naming(
-            "{} must be from 1 to {most}, not {value}",
-            "max_pixels",
-            most=MAX_PIXELS_LIMIT,
-            value=shown_number(max_pixels),
-        )
-    return max_pixels
 
 
 def parse_pixels(text: str, option: str, field: str | None = None) -> int | None:

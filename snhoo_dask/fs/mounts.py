@@ -15,11 +15,6 @@ LOCAL_FUSE = frozenset({"fuseblk"})
 MOUNTINFO = "/proc/self/mountinfo"
 
 
-def stage_mode(flag: bool | None) -> str:
-    """``--stage`` / ``--no-stage`` / neither, as a mode."""
-    return "auto" if flag is None else ("always" if flag else "never")
-
-
 def should_stage(path: str, mode: str) -> bool:
     """Whether to copy ``path`` to scratch: ``always``, ``never``, or ``auto`` (network only)."""
     if mode != "auto":

@@ -60,7 +60,7 @@ def _arrivals(arrived: queue.SimpleQueue, timeout: float) -> list:
 
 
 class Watchdog(threading.Thread):
-    """Asks the scheduler for an answer every ``every`` s (``echo``, bounded by ``timeout``)
+    """Asks the scheduler for an answer every ``every`` s (``echo``, bounded by ``wait``)
     and keeps the time of the last one.
 
     A scheduler that died closes its connections, which the client sees; one that is frozen
@@ -68,18 +68,18 @@ class Watchdog(threading.Thread):
     just stays pending: only a question that needs an answer tells the two apart.
     """
 
-    def __init__(self, client: Client, every: float = 5.0, timeout: float = 10.0) -> None:
+    def __init__(self, client: Client, every: float = 5.0, wait: float = 10.0) -> None:
         super().__init__(name="snhoo-scheduler-watchdog", daemon=True)
         self.client = client
         self.every = every
-        self.timeout = timeout
+        self.wait = wait
         self.last_answer = time.monotonic()
         self._done = threading.Event()
 
     def run(self) -> None:
         while not self._done.wait(self.every):
             try:
-                self.client.sync(self.client.scheduler.echo, data=b"", callback_timeout=self.timeout)
+                self.client.sync(self.client.scheduler.echo, data=b"", callback_timeout=self.wait)
                 self.last_answer = time.monotonic()
             except Exception:  # noqa: BLE001 - no answer, however it failed: silent_for grows
                 pass

@@ -34,6 +34,9 @@ from ..fs.fsafe import create_file, disk_errors
 from .layout import DONE_FILE, DONE_MEMBER, TAR_NAME, TmpDir
 from .scenes import SCENES_FILE, scenes_csv
 
+# --pack: a folder of images per video, or one WebDataset tar per video.
+PACKS = ("folder", "tar")
+
 
 @dataclass(frozen=True)
 class FrameRow:

@@ -323,7 +323,7 @@ def _flock(fd: int, how: int, timeout: float) -> None:
             raise
 
 
-def take_over(out: OutputDir, run_id: str, timeout: float = 30.0) -> str:
+def take_over(out: OutputDir, run_id: str, wait: float = 30.0) -> str:
     """Make ``run_id`` the run whose tasks may publish into OUT; return its fence token.
 
     Called under the run's lock.  The token is written into OUT/.snhoo-run under an
@@ -335,7 +335,7 @@ def take_over(out: OutputDir, run_id: str, timeout: float = 30.0) -> str:
     token = f"{run_id}/{uuid.uuid4().hex}"
     fd = open_plain(out.fd, RUN_FILE, os.O_RDWR | os.O_CREAT, where=out.path)
     try:
-        _flock(fd, fcntl.LOCK_EX, timeout)
+        _flock(fd, fcntl.LOCK_EX, wait)
         data = json.dumps({"run": run_id, "fence": token, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
         os.ftruncate(fd, 0)
         os.pwrite(fd, data.encode(), 0)

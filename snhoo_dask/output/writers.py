@@ -68,7 +68,7 @@ class JpegEncoder(ImageEncoder):
 
     extension = "jpg"
 
-    def __init__(self, quality: int = 90) -> None:
+    def __init__(self, quality: int) -> None:
         self.quality = quality
 
     def encode(self, frame: np.ndarray | YuvFrame) -> bytes:
@@ -95,7 +95,7 @@ class PngEncoder(ImageEncoder):
         return buf.getvalue()
 
 
-def make_encoder(fmt: str, quality: int = 90) -> ImageEncoder:
+def make_encoder(fmt: str, quality: int) -> ImageEncoder:
     if fmt == "jpg":
         return JpegEncoder(quality)
     if fmt == "png":

@@ -11,15 +11,13 @@ import tornado.escape
 import tornado.web
 from tornado.ioloop import IOLoop
 
-from ..frames.filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO
 from ..frames.selection import MODE_LIST, MODES
+from ..options import SECTIONS
 from ..output.layout import REPORT
 from ..output.sheets import FRAMES_CSV, MAX_IMAGE_BYTES
-from ..output.writers import FORMATS
-from ..video.probe import DEFAULT_MAX_PIXELS
 from . import auth, files
 from .store import ERROR, QUEUED, RUNNING
-from .validate import MAX_BODY, RequestError, Submission, build_job, other_problems
+from .validate import MAX_BODY, WEB_OPTIONS, RequestError, Submission, build_job, other_problems
 
 MODE_LABELS = {m.name: m.label for m in MODE_LIST}
 
@@ -204,9 +202,8 @@ class SubmitPage(Base):
             bad={e.field for e in errors if e.field},
             modes=MODES,
             mode_labels=MODE_LABELS,
-            formats=FORMATS,
-            dedup_defaults=(DEDUP_HI, DEDUP_LO, DEDUP_FRAC),
-            max_pixels_default=DEFAULT_MAX_PIXELS,
+            sections=FORM_SECTIONS,
+            advanced_open=_advanced_open(sub, errors),
             allow=self.svc.policy.allow,
             out_base=self.svc.policy.out_base,
             unavailable=self.svc.policy.unavailable(),
@@ -225,6 +222,18 @@ class SubmitPage(Base):
             self.form(shown, e, e.status, [*e.others, *more])
             return
         self.redirect(f"/jobs/{job_id}", status=303)
+
+
+# The form's options by section, from their one declaration (options.py).
+FORM_SECTIONS = {s: [d for d in WEB_OPTIONS if d.meta.section == s] for s in SECTIONS}
+
+
+def _advanced_open(sub: Submission, errors: list[RequestError]) -> bool:
+    """Advanced is shown open when it holds a field at fault or anything not left as is."""
+    advanced = FORM_SECTIONS["advanced"]
+    if {e.field for e in errors} & {d.web_name for d in advanced}:
+        return True
+    return any(getattr(sub, d.name) != d.default for d in advanced)
 
 
 class JobsPage(Base):

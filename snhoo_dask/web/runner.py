@@ -70,7 +70,7 @@ class Runner:
             entry[0].stop()
         return entry is not None
 
-    def stop_all(self, timeout: float = 15.0) -> None:
+    def stop_all(self, wait: float = 15.0) -> None:
         """Stop every job (service shutdown) and wait for them to record it."""
         self._closing.set()
         with self._lock:
@@ -78,7 +78,7 @@ class Runner:
         for job, _ in entries:
             job.stop()
         for _, thread in entries:
-            thread.join(timeout)
+            thread.join(wait)
 
     def _run(self, job_id: str, job: Job) -> None:
         try:

@@ -13,13 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import UsageError
-from ..frames.filters import FilterError, parse_pixels
 from ..frames.selection import MODE_BY_NAME, MODES, SelectionError
 from ..jobs.discover import check_root, inside
 from ..jobs.job import Job
-from ..jobs.spec import DEFAULT_TIMEOUT, JobSpec, Options, check_options
+from ..jobs.spec import JobSpec, check_options
 from ..jobs.spec import build_job as build_spec
-from ..settings import DEFAULT_SPLIT_SECONDS
+from ..options import DEFAULTS, Declared, Options, Selected, declared, type_words
 
 
 class RequestError(UsageError):
@@ -155,7 +154,6 @@ class PathPolicy:
         return real
 
 
-_FIELD = {"fmt": "format"}
 # No file name holds a NUL; os functions would raise ValueError (a 500) on it.
 _NUL = "{} holds a NUL character, which no path can contain"
 
@@ -179,7 +177,6 @@ class Submission(Options):
     out: str = ""
     mode: str = "all"
     value: str = ""
-    ext: str = ""
 
     @classmethod
     def from_json(cls, body) -> Submission:
@@ -187,14 +184,8 @@ class Submission(Options):
             raise RequestError(400, "the request body must be a JSON object")
         if "scratch" in body:
             raise RequestError(400, SCRATCH_REFUSED, "scratch")
-        dataset = {"max_side", "square", "dedup", "dedup_hi", "dedup_lo", "dedup_frac", "pack", "max_pixels"}
-        running = {"stage", "timeout", "decode_all", "split_seconds", "hwaccel"}
-        unknown = (
-            set(body)
-            - {"roots", "out", "mode", "value", "format", "quality", "ext", "overwrite"}
-            - dataset
-            - running
-        )
+        taken = {d.web_name: d for d in WEB_OPTIONS}
+        unknown = set(body) - {"roots", "out", "mode", "value"} - set(taken)
         if unknown:
             raise RequestError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
         roots = body.get("roots", [])
@@ -202,51 +193,21 @@ class Submission(Options):
         # as something else than what the script meant (the form's textarea is split instead).
         if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
             raise RequestError(400, "roots must be a list of folder paths", "roots")
-        for key in ("out", "mode", "value", "format", "ext", "stage", "hwaccel"):
+        for key in ("out", "mode", "value"):
             if key in body and not isinstance(body[key], str):
                 raise RequestError(400, f"{key} must be a string", key)
-        quality = body.get("quality", 90)
-        if isinstance(quality, bool) or not isinstance(quality, int):
-            raise RequestError(400, "quality must be a whole number from 1 to 100", "quality")
-        if not isinstance(body.get("overwrite", False), bool):
-            raise RequestError(400, "overwrite must be true or false", "overwrite")
-        for key in ("max_side", "square", "dedup_hi", "dedup_lo", "max_pixels"):
-            if body.get(key) is not None and (isinstance(body[key], bool) or not isinstance(body[key], int)):
-                raise RequestError(400, f"{key} must be a whole number", key)
-        frac = body.get("dedup_frac")
-        if frac is not None and (isinstance(frac, bool) or not isinstance(frac, int | float)):
-            raise RequestError(400, "dedup_frac must be a number from 0 to 1", "dedup_frac")
-        if not isinstance(body.get("dedup", False), bool):
-            raise RequestError(400, "dedup must be true or false", "dedup")
-        if not isinstance(body.get("pack", "folder"), str):
-            raise RequestError(400, "pack must be a string", "pack")
-        for key in ("timeout", "split_seconds"):  # their range: jobs/spec.py
-            if key in body and (isinstance(body[key], bool) or not isinstance(body[key], int | float)):
-                raise RequestError(400, f"{key} must be a number of seconds", key)
-        if not isinstance(body.get("decode_all", False), bool):
-            raise RequestError(400, "decode_all must be true or false", "decode_all")
+        values = {}
+        for key, d in taken.items():
+            value = body.get(key, d.default)
+            if not _typed(d, value):
+                raise RequestError(400, f"{key} must be {type_words(d)}", key)
+            values[d.name] = value
         return cls.checked(
             roots=roots,
             out=body.get("out", ""),
             mode=body.get("mode", "all"),
             value=body.get("value", ""),
-            fmt=body.get("format", "jpg"),
-            quality=quality,
-            ext=body.get("ext", ""),
-            overwrite=body.get("overwrite", False),
-            max_side=body.get("max_side"),
-            square=body.get("square"),
-            dedup=body.get("dedup", False),
-            dedup_hi=body.get("dedup_hi"),
-            dedup_lo=body.get("dedup_lo"),
-            dedup_frac=body.get("dedup_frac"),
-            pack=body.get("pack", "folder"),
-            max_pixels=body.get("max_pixels"),
-            stage=body.get("stage", "auto"),
-            timeout=body.get("timeout", DEFAULT_TIMEOUT),
-            decode_all=body.get("decode_all", False),
-            split_seconds=body.get("split_seconds", DEFAULT_SPLIT_SECONDS),
-            hwaccel=body.get("hwaccel", "auto"),
+            **values,
         )
 
     @classmethod
@@ -255,51 +216,19 @@ class Submission(Options):
         found: the first one's RequestError is raised with the others in ``others`` and the
         submission (those fields at their defaults) in ``sub``, for the rest to be checked."""
         errors: list[RequestError] = []
-        quality = 90
-        try:
-            quality = int(get("quality", "90") or 90)
-        except ValueError:
-            errors.append(RequestError(400, "quality must be a whole number from 1 to 100", "quality"))
-        sizes = {}
-        for key in ("max_side", "square", "max_pixels"):
+        values = {}
+        for d in WEB_OPTIONS:
             try:
-                sizes[key] = parse_pixels(get(key, ""), key, key)
-            except FilterError as e:
-                errors.append(RequestError(400, str(e), key))
-        # Numbers typed as text; an empty box is the default.  Past 1e308 float() gives inf,
-        # which jobs/spec.py refuses with the range.
-        numbers = {}
-        for key, kind, words, default in (
-            ("dedup_hi", int, "a whole number", None),
-            ("dedup_lo", int, "a whole number", None),
-            ("dedup_frac", float, "a number from 0 to 1", None),
-            ("timeout", float, "a number of seconds", DEFAULT_TIMEOUT),
-            ("split_seconds", float, "a number of seconds", DEFAULT_SPLIT_SECONDS),
-        ):
-            text = get(key, "").strip()
-            try:
-                if len(text) > MAX_SHORT:
-                    raise ValueError(text)
-                numbers[key] = kind(text) if text else default
-            except ValueError:
-                errors.append(RequestError(400, f"{_label(key)} must be {words}", key))
-                numbers[key] = default
+                values[d.name] = _from_text(d, get(d.web_name, ""))
+            except RequestError as e:
+                errors.append(e)
+                values[d.name] = d.default
         sub = cls.checked(
             roots=get("roots", "").splitlines(),
             out=get("out", ""),
             mode=get("mode", "all"),
             value=get("value", ""),
-            fmt=get("format", "jpg"),
-            quality=quality,
-            ext=get("ext", ""),
-            overwrite=get("overwrite", "") in ("on", "1", "true"),
-            dedup=get("dedup", "") in ("on", "1", "true"),
-            pack=get("pack", "folder"),
-            stage=get("stage", "") or "auto",
-            hwaccel=get("hwaccel", "") or "auto",
-            decode_all=get("decode_all", "") in ("on", "1", "true"),
-            **sizes,
-            **numbers,
+            **values,
         )
         if errors:
             errors[0].sub = sub
@@ -312,8 +241,8 @@ class Submission(Options):
         """A submission within the bounds; past them a RequestError whose ``sub`` holds the
         fields with the offending one emptied (a form shown again never echoes a huge input)."""
         sub = cls(**fields)
-        limits = {"out": MAX_PATH, "value": MAX_VALUE, "mode": MAX_SHORT, "fmt": MAX_SHORT, "ext": MAX_SHORT}
-        limits.update(stage=MAX_SHORT, hwaccel=MAX_SHORT)
+        limits = {"out": MAX_PATH, "value": MAX_VALUE, "mode": MAX_SHORT}
+        limits.update((d.name, MAX_SHORT) for d in WEB_OPTIONS if d.kind is str)
         problem = None
         if len(sub.roots) > MAX_ROOTS:
             problem = ("roots", f"give at most {MAX_ROOTS} root folders (got {len(sub.roots)})")
@@ -328,62 +257,86 @@ class Submission(Options):
         for name, limit in limits.items():
             if problem:
                 break
-            value = getattr(sub, name)
+            value = getattr(sub, name) or ""
             if len(value) > limit:
-                problem = (name, f"{_FIELD.get(name, name)} is longer than {limit} characters")
+                problem = (name, f"{_web_name(name)} is longer than {limit} characters")
             elif _not_text(value):
-                problem = (name, f"{_FIELD.get(name, name)} is not valid UTF-8 text")
+                problem = (name, f"{_web_name(name)} is not valid UTF-8 text")
         if problem:
             field, message = problem
             setattr(sub, field, [] if field == "roots" else "")
-            error = RequestError(400, message, _FIELD.get(field, field))
+            error = RequestError(400, message, _web_name(field))
             error.sub = sub
             raise error
         return sub
 
     def spec(self) -> dict:
         """The JSON-able form kept with the job, to resume it later with the same options."""
-        return {
-            "roots": self.roots,
-            "out": self.out,
-            "mode": self.mode,
-            "value": self.value,
-            "format": self.fmt,
-            "quality": self.quality,
-            "ext": self.ext,
-            "overwrite": self.overwrite,
-            "max_side": self.max_side,
-            "square": self.square,
-            "dedup": self.dedup,
-            "dedup_hi": self.dedup_hi,
-            "dedup_lo": self.dedup_lo,
-            "dedup_frac": self.dedup_frac,
-            "pack": self.pack,
-            "max_pixels": self.max_pixels,
-            "stage": self.stage,
-            "timeout": self.timeout,
-            "decode_all": self.decode_all,
-            "split_seconds": self.split_seconds,
-            "hwaccel": self.hwaccel,
-        }
+        sent = {"roots": self.roots, "out": self.out, "mode": self.mode, "value": self.value}
+        return sent | {d.web_name: getattr(self, d.name) for d in WEB_OPTIONS}
 
+
+def _typed(d: Declared, value: object) -> bool:
+    """Whether a JSON value has the option's type (its bounds: ``options.check``)."""
+    if value is None:
+        return d.optional
+    if d.kind is bool or isinstance(value, bool):
+        return d.kind is bool and isinstance(value, bool)
+    if d.kind is int:
+        return isinstance(value, int)
+    if d.kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, str)
+
+
+_TRUE = ("on", "1", "true")
+
+
+def _from_text(d: Declared, text: str) -> object:
+    """An option's value from a form field, typed as text; an empty box is the default.
+    Never an int() or float() of thousands of digits: a number that long is refused by its
+    length (past 1e308 float() gives inf, which ``options.check`` refuses with the range)."""
+    if d.kind is bool:
+        return text in _TRUE
+    text = text.strip()
+    if d.kind is str:
+        return text or d.default
+    if not text:
+        return d.default
+    try:
+        if len(text) > MAX_NUMBER:
+            raise ValueError(text)
+        return int(text) if d.kind is int else float(text)
+    except ValueError:
+        raise RequestError(400, f"{_label(d.name)} must be {type_words(d)}", d.web_name) from None
+
+
+# Every option the web takes: the selection is a mode and one value instead.
+WEB_OPTIONS = tuple(d for d in declared(Options) if d.meta.web)
+MAX_NUMBER = 40  # digits and signs of a number typed in a form box
 
 # A web field for each JobSpec field it does not call the same (the selection is a mode and
 # one value), and the words a message uses for an option (the command line says --max-side).
-_WEB_FIELD = dict.fromkeys(
-    ("every", "fps", "frames", "times", "keyframes", "scenes", "scene_threshold"), "value"
-)
-_WEB_FIELD["fmt"] = "format"
-_LABEL = {"fmt": "format", "ext": "extensions"}
+_SELECTION_FIELDS = {d.name for d in declared(Selected)}
+
+
+def _web_name(name: str) -> str:
+    """The web's field for a JobSpec field: the selection's are all the one value box."""
+    if name in _SELECTION_FIELDS:
+        return "value"
+    return next((d.web_name for d in WEB_OPTIONS if d.name == name), name)
 
 
 def _label(name: str) -> str:
-    return _LABEL.get(name, name.replace("_", " "))
+    """How a web message names an option: its JSON key, in words (``max side``)."""
+    if name in _SELECTION_FIELDS:
+        return name.replace("_", " ")
+    return "extensions" if name == "ext" else _web_name(name).replace("_", " ")
 
 
 def refused(e: UsageError, status: int = 400) -> RequestError:
     """A job spec's refusal as the web says it: its option names, its field names."""
-    return RequestError(status, e.worded(_label), _WEB_FIELD.get(e.field, e.field) if e.field else None)
+    return RequestError(status, e.worded(_label), _web_name(e.field) if e.field else None)
 
 
 def _selection(mode: str, value: str) -> dict:
@@ -421,8 +374,7 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
         roots=tuple(real_roots),
         out=out,
         **_selection(sub.mode, sub.value),
-        ext=sub.ext or None,
-        **sub.options(),
+        **(sub.options() | {"ext": sub.ext or None}),
     )
     try:
         # Discovery follows links; under the service it must not leave the allowed folders.
@@ -472,16 +424,18 @@ def other_problems(sub: Submission, policy: PathPolicy, known: set[str | None]) 
         note(e)
         selection = {}
     options = sub.options()
-    defaults = Options().options()
+    defaults = DEFAULTS.options()
     for _ in range(MAX_PROBLEMS):
         try:
-            check_options(JobSpec(roots=(), out="", **selection, ext=sub.ext or None, **options))
+            check_options(
+                JobSpec(roots=(), out="", **selection, **(options | {"ext": options["ext"] or None}))
+            )
             break
         except UsageError as e:
             note(refused(e))
             if e.field in options and options[e.field] != defaults[e.field]:
                 options[e.field] = defaults[e.field]
-            elif selection and _WEB_FIELD.get(e.field or "") == "value":
+            elif selection and _web_name(e.field or "") == "value":
                 selection = {}
             else:
                 break

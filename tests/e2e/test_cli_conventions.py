@@ -25,7 +25,7 @@ def one_error_line(res) -> str:
     "args, says",
     [
         (["run", "{root}", "--evry", "3"], "No such option '--evry'. Did you mean '--every'?"),
-        (["run", "{root}", "--quality", "0"], "'--quality': 0 is not in the range 1<=x<=100"),
+        (["run", "{root}", "--quality", "0"], "--quality must be a whole number from 1 to 100, not 0"),
         (["run", "{root}", "--workers", "0"], "'--workers': 0 is not in the range x>=1"),
         (["run"], "Missing argument 'ROOT...'"),
         (["rnu", "{root}"], "No such command 'rnu'. Did you mean 'run'?"),

@@ -248,7 +248,7 @@ def usage_error(res) -> str:
         (["--fps", "1", "--fps=2"], "--fps given twice"),
         (["--every", "2", "--every", "2"], "--every given twice"),
         (["-o", "a", "--out", "b"], "--out given twice"),
-        (["--max-pixels", "0"], "--max-pixels must be from 1 to 2147483648, not 0"),
+        (["--max-pixels", "0"], "--max-pixels must be a whole number from 1 to 2147483648, not 0"),
     ],
 )
 def test_options_that_make_no_sense_are_usage_errors(tmp_path, args, message):

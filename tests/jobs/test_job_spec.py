@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from snhoo_dask.cli import commands
-from snhoo_dask.frames.filters import FilterError, parse_resize
 from snhoo_dask.jobs.spec import JobSpec, build_job
+from snhoo_dask.options import OptionError, check
 from snhoo_dask.settings import Settings
 from snhoo_dask.web.validate import PathPolicy, RequestError, Submission
 from snhoo_dask.web.validate import build_job as web_build_job
@@ -182,8 +182,8 @@ def test_claim_comes_after_every_option_and_before_the_output_folder_exists(lab)
 
 
 def test_each_side_words_a_shared_refusal_with_its_own_option_names():
-    with pytest.raises(FilterError) as e:
-        parse_resize(0, None)
+    with pytest.raises(OptionError) as e:
+        check("max_side", 0)
     assert str(e.value) == "--max-side must be from 4 to 16384 pixels, not 0"  # the command line
     assert (
         e.value.worded(lambda name: name.replace("_", " "))

@@ -11,10 +11,12 @@ from fractions import Fraction
 import pytest
 from helpers import run_cli
 
-from snhoo_dask.frames.filters import Dedup, FilterError, Resize, parse_dedup, parse_resize, scale_filter
+from snhoo_dask.errors import UsageError
+from snhoo_dask.frames.filters import Dedup, Resize, parse_dedup, parse_resize, scale_filter
 from snhoo_dask.frames.frame_log import FrameLog
 from snhoo_dask.frames.plans import plan
 from snhoo_dask.frames.selection import SelectionError, parse_selection
+from snhoo_dask.options import Options, check
 from snhoo_dask.output.formats import FrameRow, TarSink
 from snhoo_dask.output.layout import OutputDir, TmpDir, read_done
 from snhoo_dask.settings import Settings, dataset_options
@@ -97,20 +99,17 @@ def test_scenes_and_dedup_let_ffmpeg_name_the_frames():
     "call, message",
     [
         (lambda: parse_resize(512, 256), "choose --max-side or --square, not both"),
-        (lambda: parse_resize(0, None), "--max-side must be from 4"),
+        (lambda: check("max_side", 0), "--max-side must be from 4"),
         (lambda: parse_dedup(False, hi=100), "--dedup-hi only applies with --dedup"),
         (lambda: parse_dedup(True, hi=100, lo=200), "must not be above --dedup-hi"),
-        (lambda: parse_dedup(True, frac=1.5), "--dedup-frac must be from 0 to 1"),
-        (lambda: dataset_options(parse_selection(frames="1,2"), dedup=True), "not with --frames"),
-        (lambda: dataset_options(parse_selection(), pack="zip"), "--pack must be one of folder, tar"),
-        (
-            lambda: dataset_options(parse_selection(), fmt="webp", pack="tar"),
-            "--format must be one of jpg, png",
-        ),
+        (lambda: check("dedup_frac", 1.5), "--dedup-frac must be from 0 to 1"),
+        (lambda: dataset_options(parse_selection(frames="1,2"), Options(dedup=True)), "not with --frames"),
+        (lambda: check("pack", "zip"), "--pack must be one of folder, tar"),
+        (lambda: check("fmt", "webp"), "--format must be one of jpg, png"),
     ],
 )
 def test_bad_dataset_options_say_why(call, message):
-    with pytest.raises(FilterError, match=message):
+    with pytest.raises(UsageError, match=message):
         call()
 
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from snhoo_dask.fs import mounts
-from snhoo_dask.fs.mounts import filesystem_type, parse_mountinfo, should_stage, stage_mode
+from snhoo_dask.fs.mounts import filesystem_type, parse_mountinfo, should_stage
 from snhoo_dask.worker.staging import Read, how_to_read
 
 MOUNTINFO = """\
@@ -73,8 +73,19 @@ def test_an_unreadable_path_is_staged_to_be_safe(tmp_path):
     assert should_stage(str(tmp_path / "gone.mp4"), "auto") is True
 
 
-def test_the_command_line_flags_map_to_modes():
-    assert (stage_mode(None), stage_mode(True), stage_mode(False)) == ("auto", "always", "never")
+def test_the_command_line_flags_map_to_modes(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from snhoo_dask.cli import commands
+
+    seen = []
+    monkeypatch.setattr(commands.terminal, "dry_run", lambda job: seen.append(job.settings.stage) or 0)
+    for flags in ([], ["--stage"], ["--no-stage"]):
+        (tmp_path / "v").mkdir(exist_ok=True)
+        (tmp_path / "v" / "a.mp4").write_bytes(b"")  # discovery only: no video is read
+        args = ["run", str(tmp_path / "v"), "--out", str(tmp_path / "o"), *flags, "--dry-run"]
+        assert CliRunner().invoke(commands.main, args).exit_code == 0
+    assert seen == ["auto", "always", "never"]
 
 
 @pytest.mark.parametrize(
