@@ -37,7 +37,7 @@ BAD = [
     ),
     ({"max_side": 512, "square": 256}, "square", "choose max side or square, not both"),
     ({"max_side": 0}, "max_side", "max side must be from 4"),
-    ({"max_side": "big"}, "max_side", "whole number"),
+    ({"max_side": "big"}, "max_side", "max_side must be from 4 to 16384 pixels"),
     ({"pack": "zip"}, "pack", "pack must be one of folder, tar"),
     ({"dedup": "yes"}, "dedup", "true or false"),
     ({"dedup_lo": 10}, "dedup", "dedup lo only applies with dedup"),
