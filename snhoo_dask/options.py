@@ -400,7 +400,7 @@ def check(name: str, value: Any) -> Any:
         ) from None
     low = -math.inf if d.meta.low is None else d.meta.low
     high = math.inf if d.meta.high is None else d.meta.high
-    if not (math.isfinite(number) and low <= number <= high):
+    if not ((whole or math.isfinite(number)) and low <= number <= high):
         raise OptionError.naming(
             "{} must be {words}, not {value}", name, words=_number_words(d), value=shown_number(number)
         )

@@ -31,6 +31,20 @@ def _worker():
         return None  # not in a Dask task (a test calling the body directly): nobody to tell
 
 
+def to_wire(name: str) -> bytes:
+    """A video's name as bytes for the event.  Dask's messages are msgpack, which refuses a
+    str holding the surrogates that stand for a name's non-UTF-8 bytes; the failure comes
+    later, in the worker's batched stream, where it drops the task results riding with it
+    and the job never ends."""
+    return name.encode("utf-8", "surrogateescape")
+
+
+def from_wire(name: object) -> object:
+    """The name ``to_wire`` sent (anything else unchanged: the caller ignores what it does
+    not know)."""
+    return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name
+
+
 class Reporter:
     """One task's reports for one video (or one piece of it): ``run`` and ``video`` say
     whose, ``piece`` which piece (None: the whole video), ``expected`` how many images the
@@ -40,7 +54,13 @@ class Reporter:
         self, run: str, video: str, piece: int | None = None, expected: int | None = None, pieces: int = 1
     ) -> None:
         self.worker = _worker()
-        self.message = {"run": run, "video": video, "piece": piece, "expected": expected, "pieces": pieces}
+        self.message = {
+            "run": run,
+            "video": to_wire(video),
+            "piece": piece,
+            "expected": expected,
+            "pieces": pieces,
+        }
         self._last = 0.0
 
     def frames(self, done: int, end: bool = False) -> None:
