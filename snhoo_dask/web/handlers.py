@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -12,6 +13,7 @@ import tornado.web
 from tornado.ioloop import IOLoop
 
 from ..frames.selection import MODE_LIST, MODES
+from ..fs.bounded import Stuck, bounded, bounded_all
 from ..options import SECTIONS
 from ..output.layout import REPORT
 from ..output.sheets import FRAMES_CSV, MAX_IMAGE_BYTES
@@ -20,6 +22,36 @@ from .store import ERROR, QUEUED, RUNNING
 from .validate import MAX_BODY, WEB_OPTIONS, RequestError, Submission, build_job, other_problems
 
 MODE_LABELS = {m.name: m.label for m in MODE_LIST}
+
+# Nothing that touches a disk runs on the event loop: a disk that hangs would stop every page
+# and API call of every user.  Reads of a job's output folder run in threads of their own
+# (fs/bounded.py), waited for DISK_SECONDS at most after the folder itself answered within
+# LOOK_SECONDS; past that the answer is a 503 and the next request does not wait again.
+LOOK_SECONDS = 1.0
+DISK_SECONDS = 10.0
+HUNG = "the disk holding this job's output folder is not responding"
+
+
+def _read_out(fn, out: str, *args):
+    bounded(("dir", out), lambda: os.path.exists(out), LOOK_SECONDS)
+    return bounded((fn.__name__, out, *args), functools.partial(fn, out, *args), DISK_SECONDS)
+
+
+async def from_out(fn, out: str, *args):
+    """``fn(out, *args)`` off the loop and bounded in time; 503 if its disk hangs."""
+    try:
+        return await IOLoop.current().run_in_executor(None, _read_out, fn, out, *args)
+    except Stuck:
+        raise tornado.web.HTTPError(503, reason=HUNG) from None
+
+
+def _reports(outs: list[str]) -> dict[str, bool]:
+    """Which of these output folders hold a report, each folder read at once in its own
+    thread: a hung one is shown without one."""
+    found = bounded_all(
+        {("has_report", o): functools.partial(files.has_report, o) for o in outs}, LOOK_SECONDS
+    )
+    return {o: found[("has_report", o)] is True for o in outs}
 
 
 # What is sent from a job's output folder is not the service's own: anyone who can run jobs
@@ -100,9 +132,9 @@ class Base(tornado.web.RequestHandler):
 
     def why(self, status_code: int, kwargs: dict) -> str:
         """A short reason for an error answer: ours or Tornado's, never a traceback."""
-        if status_code >= 500:
-            return "internal error (logged by the service with its traceback)"
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if status_code >= 500 and not isinstance(exc, tornado.web.HTTPError):
+            return "internal error (logged by the service with its traceback)"
         if isinstance(exc, tornado.web.HTTPError) and exc.log_message and not exc.args:
             return exc.log_message  # e.g. Tornado's XSRF refusal
         return self._reason
@@ -126,11 +158,17 @@ class Base(tornado.web.RequestHandler):
             raise tornado.web.HTTPError(404, reason=f"no job {job_id}")
         return job
 
-    def public(self, job: dict) -> dict:
-        job = dict(job)
-        job["running"] = self.svc.runner.is_running(job["id"])
-        job["has_report"] = files.has_report(job["out"])
-        return job
+    async def public(self, *jobs: dict) -> list[dict]:
+        """The jobs as the API shows them: running, and whether a report can be opened."""
+        reports = await IOLoop.current().run_in_executor(None, _reports, sorted({j["out"] for j in jobs}))
+        return [
+            dict(job, running=self.svc.runner.is_running(job["id"]), has_report=reports[job["out"]])
+            for job in jobs
+        ]
+
+    async def folders(self):
+        """The --allow and --out-base folders and their states, looked at off the loop."""
+        return await IOLoop.current().run_in_executor(None, self.svc.policy.folders)
 
     async def start(self, sub: Submission, job_id: str | None = None) -> str:
         """Validate off the event loop (discovery walks folders) and start; return the job id."""
@@ -186,12 +224,13 @@ def _roots(job) -> list[str]:
 
 
 class SubmitPage(Base):
-    def get(self) -> None:
-        self.form(Submission(roots=[]), None, 200)
+    async def get(self) -> None:
+        await self.form(Submission(roots=[]), None, 200)
 
-    def form(
+    async def form(
         self, sub: Submission, error: RequestError | None, status: int, others: list[RequestError] = ()
     ) -> None:
+        folders = await self.folders()
         self.set_status(status)
         errors = [error, *others] if error else []
         self.render(
@@ -204,9 +243,9 @@ class SubmitPage(Base):
             mode_labels=MODE_LABELS,
             sections=FORM_SECTIONS,
             advanced_open=_advanced_open(sub, errors),
-            allow=self.svc.policy.allow,
-            out_base=self.svc.policy.out_base,
-            unavailable=self.svc.policy.unavailable(),
+            allow=[p for p, _ in folders.allow],
+            out_base=[p for p, _ in folders.out_base],
+            unavailable=folders.unavailable(),
             dashboard=self.svc.dashboard,
         )
 
@@ -219,7 +258,7 @@ class SubmitPage(Base):
             shown = e.sub or sub
             known = {e.field, *(o.field for o in e.others)}
             more = await IOLoop.current().run_in_executor(None, other_problems, shown, self.svc.policy, known)
-            self.form(shown, e, e.status, [*e.others, *more])
+            await self.form(shown, e, e.status, [*e.others, *more])
             return
         self.redirect(f"/jobs/{job_id}", status=303)
 
@@ -271,7 +310,7 @@ class SheetImage(Base):
         rel = self.svc.store.video_path(job_id, self.get_query_argument("v", ""))
         if rel is None:
             raise tornado.web.HTTPError(404)
-        jpeg = await IOLoop.current().run_in_executor(None, files.job_sheet, job["out"], rel)
+        jpeg = await from_out(files.job_sheet, job["out"], rel)
         if jpeg is None:
             raise tornado.web.HTTPError(404)
         untrusted(self)
@@ -316,7 +355,7 @@ class OutputFile(Base):
         job_id = job_id.decode("ascii")
         job = self.job_or_404(job_id)
         if rest == REPORT.encode():
-            self.report(job)
+            await self.report(job)
         elif rest.endswith(b"/"):
             await self.video_page(job, self.video_or_404(job_id, rest[:-1]))
         elif self.svc.store.video(job_id, rest) is not None:
@@ -325,9 +364,9 @@ class OutputFile(Base):
             parent, _, name = rest.rpartition(b"/")
             await self.image(job, self.video_or_404(job_id, parent), name)
 
-    def report(self, job: dict) -> None:
+    async def report(self, job: dict) -> None:
         try:
-            body = files.read_report(job["out"])
+            body = await from_out(files.read_report, job["out"])
         except FileNotFoundError:
             raise tornado.web.HTTPError(
                 404, reason="no report yet (it is written when the job ends)"
@@ -348,9 +387,7 @@ class OutputFile(Base):
         rel = os.fsdecode(video["raw"])
         listed = None
         if video["status"] in ("ok", "skipped"):
-            listed = await IOLoop.current().run_in_executor(
-                None, files.listing, job["out"], rel, (page - 1) * PER_PAGE, PER_PAGE
-            )
+            listed = await from_out(files.listing, job["out"], rel, (page - 1) * PER_PAGE, PER_PAGE)
         pages = max(1, -(-listed.total // PER_PAGE)) if listed else 1
         self.render(
             "video.html",
@@ -370,19 +407,14 @@ class OutputFile(Base):
         except UnicodeDecodeError:
             raise tornado.web.HTTPError(404) from None
         rel = os.fsdecode(video["raw"])
-        loop = IOLoop.current()
         if text_name == FRAMES_CSV:
-            data = await loop.run_in_executor(
-                None, files.frame_file, job["out"], rel, text_name, MAX_CSV_BYTES
-            )
+            data = await from_out(files.frame_file, job["out"], rel, text_name, MAX_CSV_BYTES)
             ctype = "text/plain; charset=utf-8"  # shown in the browser, not downloaded
         elif self.get_query_argument("thumb", None):
-            data = await loop.run_in_executor(None, files.frame_thumb, job["out"], rel, text_name)
+            data = await from_out(files.frame_thumb, job["out"], rel, text_name)
             ctype = "image/jpeg"
         else:
-            data = await loop.run_in_executor(
-                None, files.frame_file, job["out"], rel, text_name, MAX_IMAGE_BYTES
-            )
+            data = await from_out(files.frame_file, job["out"], rel, text_name, MAX_IMAGE_BYTES)
             ctype = IMAGE_TYPES.get(os.path.splitext(text_name)[1], "application/octet-stream")
         if data is None:
             raise tornado.web.HTTPError(404, reason="no such image in this video's output")
@@ -429,11 +461,13 @@ class Api(Base):
 
 
 class ApiJobs(Api):
-    def get(self) -> None:
+    async def get(self) -> None:
+        jobs = await self.public(*self.svc.store.list())
+        folders = await self.folders()
         self.write_json(
             {
-                "jobs": [self.public(j) for j in self.svc.store.list()],
-                "folders": self.svc.policy.status(),
+                "jobs": jobs,
+                "folders": folders.to_json(),
                 "dashboard": self.svc.dashboard,
                 "now": time.time(),
             }
@@ -446,7 +480,8 @@ class ApiJobs(Api):
             self.refuse(e)
             return
         self.set_header("Location", f"/api/jobs/{job_id}")
-        self.write_json(self.public(self.svc.store.get(job_id)), 201)
+        (shown,) = await self.public(self.svc.store.get(job_id))
+        self.write_json(shown, 201)
 
 
 class ApiJob(Api):
@@ -454,7 +489,7 @@ class ApiJob(Api):
     videos changed since (``partial`` true), unless the job began a new run since, when
     every video comes again (``partial`` false) and replaces what the caller had."""
 
-    def get(self, job_id: str) -> None:
+    async def get(self, job_id: str) -> None:
         job = self.known_job(job_id)
         if job is None:
             return
@@ -477,9 +512,10 @@ class ApiJob(Api):
             if pieces:
                 v["pieces_done"], v["pieces"] = pieces
         progress = live.to_json() if live is not None else None
+        (shown,) = await self.public(job)
         self.write_json(
             dict(
-                self.public(job),
+                shown,
                 videos=videos,
                 cursor=cursor,
                 partial=not whole,
@@ -514,7 +550,8 @@ class ApiResume(Api):
         except RequestError as e:
             self.refuse(e)
             return
-        self.write_json(self.public(self.svc.store.get(job_id)), 202)
+        (shown,) = await self.public(self.svc.store.get(job_id))
+        self.write_json(shown, 202)
 
 
 class ApiStop(Api):

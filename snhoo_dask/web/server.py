@@ -24,7 +24,7 @@ from .bodies import HARD_HEADERS, BoundedBodies
 from .runner import Runner
 from .static import STATIC, StaticFile
 from .store import JobStore
-from .validate import MAX_BODY, PathPolicy
+from .validate import MAX_BODY, MISSING, NOT_RESPONDING, PathPolicy
 
 # Bodies past MAX_BODY (a job is a few hundred bytes) get a 413 with a reason: the rest is read
 # and thrown away, never kept (see bodies.py).  Past HARD_BODY (by Content-Length, or counted
@@ -157,12 +157,16 @@ def check_bases(allow: list[str], out_base: list[str]) -> PathPolicy:
     """The folder policy; a folder that is missing (an unplugged disk) is only warned about."""
     if not allow:
         raise ServeError("give at least one --allow DIR: the folders under which jobs may read videos")
-    for d in [*allow, *out_base]:
-        if os.path.exists(d) and not os.path.isdir(d):
-            raise ServeError(f"{d} is not a folder (given to --allow or --out-base)")
     policy = PathPolicy.make(allow, out_base)
-    for d in policy.unavailable():
-        log.warning("%s does not exist (yet): shown as unavailable until it appears", d)
+    folders = policy.folders()  # bounded in time: a disk that hangs is only warned about
+    for d, state in [*folders.allow, *folders.out_base]:
+        if state == MISSING and os.path.lexists(d):
+            raise ServeError(f"{d} is not a folder (given to --allow or --out-base)")
+    for d in folders.unavailable():
+        if dict([*folders.allow, *folders.out_base])[d] == NOT_RESPONDING:
+            log.warning("%s is not responding (a hung disk?): shown as unavailable until it answers", d)
+        else:
+            log.warning("%s does not exist (yet): shown as unavailable until it appears", d)
     return policy
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from ..frames.selection import MODE_BY_NAME, MODES, SelectionError
+from ..fs.bounded import Stuck, bounded, bounded_all
 from ..jobs.discover import check_root, inside
 from ..jobs.job import Job
 from ..jobs.spec import JobSpec, check_options
@@ -61,23 +62,59 @@ def _inside(path: str, base: str) -> bool:
     return inside(path, [base])
 
 
+# A folder check (a base's state, a requested path resolved) is waited for at most this long:
+# a disk that hangs (its FUSE daemon stopped, its USB link gone) blocks every call on it.
+LOOK_SECONDS = 1.0
+RESOLVE_SECONDS = 5.0
+AVAILABLE, MISSING, NOT_RESPONDING = "available", "missing", "not responding"
+_last_path: dict[str, str] = {}  # a base as given -> where it led when it last answered
+
+
 @dataclass(frozen=True)
 class Base:
     """One --allow or --out-base folder as given, and whether it can be used right now."""
 
     given: str
 
+    def look(self, wait: float = LOOK_SECONDS) -> tuple[str, str]:
+        """(the folder's real path, AVAILABLE, MISSING or NOT_RESPONDING), read afresh (a
+        disk mounted after the start, or a link re-pointed, counts) within ``wait`` s."""
+        try:
+            path, is_dir = bounded(("base", self.given), lambda: _look(self.given), wait)
+        except Stuck:
+            return _last_path.get(self.given, os.path.abspath(self.given)), NOT_RESPONDING
+        _last_path[self.given] = path
+        return path, AVAILABLE if is_dir else MISSING
+
     @property
     def path(self) -> str:
-        # Resolved on every use: a disk mounted after the start (or a link re-pointed) counts.
-        return _real(self.given)
+        return self.look()[0]
 
     @property
     def available(self) -> bool:
-        return os.path.isdir(self.path)
+        return self.look()[1] == AVAILABLE
 
-    def status(self) -> dict:
-        return {"path": self.path, "available": self.available}
+
+def _look(given: str) -> tuple[str, bool]:
+    path = _real(given)
+    return path, os.path.isdir(path)
+
+
+@dataclass(frozen=True)
+class Folders:
+    """What the pages show of the bases: each one's path and state, read once."""
+
+    allow: list[tuple[str, str]]
+    out_base: list[tuple[str, str]]
+
+    def unavailable(self) -> list[str]:
+        return list(dict.fromkeys(p for p, state in [*self.allow, *self.out_base] if state != AVAILABLE))
+
+    def to_json(self) -> dict:
+        def shown(looks):
+            return [{"path": p, "available": s == AVAILABLE, "state": s} for p, s in looks]
+
+        return {"allow": shown(self.allow), "out_base": shown(self.out_base)}
 
 
 @dataclass
@@ -85,7 +122,8 @@ class PathPolicy:
     """Which folders the service may read videos from and write frames to.
 
     A folder missing at start (an unplugged disk) is kept: it is shown as unavailable and
-    refused in requests until it appears, without a restart.
+    refused in requests until it appears, without a restart.  A folder whose disk does not
+    answer is shown ``not responding`` and refused the same way: no request waits on it.
     """
 
     allow_bases: list[Base]
@@ -96,22 +134,36 @@ class PathPolicy:
         allow_bases = [Base(a) for a in allow]
         return cls(allow_bases, [Base(o) for o in out_base] or allow_bases)
 
+    def folders(self, wait: float = LOOK_SECONDS) -> Folders:
+        """Every base looked at together, within about ``wait`` s in all (it may block:
+        call it off the event loop)."""
+        bases = list(dict.fromkeys([*self.allow_bases, *self.out_bases]))
+        found = bounded_all({("base", b.given): (lambda b=b: _look(b.given)) for b in bases}, wait)
+        looks = {}
+        for b in bases:
+            got = found[("base", b.given)]
+            if isinstance(got, Stuck):
+                looks[b] = (_last_path.get(b.given, os.path.abspath(b.given)), NOT_RESPONDING)
+            elif isinstance(got, BaseException):
+                looks[b] = (os.path.abspath(b.given), MISSING)
+            else:
+                _last_path[b.given] = got[0]
+                looks[b] = (got[0], AVAILABLE if got[1] else MISSING)
+        return Folders([looks[b] for b in self.allow_bases], [looks[b] for b in self.out_bases])
+
     @property
     def allow(self) -> list[str]:
-        return [b.path for b in self.allow_bases]
+        return [p for p, _ in self.folders().allow]
 
     @property
     def out_base(self) -> list[str]:
-        return [b.path for b in self.out_bases]
+        return [p for p, _ in self.folders().out_base]
 
     def unavailable(self) -> list[str]:
-        return [b.path for b in dict.fromkeys([*self.allow_bases, *self.out_bases]) if not b.available]
+        return self.folders().unavailable()
 
     def status(self) -> dict:
-        return {
-            "allow": [b.status() for b in self.allow_bases],
-            "out_base": [b.status() for b in self.out_bases],
-        }
+        return self.folders().to_json()
 
     def resolve(self, path: str, bases: list[Base], what: str, field: str) -> str:
         """An absolute, symlink-free path inside one of ``bases``; relative paths are taken
@@ -128,15 +180,23 @@ class PathPolicy:
                 "(start it with --allow DIR)",
                 field,
             )
-        ready = [b.path for b in bases if b.available]
+        looks = [(b, *b.look()) for b in bases]
+        ready = [p for _, p, state in looks if state == AVAILABLE]
+        hung = [p for _, p, state in looks if state == NOT_RESPONDING]
         if os.path.isabs(path) or path.startswith("~"):
-            real = _real(path)
-            missing = [b.path for b in bases if not b.available and _inside(_real(path), b.path)]
+            typed = os.path.abspath(os.path.expanduser(path))
+            stuck = [h for h in hung if _inside(typed, h)]
+            if stuck:
+                raise _not_responding(stuck[0], what, path, field)
+            real = _bounded_real(path, what, field)
+            missing = [p for _, p, state in looks if state == MISSING and _inside(real, p)]
         else:
-            candidates = [_real(os.path.join(b, path)) for b in ready]
-            real = next((c for c in candidates if os.path.exists(c)), "")
-            # Not in any folder there now: it may well be on the one that is missing.
-            missing = [] if real else [b.path for b in bases if not b.available]
+            candidates = [_bounded_real(os.path.join(b, path), what, field) for b in ready]
+            real = next((c for c in candidates if _bounded(os.path.exists, c, what, field)), "")
+            # Not in any folder there now: it may well be on one that is missing or hung.
+            if not real and hung:
+                raise _not_responding(hung[0], what, path, field)
+            missing = [] if real else [p for _, p, state in looks if state == MISSING]
             real = real or (candidates[0] if candidates else "")
         if missing:
             raise RequestError(
@@ -152,6 +212,29 @@ class PathPolicy:
                 field,
             )
         return real
+
+
+def _not_responding(base: str, what: str, path: str, field: str) -> RequestError:
+    return RequestError(
+        409,
+        f"the folder {base} is not available now: its disk is not responding; "
+        f"the {what} {short(path)} cannot be used until it answers",
+        field,
+    )
+
+
+def _bounded(fn, path: str, what: str, field: str):
+    """``fn(path)`` within RESOLVE_SECONDS, or a 409 (a disk that hangs below a base)."""
+    try:
+        return bounded(("resolve", fn.__name__, path), lambda: fn(path), RESOLVE_SECONDS)
+    except Stuck:
+        raise RequestError(
+            409, f"the {what} {short(path)} did not answer within {RESOLVE_SECONDS:g} s (a hung disk?)", field
+        ) from None
+
+
+def _bounded_real(path: str, what: str, field: str) -> str:
+    return _bounded(_real, path, what, field)
 
 
 # No file name holds a NUL; os functions would raise ValueError (a 500) on it.
@@ -378,7 +461,7 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
     )
     try:
         # Discovery follows links; under the service it must not leave the allowed folders.
-        allowed = [b.path for b in policy.allow_bases if b.available]
+        allowed = [p for p, state in policy.folders().allow if state == AVAILABLE]
         return build_spec(spec, confine=allowed, claim=claim)
     except RequestError:
         raise

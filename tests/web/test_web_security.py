@@ -246,7 +246,7 @@ def test_a_job_refused_by_another_runs_lock_leaves_that_runs_report_alone(env):
 
 def test_an_unplugged_allowed_folder_is_shown_refused_then_used_once_it_appears(env):
     _, listing = env.svc.call("/api/jobs")
-    assert {"path": env.disk, "available": False} in listing["folders"]["allow"]
+    assert {"path": env.disk, "available": False, "state": "missing"} in listing["folders"]["allow"]
     code, page = call(env.svc.url + "/", token=env.svc.token)
     assert code == 200 and 'id="unavailable"' in page["text"] and env.disk in page["text"]
     for root in ("day9", os.path.join(env.disk, "day9")):
@@ -254,7 +254,7 @@ def test_an_unplugged_allowed_folder_is_shown_refused_then_used_once_it_appears(
         assert code == 409 and "not available" in reply["error"] and reply["field"] == "roots", reply
     make_video(os.path.join(env.disk, "day9", "c.mp4"), seconds=1)  # the disk is plugged in
     _, listing = env.svc.call("/api/jobs")
-    assert {"path": env.disk, "available": True} in listing["folders"]["allow"]
+    assert {"path": env.disk, "available": True, "state": "available"} in listing["folders"]["allow"]
     code, job = env.svc.call(
         "/api/jobs", "POST", {"roots": ["day9"], "out": "from-disk", "mode": "every", "value": "5"}
     )

@@ -135,7 +135,7 @@ def test_an_unavailable_allowed_folder_is_refused_until_it_appears(tmp_path):
     (disk / "day1").mkdir(parents=True)  # the disk is plugged in
     assert policy.unavailable() == []
     assert policy.resolve("day1", policy.allow_bases, "root", "roots") == str(disk / "day1")
-    assert policy.status()["allow"] == [{"path": str(disk), "available": True}]
+    assert policy.status()["allow"] == [{"path": str(disk), "available": True, "state": "available"}]
 
 
 # -- the job store ----------------------------------------------------------------------------------

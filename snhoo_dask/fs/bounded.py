@@ -1,0 +1,85 @@
+"""Calls on a disk that may never return, waited for a bounded time.
+
+A disk whose FUSE daemon is stopped, or whose USB link or NFS server hangs, blocks every
+call on it (even ``stat``) in the kernel, uninterruptibly and for as long as it hangs.  Such
+a call cannot be cancelled; it can only be kept away from whoever must go on answering.  So
+each runs in a daemon thread of its own, and the caller waits at most ``wait`` seconds.
+While a call of one key is still running, no second one is started: asking again waits for
+the same call, and a call already older than the wait answers ``Stuck`` at once, so a hung
+disk costs one thread, not one per request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Stuck(OSError):
+    """The call did not answer within its time bound (its disk hangs); it may still be
+    running in its own thread."""
+
+
+class _Call:
+    def __init__(self, key, fn: Callable[[], Any]) -> None:
+        self.started = time.monotonic()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, args=(key, fn), daemon=True, name="snhoo-bounded").start()
+
+    def _run(self, key, fn: Callable[[], Any]) -> None:
+        try:
+            self.value = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to whoever waits
+            self.error = e
+        finally:
+            self.done.set()
+            with _lock:
+                if _calls.get(key) is self:
+                    del _calls[key]
+
+
+_calls: dict[Any, _Call] = {}
+_lock = threading.Lock()
+
+
+def _start(key, fn: Callable[[], Any]) -> _Call:
+    with _lock:
+        call = _calls.get(key)
+        if call is None:
+            call = _calls[key] = _Call(key, fn)
+        return call
+
+
+def _result(call: _Call, key, until: float):
+    if not call.done.wait(max(0.0, until - time.monotonic())):
+        raise Stuck(f"no answer within {until - call.started:.1f} s: {key!r}")
+    if call.error is not None:
+        raise call.error
+    return call.value
+
+
+def bounded(key, fn: Callable[[], T], wait: float) -> T:
+    """``fn()``'s value (or its exception) if it comes within ``wait`` s of the call's start;
+    Stuck otherwise.  ``key`` names what is read: one call per key runs at a time."""
+    call = _start(key, fn)
+    return _result(call, key, call.started + wait)
+
+
+def bounded_all(calls: dict[Any, Callable[[], T]], wait: float) -> dict[Any, T | BaseException]:
+    """Every call started at once and waited for together (within ``wait`` s in all): key ->
+    its value, or the exception it raised, or Stuck."""
+    started = {key: _start(key, fn) for key, fn in calls.items()}
+    until = time.monotonic() + wait
+    out: dict[Any, T | BaseException] = {}
+    for key, call in started.items():
+        try:
+            out[key] = _result(call, key, min(until, call.started + wait))
+        except BaseException as e:  # noqa: BLE001 - the caller decides
+            out[key] = e
+    return out
