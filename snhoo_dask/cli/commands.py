@@ -316,10 +316,17 @@ def serve(
 @click.option(
     "--eject",
     metavar="NAME",
-    help="Safely eject the disk NAME (waits for nothing reading it; run on its storage host, as root).",
+    help="Safely eject the hot-plugged disk NAME: refused while anything on this host uses it (run on its storage host, as root).",
 )
-def disks(as_json: bool, eject: str | None) -> None:
+# The hot-plug unit's ExecStart and ExecStop (snhoo-disk@.service); not for people.
+@click.option("--attach", metavar="DEV", hidden=True)
+@click.option("--detach", metavar="DEV", hidden=True)
+def disks(as_json: bool, eject: str | None, attach: str | None, detach: str | None) -> None:
     """The lab's disks: host, name, label, size, free space, state, videos ($SNHOO_DISKS_BASE)."""
+    if attach is not None or detach is not None:
+        from ..disks.hotplug import unit_main
+
+        sys.exit(unit_main(attach if attach is not None else detach, attach is not None))
     from .disks import disks_command
 
     sys.exit(disks_command(as_json, eject))

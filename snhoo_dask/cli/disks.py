@@ -97,5 +97,7 @@ def _eject(name: str, base: str) -> int:
         click.echo("snhoo-dask: error: eject runs on the disk's storage host", err=True)
         return EXIT_FAILED
     result = eject(name, base)
-    click.echo(shown(str(result)))
-    return 0 if getattr(result, "ok", True) else EXIT_FAILED
+    # Line by line: the busy processes' list is several lines, each escaped on its own.
+    for line in str(result).splitlines():
+        click.echo(shown(line), err=not result.ok)
+    return 0 if result.ok else EXIT_FAILED
