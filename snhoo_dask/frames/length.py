@@ -16,12 +16,15 @@ def believable(claimed_frames: int, size: int) -> bool:
     return claimed_frames <= size
 
 
-def cut_short(duration: float, reached: float, frame: float) -> bool:
+def cut_short(duration: float | None, reached: float, frame: float) -> bool:
     """The decoded pictures end earlier than the header's ``duration`` (seconds), beyond its
     usual error (a cut-off file); ``reached``: the last picture's time plus one ``frame``.
+    A header that states no duration (None) can tell no truncation.
 
     Time, not a count of frames: a variable-rate file has fewer frames than its duration
     times its nominal rate, but its last picture is still at its end."""
+    if duration is None:
+        return False
     return reached < duration - max(2 * frame, duration / 50)
 
 

@@ -8,6 +8,7 @@ fast paths' picker: exactly the planned frames, in order, or the path is rejecte
 from __future__ import annotations
 
 import copy
+from bisect import bisect_right
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -16,10 +17,12 @@ from ..errors import FastPathError
 
 # A frame's time "at or before T" allows this much rounding (half a millisecond).
 TIME_TOLERANCE = 0.0005
-# --times on the plain path: ffmpeg keeps the frames this many seconds around each time,
-# and the last one at or before it is taken.  A gap longer than this before a time (a
-# variable-rate file) leaves that time missing, with the reason.
-TIMES_WINDOW = 1.0
+# --times on the plain path: ffmpeg sends only the frames this many seconds around each
+# time (sending every frame would cost the whole video's pixels through the pipe), and the
+# last one at or before it is taken.  A time with none that close before it (a pause, a
+# timelapse) is not missing: once the pass has seen every frame's time, that time's frame is
+# known by its number and fetched in a second pass (``TakeTimes.refetch``).
+NEAR_TIME = 1.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class Picker:
 
     done = False  # every image this pass can give has been given: ffmpeg may be stopped
     missing: list[str]
+    # Frames (by number) this pass could not send but that are wanted: once it has ended, a
+    # pass taking exactly these follows (``plans.refetch_pass``).
+    refetch: list[int] = []
 
     def offer(self, ref: FrameRef) -> bool:
         """Whether the image is a candidate (it is then handed to ``take``)."""
@@ -98,15 +104,19 @@ def time_past_end(t: float, last: float, rate: Fraction) -> str:
 
 
 class TakeTimes(Picker):
-    """--times on the plain path: ffmpeg keeps the frames around each time; the last one at
-    or before it is the frame shown then.  A candidate is held (encoded) until a later
-    frame shows it was the last."""
+    """--times on the plain path: the frame shown at T is the last one whose time is at or
+    before T, however long before.  ffmpeg sends the frames near each time; a candidate is
+    held (copied) until a later frame shows it was the last.  A time with no frame sent
+    before it is settled once the pass has seen every frame's time: its frame, by number,
+    is then in ``refetch``."""
 
     def __init__(self, times: tuple[float, ...]) -> None:
         self._pending = sorted(set(times))
         self._held: dict[float, Image] = {}
         self._written: set[int] = set()
+        self._unsent: list[float] = []  # times whose frame ffmpeg did not send
         self.missing = []
+        self.refetch = []
 
     def offer(self, ref: FrameRef) -> bool:
         return True
@@ -117,16 +127,17 @@ class TakeTimes(Picker):
             out += self._emit(self._pending.pop(0))
         held = None
         for t in self._pending:
-            if t - TIMES_WINDOW <= ref.timestamp <= t + TIME_TOLERANCE:
+            if t - NEAR_TIME <= ref.timestamp <= t + TIME_TOLERANCE:
                 held = held or (ref, copy.deepcopy(picture))
                 self._held[t] = held
-        self.done = not self._pending
+        # A time still unsettled needs every frame's time: ffmpeg must run to the end.
+        self.done = not self._pending and not self._unsent
         return out
 
     def _emit(self, t: float) -> list[Image]:
         held = self._held.pop(t, None)
         if held is None:
-            self.missing.append(f"time {t:g}s (no frame in the {TIMES_WINDOW:g} s before it)")
+            self._unsent.append(t)
             return []
         if held[0].index in self._written:
             return []
@@ -143,6 +154,15 @@ class TakeTimes(Picker):
             else:
                 out += self._emit(t)
         self._pending = []
+        if self._unsent and seen:
+            times = [round((us - seen[0]) / 1e6, 6) for us in seen]
+            shown = {bisect_right(times, t + TIME_TOLERANCE) - 1 for t in self._unsent}
+            self.refetch = sorted(k for k in shown if k >= 0 and k not in self._written)
+        elif self._unsent:
+            self.missing += [
+                f"time {t:g}s (the pass ended before every frame was seen)" for t in self._unsent
+            ]
+        self._unsent = []
         return out
 
 

@@ -15,8 +15,8 @@ from typing import BinaryIO
 from ..video.probe import VideoInfo
 from .filters import Dedup, Resize, dedup_filter, scale_filter
 from .frame_log import FrameLog
-from .pickers import FrameRef, Picker
-from .selection import STREAMING_MODES, Selection, SelectionError
+from .pickers import FrameRef, Picker, TakeIndices
+from .selection import STREAMING_MODES, Selection, SelectionError, index_expr
 
 
 class Naming:
@@ -97,3 +97,12 @@ def plan(
         scored=selection.kind.scored,
         claimed=info.estimated_frames,
     )
+
+
+def refetch_pass(done: Pass) -> Pass | None:
+    """The pass that takes the frames ``done``'s picker wanted but ffmpeg did not send it
+    (``Picker.refetch``: a time in a long gap), by number; None when there are none."""
+    if not done.picker.refetch or done.feed is not None:
+        return None
+    wanted = list(done.picker.refetch)
+    return Pass(index_expr("n", wanted), TakeIndices(wanted), scale=done.scale)

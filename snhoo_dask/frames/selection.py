@@ -30,8 +30,8 @@ from typing import Any
 
 from ..errors import UsageError
 from .pickers import (
+    NEAR_TIME,
     TIME_TOLERANCE,
-    TIMES_WINDOW,
     Picker,
     TakeAll,
     TakeIndices,
@@ -270,7 +270,7 @@ class Times(_Chosen, name="times", label="Chosen times"):
     def plain(self, sel: Selection) -> tuple[str | None, Picker]:
         windows: list[list[float]] = []
         for t in sorted(set(sel.times)):
-            lo, hi = max(0.0, t - TIMES_WINDOW), t + TIMES_WINDOW
+            lo, hi = max(0.0, t - NEAR_TIME), t + NEAR_TIME
             if windows and lo <= windows[-1][1]:
                 windows[-1][1] = hi
             else:

@@ -49,8 +49,8 @@ class VideoInfo:
     codec: str
     width: int
     height: int
-    fps: float
-    duration: float
+    fps: float  # the stream's frame rate as ffmpeg reports it (its r_frame_rate, "tbr")
+    duration: float | None  # None: the container does not say (a WebM written to a pipe)
     start_time: float
     pix_fmt: str
     frame_rate: Fraction
@@ -64,12 +64,20 @@ class VideoInfo:
     # The colour facts the container states (ffmpeg's decoder options, by number): a fed
     # stream (thinning, pieces) carries none of them, so they are restated to its decoder.
     colour: tuple[tuple[str, int], ...] = ()
+    # The stream's own rate (``fps``) as a fraction; None: the same as ``frame_rate``.
+    stream_rate: Fraction | None = None
+
+    @property
+    def shown_rate(self) -> Fraction:
+        """The rate that says how long the last picture is shown (one frame at the stream's
+        own rate: an average over a pause would make it minutes)."""
+        return self.stream_rate or self.frame_rate
 
     @property
     def estimated_frames(self) -> int:
         """Frame count from the container (the smaller of its count and its duration x
         rate: an edit list's count includes the pictures it cuts away)."""
-        by_time = int(round(self.duration * float(self.frame_rate)))
+        by_time = int(round((self.duration or 0.0) * float(self.frame_rate)))
         if self.nb_frames:
             return min(self.nb_frames, by_time) if by_time > 0 else self.nb_frames
         return by_time
@@ -78,6 +86,10 @@ class VideoInfo:
         """Copy the facts a manifest record carries."""
         record.codec, record.width, record.height = self.codec, self.width, self.height
         record.fps, record.duration = self.fps, self.duration
+
+
+# Above this an r_frame_rate is a time base ffmpeg fell back to, not a frame rate.
+MAX_STATED_RATE = 1000
 
 
 def _rate(value) -> Fraction | None:
@@ -131,9 +143,25 @@ def open_container(path: str, max_pixels: int | None = None, packets_only: bool 
                 "not a readable video: not in a video container format snhoo-dask opens "
                 "(an audio file, a picture or another kind of file?)"
             ) from None
+        if not getattr(e, "log", None) and _mp4_without_moov(path):
+            # FFmpeg's own line for it reaches PyAV only when its logging is on (global
+            # state in a worker); the box walk below tells the same from the file.
+            raise ProbeError(f"not a readable video: moov atom not found; {_why(e, path)}") from None
         raise ProbeError(f"not a readable video: {_why(e, path)}") from None
     except OSError as e:
         raise ProbeError(f"not a readable video: {e.strerror or e}") from None
+
+
+def _mp4_without_moov(path: str) -> bool:
+    """An MP4/MOV (it starts with an ``ftyp`` box) with no ``moov`` box at its top level:
+    a recording that never finished, or a copy cut off before its index."""
+    try:
+        with open(path, "rb") as f:
+            end = os.fstat(f.fileno()).st_size
+            kinds = [kind for kind, _, _ in _boxes(f, 0, end)]
+    except OSError:
+        return False
+    return bool(kinds) and kinds[0] == b"ftyp" and b"moov" not in kinds
 
 
 def _why(error: Exception, path: str) -> str:
@@ -163,9 +191,14 @@ def _facts(container, path: str, max_pixels: int | None = None) -> tuple[VideoIn
     if rotation in (90, 270):
         # ffmpeg turns phone videos upright while decoding, so frames come out transposed.
         width, height = height, width
+    # Frames are counted by the average rate (a count over the duration); the rate the
+    # record states is the stream's own, which a pause or a timelapse does not lower.
     rate = _rate(s.average_rate) or _rate(s.base_rate)
     if rate is None:
         raise ProbeError("video stream has no frame rate (damaged or unsupported)")
+    stated = _rate(s.base_rate)
+    if stated is None or stated > MAX_STATED_RATE:
+        stated = rate  # no r_frame_rate, or a time base guessed as one (90000/1)
     tb = s.time_base
     duration = _nonneg(s.duration * tb if s.duration is not None and tb else None)
     if duration is None and container.duration is not None:
@@ -176,8 +209,8 @@ def _facts(container, path: str, max_pixels: int | None = None) -> tuple[VideoIn
         codec=_codec_name(cc),
         width=width,
         height=height,
-        fps=round(float(rate), 6),
-        duration=round(duration or 0.0, 6),
+        fps=round(float(stated), 6),
+        duration=round(duration, 6) if duration is not None else None,
         start_time=start or 0.0,
         pix_fmt=pix_fmt,
         frame_rate=rate,
@@ -187,6 +220,7 @@ def _facts(container, path: str, max_pixels: int | None = None) -> tuple[VideoIn
         container=str(container.format.name),
         turn=turn,
         colour=_colour(cc),
+        stream_rate=stated,
     )
     return info, s
 

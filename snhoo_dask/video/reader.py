@@ -151,7 +151,7 @@ class FrameReader(FFmpegReader):
                 "@width": str(info.width),
                 "@height": str(info.height),
                 "@pix_fmt": "yuv420p",
-                "@duration": str(info.duration),
+                "@duration": str(info.duration or 0.0),
                 "@r_frame_rate": f"{rate.numerator}/{rate.denominator}",
             }
         }

@@ -24,7 +24,7 @@ from ..errors import VideoError
 from ..frames.frame_log import REINIT, FrameLog
 from ..frames.length import believable, cut_short, false_claim
 from ..frames.pickers import FastPathRejected, FrameRef
-from ..frames.plans import Plan, plan
+from ..frames.plans import Plan, plan, refetch_pass
 from ..fs.fsafe import disk_gone, fd_path
 from ..model import FAILED, OK, Video, VideoFailed, VideoRecord
 from ..output.formats import FrameRow, make_sink
@@ -312,7 +312,9 @@ def write_frames(
             name, encoder.encode(picture), FrameRow(ref.index, ref.timestamp, name, width, height, ref.score)
         )
 
-    for p in frame_plan.passes:
+    passes = list(frame_plan.passes)
+    while passes:
+        p = passes.pop(0)
         log = FrameLog()
         try:
             output = {
@@ -367,8 +369,8 @@ def write_frames(
                 raise DecodeFailure(reason)
             seen = log.seen() if complete else None
             if seen:
-                reached = max(reached, (seen[-1] - seen[0]) / 1e6 + float(1 / info.frame_rate))
-            for image in p.picker.finish(seen, info.frame_rate):
+                reached = max(reached, (seen[-1] - seen[0]) / 1e6 + float(1 / info.shown_rate))
+            for image in p.picker.finish(seen, info.shown_rate):
                 add(*image)
                 written += 1
             if reader.log and p.feed is not None:
@@ -377,6 +379,9 @@ def write_frames(
                 record.warnings.append(f"ffmpeg: {reader.log}")
                 logs.append(reader.log)
             record.missing.extend(p.picker.missing)
+            follow = refetch_pass(p)
+            if follow is not None:
+                passes.append(follow)
             decoded += log.count("seen") if complete else images
             if p.dedup is not None:
                 record.dropped += max(0, log.count("cand") - (written - before))
@@ -406,7 +411,7 @@ def _check_complete(
         # A false header, not a cut-off file: keep the frames, drop the claimed length.
         record.missing.append(false_claim(record.duration, frame_plan.claimed, record.size))
         record.duration = None
-    elif frame_plan.streaming and cut_short(info.duration, reached, float(1 / info.frame_rate)):
+    elif frame_plan.streaming and cut_short(info.duration, reached, float(1 / info.shown_rate)):
         detail = f": {log}" if log else ""
         raise DecodeFailure(
             f"truncated: decoded {decoded} frames, {reached:.3f} s of the {info.duration:g} s "

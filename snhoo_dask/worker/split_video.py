@@ -99,7 +99,7 @@ def plan_split(video: Video, settings: Settings, wanted: int) -> Split:
             )
             if isinstance(table, str):
                 return Split(None)
-            frame = float(1 / info.frame_rate)
+            frame = float(1 / info.shown_rate)
             if cut_short(info.duration, table.times_us[-1] / 1e6 + frame, frame):
                 # Cut off before its header's end: run whole, where that fails the video
                 # (the pieces would each prove their images and join as if complete).

@@ -1,0 +1,126 @@
+"""What a record states and which pictures it names, on the files that fooled them (issue 35):
+a time in a long pause, a stream rate, a duration nobody wrote, a file without its index.
+
+Every image is checked against plain ffmpeg's picture at the index the image names
+(``-vsync passthrough``: each presented picture once), through the real CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from helpers import image_names, records_by_video, run_cli
+from PIL import Image
+from videos import ffmpeg
+
+pytestmark = pytest.mark.slow
+
+
+def plain_pictures(path, *before_input: str) -> list[np.ndarray]:
+    """Every picture plain ffmpeg presents (its own stream choice), as RGB at its own size."""
+    probe = subprocess.run(
+        ["ffmpeg", "-v", "info", "-nostdin", *before_input, "-i", str(path), "-vsync", "passthrough"]
+        + ["-vf", "showinfo", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    sizes = [tuple(map(int, m)) for m in re.findall(r"\bs:(\d+)x(\d+)\b", probe)]
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", *before_input, "-i", str(path), "-vsync", "passthrough"]
+        + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    out, pos = [], 0
+    for w, h in sizes:
+        out.append(np.frombuffer(raw[pos : pos + w * h * 3], np.uint8).reshape(h, w, 3))
+        pos += w * h * 3
+    assert pos == len(raw), (path, pos, len(raw))
+    return out
+
+
+def run(root, out, *options: str) -> dict[str, dict]:
+    result = run_cli("run", str(root), "--out", str(out), "-q", "--format", "png", *options, timeout=600)
+    assert result.returncode in (0, 1), result.stderr
+    records = records_by_video(out)
+    assert records, result.stderr
+    return records
+
+
+def images(out, record: dict) -> dict[int, np.ndarray]:
+    folder = os.path.join(out, record["out"])
+    return {
+        int(name.split(".")[0]): np.asarray(Image.open(os.path.join(folder, name)).convert("RGB"))
+        for name in image_names(folder)
+    }
+
+
+@pytest.fixture(scope="module")
+def gap(tmp_path_factory):
+    """23.976 fps; frame 47 (1.96 s) is shown until 602.0 s, then 24 more frames."""
+    root = tmp_path_factory.mktemp("gap") / "videos"
+    root.mkdir()
+    source = ["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24000/1001:duration=3"]
+    pause = ["-vf", "setpts='if(gt(N,47),PTS+600/TB,PTS)'", "-vsync", "passthrough"]
+    x264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "30"]
+    ffmpeg(*source, *pause, *x264, str(root / "pause.mp4"))
+    vp9 = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-g", "30"]
+    ffmpeg(*source, *pause, *vp9, str(root / "pause.webm"))
+    return root
+
+
+@pytest.mark.parametrize("how", [(), ("--decode-all",)], ids=["default", "decode-all"])
+def test_a_time_in_a_long_pause_is_the_frame_shown_then_on_every_path(gap, tmp_path, how):
+    records = run(gap, tmp_path / "out", "--times", "00:00:01,00:10:00,601.9,00:20:00", *how)
+    for name in ("pause.mp4", "pause.webm"):
+        record = records[name]
+        assert record["status"] == "ok", record
+        got = images(tmp_path / "out", record)
+        assert sorted(got) == [23, 47], (name, record["path"], record["missing"])
+        # The last frame (602.936 s) is shown for one frame at the stream's rate, not for 8 s.
+        (said,) = record["missing"]
+        assert re.fullmatch(r"time 1200s \(video lasts 602\.9[78]\d*s\)", said), said
+        pictures = plain_pictures(gap / name)
+        for k, image in got.items():
+            assert np.array_equal(image, pictures[k]), (name, k)
+    assert records["pause.webm"]["path"].startswith("plain ("), records["pause.webm"]["path"]
+    assert records["pause.mp4"]["path"].startswith("plain (" if how else "fast"), records["pause.mp4"]["path"]
+
+
+def test_the_recorded_rate_is_the_streams_not_an_average_over_a_pause(gap, tmp_path):
+    records = run(gap, tmp_path / "out", "--frames", "0")
+    assert records["pause.mp4"]["fps"] == pytest.approx(24000 / 1001, abs=1e-5)
+    assert records["pause.webm"]["fps"] == pytest.approx(24000 / 1001, abs=1e-3)
+
+
+def test_a_webm_written_to_a_pipe_has_an_unknown_duration_not_zero(tmp_path):
+    root = tmp_path / "videos"
+    root.mkdir()
+    made = subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=160x96:rate=30:duration=2"]
+        + ["-c:v", "libvpx", "-deadline", "realtime", "-f", "webm", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    (root / "piped.webm").write_bytes(made)
+    record = run(root, tmp_path / "out", "--every", "10")["piped.webm"]
+    assert record["status"] == "ok", record
+    assert record["duration"] is None
+    assert sorted(images(tmp_path / "out", record)) == [0, 10, 20, 30, 40, 50]
+
+
+def test_an_mp4_without_its_moov_says_so(tmp_path):
+    root = tmp_path / "videos"
+    root.mkdir()
+    whole = tmp_path / "whole.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x96:rate=30:duration=2", "-c:v", "libx264", str(whole))
+    data = whole.read_bytes()
+    (root / "unfinished.mp4").write_bytes(data[: data.rindex(b"moov") - 4])
+    record = run(root, tmp_path / "out")["unfinished.mp4"]
+    assert record["status"] == "failed"
+    assert record["error"].startswith("not a readable video: moov atom not found"), record["error"]
