@@ -19,6 +19,9 @@ from .errors import SnhooError
 from .fs.fsafe import Identity
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+# A video that ended early (a cut-off copy) whose decoded frames were kept (--keep-partial):
+# never ``ok``; its record says why and how far it got.
+PARTIAL = "partial"
 
 # The fields of a record that say which run, which video and what this run did with it.  A
 # skipped video's record keeps every other field from the run that made its output, so a
@@ -40,7 +43,9 @@ THIS_RUN = frozenset(
         "finished_at",
     }
 )
-STATUSES = (OK, FAILED, SKIPPED)
+STATUSES = (OK, PARTIAL, FAILED, SKIPPED)
+# Statuses whose output is published: images on disk that the record describes.
+WRITTEN = (OK, PARTIAL)
 
 
 @dataclass(frozen=True)
@@ -77,9 +82,9 @@ class VideoRecord:
     root: str  # the root as an absolute path
     video: str  # the video's path relative to its root, "/"-separated
     out: str  # the video's output (folder or .tar) relative to OUT
-    status: str | None = None  # ok, failed or skipped once final
+    status: str | None = None  # ok, partial, failed or skipped once final
     frames: int = 0  # images written (skipped: images already there)
-    error: str | None = None  # the human reason when failed
+    error: str | None = None  # the human reason when failed (or partial)
     missing: list[str] = field(default_factory=list)  # requested frames/times not in the video
     worker: str | None = None
     seconds: float = 0.0
@@ -110,6 +115,9 @@ class VideoRecord:
     # proven) or "plain (<why no fast path ran>)".
     path: str | None = None
     warnings: list[str] = field(default_factory=list)  # what ffmpeg reported (damage)
+    # A partial video: the pictures decoded before it ended and the seconds they reach.
+    reached_frames: int | None = None
+    reached_seconds: float | None = None
 
     def finish(self, status: str, **changes: Any) -> VideoRecord:
         """Set the final status (and any other fields), stamped with the time."""

@@ -160,6 +160,13 @@ class Options:
         choice_labels=("a folder of images per video", "one WebDataset tar per video"),
         section="dataset",
     )
+    keep_partial: bool = option(
+        False,
+        "Keep the frames of a video that ends early (a cut-off copy): status partial, with "
+        "how far it got and why, instead of failed with none.",
+        label="Keep the frames of a video that ends early (status partial)",
+        section="dataset",
+    )
     # How the workers run a job.
     stage: str = option(
         "auto",

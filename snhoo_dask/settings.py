@@ -94,6 +94,9 @@ class Settings:
     # Decode on a worker's GPU: auto, cuda or none (hwaccel.py).  Not in the signature:
     # the GPU decodes the same frames.
     hwaccel: str = DEFAULTS.hwaccel
+    # Keep a cut-off video's decoded frames as ``partial`` (never ``ok``).  Not in the
+    # signature: it changes no image of a complete video, and a partial one is always redone.
+    keep_partial: bool = DEFAULTS.keep_partial
     # What the job learned as it started, not what it was asked (never in the signature).
     run: RunFacts = RunFacts()
 

@@ -101,10 +101,10 @@ def bar_line(s: Summary | None, p: Progress | None, total: int) -> str:
     return head + (", ".join(parts) + "; " if parts else "") + tail
 
 
-def failure_table(failures: list[VideoRecord]) -> str:
+def failure_table(failures: list[VideoRecord], head: str = "FAILED VIDEO") -> str:
     rows = [(shown(f"{r.root}/{r.video}"), shown(r.error or "")) for r in failures]
     width = min(60, max(len(v) for v, _ in rows))
-    lines = [f"{'FAILED VIDEO':<{width}}  REASON"]
+    lines = [f"{head:<{width}}  REASON"]
     lines += [f"{v:<{width}}  {reason}" for v, reason in rows]
     return "\n".join(lines)
 
@@ -161,6 +161,8 @@ def closing_lines(s: Summary) -> list[str]:
     lines = not_done_lines(s)
     if s.failures:
         lines.append("\n" + failure_table(s.failures))
+    if s.partials:
+        lines.append("\n" + failure_table(s.partials, "PARTIAL VIDEO"))
     if s.interrupted:
         lines.append(
             f"\ninterrupted: {s.done} of {s.total} videos finished; rerun the same command to do the rest"
@@ -176,7 +178,9 @@ def closing_lines(s: Summary) -> list[str]:
 def summary_line(s: Summary) -> str:
     rate = s.images / s.elapsed if s.elapsed > 0 else 0.0
     return (
-        f"{s.ok} ok, {s.skipped} skipped, {s.failed} failed of {s.total} videos; "
+        f"{s.ok} ok, {s.skipped} skipped, {s.failed} failed"
+        + (f", {s.partial} partial" if s.partial else "")
+        + f" of {s.total} videos; "
         f"{s.images} images in {s.elapsed:.1f} s ({rate:.1f} images/s)"
     )
 
@@ -190,7 +194,13 @@ def summary_json(s: Summary, out: str, report: str | None) -> dict:
         "message": outcome.message,
         "out": out,
         "report": report,
-        "videos": {"total": s.total, "ok": s.ok, "skipped": s.skipped, "failed": s.failed},
+        "videos": {
+            "total": s.total,
+            "ok": s.ok,
+            "skipped": s.skipped,
+            "failed": s.failed,
+            "partial": s.partial,
+        },
         "images": s.images,
         "elapsed_s": round(s.elapsed, 3),
         "missing": {

@@ -7,7 +7,7 @@ this job's settings (resume).  Pure file-system work; no Dask here.
 from __future__ import annotations
 
 from ..errors import JobError
-from ..model import SKIPPED, Video, VideoRecord
+from ..model import PARTIAL, SKIPPED, Video, VideoRecord
 from ..output.layout import Folding, OutputDir, previous_output, probe_folding_at
 from ..settings import Settings, new_record
 from .discover import DEFAULT_EXTENSIONS, Discovery, DiscoveryError, discover
@@ -77,6 +77,10 @@ def skip_record(video: Video, settings: Settings, out: OutputDir) -> tuple[Video
     previous, redo = previous_output(out, video.out_rel, settings.signature(), video.size, source)
     if previous is None:
         return None, redo
+    if previous.status == PARTIAL:
+        # Its frames stopped where the file ended: the file may be whole by now (a copy that
+        # finished), and with the same file the same frames come out again.
+        return None, "partial (it ended early): tried again"
     return new_record(video, settings).carry_over(previous).finish(SKIPPED), None
 
 

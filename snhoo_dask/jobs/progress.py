@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from distributed import Client
 
-from ..model import OK, Video, VideoRecord
+from ..model import WRITTEN, Video, VideoRecord
 from ..worker.progress import from_wire
 from .tasks import PROGRESS_TOPIC
 
@@ -110,7 +110,7 @@ class JobProgress:
         with self._lock:
             self._finished.add(video)
             before = sum(self._done.pop(video, {}).values())
-            done = record.frames if record.status == OK else before
+            done = record.frames if record.status in WRITTEN else before
             self._frames += done - before
             self._expect(video, done)
             self._pieces.pop(video, None)

@@ -88,6 +88,7 @@ def check_options(spec: JobSpec):
         dedup=dataset.dedup,
         pack=dataset.pack,
         decode_all=spec.decode_all,
+        keep_partial=spec.keep_partial,
         split_seconds=float(spec.split_seconds),
         hwaccel=spec.hwaccel,
         max_pixels=dataset.max_pixels,

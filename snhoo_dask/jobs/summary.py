@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..model import FAILED, OK, SKIPPED, VideoRecord
+from ..model import FAILED, OK, PARTIAL, SKIPPED, VideoRecord
 
 # Exit codes of `snhoo-dask run` (README "Exit status").
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -38,12 +38,14 @@ class Summary:
     ok: int = 0
     skipped: int = 0
     failed: int = 0
+    partial: int = 0  # ended early, its frames kept (--keep-partial): not ok, not failed
     images: int = 0
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
     interrupted: bool = False
     scheduler_lost: str | None = None
     failures: list[VideoRecord] = field(default_factory=list)
+    partials: list[VideoRecord] = field(default_factory=list)
     # Folders discovery could not read: videos in them were never seen, so not a success.
     unsearched: list[tuple[str, str]] = field(default_factory=list)
     manifest_error: str | None = None
@@ -61,7 +63,7 @@ class Summary:
 
     @property
     def done(self) -> int:
-        return self.ok + self.skipped + self.failed
+        return self.ok + self.partial + self.skipped + self.failed
 
     def add(self, record: VideoRecord) -> None:
         if record.status == OK:
@@ -69,6 +71,10 @@ class Summary:
             self.images += record.frames
             if record.missing:
                 self._missed(record)
+        elif record.status == PARTIAL:
+            self.partial += 1
+            self.images += record.frames
+            self.partials.append(record)
         elif record.status == SKIPPED:
             self.skipped += 1
             if len(self.skipped_videos) < EXAMPLES:
@@ -123,8 +129,13 @@ class Summary:
             return Outcome(EXIT_FAILED, ERROR, f"only {self.done} of {self.total} videos finished")
         if self.unsearched:
             return Outcome(EXIT_FAILED, DONE_FAILURES, self.unsearched_message)
-        if self.failed:
-            return Outcome(EXIT_FAILED, DONE_FAILURES, f"{self.failed} of {self.total} videos failed")
+        if self.failed or self.partial:
+            said = [f"{self.failed} of {self.total} videos failed"] if self.failed else []
+            if self.partial:
+                said.append(
+                    f"{self.partial} of {self.total} videos partial (they end early; their frames were kept)"
+                )
+            return Outcome(EXIT_FAILED, DONE_FAILURES, "; ".join(said))
         return Outcome(EXIT_OK, DONE, None)
 
     @property

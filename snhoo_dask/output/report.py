@@ -22,7 +22,7 @@ import click
 import tornado.template
 
 from ..fs import fsafe
-from ..model import FAILED, OK, SKIPPED, VideoRecord
+from ..model import FAILED, OK, PARTIAL, SKIPPED, WRITTEN, VideoRecord
 from .layout import MANIFEST, REPORT, OutputDir
 from .manifest import Manifest, latest_per_video, load_latest
 from .sheets import video_sheet
@@ -32,7 +32,7 @@ from .sheets import video_sheet
 MAX_SHEETS = 400
 MAX_FAILURES_SHOWN = 200  # in the failure table; the videos table's filter finds every one
 SHEET_THREADS = 8
-_STATUS_ORDER = {FAILED: 0, OK: 1, SKIPPED: 2}
+_STATUS_ORDER = {FAILED: 0, PARTIAL: 1, OK: 2, SKIPPED: 3}
 # The core library and the plotting API; the widget/table/GL/MathJax bundles are not needed.
 _BOKEHJS_FILES = ("bokeh.min.js", "bokeh-api.min.js")
 # The same template system as the web pages (Tornado), with its autoescaping.
@@ -41,16 +41,16 @@ _TEMPLATES = tornado.template.Loader(os.path.join(os.path.dirname(__file__), "te
 
 def summarize(records: list[VideoRecord]) -> dict:
     """Counts, images and wall time of one run's records."""
-    counts = {OK: 0, SKIPPED: 0, FAILED: 0}
+    counts = {OK: 0, PARTIAL: 0, SKIPPED: 0, FAILED: 0}
     for r in records:
         counts[r.status] = counts.get(r.status, 0) + 1
-    processed = [r for r in records if r.status in (OK, FAILED) and r.finished_at]
+    processed = [r for r in records if r.status in (*WRITTEN, FAILED) and r.finished_at]
     start = min((r.finished_at - (r.seconds or 0) for r in processed), default=None)
     end = max((r.finished_at for r in processed), default=None)
     return {
         "total": len(records),
         **counts,
-        "images": sum(r.frames or 0 for r in records if r.status == OK),
+        "images": sum(r.frames or 0 for r in records if r.status in WRITTEN),
         "elapsed": (end - start) if start is not None else 0.0,
         "started": start,
         "run": records[-1].run if records else None,
@@ -61,7 +61,7 @@ def summarize(records: list[VideoRecord]) -> dict:
 
 def ordered(records: list[VideoRecord]) -> list[VideoRecord]:
     """Failures first, then by path, so the problems are what a reader sees first."""
-    return sorted(records, key=lambda r: (_STATUS_ORDER.get(r.status, 3), r.out or ""))
+    return sorted(records, key=lambda r: (_STATUS_ORDER.get(r.status, 4), r.out or ""))
 
 
 def throughput_series(records: list[VideoRecord]) -> list[dict]:
@@ -69,7 +69,7 @@ def throughput_series(records: list[VideoRecord]) -> list[dict]:
     # A cut video's images are drawn under each worker that extracted a piece of it.
     by_worker: dict[str, list[tuple[VideoRecord, int]]] = defaultdict(list)
     for r in records:
-        if r.status == OK and r.finished_at and r.worker:
+        if r.status in WRITTEN and r.finished_at and r.worker:
             for worker, frames in r.frames_by_worker().items():
                 by_worker[worker].append((r, frames))
     starts = [r.finished_at - (r.seconds or 0) for rs in by_worker.values() for r, _ in rs]
@@ -175,7 +175,7 @@ def render(out: str, records: list[VideoRecord], note: str | None = None) -> str
 def _link(r: VideoRecord) -> str | None:
     """The video's output relative to the report, as a link: a folder (opened from disk, the
     browser lists it; served by ``snhoo-dask serve``, the video's page of images), or a tar."""
-    if not r.out or r.status not in (OK, SKIPPED):
+    if not r.out or r.status not in (*WRITTEN, SKIPPED):
         return None
     href = quote(os.fsencode(r.out), safe="/")
     return href if r.out.endswith(".tar") else href + "/"
@@ -197,7 +197,7 @@ def _sheets(out: str, records: list[VideoRecord]) -> list[str | None]:
         return sheets
 
     def sheet(r: VideoRecord) -> str | None:
-        if r.status not in (OK, SKIPPED) or not r.out:
+        if r.status not in (*WRITTEN, SKIPPED) or not r.out:
             return None
         try:
             jpeg = video_sheet(out_fd, r.out)
@@ -229,13 +229,13 @@ h1{margin:.2em 0}h2{margin-top:1.4em;border-bottom:1px solid #ddd;padding-bottom
 code{background:#f3f3f3;padding:0 .3em;border-radius:3px;overflow-wrap:anywhere}
 .where{color:#555;overflow-wrap:anywhere}.summary{display:flex;flex-wrap:wrap;gap:.6em}
 .card{border:1px solid #ddd;border-radius:6px;padding:.5em .9em;min-width:7em;background:#fafafa}
-.card b{display:block;font-size:1.5em}.card.ok b{color:#1a7f37}.card.failed b{color:#c62828}
+.card b{display:block;font-size:1.5em}.card.ok b{color:#1a7f37}.card.partial b{color:#b26a00}.card.failed b{color:#c62828}
 .box{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;width:100%;font-size:.92em}
 th,td{border-bottom:1px solid #e5e5e5;padding:.35em .5em;text-align:left;vertical-align:middle}
 th{background:#f5f5f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.path{overflow-wrap:anywhere;min-width:12em}td.reason{min-width:14em}
-tr.failed td.st{color:#c62828;font-weight:bold}tr.ok td.st{color:#1a7f37}tr.skipped td.st{color:#666}
+tr.failed td.st{color:#c62828;font-weight:bold}tr.ok td.st{color:#1a7f37}tr.partial td.st{color:#b26a00}tr.skipped td.st{color:#666}
 table.failures td{color:#8a1c1c}.good{color:#1a7f37}
 img{display:block;image-rendering:auto;border:1px solid #ccc}.foot{color:#888;font-size:.85em;margin-top:2em}
 img.sheet{height:48px;cursor:zoom-in}img.sheet.big{height:auto;width:min(520px,80vw);cursor:zoom-out}

@@ -386,7 +386,7 @@ class OutputFile(Base):
             page = 1
         rel = os.fsdecode(video["raw"])
         listed = None
-        if video["status"] in ("ok", "skipped"):
+        if video["status"] in ("ok", "partial", "skipped"):
             listed = await from_out(files.listing, job["out"], rel, (page - 1) * PER_PAGE, PER_PAGE)
         pages = max(1, -(-listed.total // PER_PAGE)) if listed else 1
         self.render(

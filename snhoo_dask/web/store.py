@@ -51,6 +51,8 @@ _ADDED = (
     ("jobs", "reset_seq", "INTEGER NOT NULL DEFAULT 0"),
     ("videos", "seq", "INTEGER NOT NULL DEFAULT 0"),
     ("videos", "record", "TEXT"),
+    # "partial_videos": the API's "partial" already says an answer holds only changes.
+    ("jobs", "partial_videos", "INTEGER NOT NULL DEFAULT 0"),
 )
 _LISTED = "out_rel, root, video, status, worker, frames, seconds, reason, finished, raw"
 # Failures first, then what is not finished, then the rest by name: what a reader looks for.
@@ -179,7 +181,7 @@ class JobStore:
             seq = self._next()
             # A page that saw the job before this run must reload all of it (rows went away).
             db.execute(
-                "UPDATE jobs SET state=?, run=?, runs=runs+1, total=?, ok=0, skipped=0, failed=0, "
+                "UPDATE jobs SET state=?, run=?, runs=runs+1, total=?, ok=0, partial_videos=0, skipped=0, failed=0, "
                 "images=0, started=?, finished=NULL, elapsed=0, message=NULL, reset_seq=? WHERE id=?",
                 (RUNNING, run_id, len(videos), time.time(), seq, job_id),
             )
@@ -216,8 +218,16 @@ class JobStore:
                 ),
             )
             db.execute(
-                "UPDATE jobs SET ok=?, skipped=?, failed=?, images=?, elapsed=? WHERE id=?",
-                (summary.ok, summary.skipped, summary.failed, summary.images, summary.elapsed, job_id),
+                "UPDATE jobs SET ok=?, partial_videos=?, skipped=?, failed=?, images=?, elapsed=? WHERE id=?",
+                (
+                    summary.ok,
+                    summary.partial,
+                    summary.skipped,
+                    summary.failed,
+                    summary.images,
+                    summary.elapsed,
+                    job_id,
+                ),
             )
 
     def finish(
@@ -327,5 +337,5 @@ def _job(row: sqlite3.Row) -> dict:
     job["state_label"] = STATE_LABELS.get(job["state"], job["state"])
     if job["state"] == RUNNING and job["started"]:
         job["elapsed"] = time.time() - job["started"]  # live, not the last record's time
-    job["done"] = job["ok"] + job["skipped"] + job["failed"]
+    job["done"] = job["ok"] + job["partial_videos"] + job["skipped"] + job["failed"]
     return job

@@ -26,7 +26,7 @@ from ..frames.length import believable, cut_short, false_claim
 from ..frames.pickers import FastPathRejected, FrameRef
 from ..frames.plans import Plan, plan, refetch_pass
 from ..fs.fsafe import disk_gone, fd_path
-from ..model import FAILED, OK, Video, VideoFailed, VideoRecord
+from ..model import FAILED, OK, PARTIAL, Video, VideoFailed, VideoRecord
 from ..output.formats import FrameRow, make_sink
 from ..output.layout import OutputDir, TmpDir, UnsafePath, finished_record, publish
 from ..output.writers import make_encoder, wants_planes
@@ -229,8 +229,17 @@ def _run(task: _Task, frame_plan: Plan) -> VideoRecord:
         )
         bounded(settings.timeout, "checking it was not changed", task.source.check_unchanged)
         record.frames = written
-        _check_complete(frame_plan, task.info, written, decoded, reached, record, log)
-        record.finish(OK, seconds=round(time.monotonic() - task.started, 3))
+        cut = _check_complete(frame_plan, task.info, written, decoded, reached, record, log)
+        status = OK
+        if cut is not None:
+            # A GPU that stopped early may be the decoder's failure, not the file's: the CPU
+            # tries it again (on_decoder) before the frames are kept as a partial video.
+            if not settings.keep_partial or task.decoder != CPU:
+                raise DecodeFailure(cut)
+            status = PARTIAL
+            record.error = cut
+            record.reached_frames, record.reached_seconds = _reach(frame_plan, decoded, reached)
+        record.finish(status, seconds=round(time.monotonic() - task.started, 3))
         finished = sink.seal({"signature": settings.signature(), "record": record.to_dict()})
         pause_point("publish", video.rel)
         if not publish(tmp, finished, out, video.out_rel, settings.signature(), record.size, record.source):
@@ -399,24 +408,32 @@ def _check_complete(
     reached: float,
     record: VideoRecord,
     log: str,
-) -> None:
+) -> str | None:
+    """Fail a video with nothing usable; return why it ends early (truncated), or None."""
     if written == 0:
         if record.missing:
             raise Failure("none of the requested frames exist: " + ", ".join(record.missing[:5]))
         raise DecodeFailure("ffmpeg produced no frames" + (f" ({log})" if log else ""))
-    if frame_plan.reaches is not None:
-        # A fast plan: how far the video goes is told by its packets, not the pictures fed.
-        reached, decoded = frame_plan.reaches, frame_plan.counted
+    decoded, reached = _reach(frame_plan, decoded, reached)
     if not believable(frame_plan.claimed, record.size):
         # A false header, not a cut-off file: keep the frames, drop the claimed length.
         record.missing.append(false_claim(record.duration, frame_plan.claimed, record.size))
         record.duration = None
     elif frame_plan.streaming and cut_short(info.duration, reached, float(1 / info.shown_rate)):
         detail = f": {log}" if log else ""
-        raise DecodeFailure(
+        return (
             f"truncated: decoded {decoded} frames, {reached:.3f} s of the {info.duration:g} s "
             f"its header states (about {frame_plan.claimed} frames){detail}"
         )
+    return None
+
+
+def _reach(frame_plan: Plan, decoded: int, reached: float) -> tuple[int, float]:
+    """(pictures, seconds) the video reaches: a fast plan's are told by its packets, not by
+    the pictures fed to the decoder."""
+    if frame_plan.reaches is not None:
+        return frame_plan.counted, round(frame_plan.reaches, 6)
+    return decoded, round(reached, 6)
 
 
 def os_reason(e: OSError, out: str) -> str:

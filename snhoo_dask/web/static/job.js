@@ -21,7 +21,7 @@ function statusText(v) {
 function rowFor(v) {
   let tr = rows.get(v);
   if (tr) return tr;
-  const done = v.status === "ok" || v.status === "skipped";
+  const done = v.status === "ok" || v.status === "partial" || v.status === "skipped";
   const sheet = done ? el("a", {href: videoUrl(v), class: "sheet-link", title: "all images of " + v.out_rel},
     el("img", {class: "sheet", loading: "lazy", alt: "frames of " + v.out_rel,
                src: `/jobs/${encodeURIComponent(JOB_ID)}/sheet?v=${encodeURIComponent(keyOf(v))}`})) : "";
@@ -106,7 +106,8 @@ function renderJob(j) {
   msg.hidden = !j.message;
   msg.textContent = j.message || "";
   document.getElementById("summary").replaceChildren(
-    card(j.total, j.total === 1 ? "video" : "videos"), card(j.ok, "ok", "ok"), card(j.skipped, "skipped"),
+    card(j.total, j.total === 1 ? "video" : "videos"), card(j.ok, "ok", "ok"),
+    card(j.partial_videos, "partial", j.partial_videos ? "partial" : ""), card(j.skipped, "skipped"),
     card(j.failed, "failed", j.failed ? "failed" : ""), card(j.images, j.images === 1 ? "image" : "images"),
     card(fmtSeconds(j.elapsed), "elapsed"));
   renderProgress(j);
