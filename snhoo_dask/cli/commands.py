@@ -321,9 +321,12 @@ def serve(
 # The hot-plug unit's ExecStart and ExecStop (snhoo-disk@.service); not for people.
 @click.option("--attach", metavar="DEV", hidden=True)
 @click.option("--detach", metavar="DEV", hidden=True)
-def disks(as_json: bool, eject: str | None, attach: str | None, detach: str | None) -> None:
+@click.option("--forget-stale", is_flag=True, hidden=True)
+def disks(
+    as_json: bool, eject: str | None, attach: str | None, detach: str | None, forget_stale: bool
+) -> None:
     """The lab's disks: host, name, label, size, free space, state, videos ($SNHOO_DISKS_BASE)."""
-    if attach is not None or detach is not None:
+    if attach is not None or detach is not None or forget_stale:
         from ..disks.hotplug import unit_main
 
         sys.exit(unit_main(attach if attach is not None else detach, attach is not None))

@@ -412,6 +412,23 @@ def detach(config: Config, kernel_name: str, reason: str | None = None, lazy: bo
     return done
 
 
+def forget_stale(config: Config) -> list[DiskState]:
+    """At boot, before udev replays the add events: every disk still marked plugged whose
+    mount point is not mounted was here before the host went down; it is unplugged now
+    (a disk still here is attached again, under its old name)."""
+    done = []
+    with _Lock():
+        for s in _states(config):
+            if s.state == "plugged" and not _is_mount(s.mountpoint):
+                _remove_dropin(config, s.name)
+                new = replace(
+                    s, state="unplugged", reason="not plugged in since the host started", since=now()
+                )
+                write_state(config.state_dir, new)
+                done.append(new)
+    return done
+
+
 def notify(message: str) -> None:
     """Tell systemd (Type=notify) the unit is ready, if it asked."""
     address = os.environ.get("NOTIFY_SOCKET")
@@ -436,10 +453,15 @@ def watch(config: Config, kernel_name: str, poll: float = POLL_SECONDS, sleep: C
         sleep(poll)
 
 
-def unit_main(kernel_name: str, attach_it: bool) -> int:
-    """The hot-plug unit's ExecStart (attach and watch) and ExecStop (detach)."""
+def unit_main(kernel_name: str | None, attach_it: bool) -> int:
+    """The hot-plug unit's ExecStart (attach and watch) and ExecStop (detach); with no
+    device, the boot unit's cleanup (``forget_stale``)."""
     try:
         config = Config.load()
+        if kernel_name is None:
+            for s in forget_stale(config):
+                log(f"{s.mountpoint}: {s.reason}")
+            return 0
         if not attach_it:
             detach(config, kernel_name)
             return 0

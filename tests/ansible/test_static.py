@@ -104,10 +104,18 @@ def test_ip_only_inventory_renders_addresses_never_names():
         "snhoo_nfs_server",
     )
     lines = [ln for ln in exports.splitlines() if ln and not ln.startswith("#")]
-    assert len(lines) == 2, exports
+    # The listed disk, the host's hot-plug folder (named by the host: a path, not an
+    # address), the output.
+    assert [ln.split()[0] for ln in lines] == [
+        "/srv/snhoo/disks/usb1",
+        "/srv/snhoo/disks/master",
+        "/srv/snhoo/output",
+    ], exports
+    assert "crossmnt" in lines[1] and "ro," in lines[1]
     for line in lines:
         hosts = [c.split("(")[0] for c in line.split()[1:]]
         assert hosts == ["192.0.2.11", "192.0.2.12"], line
+    lines = [" ".join(ln.split()[1:]) for ln in lines]
     web_unit = _render(
         "master",
         "lookup('ansible.builtin.template', 'roles/snhoo_web/templates/web.service.j2')",
@@ -149,3 +157,21 @@ def test_only_the_test_inventory_turns_nfs_simulation_on():
             if line.startswith("snhoo_nfs_simulate") and "true" in line.lower():
                 offenders.append("inventory.ini")
     assert not offenders
+
+
+def test_the_udev_rule_starts_the_hot_plug_unit_for_accepted_filesystems_only():
+    rules = _render(
+        "master",
+        "lookup('ansible.builtin.template', 'roles/snhoo_disks/templates/90-snhoo-disks.rules.j2')",
+        "snhoo_disks",
+    )
+    add, remove = [ln for ln in rules.splitlines() if ln and not ln.startswith("#")]
+    assert (
+        add.startswith('ACTION=="add", SUBSYSTEM=="block"')
+        and 'ENV{ID_FS_TYPE}=="ext4|xfs|exfat|ntfs"' in add
+    )
+    assert add.endswith('ENV{SYSTEMD_WANTS}+="snhoo-disk@%k.service"'), add
+    assert remove.startswith('ACTION=="remove"') and "stop snhoo-disk@%k.service" in remove
+    # The default rule is the conservative one: only disks labelled for the lab.
+    assert _render("master", "snhoo_disks_hotplug_labels", "snhoo_disks") == ["SNHOO*"]
+    assert _render("master", "snhoo_disks_hotplug_any", "snhoo_disks") is False

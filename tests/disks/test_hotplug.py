@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from helpers import run_cli
+from helpers import lab_disk, run_cli
 
 from snhoo_dask.disks.hotplug import Config, export_line
 from snhoo_dask.disks.state import read_folder
@@ -234,3 +234,11 @@ def test_eject_refuses_while_the_disk_is_used_then_ejects(lab):
     assert os.listdir(lab.exports) == [] and lab.exportfs_calls()[-1] == ("-r", "")
     res = run_cli("disks", "--eject", "nosuchdisk", env=lab.env, timeout=60)
     assert res.returncode == 1 and "no hot-plugged disk 'nosuchdisk'" in res.stderr
+
+
+def test_at_boot_a_disk_that_was_plugged_before_is_marked_unplugged(lab):
+    point = lab_disk(lab.base, HOST, "SNHOO-OLD", "192.0.2.20")  # its state says plugged
+    res = run_cli("disks", "--forget-stale", env=lab.env, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    (old,) = read_folder(lab.config.state_dir, lab.base)
+    assert (old.mountpoint, old.state) == (point, "unplugged") and "since the host started" in old.reason
