@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from distributed import Client
 
 from ..model import WRITTEN, Video, VideoRecord
-from ..worker.progress import from_wire
-from .tasks import PROGRESS_TOPIC
+from .tasks import PROGRESS_TOPIC, progress_name
 
 RATE_WINDOW = 15.0  # seconds of reports the rate is measured over
 
@@ -68,7 +67,7 @@ class JobProgress:
 
     def report(self, msg: dict) -> bool:
         """A task's report (``worker.progress.Reporter``); False if it is not this job's."""
-        video = from_wire(msg.get("video"))
+        video = progress_name(msg.get("video"))
         if video not in self.sizes:
             return False
         with self._lock:

@@ -29,11 +29,12 @@ from ..model import Video, VideoFailed, VideoRecord
 from ..packets.pieces import pieces_wanted, splittable
 from ..settings import Settings
 from ..worker.extract import extract_video
-from ..worker.progress import TOPIC
+from ..worker.progress import TOPIC, from_wire
 from ..worker.split_video import extract_piece, join_pieces, plan_split
 
 TASK_NAME = "extract-video"
 PROGRESS_TOPIC = TOPIC  # the Dask event topic tasks report progress on (jobs/progress.py)
+progress_name = from_wire  # the video name an event carries, as the client keys it
 # A video below this size is batched with others (the benchmark's one-second 360p clips
 # are 0.21 MB on average).
 BATCH_BELOW_BYTES = 1 << 20
