@@ -14,6 +14,7 @@ import sys
 
 from snhoo_dask.frames.filters import parse_dedup, parse_resize
 from snhoo_dask.frames.selection import parse_selection
+from snhoo_dask.fs.fsafe import identity
 from snhoo_dask.jobs.prepare import prepare_output
 from snhoo_dask.model import Video
 from snhoo_dask.settings import Settings
@@ -39,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         resize=parse_resize(args.max_side, None),
         dedup=parse_dedup(args.dedup),
     )
-    record = extract_video(Video(root, "v", rel, os.path.getsize(video)), settings)
+    ident = identity(os.stat(video))
+    record = extract_video(
+        Video(root, "v", rel, ident.size, real=os.path.realpath(video), ident=ident), settings
+    )
     print(record.to_json())
     return 0
 

@@ -25,6 +25,8 @@ import re
 import shutil
 import tempfile
 import time
+from array import array
+from collections.abc import Sequence
 
 from ..errors import VideoError
 
@@ -54,7 +56,9 @@ class _Entries:
         open(path, "wb").close()
         self._file = open(path, "rb")
         self._pending = b""
-        self.entries: list[tuple[int, float | None]] = []
+        # Two flat arrays, not a tuple per picture: a 10-hour video logs nearly a million.
+        self.times = array("q")
+        self.scores: list[float | None] = []  # only with ``scores`` (one per image kept)
         self._current: list | None = None
 
     def read(self) -> None:
@@ -76,8 +80,16 @@ class _Entries:
 
     def _close_entry(self) -> None:
         if self._current is not None:
-            self.entries.append((self._current[0], self._current[1]))
+            self.times.append(self._current[0])
+            if self._scores:
+                self.scores.append(self._current[1])
             self._current = None
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def entry(self, k: int) -> tuple[int, float | None]:
+        return self.times[k], self.scores[k] if self._scores else None
 
     def wait_for(self, k: int, complete: bool) -> None:
         """Until entry k is read; ``complete``: the frame after it has arrived too, so k's
@@ -85,13 +97,13 @@ class _Entries:
         deadline = time.monotonic() + _WAIT_SECONDS
         while True:
             self.read()
-            if len(self.entries) > k:
+            if len(self.times) > k:
                 return
-            if complete and self._current is not None and len(self.entries) == k:
+            if complete and self._current is not None and len(self.times) == k:
                 self._close_entry()
                 return
             if time.monotonic() > deadline:
-                raise FrameLogError(f"ffmpeg sent frame {k} but logged only {len(self.entries)}")
+                raise FrameLogError(f"ffmpeg sent frame {k} but logged only {len(self.times)}")
             time.sleep(0.005)
 
     def finish(self) -> None:
@@ -138,12 +150,12 @@ class FrameLog:
         """(pts in microseconds, scene score or None) of the k-th image.  Call it once image
         k has arrived: its entry is then whole, while the next may be half written."""
         self._kept.wait_for(k, complete=True)
-        return self._kept.entries[k]
+        return self._kept.entry(k)
 
     def first_pts(self) -> int:
         """The time of the first picture the decoder presented (images are timed from it)."""
         self._seen.wait_for(0, complete=True)
-        return self._seen.entries[0][0]
+        return self._seen.times[0]
 
     def position(self, pts: int) -> int:
         """Which presented picture (0, 1, ...) the image at ``pts`` is (times are unique:
@@ -152,8 +164,8 @@ class FrameLog:
         deadline = time.monotonic() + _WAIT_SECONDS
         while True:
             self._seen.read()
-            entries = self._seen.entries
-            while k < len(entries) and entries[k][0] != pts:
+            entries = self._seen.times
+            while k < len(entries) and entries[k] != pts:
                 k += 1
             if k < len(entries):
                 self._matched = k
@@ -162,10 +174,10 @@ class FrameLog:
                 raise FrameLogError(f"ffmpeg sent a frame at {pts} us that it never logged as decoded")
             time.sleep(0.005)
 
-    def seen(self) -> list[int]:
+    def seen(self) -> Sequence[int]:
         """Every presented picture's time, once ffmpeg has ended."""
         self._seen.finish()
-        return [pts for pts, _ in self._seen.entries]
+        return self._seen.times
 
     def count(self, name: str) -> int:
         """Entries in a log once ffmpeg has ended: ``seen`` or ``cand``."""

@@ -28,7 +28,9 @@ short-term picture is unused", slice groups, gaps in ``frame_num``, ...) raises
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -333,31 +335,162 @@ class _Ref(NamedTuple):
     poc: int
 
 
-def _replay(pictures: list[Picture]) -> list[tuple[tuple[int, ...], ...]]:
-    """Each picture's reference lists (per slice, per list: positions), as the decoded
-    picture buffer is built by the standard (8.2.4, 8.2.5) for frames with short-term
-    references only."""
-    short: list[_Ref] = []  # most recent first
-    prev_frame_num = prev_offset = prev_msb = prev_lsb = 0
-    out = []
-    for pos, pic in enumerate(pictures):
+class Replay:
+    """The decoded picture buffer replayed as the standard builds it (8.2.4, 8.2.5) for
+    frames with short-term references only, one picture at a time in decode order.
+
+    Only what later questions need is kept, in flat arrays (a few bytes per picture, not an
+    object per picture): a 10-hour video has nearly a million pictures.  The buffer itself
+    holds at most ``max_num_ref_frames`` pictures."""
+
+    def __init__(self) -> None:
+        self.short: list[_Ref] = []  # most recent first
+        self.prev = (0, 0, 0, 0)  # frame_num, frame number offset, order count MSB and LSB
+        self.refs = array("i")  # every picture's reference list entries, one after another
+        self.ends = array("L")  # where each picture's entries end in ``refs``
+        self.frame_num = array("i")
+        self.poc_lsb = array("i")
+        self.flags = bytearray()  # nal_ref_idc (bits 0-1), IDR (bit 2), explicit marking (bit 3)
+        self.sps_index = bytearray()  # into ``sps``
+        self.sps: list[_SPS] = []
+        self.delta_poc_bottom: dict[int, int] = {}  # where not 0
+        self.unused: dict[int, tuple[int, ...]] = {}  # where not empty
+        self.idrs = array("i")
+
+    def __len__(self) -> int:
+        return len(self.flags)
+
+    def add(self, pic: Picture) -> None:
+        """Take the next picture in decode order; Unsupported where it leaves the model."""
+        pos = len(self.flags)
         sps = pic.sps
         max_frame_num = 1 << sps.log2_max_frame_num
+        prev_frame_num, prev_offset, prev_msb, prev_lsb = self.prev
         if pic.idr:
-            short.clear()
+            self.short.clear()
             prev_frame_num = prev_offset = prev_msb = prev_lsb = 0
         elif pic.frame_num not in (prev_frame_num, (prev_frame_num + 1) % max_frame_num):
             raise Unsupported("a gap in frame_num")
         poc, msb, offset = _order_count(pic, prev_msb, prev_lsb, prev_frame_num, prev_offset)
-        lists = []
         for s in pic.slices:
-            lists.extend(_lists(short, pic, s, poc))
-        out.append(tuple(lists))
+            for ref_list in _lists(self.short, pic, s, poc):
+                self.refs.extend(ref_list)
         if pic.reference:
-            _mark(short, sps, pic, _Ref(pos, pic.frame_num, poc))
+            _mark(self.short, sps, pic, _Ref(pos, pic.frame_num, poc))
             prev_msb, prev_lsb = msb, pic.poc_lsb
-        prev_frame_num, prev_offset = pic.frame_num, offset
-    return out
+        self.prev = (pic.frame_num, offset, prev_msb, prev_lsb)
+        self._keep(pos, pic)
+
+    def _keep(self, pos: int, pic: Picture) -> None:
+        try:
+            index = next(i for i, known in enumerate(self.sps) if known is pic.sps)
+        except StopIteration:
+            index = len(self.sps)
+            self.sps.append(pic.sps)
+        if index > 255:
+            raise Unsupported("more sequence parameter sets than can be told apart")
+        try:
+            self.frame_num.append(pic.frame_num)
+            self.poc_lsb.append(pic.poc_lsb)
+            self.ends.append(len(self.refs))
+        except OverflowError:
+            raise Unsupported("a frame number or order count wider than 31 bits") from None
+        self.flags.append(pic.nal_ref_idc | (4 if pic.idr else 0) | (8 if pic.explicit_marking else 0))
+        self.sps_index.append(index)
+        if pic.delta_poc_bottom:
+            self.delta_poc_bottom[pos] = pic.delta_poc_bottom
+        if pic.unused:
+            self.unused[pos] = pic.unused
+        if pic.idr:
+            self.idrs.append(pos)
+
+    def picture(self, pos: int) -> Picture:
+        """Picture ``pos`` as read (less its slices, which only the replay needed)."""
+        flags = self.flags[pos]
+        return Picture(
+            flags & 3, bool(flags & 4), self.frame_num[pos], self.poc_lsb[pos],
+            self.delta_poc_bottom.get(pos, 0), self.sps[self.sps_index[pos]],
+            [], self.unused.get(pos, ()), bool(flags & 8),
+        )  # fmt: skip
+
+    def references(self, pos: int) -> array:
+        """The positions in picture ``pos``'s reference lists (every slice, every list)."""
+        return self.refs[self.ends[pos - 1] if pos else 0 : self.ends[pos]]
+
+
+class _PictureView(Sequence[Picture]):
+    """The pictures, each rebuilt from the replay's arrays when asked for."""
+
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+
+    def __len__(self) -> int:
+        return len(self.replay)
+
+    def __getitem__(self, pos):  # type: ignore[override]
+        if isinstance(pos, slice):
+            return [self.replay.picture(i) for i in range(len(self))[pos]]
+        if pos < 0:
+            pos += len(self)
+        if not 0 <= pos < len(self):
+            raise IndexError(pos)
+        return self.replay.picture(pos)
+
+
+class Positions:
+    """A set of decode positions below ``size``, one byte each (a frozenset of a million
+    positions would take some 60 MB)."""
+
+    def __init__(self, size: int, members: Iterable[int] = ()) -> None:
+        self.bits = bytearray(size)
+        for pos in members:
+            self.bits[pos] = 1
+        self.count = self.bits.count(1)
+
+    @classmethod
+    def of(cls, bits: bytearray) -> Positions:
+        out = cls(0)
+        out.bits, out.count = bits, bits.count(1)
+        return out
+
+    def __contains__(self, pos: object) -> bool:
+        return isinstance(pos, int) and 0 <= pos < len(self.bits) and bool(self.bits[pos])
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[int]:
+        find, pos = self.bits.find, -1
+        while (pos := find(1, pos + 1)) >= 0:
+            yield pos
+
+    def last(self) -> int:
+        """The highest position held (-1: none)."""
+        return self.bits.rfind(1)
+
+    def first(self) -> int:
+        """The lowest position held (-1: none)."""
+        return self.bits.find(1)
+
+    def __le__(self, other: object) -> bool:
+        return all(pos in other for pos in self)  # type: ignore[operator]
+
+    def __lt__(self, other: object) -> bool:
+        return len(self) < len(other) and self <= other  # type: ignore[arg-type]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Positions, set, frozenset)):
+            return len(self) == len(other) and self <= other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _replay(pictures: Iterable[Picture]) -> Replay:
+    replay = Replay()
+    for pic in pictures:
+        replay.add(pic)
+    return replay
 
 
 def _order_count(
@@ -462,46 +595,57 @@ class _Writer:
 
 
 class Pictures:
-    """A stream's pictures in decode order, with their reference lists replayed."""
+    """A stream's pictures in decode order, with their reference lists replayed
+    (``pictures``: a list of ``Picture``, or a ``Replay`` that took them one by one)."""
 
-    def __init__(self, pictures: list[Picture], pps_ids: set[int], length_size: int | None) -> None:
-        self.pictures = pictures
+    def __init__(
+        self, pictures: Iterable[Picture] | Replay, pps_ids: set[int], length_size: int | None
+    ) -> None:
+        self.replay = pictures if isinstance(pictures, Replay) else _replay(pictures)
+        self.pictures = _PictureView(self.replay)
         self.length_size = length_size  # of each NAL unit in a packet; None: Annex B start codes
-        self.lists = _replay(pictures)
-        self.idrs = [pos for pos, pic in enumerate(pictures) if pic.idr]
+        self.idrs = self.replay.idrs
         free = [i for i in range(256) if i not in pps_ids]
         if not free:
             raise Unsupported("no picture parameter set id left for the stand-ins")
         self.standin_pps_id = free[0]
 
-    def needed(self, positions: set[int]) -> frozenset[int]:
+    def needed(self, positions: Iterable[int]) -> Positions:
         """``positions``, every picture they are predicted from through any chain, and the
         IDR picture each is decoded after."""
-        idrs = self.idrs
+        idrs, replay = self.idrs, self.replay
+        positions = list(positions)
         starts = {idrs[bisect_right(idrs, pos) - 1] for pos in positions if idrs and idrs[0] <= pos}
-        needed, todo = set(positions) | starts, list(positions)
+        needed = Positions(len(replay), starts)
+        bits, todo = needed.bits, list(positions)
+        for pos in positions:
+            bits[pos] = 1
         while todo:
-            for ref_list in self.lists[todo.pop()]:
-                for pos in ref_list:
-                    if pos not in needed:
-                        needed.add(pos)
-                        todo.append(pos)
-        return frozenset(needed)
+            for pos in replay.references(todo.pop()):
+                if not bits[pos]:
+                    bits[pos] = 1
+                    todo.append(pos)
+        return Positions.of(bits)
 
-    def standins(self, kept: frozenset[int]) -> frozenset[int]:
+    def standins(self, kept: Positions | frozenset[int] | set[int]) -> Positions:
         """The reference pictures not kept that a kept picture is decoded after, before the
         next IDR picture: each must be there, as a stand-in, for the buffer to hold the same
         pictures.  (Those after the last kept picture before an IDR are simply left out.)"""
-        out, later = set(), False
-        for pos in range(len(self.pictures) - 1, -1, -1):
-            pic = self.pictures[pos]
-            if pos in kept:
+        flags = self.replay.flags
+        held = kept.bits if isinstance(kept, Positions) else Positions(len(flags), kept).bits
+        out, later = bytearray(len(flags)), False
+        for pos in range(len(flags) - 1, -1, -1):
+            if held[pos]:
                 later = True
-            elif later and pic.reference:
-                out.add(pos)
-            if pic.idr:
+            elif later and flags[pos] & 3:
+                out[pos] = 1
+            if flags[pos] & 4:
                 later = False
-        return frozenset(out)
+        return Positions.of(out)
+
+    def payloads(self, positions: Positions) -> Standins:
+        """The stand-ins' packets at ``positions``, each made when asked for."""
+        return Standins(self, positions)
 
     def standin(self, pos: int) -> list[bytes]:
         """The NAL units (without start codes or lengths) that stand in for picture ``pos``:
@@ -549,3 +693,25 @@ class Pictures:
         if self.length_size is None:
             return b"".join(b"\x00\x00\x00\x01" + nal for nal in self.standin(pos))
         return b"".join(len(nal).to_bytes(self.length_size, "big") + nal for nal in self.standin(pos))
+
+
+class Standins(Mapping[int, bytes]):
+    """Stand-in packets by decode position, made when read (a 10-hour video has some
+    hundred thousand; each is read once, as the stream is fed)."""
+
+    def __init__(self, pictures: Pictures, positions: Positions) -> None:
+        self.pictures, self.positions = pictures, positions
+
+    def __getitem__(self, pos: int) -> bytes:
+        if pos not in self.positions:
+            raise KeyError(pos)
+        return self.pictures.payload(pos)
+
+    def __contains__(self, pos: object) -> bool:
+        return pos in self.positions
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.positions)
+
+    def __len__(self) -> int:
+        return len(self.positions)

@@ -25,14 +25,16 @@ there is none.
 
 from __future__ import annotations
 
-import math
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from itertools import takewhile
 from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
 
 from ..frames.filters import Dedup, Resize, scale_filter
 from ..frames.frame_log import FrameLog
@@ -45,6 +47,7 @@ from ..frames.plans import Pass, Plan
 from ..frames.selection import Selection
 from ..video.probe import ProbeError, VideoInfo, open_container, video_stream
 from . import h264_refs
+from .h264_refs import Positions
 
 if TYPE_CHECKING:
     import av
@@ -91,19 +94,21 @@ class PacketTable:
     cutting into pieces (``pieces``) decide from.  Made only when each packet is one
     picture the decoder presents at its own time (``scan``)."""
 
-    pts: tuple[int, ...]
-    numbers: tuple[int, ...]  # each packet's frame number: its place among the times, sorted
-    droppable: tuple[bool, ...]  # no other picture is predicted from it
-    idr: tuple[bool, ...]
-    params: tuple[bool, ...]  # carries parameter sets (SPS, PPS, VPS): never left out
+    # One compact array per field, not an object per packet: a 10-hour video has nearly a
+    # million packets, and the table is held for the whole task.  Flags are bytes, 0 or 1.
+    pts: Sequence[int]
+    numbers: Sequence[int]  # each packet's frame number: its place among the times, sorted
+    droppable: Sequence[int]  # no other picture is predicted from it
+    idr: Sequence[int]
+    params: Sequence[int]  # carries parameter sets (SPS, PPS, VPS): never left out
     time_base: Fraction
     # H.264 only, when asked for (``scan(references=True)``): each picture's reference lists.
     pictures: h264_refs.Pictures | None = None
-    key: tuple[bool, ...] = ()  # what the decoder marks a key frame (H.264 IDR, HEVC IRAP)
+    key: Sequence[int] = ()  # what the decoder marks a key frame (H.264 IDR, HEVC IRAP)
     recovery: bool = False  # H.264 recovery points: the decoder marks more key frames
     eof: bool = True  # every packet of the stream was read (else up to an IDR picture)
     # The frames' times in microseconds from frame 0, by frame number.
-    times_us: tuple[int, ...] = ()
+    times_us: Sequence[int] = ()
     # The rate frames are numbered at from their times, where every time is a whole number
     # of frames from the first (constant rate); None for a variable rate.
     rate: Fraction | None = None
@@ -111,7 +116,7 @@ class PacketTable:
     def __len__(self) -> int:
         return len(self.pts)
 
-    def keep(self, selected: Callable[[int], bool], packets: range | None = None) -> frozenset[int]:
+    def keep(self, selected: Callable[[int], bool], packets: range | None = None) -> Positions:
         """The packets (by decode position) the frames ``selected`` names need: the selected
         frames, and the reference pictures decoded before one of them since the last IDR
         picture.  A picture decoded after the last selected frame before the next IDR is
@@ -119,17 +124,19 @@ class PacketTable:
         nothing after an IDR picture from anything before it.  The first packet is always
         kept: it is where the numbering by time starts (``frame_number_expr``)."""
         where = packets if packets is not None else range(len(self.pts))
-        kept = {where[0]} if where else set()
+        kept = bytearray(len(self.pts))
+        if where:
+            kept[where[0]] = 1
         needed = False  # a selected frame is decoded later, before the next IDR picture
         for i in reversed(where):
             if selected(self.numbers[i]):
-                kept.add(i)
+                kept[i] = 1
                 needed = True
             elif (needed and not self.droppable[i]) or self.params[i]:
-                kept.add(i)
+                kept[i] = 1
             if self.idr[i]:
                 needed = False
-        return frozenset(kept)
+        return Positions.of(kept)
 
 
 def _classify(codec: str, nals: list[bytes | memoryview]) -> tuple[bool, bool, int, bool, bool, bool] | None:
@@ -229,31 +236,59 @@ def scan(
         return "no picture packets"
     if not idr[0]:
         return "it does not start at an IDR picture (the decoder may drop what comes before one)"
-    if len(set(pts)) != len(pts):
+    times = np.frombuffer(pts, dtype=np.int64)
+    order = np.argsort(times, kind="stable")
+    shown = times[order]
+    if len(shown) > 1 and not (shown[1:] != shown[:-1]).all():
         return "two packets share a presentation time"
-    shown = sorted(pts)
-    number = {t: k for k, t in enumerate(shown)}
-    # Each time from the first one's, rounded once (half up, as ffmpeg rounds): the times the
-    # plain path logs, since ffmpeg moves the stream's times to start at 0 before they become
-    # microseconds (MPEG-TS: rounding each absolute time first was 1 us off in frames.csv).
-    times_us = tuple(math.floor((t - shown[0]) * time_base * 1_000_000 + Fraction(1, 2)) for t in shown)
+    numbers = np.empty(len(order), dtype=np.int32)
+    numbers[order] = np.arange(len(order), dtype=np.int32)
+    del order
+    try:
+        times_us = _times_us(shown, time_base)
+    except ProbeError as e:
+        return str(e)
     return PacketTable(
-        tuple(pts),
-        tuple(number[t] for t in pts),
-        tuple(droppable),
-        tuple(idr),
-        tuple(params),
+        pts,
+        _ints("i", numbers),
+        droppable,
+        idr,
+        params,
         time_base,
         pictures,
-        tuple(key),
+        key,
         recovery,
         eof,
         times_us,
-        _constant_rate(list(times_us)),
+        _constant_rate(times_us),
     )
 
 
-def _constant_rate(us: list[int]) -> Fraction | None:
+def _ints(code: str, values: np.ndarray) -> array:
+    """A numpy array as a stdlib one: indexing it gives Python ints (numpy's scalars would
+    reach JSON, Fractions and ffmpeg's command line)."""
+    out = array(code)
+    out.frombytes(values.astype(np.int32 if out.itemsize == 4 else np.int64).tobytes())
+    return out
+
+
+def _times_us(shown: np.ndarray, time_base: Fraction) -> array:
+    """Each time from the first one's, rounded once (half up, as ffmpeg rounds): the times
+    the plain path logs, since ffmpeg moves the stream's times to start at 0 before they
+    become microseconds (MPEG-TS: rounding each absolute time first was 1 us off in
+    frames.csv).  ``shown``: the packets' times, sorted."""
+    num, den = time_base.numerator * 2_000_000, 2 * time_base.denominator
+    span = int(shown[-1]) - int(shown[0])
+    if span * num + den < 2**62:  # exact in 64-bit integers: floor((2 t num 1e6 + den) / 2 den)
+        return _ints("q", ((shown - shown[0]) * num + time_base.denominator) // den)
+    first = int(shown[0])
+    try:
+        return array("q", [((int(t) - first) * num + time_base.denominator) // den for t in shown])
+    except OverflowError:
+        raise ProbeError("presentation times too far apart to count in microseconds") from None
+
+
+def _constant_rate(us: Sequence[int]) -> Fraction | None:
     """The rate at which every frame's time (microseconds, sorted) is a whole number of
     frames from the first, as ffmpeg's ``select`` computes it (``frame_number_expr``); None
     for a variable rate."""
@@ -263,9 +298,12 @@ def _constant_rate(us: list[int]) -> Fraction | None:
         return None
     # The mean rate, as the nearest fraction with a small denominator (30000/1001, 25, ...).
     rate = Fraction((len(us) - 1) * 1_000_000, us[-1] - us[0]).limit_denominator(1001)
-    for k, t in enumerate(us):
-        if round((t * 1e-6 - us[0] * 1e-6) * rate.numerator / rate.denominator) != k:
-            return None
+    # The same float operations in the same order as ``round`` of each in Python, in numpy
+    # (which rounds halves to even too).
+    t = np.frombuffer(us, dtype=np.int64).astype(np.float64)
+    k = np.rint((t * 1e-6 - us[0] * 1e-6) * float(rate.numerator) / float(rate.denominator))
+    if not (k == np.arange(len(us), dtype=np.float64)).all():
+        return None
     return rate
 
 
@@ -280,11 +318,8 @@ def _read_packets(path: str, codec: str, frames: int | None = None, references: 
         extradata = bytes(stream.codec_context.extradata or b"")
         length_size = _nal_length_size(codec, extradata)
         headers = _Headers(extradata, length_size) if references else None
-        pts: list[int] = []
-        droppable: list[bool] = []
-        idr: list[bool] = []
-        params: list[bool] = []
-        key: list[bool] = []
+        pts = array("q")
+        droppable, idr, params, key = bytearray(), bytearray(), bytearray(), bytearray()
         recovery = False
         eof = True
         top = 0
@@ -327,7 +362,7 @@ class _Headers:
 
     def __init__(self, extradata: bytes, length_size: int | None) -> None:
         self.length_size = length_size  # for the stand-ins' packets
-        self.read: list[h264_refs.Picture] | None = []
+        self.read: h264_refs.Replay | None = h264_refs.Replay()
         try:
             self.parser = h264_refs.Parser(extradata)
         except h264_refs.Unsupported:
@@ -348,11 +383,14 @@ class _Headers:
             return
         if picture is None:
             self.read = None
-        else:
-            self.read.append(picture)
+            return
+        try:
+            self.read.add(picture)
+        except h264_refs.Unsupported:
+            self.read = None
 
     def pictures(self) -> h264_refs.Pictures | None:
-        if not self.read:
+        if self.read is None or not len(self.read):
             return None
         try:
             return h264_refs.Pictures(self.read, set(self.parser.pps), self.length_size)
@@ -361,13 +399,13 @@ class _Headers:
 
 
 def feed(
-    path: str, keep: frozenset[int], sink: BinaryIO, standins: Mapping[int, bytes] | None = None
+    path: str, keep: Positions | frozenset[int], sink: BinaryIO, standins: Mapping[int, bytes] | None = None
 ) -> None:
     """Write the kept packets, with their own timestamps, as a NUT stream into ``sink``; in
     place of the packets at ``standins``' positions, its payloads (``h264_refs``)."""
     with open_container(path) as container:
         stream = video_stream(container)
-        last = max(keep, default=-1)
+        last = keep.last() if isinstance(keep, Positions) else max(keep, default=-1)
         # ffmpeg ends as soon as the stream does: nothing after the last kept packet is read.
         packets = takewhile(lambda item: item[0] <= last, enumerate(picture_packets(container, stream)))
         remux(stream, packets, keep.__contains__, standins or {}, sink)
@@ -406,7 +444,7 @@ def remux(
 
 def needed_packets(
     table: PacketTable, wanted: Callable[[int], bool], packets: range | None = None
-) -> tuple[frozenset[int], dict[int, bytes]]:
+) -> tuple[Positions, Mapping[int, bytes]]:
     """The packets (decode positions, within ``packets``: all by default, else a run from an
     IDR picture) to decode for the frames ``wanted`` names, and the stand-ins' payloads by
     position.  The first packet is always kept: frames are numbered by time from it.
@@ -423,20 +461,21 @@ def needed_packets(
     last = max(targets)
     targets |= {pos for pos in where if pos <= last and table.params[pos]}
     keep = pictures.needed(targets)
-    return keep, {pos: pictures.payload(pos) for pos in pictures.standins(keep)}
+    return keep, pictures.payloads(pictures.standins(keep))
 
 
 class FedNaming:
     """A fed pass's image is the frame whose time (from the fed stream's first picture,
     frame ``first``) it has in the packet table; a time that is no frame's rejects the path."""
 
-    def __init__(self, times_us: tuple[int, ...], first: int) -> None:
+    def __init__(self, times_us: Sequence[int], first: int) -> None:
         self.times = times_us
         self.first = first
-        steps = [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
+        us = np.asarray(times_us, dtype=np.int64)
+        shortest = int(np.diff(us).min()) if len(us) > 1 else 4000
         # Rounding to microseconds (once in the table, once in ffmpeg) moves a time by 2 us
         # at most; a quarter of the shortest frame still tells neighbours apart.
-        self.tolerance = max(2, min(1000, min(steps, default=4000) // 4))
+        self.tolerance = max(2, min(1000, shortest // 4))
 
     def ref(self, log: FrameLog, pts: int, score: float | None) -> FrameRef:
         t = pts - log.first_pts() + self.times[self.first]
@@ -457,12 +496,12 @@ def wanted_numbers(
 ) -> tuple[list[int], list[str]] | str:
     """The frame numbers in ``span`` the selection takes, by the plain path's rules, from
     the packet table; and the requested frames the video does not have.  Or why not."""
-    return selection.kind.wanted(selection, table, span, info.shown_rate)
+    return selection.kind.wanted(selection, table, span, info.frame_rate)
 
 
 def fed_pass(
     selection: Selection,
-    times_us: tuple[int, ...],
+    times_us: Sequence[int],
     rate: Fraction | None,
     info: VideoInfo,
     wanted: list[int],
@@ -508,11 +547,14 @@ def fast_plan(
     wanted, missing = found
     if not wanted:
         return "none of the requested frames is in its packets"
-    by_number = {n: pos for pos, n in enumerate(table.numbers)}
-    targets = [by_number[n] for n in wanted]
-    idrs = [pos for pos, idr in enumerate(table.idr) if idr]
-    start = idrs[bisect_right(idrs, min(targets)) - 1]
-    keep, standins = needed_packets(table, set(wanted).__contains__, range(start, max(targets) + 1))
+    # Decode positions by frame number (the inverse of ``numbers``), for the wanted ones.
+    position = np.empty(len(table), dtype=np.int64)
+    position[np.frombuffer(table.numbers, dtype=np.int32)] = np.arange(len(table))
+    targets = position[np.asarray(wanted, dtype=np.int64)]
+    low, high = int(targets.min()), int(targets.max())
+    del position, targets
+    start = table.idr.rfind(1, 0, low + 1)
+    keep, standins = needed_packets(table, set(wanted).__contains__, range(start, high + 1))
     if selection.kind.streaming and len(keep) >= len(table):
         return "the selected frames need every packet"
     first = min(table.numbers[pos] for pos in keep)
@@ -531,6 +573,6 @@ def fast_plan(
         claimed=info.estimated_frames,
         path=f"fast: {len(keep)} of {len(table)} packets decoded, {len(standins)} stand-ins",
         undecoded=max(0, total - len(keep)),
-        reaches=table.times_us[-1] / 1e6 + float(1 / info.shown_rate) if whole else None,
+        reaches=table.times_us[-1] / 1e6 + float(1 / info.frame_rate) if whole else None,
         counted=len(table),
     )
