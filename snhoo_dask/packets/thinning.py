@@ -496,7 +496,7 @@ def wanted_numbers(
 ) -> tuple[list[int], list[str]] | str:
     """The frame numbers in ``span`` the selection takes, by the plain path's rules, from
     the packet table; and the requested frames the video does not have.  Or why not."""
-    return selection.kind.wanted(selection, table, span, info.frame_rate)
+    return selection.kind.wanted(selection, table, span, info.shown_rate)
 
 
 def fed_pass(
@@ -573,6 +573,6 @@ def fast_plan(
         claimed=info.estimated_frames,
         path=f"fast: {len(keep)} of {len(table)} packets decoded, {len(standins)} stand-ins",
         undecoded=max(0, total - len(keep)),
-        reaches=table.times_us[-1] / 1e6 + float(1 / info.frame_rate) if whole else None,
+        reaches=table.times_us[-1] / 1e6 + float(1 / info.shown_rate) if whole else None,
         counted=len(table),
     )
