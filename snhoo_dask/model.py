@@ -95,6 +95,7 @@ class VideoRecord:
     height: int | None = None
     fps: float | None = None
     duration: float | None = None
+    stream: int | None = None  # the index of the video stream read (ffmpeg's own choice)
     selection: str = ""
     staged: bool = True
     # The host address of the worker that read the source (pieces: every one, comma

@@ -2,18 +2,20 @@
 alone (no snhoo_dask code).
 
 The definition the product follows: frame k is the k-th picture ffmpeg's decoder presents
-for the first video stream, after edit lists, in presentation order, each decoded picture
+for the video stream plain ``ffmpeg -i FILE`` picks (its own choice: the most pixels, a
+default flag first, cover art last), after edit lists, in presentation order, each decoded picture
 once (``-vsync passthrough``).  Its time is its presentation timestamp minus the first
 presented picture's.  Rotation tags are applied and container colour tags honoured, as
 plain ``ffmpeg -i file -vsync passthrough out%d.png`` does.
 
 ``decode(path)`` runs, once per file (cached next to it):
 
-* ``ffmpeg -i FILE -map 0:v:0 -vsync passthrough -autoscale 0 -vf showinfo -f rawvideo
-  -pix_fmt rgb24``: every presented picture as RGB at its own size (a stream whose size
+* ``ffmpeg -i FILE -an -sn -dn -vsync passthrough -autoscale 0 -vf showinfo -f rawvideo
+  -pix_fmt rgb24`` (no ``-map``: ffmpeg chooses the stream, and its "Stream mapping" line
+  says which): every presented picture as RGB at its own size (a stream whose size
   changes midway gives each picture at the size it was coded at), with showinfo's line
   per picture (size, timestamp, key flag);
-* ``ffprobe -show_frames -select_streams v:0``: each picture's ``best_effort_timestamp``
+* ``ffprobe -show_frames -select_streams INDEX`` (that stream): each picture's ``best_effort_timestamp``
   (what ffmpeg takes as the frame's time), ``pts`` and ``key_frame``.
 
 The two must agree on the number of pictures and their key flags, or the oracle refuses
@@ -42,11 +44,12 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image
 
-ORACLE_VERSION = 5
+ORACLE_VERSION = 6
 _SHOWINFO = re.compile(
     r"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:(\S+).*?\bs:(\d+)x(\d+)\b.*?\biskey:(\d)\s+type:(\w)"
 )
 _TIMEBASE = re.compile(r"config in time_base:\s*(\d+)/(\d+)")
+_MAPPED = re.compile(r"^\s*Stream #0:(\d+)\S* -> #0:0", re.M)
 
 
 class OracleError(Exception):
@@ -158,14 +161,17 @@ def decode(path: str, cache: str | None = None) -> Oracle:
 
 
 def _decode_into(path: str, raw: str) -> tuple[list[Frame], list[str]]:
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "info", "-i", "file:" + path, "-map", "0:v:0"]
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "info", "-i", "file:" + path, "-an", "-sn", "-dn"]
     cmd += ["-vsync", "passthrough", "-autoscale", "0", "-vf", "showinfo", "-f", "rawvideo"]
     cmd += ["-pix_fmt", "rgb24", "-y", raw]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise OracleError(f"ffmpeg could not decode {path}: {done.stderr.strip()[-1000:]}")
     shown = [m.groups() for m in _SHOWINFO.finditer(done.stderr)]
-    probed = probe_frames(path)
+    chosen = _MAPPED.findall(done.stderr)
+    if len(chosen) != 1:
+        raise OracleError(f"{path}: ffmpeg's stream mapping is not one stream: {chosen}")
+    probed = probe_frames(path, chosen[0])
     if len(shown) != len(probed):
         raise OracleError(f"{path}: ffmpeg presents {len(shown)} pictures, ffprobe {len(probed)}")
     if not shown:
@@ -213,7 +219,7 @@ def _mark_unstable(path: str, raw: str, frames: list[Frame], notes: list[str]) -
     mark the pictures that differ (how a damaged picture is concealed depends on how the
     decoder's threads share the work, so no one decode of it is *the* picture)."""
     alt = raw + ".threads1"
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", "file:" + path, "-map", "0:v:0"]
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", "file:" + path, "-an", "-sn", "-dn"]
     cmd += ["-vsync", "passthrough", "-autoscale", "0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-y", alt]
     subprocess.run(cmd, capture_output=True)
     if not os.path.exists(alt) or os.path.getsize(alt) != os.path.getsize(raw):
@@ -242,10 +248,11 @@ def _showinfo_times(path: str, shown, log: str) -> list[Fraction] | None:
     return [int(s[1]) * tb - first for s in shown]
 
 
-def probe_frames(path: str) -> list[tuple[Fraction | None, bool]]:
-    """(presentation time in seconds, key_frame) of each picture ffprobe's decoder gives;
-    None for a picture with no timestamp."""
-    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_frames", "-show_entries"]
+def probe_frames(path: str, stream: str = "v:0") -> list[tuple[Fraction | None, bool]]:
+    """(presentation time in seconds, key_frame) of each picture ffprobe's decoder gives
+    for ``stream`` (an index, or ffprobe's stream specifier); None for a picture with no
+    timestamp."""
+    cmd = ["ffprobe", "-v", "error", "-select_streams", stream, "-show_frames", "-show_entries"]
     cmd += ["frame=pts,best_effort_timestamp,key_frame:stream=time_base", "-of", "json", "file:" + path]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:

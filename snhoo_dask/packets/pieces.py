@@ -153,7 +153,7 @@ def piece_plan(
 ) -> Plan:
     """The one pass that takes this piece's share of the selection: fed only its packets,
     naming each frame by its number in the whole video (``times_us``: every frame's time)."""
-    feed_it = partial(feed_piece, path, piece)
+    feed_it = partial(feed_piece, path, info.stream, piece)
     the_pass = fed_pass(selection, times_us, rate, info, list(piece.wanted), [], piece.first, feed_it, resize)
     return Plan(
         [the_pass],
@@ -170,14 +170,14 @@ class PieceNotFound(FastPathError):
     """The demuxer could not find the piece's first packet again."""
 
 
-def feed_piece(path: str, piece: Piece, sink: BinaryIO) -> None:
+def feed_piece(path: str, index: int, piece: Piece, sink: BinaryIO) -> None:
     """Write the piece's packets (less those skipped, stand-ins for some) as a NUT stream
     into ``sink``.
 
     A seek to its IDR reads no packet before the piece (the container's index); a
     demuxer that seeks past it (an imprecise index) is read from the start instead."""
     with open_container(path) as container:
-        stream = video_stream(container)
+        stream = video_stream(container, index)
         container.seek(piece.start_pts, stream=stream, backward=True, any_frame=False)
         packets = picture_packets(container, stream)
         first = next(packets, None)

@@ -226,7 +226,7 @@ def scan(
     if why:
         return why
     try:
-        table = _read_packets(path, info.codec, frames, references and info.codec == "h264")
+        table = _read_packets(path, info.codec, info.stream, frames, references and info.codec == "h264")
     except ProbeError as e:
         return f"its packets could not be read ({e})"
     if isinstance(table, str):
@@ -307,13 +307,13 @@ def _constant_rate(us: Sequence[int]) -> Fraction | None:
     return rate
 
 
-def _read_packets(path: str, codec: str, frames: int | None = None, references: bool = False):
+def _read_packets(path: str, codec: str, index: int, frames: int | None = None, references: bool = False):
     """Every packet's time and class (pts, droppable, IDR, parameter sets, key), whether a
     recovery point was seen, the stream's time base, (``references``) its pictures'
     reference lists, and whether the stream's end was reached: up to the first IDR picture
     after ``frames`` packets (see ``scan``); or why a packet cannot be classed."""
     with open_container(path, packets_only=True) as container:
-        stream = video_stream(container)
+        stream = video_stream(container, index)
         time_base = Fraction(stream.time_base)
         extradata = bytes(stream.codec_context.extradata or b"")
         length_size = _nal_length_size(codec, extradata)
@@ -399,12 +399,16 @@ class _Headers:
 
 
 def feed(
-    path: str, keep: Positions | frozenset[int], sink: BinaryIO, standins: Mapping[int, bytes] | None = None
+    path: str,
+    index: int,
+    keep: Positions | frozenset[int],
+    sink: BinaryIO,
+    standins: Mapping[int, bytes] | None = None,
 ) -> None:
     """Write the kept packets, with their own timestamps, as a NUT stream into ``sink``; in
     place of the packets at ``standins``' positions, its payloads (``h264_refs``)."""
     with open_container(path) as container:
-        stream = video_stream(container)
+        stream = video_stream(container, index)
         last = keep.last() if isinstance(keep, Positions) else max(keep, default=-1)
         # ffmpeg ends as soon as the stream does: nothing after the last kept packet is read.
         packets = takewhile(lambda item: item[0] <= last, enumerate(picture_packets(container, stream)))
@@ -558,7 +562,7 @@ def fast_plan(
     if selection.kind.streaming and len(keep) >= len(table):
         return "the selected frames need every packet"
     first = min(table.numbers[pos] for pos in keep)
-    feed_it = partial(feed, path, keep, standins=standins)
+    feed_it = partial(feed, path, info.stream, keep, standins=standins)
     the_pass = fed_pass(selection, table.times_us, table.rate, info, wanted, missing, first, feed_it, resize)
     total = max(len(table), info.estimated_frames)
     # Every, fps and key frames look at the whole video: as on the plain path, a file that

@@ -64,6 +64,7 @@ class VideoInfo:
     # The colour facts the container states (ffmpeg's decoder options, by number): a fed
     # stream (thinning, pieces) carries none of them, so they are restated to its decoder.
     colour: tuple[tuple[str, int], ...] = ()
+    stream: int = 0  # the video stream's index in the file: every read is of this one
     # The stream's own rate (``fps``) as a fraction; None: the same as ``frame_rate``.
     stream_rate: Fraction | None = None
 
@@ -86,6 +87,7 @@ class VideoInfo:
         """Copy the facts a manifest record carries."""
         record.codec, record.width, record.height = self.codec, self.width, self.height
         record.fps, record.duration = self.fps, self.duration
+        record.stream = self.stream
 
 
 # Above this an r_frame_rate is a time base ffmpeg fell back to, not a frame rate.
@@ -172,12 +174,31 @@ def _why(error: Exception, path: str) -> str:
     return text
 
 
-def video_stream(container):
-    """The first video stream that is a video (not cover art); ProbeError if there is none."""
+def video_stream(container, index: int | None = None):
+    """The video's one stream: the one at ``index`` (``VideoInfo.stream``: every read after
+    the probe reads the stream it chose), else the one plain ``ffmpeg -i FILE`` decodes.
+
+    ffmpeg's choice (its ``open_output_file``): the video stream with the most pixels, a
+    stream flagged default counted as 5,000,000 pixels more, the first of equals; cover
+    art (attached pictures) is no video here.  ProbeError if there is none."""
+    if index is not None:
+        stream = container.streams[index]
+        if stream.type != "video" or _attached_picture(stream):
+            raise ProbeError(f"stream {index} is not a video stream")
+        return stream
     streams = [s for s in container.streams.video if not _attached_picture(s)]
     if not streams:
         raise ProbeError("no video stream in this file")
-    return streams[0]
+    return max(streams, key=_ffmpeg_score_and_order)
+
+
+def _ffmpeg_score_and_order(stream) -> tuple[int, int]:
+    import av
+
+    cc = stream.codec_context
+    default = bool(stream.disposition & av.stream.Disposition.default)
+    # max() keeps the first of equal keys only with the order in the key (strictly greater wins).
+    return int(cc.width or 0) * int(cc.height or 0) + 5_000_000 * default, -stream.index
 
 
 def _facts(container, path: str, max_pixels: int | None = None) -> tuple[VideoInfo, object]:
@@ -221,6 +242,7 @@ def _facts(container, path: str, max_pixels: int | None = None) -> tuple[VideoIn
         turn=turn,
         colour=_colour(cc),
         stream_rate=stated,
+        stream=int(s.index),
     )
     return info, s
 
@@ -274,7 +296,7 @@ def _rotation(container, stream, path: str) -> tuple[int, tuple[str, ...] | None
     containers have no cheap place to read it from here, so their first frame is decoded.
     """
     if "mov" in container.format.name.split(","):
-        return _mov_rotation(path)
+        return _mov_rotation(path, int(stream.id))
     try:
         for packet in container.demux(stream):
             for frame in packet.decode():
@@ -311,7 +333,9 @@ def _boxes(f, start: int, end: int):
         pos += size
 
 
-def _mov_rotation(path: str) -> tuple[int, tuple[str, ...] | None]:
+def _mov_rotation(path: str, track_id: int) -> tuple[int, tuple[str, ...] | None]:
+    """The rotation of the video track ``track_id`` (what FFmpeg's mov demuxer gives as the
+    stream's id): the chosen stream's, not the file's first video track's."""
     with open(path, "rb") as f:
         end = os.fstat(f.fileno()).st_size
         for kind, body, box_end in _boxes(f, 0, end):
@@ -325,7 +349,7 @@ def _mov_rotation(path: str) -> tuple[int, tuple[str, ...] | None]:
                     f.seek(tbody + (40 if version == b"\x01" else 28) + 8)
                     movie = struct.unpack(">9i", f.read(36))
                 if box == b"trak":
-                    matrix = _video_track_matrix(f, tbody, tend)
+                    matrix = _video_track_matrix(f, tbody, tend, track_id)
                     if matrix is not None:
                         identity = (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)
                         turn = _turn(matrix) if movie in (None, identity) else None
@@ -357,12 +381,15 @@ def _turn(matrix: tuple[int, ...]) -> tuple[str, ...] | None:
     return None
 
 
-def _video_track_matrix(f, start: int, end: int) -> tuple[int, ...] | None:
+def _video_track_matrix(f, start: int, end: int, track_id: int) -> tuple[int, ...] | None:
     matrix, video = None, False
     for kind, body, box_end in _boxes(f, start, end):
         if kind == b"tkhd":
             f.seek(body)
             version = f.read(1)
+            f.seek(body + (20 if version == b"\x01" else 12))
+            if struct.unpack(">I", f.read(4))[0] != track_id:
+                return None
             f.seek(body + (52 if version == b"\x01" else 40))
             matrix = struct.unpack(">9i", f.read(36))
         elif kind == b"mdia":

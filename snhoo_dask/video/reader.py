@@ -164,6 +164,9 @@ class FrameReader(FFmpegReader):
 
     def _createProcess(self, inputdict: dict, outputdict: dict, verbosity: int) -> None:
         outputdict.setdefault("-vcodec", "rawvideo")
+        # The stream the probe chose, by its index: ffmpeg's own choice is made again from
+        # what its demuxer guesses, and a fed NUT stream holds that one stream only.
+        outputdict.setdefault("-map", "0:0" if self._feed is not None else f"0:{self._info.stream}")
         if self._planes:
             # scikit-video cannot size yuv420p frames; it keeps believing rgb24, we read the planes.
             # The decoder's own format, so ffmpeg converts nothing (yuvj420p is full range already).

@@ -124,3 +124,48 @@ def test_an_mp4_without_its_moov_says_so(tmp_path):
     record = run(root, tmp_path / "out")["unfinished.mp4"]
     assert record["status"] == "failed"
     assert record["error"].startswith("not a readable video: moov atom not found"), record["error"]
+
+
+@pytest.fixture(scope="module")
+def streams(tmp_path_factory):
+    """Files with more than one picture stream, made as cameras and taggers make them."""
+    root = tmp_path_factory.mktemp("streams") / "videos"
+    root.mkdir()
+    small = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=2"]
+    large = ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=2,hue=h=90"]
+    x264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "15"]
+    both = [*small, *large, "-map", "0", "-map", "1", *x264]
+    # Neither flagged default: ffmpeg takes the larger (stream 1).
+    ffmpeg(*both, "-disposition:v:0", "0", "-disposition:v:1", "0", str(root / "two.mkv"))
+    # The smaller flagged default: ffmpeg takes it (stream 0), as a player would.
+    ffmpeg(*both, "-disposition:v:0", "default", "-disposition:v:1", "0", str(root / "flagged.mkv"))
+    # A cover picture larger than the video: never the video.
+    cover = tmp_path_factory.mktemp("cover") / "cover.png"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1280x720:duration=1", "-frames:v", "1", str(cover))
+    clip = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    ffmpeg(*small, *x264, str(clip))
+    ffmpeg(
+        *["-i", str(cover), "-i", str(clip), "-map", "0", "-map", "1", "-c", "copy"],
+        *["-disposition:v:0", "attached_pic", str(root / "cover.mp4")],
+    )
+    return root
+
+
+EXPECTED_STREAM = {"two.mkv": (1, 640, 360), "flagged.mkv": (0, 320, 240), "cover.mp4": (0, 320, 240)}
+
+
+@pytest.mark.parametrize(
+    "how", [("--every", "7"), ("--every", "7", "--decode-all"), ()], ids=["default", "decode-all", "all"]
+)
+def test_one_stream_per_video_the_one_ffmpeg_picks_named_in_the_record_on_every_path(streams, tmp_path, how):
+    records = run(streams, tmp_path / "out", *how)
+    for name, (index, width, height) in EXPECTED_STREAM.items():
+        record = records[name]
+        assert record["status"] == "ok", record
+        assert (record["stream"], record["width"], record["height"]) == (index, width, height), record
+        assert (record["out_width"], record["out_height"]) == (width, height), record
+        got = images(tmp_path / "out", record)
+        pictures = plain_pictures(streams / name)
+        assert sorted(got) == list(range(0, 60, int(how[1]) if how else 1)), (name, record["path"])
+        for k, image in got.items():
+            assert np.array_equal(image, pictures[k]), (name, record["path"], k)
