@@ -129,6 +129,18 @@ def cluster_options(command):
     return command
 
 
+class UnreadPath(click.Path):
+    """A path taken as typed.  Click's Path stats it while parsing, in the main thread and
+    unbounded: a ROOT on a disk that hangs would hang there, deaf to Ctrl-C.  The job reads
+    the roots and the output folder itself, bounded in time (``jobs.spec.build_job``)."""
+
+    def convert(self, value, param, ctx):
+        return os.fsdecode(value)
+
+
+UNREAD_PATH = UnreadPath()
+
+
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="snhoo-dask")
 def main() -> None:
@@ -137,13 +149,13 @@ def main() -> None:
 
 @main.command(cls=OnceEach)
 # Checked by discovery (a folder, or one video file).
-@click.argument("roots", nargs=-1, required=True, metavar="ROOT...", type=click.Path(readable=False))
+@click.argument("roots", nargs=-1, required=True, metavar="ROOT...", type=UNREAD_PATH)
 @click.option(
     "--out",
     "-o",
     default="snhoo-output",
     show_default=True,
-    type=click.Path(readable=False),
+    type=UNREAD_PATH,
     help="Output folder: OUT/<root name>/<video path>/ per video, plus manifest.jsonl.",
 )
 @job_options

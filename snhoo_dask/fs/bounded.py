@@ -83,3 +83,60 @@ def bounded_all(calls: dict[Any, Callable[[], T]], wait: float) -> dict[Any, T |
         except BaseException as e:  # noqa: BLE001 - the caller decides
             out[key] = e
     return out
+
+
+# -- a long walk that must not hang ----------------------------------------------------------
+
+
+class Stalled(OSError):
+    """A watched call made no progress for its stall bound; ``where`` is what it was
+    reading then (as ``beat`` last said)."""
+
+    def __init__(self, where: str, seconds: float) -> None:
+        super().__init__(f"{where} does not answer: no reply in {seconds:g} s (a disk that hangs?)")
+        self.where = where
+
+
+class _Watch:
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.where = "a folder"
+
+
+_watching = threading.local()
+
+
+def beat(what: str, path: str) -> None:
+    """Say that the watched call on this thread (if any) is about to read ``path`` (``what``
+    names it for a message: "the root", "the folder"); a no-op outside ``watched``."""
+    watch = getattr(_watching, "watch", None)
+    if watch is not None:
+        watch.last = time.monotonic()
+        watch.where = f"{what} {path}"
+
+
+def watched(fn: Callable[[], T], stall: float, poll: float = 0.2) -> T:
+    """``fn()`` run in a daemon thread of its own, however long it takes as long as it goes on
+    calling ``beat``: Stalled once no beat came for ``stall`` s (one read that hangs), the
+    thread left to its disk.  The caller waits in short steps, so Ctrl-C in the main thread
+    raises KeyboardInterrupt at once instead of waiting for a read that never returns."""
+    watch = _Watch()
+    result: dict = {}
+    done = threading.Event()
+
+    def run() -> None:
+        _watching.watch = watch
+        try:
+            result["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller
+            result["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True, name="snhoo-watched").start()
+    while not done.wait(poll):
+        if time.monotonic() - watch.last > stall:
+            raise Stalled(watch.where, stall)
+    if "error" in result:
+        raise result["error"]
+    return result["value"]

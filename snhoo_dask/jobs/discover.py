@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from ..fs.bounded import beat
 from ..fs.fsafe import Identity, identity
 from ..model import Video
 from ..output.layout import RESERVED_NAMES, Folding
@@ -49,6 +50,7 @@ def check_root(root: str, extensions: tuple[str, ...] = DEFAULT_EXTENSIONS) -> s
     """The absolute root, or DiscoveryError saying what is wrong with it.  A root may be one
     video file (with one of ``extensions``), as ffmpeg and PySceneDetect take one."""
     path = os.path.abspath(os.path.expanduser(root))
+    beat("the root", path)
     if not os.path.exists(path):
         raise DiscoveryError(f"root {root!r} does not exist")
     if os.path.isfile(path):
@@ -151,6 +153,7 @@ def discover(
     walked = [r for r in absroots if r in given]  # folders given as roots, walked whole
     pseudo = pseudo_devices()
     for r in absroots:
+        beat("the root", r)
         fstype = pseudo.get(os.stat(r).st_dev)
         if fstype:
             raise DiscoveryError(f"root {r!r} is on the kernel's {fstype} filesystem, which holds no videos")
@@ -171,6 +174,7 @@ def discover(
         stack = [root]
         while stack:
             folder = stack.pop()
+            beat("the folder", folder)
             folder_real = os.path.realpath(folder)
             if bases is not None and not inside(folder_real, bases):
                 problems.append((folder, OUTSIDE))
@@ -201,6 +205,7 @@ def discover(
                 continue
             subfolders = []
             for entry in entries:
+                beat("the file", entry.path)
                 try:
                     if entry.is_dir():
                         subfolders.append(entry.path)
@@ -238,6 +243,7 @@ def _take_file(
 ) -> None:
     """A root that is one video file: that video, under its folder as the root."""
     root = os.path.dirname(path)
+    beat("the file", path)
     if root in walked:
         return  # its folder is a root too: the video is taken there, once
     real = os.path.realpath(path)

@@ -7,6 +7,7 @@ this job's settings (resume).  Pure file-system work; no Dask here.
 from __future__ import annotations
 
 from ..errors import JobError
+from ..fs.bounded import beat
 from ..model import PARTIAL, SKIPPED, Video, VideoRecord
 from ..output.layout import Folding, OutputDir, previous_output, probe_folding_at
 from ..settings import Settings, new_record
@@ -29,6 +30,7 @@ def find_videos(
     if not roots:
         raise JobError("give at least one root folder")
     # Asked of the output disk itself (of the folder it will be made in, if it is not there yet).
+    beat("the output folder", out or "")
     folding = probe_folding_at(out) if out else Folding()
     try:
         found = discover(roots, extensions, exclude=out, confine=confine, folding=folding, suffix=suffix)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from ..errors import JobError
+from ..fs.bounded import beat
 from ..fs.fsafe import open_dir
 from ..output.layout import DONE_FILE, OUT_MARKERS, run_below
 
@@ -70,8 +71,10 @@ def check_apart(out: str, roots: list[str]) -> str:
     video's output folder could take the place of a source file.
     """
     _named(out)
+    beat("the output folder", out)
     out_real = _real(out)
     for root in roots:
+        beat("the root", root)
         root_real = _real(root)
         if out_real == root_real:
             raise JobError(
@@ -96,6 +99,7 @@ def prepare_output(out: str, roots: list[str] | None = None) -> str:
         check_apart(out, roots)
     else:
         check_not_nested(_real(out))
+    beat("the output folder", out)
     if os.path.islink(out) and not os.path.isdir(out):
         raise JobError(f"the output folder {out} is a broken symbolic link")
     try:

@@ -16,11 +16,13 @@ message each side words with its own names for the options (``errors.UsageError.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 from ..errors import JobError, UsageError
 from ..frames.selection import parse_selection
+from ..fs.bounded import Stalled, watched
 from ..options import Options, Selected, by_name, check
 from ..settings import Settings, dataset_options, out_suffix
 from .discover import parse_extensions
@@ -96,6 +98,22 @@ def check_options(spec: JobSpec):
     return settings, extensions
 
 
+STALL_ENV, DEFAULT_STALL = "SNHOO_STALL_SECONDS", 30.0
+
+
+def stall_seconds(env: Mapping[str, str] | None = None) -> float:
+    """How long one read of the roots or the output folder may take before the job is
+    refused as on a disk that hangs (``$SNHOO_STALL_SECONDS``, default 30)."""
+    text = (os.environ if env is None else env).get(STALL_ENV) or ""
+    try:
+        value = float(text) if text else DEFAULT_STALL
+        if not 0.1 <= value <= 86400:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"${STALL_ENV} must be a number of seconds from 0.1 to 86400") from None
+    return value
+
+
 def _at(field: str, e: UsageError) -> UsageError:
     """``e`` with ``field`` as the one at fault, if it names none itself."""
     if e.field is None:
@@ -121,20 +139,32 @@ def build_job(
     """
     fields, extensions = check_options(spec)
     roots = list(spec.roots)
-    try:
-        out = check_apart(spec.out, roots)
-    except UsageError as e:
-        raise _at("out", e) from None
-    if claim is not None:
-        claim(out)
-    try:
-        found = find_videos(roots, out, extensions, confine=confine, suffix=out_suffix(fields["pack"]))
-    except UsageError as e:
-        raise _at("roots", e) from None
-    if not dry_run:
+
+    def look():
         try:
-            out = prepare_output(spec.out, roots)
+            out = check_apart(spec.out, roots)
         except UsageError as e:
             raise _at("out", e) from None
+        if claim is not None:
+            claim(out)
+        try:
+            found = find_videos(roots, out, extensions, confine=confine, suffix=out_suffix(fields["pack"]))
+        except UsageError as e:
+            raise _at("roots", e) from None
+        if not dry_run:
+            try:
+                out = prepare_output(spec.out, roots)
+            except UsageError as e:
+                raise _at("out", e) from None
+        return out, found
+
+    # A root on a disk that hangs would hang the caller in one stat, deaf to Ctrl-C: the
+    # folders are read in a thread of their own, and one read that hangs ends the job.
+    try:
+        out, found = watched(look, stall_seconds())
+    except Stalled as e:
+        error = JobError(str(e))
+        error.field = "out" if e.where.startswith("the output") else "roots"
+        raise error from None
     settings = Settings(out=out, run_id=new_run_id(), **fields)
     return Job(found, settings, overwrite=spec.overwrite)
