@@ -188,6 +188,27 @@ def image_names(folder) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n.endswith((".jpg", ".png")))
 
 
+def run_png(root, out, *options: str, timeout: float = 300) -> dict[str, dict]:
+    """A CLI run over ``root`` writing PNGs (exact pixels) to ``out``: the records by video."""
+    result = run_cli("run", str(root), "--out", str(out), "-q", "--format", "png", *options, timeout=timeout)
+    assert result.returncode in (0, 1), result.stderr
+    records = records_by_video(out)
+    assert records, result.stderr
+    return records
+
+
+def written_images(out, record: dict) -> dict:
+    """A video's written images by frame number, as RGB arrays."""
+    import numpy as np
+    from PIL import Image
+
+    folder = os.path.join(out, record["out"])
+    return {
+        int(name.split(".")[0]): np.asarray(Image.open(os.path.join(folder, name)).convert("RGB"))
+        for name in image_names(folder)
+    }
+
+
 def tree(out) -> dict[str, bytes]:
     """Every image and frames.csv under OUT by relative path, with its bytes: what two runs
     that should agree must both hold (run bookkeeping, .snhoo-* files and folders, left out)."""

@@ -15,9 +15,8 @@ import subprocess
 
 import numpy as np
 import pytest
-from helpers import image_names, manifest, records_by_video, run_cli
+from helpers import manifest, run_cli, run_png, written_images
 from oracle import probe_frames
-from PIL import Image
 from videos import ffmpeg
 
 pytestmark = pytest.mark.slow
@@ -40,26 +39,10 @@ def key_frames(path) -> list[int]:
     return [k for k, (_, key) in enumerate(probe_frames(str(path))) if key]
 
 
-def run(root, out, *options: str) -> dict[str, dict]:
-    result = run_cli("run", str(root), "--out", str(out), "-q", "--format", "png", *options)
-    assert result.returncode in (0, 1), result.stderr
-    records = records_by_video(out)
-    assert records, result.stderr
-    return records
-
-
-def shown(out, record: dict) -> dict[int, np.ndarray]:
-    folder = os.path.join(out, record["out"])
-    return {
-        int(name.split(".")[0]): np.asarray(Image.open(os.path.join(folder, name)).convert("RGB"))
-        for name in image_names(folder)
-    }
-
-
 def assert_frames_are_ffmpegs(src, out, record: dict) -> dict[int, np.ndarray]:
     """Each image named k is exactly plain ffmpeg's k-th picture (PNG: the same RGB)."""
     pictures = decoded(src, record["out_width"], record["out_height"])
-    got = shown(out, record)
+    got = written_images(out, record)
     assert got, record
     for k, image in got.items():
         assert k < len(pictures), (record["video"], k, len(pictures))
@@ -102,8 +85,8 @@ def corpus(tmp_path_factory):
 
 
 def test_rotated_and_colour_tagged_videos_keep_the_fast_path_and_its_images_are_ffmpegs(corpus, tmp_path):
-    fast = run(corpus, tmp_path / "fast", "--every", "7")
-    slow = run(corpus, tmp_path / "slow", "--every", "7", "--decode-all")
+    fast = run_png(corpus, tmp_path / "fast", "--every", "7")
+    slow = run_png(corpus, tmp_path / "slow", "--every", "7", "--decode-all")
     for name in ("plain.mp4", "rot90.mp4", "rot180.mp4", "rot270.mp4", "fullrange.mkv"):
         record = fast[name]
         assert record["status"] == "ok" and record["path"].startswith("fast"), record
@@ -122,7 +105,7 @@ def tree_of(out, record: dict) -> dict[str, bytes]:
 
 
 def test_avi_and_vp9_run_the_plain_path_saying_why_and_name_frames_by_the_decoders_count(corpus, tmp_path):
-    records = run(corpus, tmp_path / "out", "--frames", "0,31,100,119,500")
+    records = run_png(corpus, tmp_path / "out", "--frames", "0,31,100,119,500")
     avi, webm = records["camera.avi"], records["web.webm"]
     assert avi["path"].startswith("plain (AVI"), avi
     assert webm["path"].startswith("plain (vp9"), webm
@@ -136,7 +119,7 @@ def test_avi_and_vp9_run_the_plain_path_saying_why_and_name_frames_by_the_decode
 
 
 def test_key_frames_are_the_ones_the_decoder_marks(corpus, tmp_path):
-    records = run(corpus, tmp_path / "out", "--keyframes")
+    records = run_png(corpus, tmp_path / "out", "--keyframes")
     for name in ("plain.mp4", "web.webm", "camera.avi", "asp.avi"):
         got = assert_frames_are_ffmpegs(corpus / name, tmp_path / "out", records[name])
         assert sorted(got) == key_frames(corpus / name), name
@@ -161,7 +144,7 @@ def test_an_edit_list_cut_is_numbered_from_its_first_shown_frame(tmp_path):
     ffmpeg("-ss", "3.3", "-i", str(whole), "-t", "3", "-c", "copy", str(root / "cut.mp4"))
     for selection in (["--keyframes"], ["--every", "7"], []):
         out = tmp_path / ("out" + "".join(selection))
-        (record,) = run(root, out, *selection).values()
+        (record,) = run_png(root, out, *selection).values()
         assert record["status"] == "ok", record
         assert record["path"].startswith("plain (an edit list" if selection else "plain (all frames"), record
         got = assert_frames_are_ffmpegs(root / "cut.mp4", out, record)
@@ -182,7 +165,7 @@ def test_damage_on_a_fast_path_sends_the_video_to_the_plain_path_with_warnings(t
     for _ in range(12):
         data[rng.randrange(start, start + 1500)] ^= 0x55
     (root / "damaged.mp4").write_bytes(bytes(data))
-    (record,) = run(root, tmp_path / "out", "--every", "7").values()
+    (record,) = run_png(root, tmp_path / "out", "--every", "7").values()
     assert record["status"] == "ok", record
     assert record["path"].startswith("plain (the fast path was rejected: ffmpeg reported"), record
     assert record["warnings"] and record["warnings"][0].startswith("ffmpeg: "), record
@@ -197,9 +180,9 @@ def test_a_picture_size_change_mid_stream_keeps_the_numbering(tmp_path):
         ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration=2", "-c:v", "libx264", str(part))
         parts.append(part.read_bytes())
     (root / "joined.ts").write_bytes(b"".join(parts))
-    (record,) = run(root, tmp_path / "out", "--every", "7", "--decode-all").values()
+    (record,) = run_png(root, tmp_path / "out", "--every", "7", "--decode-all").values()
     assert record["status"] == "ok", record
-    got = shown(tmp_path / "out", record)
+    got = written_images(tmp_path / "out", record)
     assert sorted(got) == list(range(0, 120, 7))  # n did not restart at the size change
     pictures = decoded(root / "joined.ts", 160, 96)
     for k, image in got.items():

@@ -7,14 +7,12 @@ Every image is checked against plain ffmpeg's picture at the index the image nam
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 
 import numpy as np
 import pytest
-from helpers import image_names, records_by_video, run_cli
-from PIL import Image
+from helpers import run_png, written_images
 from videos import ffmpeg
 
 pytestmark = pytest.mark.slow
@@ -44,22 +42,6 @@ def plain_pictures(path, *before_input: str) -> list[np.ndarray]:
     return out
 
 
-def run(root, out, *options: str) -> dict[str, dict]:
-    result = run_cli("run", str(root), "--out", str(out), "-q", "--format", "png", *options, timeout=600)
-    assert result.returncode in (0, 1), result.stderr
-    records = records_by_video(out)
-    assert records, result.stderr
-    return records
-
-
-def images(out, record: dict) -> dict[int, np.ndarray]:
-    folder = os.path.join(out, record["out"])
-    return {
-        int(name.split(".")[0]): np.asarray(Image.open(os.path.join(folder, name)).convert("RGB"))
-        for name in image_names(folder)
-    }
-
-
 @pytest.fixture(scope="module")
 def gap(tmp_path_factory):
     """23.976 fps; frame 47 (1.96 s) is shown until 602.0 s, then 24 more frames."""
@@ -76,11 +58,11 @@ def gap(tmp_path_factory):
 
 @pytest.mark.parametrize("how", [(), ("--decode-all",)], ids=["default", "decode-all"])
 def test_a_time_in_a_long_pause_is_the_frame_shown_then_on_every_path(gap, tmp_path, how):
-    records = run(gap, tmp_path / "out", "--times", "00:00:01,00:10:00,601.9,00:20:00", *how)
+    records = run_png(gap, tmp_path / "out", "--times", "00:00:01,00:10:00,601.9,00:20:00", *how, timeout=600)
     for name in ("pause.mp4", "pause.webm"):
         record = records[name]
         assert record["status"] == "ok", record
-        got = images(tmp_path / "out", record)
+        got = written_images(tmp_path / "out", record)
         assert sorted(got) == [23, 47], (name, record["path"], record["missing"])
         # The last frame (602.936 s) is shown for one frame at the stream's rate, not for 8 s.
         (said,) = record["missing"]
@@ -93,7 +75,7 @@ def test_a_time_in_a_long_pause_is_the_frame_shown_then_on_every_path(gap, tmp_p
 
 
 def test_the_recorded_rate_is_the_streams_not_an_average_over_a_pause(gap, tmp_path):
-    records = run(gap, tmp_path / "out", "--frames", "0")
+    records = run_png(gap, tmp_path / "out", "--frames", "0")
     assert records["pause.mp4"]["fps"] == pytest.approx(24000 / 1001, abs=1e-5)
     assert records["pause.webm"]["fps"] == pytest.approx(24000 / 1001, abs=1e-3)
 
@@ -108,10 +90,10 @@ def test_a_webm_written_to_a_pipe_has_an_unknown_duration_not_zero(tmp_path):
         check=True,
     ).stdout
     (root / "piped.webm").write_bytes(made)
-    record = run(root, tmp_path / "out", "--every", "10")["piped.webm"]
+    record = run_png(root, tmp_path / "out", "--every", "10")["piped.webm"]
     assert record["status"] == "ok", record
     assert record["duration"] is None
-    assert sorted(images(tmp_path / "out", record)) == [0, 10, 20, 30, 40, 50]
+    assert sorted(written_images(tmp_path / "out", record)) == [0, 10, 20, 30, 40, 50]
 
 
 def test_an_mp4_without_its_moov_says_so(tmp_path):
@@ -121,7 +103,7 @@ def test_an_mp4_without_its_moov_says_so(tmp_path):
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x96:rate=30:duration=2", "-c:v", "libx264", str(whole))
     data = whole.read_bytes()
     (root / "unfinished.mp4").write_bytes(data[: data.rindex(b"moov") - 4])
-    record = run(root, tmp_path / "out")["unfinished.mp4"]
+    record = run_png(root, tmp_path / "out")["unfinished.mp4"]
     assert record["status"] == "failed"
     assert record["error"].startswith("not a readable video: moov atom not found"), record["error"]
 
@@ -158,13 +140,13 @@ EXPECTED_STREAM = {"two.mkv": (1, 640, 360), "flagged.mkv": (0, 320, 240), "cove
     "how", [("--every", "7"), ("--every", "7", "--decode-all"), ()], ids=["default", "decode-all", "all"]
 )
 def test_one_stream_per_video_the_one_ffmpeg_picks_named_in_the_record_on_every_path(streams, tmp_path, how):
-    records = run(streams, tmp_path / "out", *how)
+    records = run_png(streams, tmp_path / "out", *how, timeout=600)
     for name, (index, width, height) in EXPECTED_STREAM.items():
         record = records[name]
         assert record["status"] == "ok", record
         assert (record["stream"], record["width"], record["height"]) == (index, width, height), record
         assert (record["out_width"], record["out_height"]) == (width, height), record
-        got = images(tmp_path / "out", record)
+        got = written_images(tmp_path / "out", record)
         pictures = plain_pictures(streams / name)
         assert sorted(got) == list(range(0, 60, int(how[1]) if how else 1)), (name, record["path"])
         for k, image in got.items():
