@@ -82,7 +82,7 @@ def test_the_summary_says_what_did_not_happen(shared_cluster, tmp_path, six):
     )
     assert "and 3 more" in missing
     summary = json.loads(res.stdout)  # stdout holds the JSON summary and nothing else
-    assert summary["videos"] == {"total": 6, "ok": 6, "skipped": 0, "failed": 0}
+    assert summary["videos"] == {"total": 6, "ok": 6, "partial": 0, "skipped": 0, "failed": 0}
     assert summary["images"] == 12 and summary["status"] == "done" and summary["exit_code"] == 0
     assert summary["missing"]["videos"] == 6 and summary["missing"]["what"]["frame 99999"] == 6
     assert summary["missing"]["frames"] == 24
@@ -124,7 +124,7 @@ def test_a_video_file_as_root_and_failures_in_json(shared_cluster, tmp_path):
     assert images == ["000000.jpg", "000005.jpg", "000010.jpg", "000015.jpg", "000020.jpg"]
     assert os.listdir(out / "day1") == ["clip one.mp4"]  # not the other one
     summary = json.loads(res.stdout)
-    assert summary["videos"] == {"total": 2, "ok": 1, "skipped": 0, "failed": 1}
+    assert summary["videos"] == {"total": 2, "ok": 1, "partial": 0, "skipped": 0, "failed": 1}
     (failure,) = summary["failures"]
     assert failure["video"] == str(folder / "broken.mp4") and failure["reason"]
     assert summary["status"] == "done_failures" and summary["exit_code"] == 1

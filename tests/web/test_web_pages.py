@@ -134,6 +134,10 @@ def test_a_video_links_to_its_images_and_a_thumbnail_opens_full_size(served):
                 page.wait_for_url("**/out/day1/cam1/a.mp4/")
                 captions = page.locator("ul.frames .caption").all_inner_texts()
                 assert captions == [f"frame {r['frame']} · {float(r['timestamp']):.3f} s" for r in rows]
+                # Thumbnails load lazily, after the page: measure them once each has loaded or failed.
+                page.wait_for_function(
+                    "[...document.querySelectorAll('ul.frames img')].every(i => i.complete)"
+                )
                 thumbs = page.eval_on_selector_all("ul.frames img", "els => els.map(e => e.naturalWidth)")
                 assert len(thumbs) == 10 and all(t == 64 for t in thumbs), thumbs  # 64x48: never enlarged
                 assert page.evaluate(FITS)
