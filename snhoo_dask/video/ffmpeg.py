@@ -41,6 +41,12 @@ SAFE_INPUT_OPTIONS = ["-protocol_whitelist", "file", "-format_whitelist", SAFE_D
 # A thinned pass (thinning.py): ffmpeg reads only the NUT stream we write into its stdin.
 PIPE_INPUT_OPTIONS = ["-protocol_whitelist", "pipe", "-format_whitelist", "nut", "-f", "nut"]
 
+# The decoder's picture is the stream's exact crop, the size its header states (probe's
+# width x height).  Without "-flags unaligned" libavcodec drops a left or top crop that would
+# leave the planes unaligned (H.264 cropping 6 px left of 640 gave 630 wide, not the 624
+# stated), and the filter chain's scale to the stated size then squeezed the picture.
+EXACT_CROP = {"-flags": "unaligned"}
+
 # What such files start with, to say what a refused file is (FFmpeg's own refusal
 # only says "not on whitelist").
 _READS_OTHER_FILES = [

@@ -32,6 +32,7 @@ from ..output.layout import OutputDir, TmpDir, UnsafePath, finished_record, publ
 from ..output.writers import make_encoder, wants_planes
 from ..packets.thinning import fast_plan
 from ..settings import Settings, new_record
+from ..video.ffmpeg import EXACT_CROP
 from ..video.hwaccel import CPU, decoder_for, fell_back, input_options
 from ..video.malloc import tune_this_process
 from ..video.probe import VideoInfo, probe
@@ -310,7 +311,7 @@ def write_frames(
     reached = 0.0
     logs = []
     # The decoder refuses any picture above --max-pixels, also one after a size change.
-    decoding = {**REINIT, "-max_pixels": str(settings.max_pixels)}
+    decoding = {**REINIT, **EXACT_CROP, "-max_pixels": str(settings.max_pixels)}
     if settings.run.decoder_threads:
         decoding["-threads"] = str(settings.run.decoder_threads)
     decoding.update(input_options(decoder))

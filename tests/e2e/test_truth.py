@@ -12,7 +12,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from helpers import run_png, written_images
+from helpers import frames_csv, run_png, written_images
 from videos import ffmpeg
 
 pytestmark = pytest.mark.slow
@@ -151,3 +151,51 @@ def test_one_stream_per_video_the_one_ffmpeg_picks_named_in_the_record_on_every_
         assert sorted(got) == list(range(0, 60, int(how[1]) if how else 1)), (name, record["path"])
         for k, image in got.items():
             assert np.array_equal(image, pictures[k]), (name, record["path"], k)
+
+
+@pytest.fixture(scope="module")
+def cropped(tmp_path_factory):
+    """An H.264 stream coded 640x368 whose SPS crops 6/10/4/12 px (left/right/top/bottom): the
+    header says 624x352; libavcodec presents 630x352 unless told ``-flags unaligned``."""
+    root = tmp_path_factory.mktemp("crop") / "videos"
+    root.mkdir()
+    ffmpeg(
+        *["-f", "lavfi", "-i", "testsrc2=size=640x368:rate=30:duration=12"],
+        *["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "30"],
+        *["-bsf:v", "h264_metadata=crop_left=6:crop_right=10:crop_top=4:crop_bottom=12"],
+        str(root / "crop.mp4"),
+    )
+    return root
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        ("--every", "7", "--split-seconds", "0"),
+        ("--frames", "3,40,200,359", "--split-seconds", "0"),
+        ("--every", "7", "--decode-all", "--split-seconds", "0"),
+        ("--split-seconds", "0"),
+        ("--every", "7", "--split-seconds", "5", "--workers", "2"),
+        ("--split-seconds", "5", "--workers", "2", "--decode-all"),
+    ],
+    ids=["default", "exact-frames", "decode-all", "all-frames", "pieces", "pieces-decode-all"],
+)
+def test_an_unaligned_crop_is_the_exact_crop_never_rescaled_on_every_path(cropped, tmp_path, how):
+    # The file is the case: plain ffmpeg's picture is 630 wide, the exact crop 624.
+    assert plain_pictures(cropped / "crop.mp4")[0].shape == (352, 630, 3)
+    exact = plain_pictures(cropped / "crop.mp4", "-flags", "unaligned")
+    assert exact[0].shape == (352, 624, 3) and len(exact) == 360
+    record = run_png(cropped, tmp_path / "out", *how, timeout=600)["crop.mp4"]
+    assert record["status"] == "ok", record
+    size = (record["width"], record["height"], record["out_width"], record["out_height"])
+    assert size == (624, 352, 624, 352), record
+    if "pieces" in how or "5" in how:
+        assert record["pieces"] >= 2, record
+    got = written_images(tmp_path / "out", record)
+    assert got, record
+    for k, image in got.items():
+        # Byte-exact against the exact crop: a picture rescaled (630 squeezed to 624, or any
+        # scale at all) is not equal.
+        assert np.array_equal(image, exact[k]), (record["path"], k, image.shape)
+    rows = frames_csv(tmp_path / "out" / record["out"])
+    assert {(r["width"], r["height"]) for r in rows} == {("624", "352")}
