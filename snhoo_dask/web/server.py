@@ -24,7 +24,8 @@ from .bodies import HARD_HEADERS, BoundedBodies
 from .runner import Runner
 from .static import STATIC, StaticFile
 from .store import JobStore
-from .validate import MAX_BODY, MISSING, NOT_RESPONDING, PathPolicy
+from .submission import MAX_BODY
+from .validate import MISSING, NOT_RESPONDING, PathPolicy
 
 # Bodies past MAX_BODY (a job is a few hundred bytes) get a 413 with a reason: the rest is read
 # and thrown away, never kept (see bodies.py).  Past HARD_BODY (by Content-Length, or counted
