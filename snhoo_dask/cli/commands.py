@@ -32,15 +32,17 @@ def entry() -> None:
     closed and the cluster is shut down, so there is nothing left for that teardown to do.
     An exception that escapes ``main`` still ends the normal way, with its traceback.
     """
+    status: str | int | None = 0
     try:
         main(prog_name="snhoo-dask")
-        code = 0
     except SystemExit as e:
-        code = e.code
-    if code is None:
+        status = e.code
+    if status is None:
         code = 0
-    elif not isinstance(code, int):
-        print(code, file=sys.stderr)
+    elif isinstance(status, int):
+        code = status
+    else:
+        print(status, file=sys.stderr)
         code = 1
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

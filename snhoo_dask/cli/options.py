@@ -34,7 +34,9 @@ class OnceEach(click.Command):
                 _not_too_long(param, opts.get(param.name), ctx)
             return opts, rest, order
 
-        parser.parse_args = parse_once
+        # Click has no hook between parsing and its own checks: this parser instance's
+        # method is replaced (mypy refuses assigning to a method).
+        parser.parse_args = parse_once  # type: ignore[method-assign]
         return parser
 
 

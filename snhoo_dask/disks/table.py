@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from ..fs.fsafe import open_dir
@@ -115,10 +116,8 @@ def disk_table(base: str, extensions: tuple[str, ...], wait: float = WAIT_SECOND
     for d in disks:
         if d.state == PLUGGED:
             reads[d.mountpoint] = (
-                _read(("space", d.mountpoint), lambda p=d.mountpoint: os.statvfs(p), SPACE_TTL),
-                _read(
-                    ("count", d.mountpoint, d.since), lambda p=d.mountpoint: count_videos(p, exts), COUNT_TTL
-                ),
+                _read(("space", d.mountpoint), partial(os.statvfs, d.mountpoint), SPACE_TTL),
+                _read(("count", d.mountpoint, d.since), partial(count_videos, d.mountpoint, exts), COUNT_TTL),
             )
     return [_row(d, reads.get(d.mountpoint), deadline) for d in disks]
 

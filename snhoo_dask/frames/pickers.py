@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -59,7 +60,7 @@ class Picker:
         next image: a picker that holds one keeps a copy."""
         return [(ref, picture)]
 
-    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
+    def finish(self, seen: Sequence[int] | None, rate: Fraction) -> list[Image]:
         """The images still held once ffmpeg has ended (``seen``: every presented
         picture's time in microseconds, None if the pass was stopped early)."""
         return []
@@ -86,7 +87,7 @@ class TakeIndices(Picker):
         self.done = not self._left
         return [(ref, picture)]
 
-    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
+    def finish(self, seen: Sequence[int] | None, rate: Fraction) -> list[Image]:
         if self._left:
             total = len(seen) if seen is not None else 0
             self.missing = frames_past_end(sorted(self._left), total)
@@ -144,7 +145,7 @@ class TakeTimes(Picker):
         self._written.add(held[0].index)
         return [held]
 
-    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
+    def finish(self, seen: Sequence[int] | None, rate: Fraction) -> list[Image]:
         out = []
         last = (seen[-1] - seen[0]) / 1e6 if seen else None
         for t in self._pending:
@@ -187,7 +188,7 @@ class Expect(Picker):
         self.got.append(ref.index)
         return [(ref, picture)]
 
-    def finish(self, seen: list[int] | None, rate: Fraction) -> list[Image]:
+    def finish(self, seen: Sequence[int] | None, rate: Fraction) -> list[Image]:
         if len(self.got) != len(self.expected):
             raise FastPathRejected(f"ffmpeg gave {len(self.got)} of the {len(self.expected)} frames planned")
         return []

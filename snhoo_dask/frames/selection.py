@@ -24,9 +24,10 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import UsageError
 from .pickers import (
@@ -83,7 +84,7 @@ class Selection:
 
     def signature(self) -> dict:
         """What identifies this selection in a finished folder (for resume)."""
-        sig = {
+        sig: dict[str, Any] = {
             "mode": self.mode,
             "every": self.every,
             "fps": str(self.fps) if self.fps is not None else None,
@@ -95,11 +96,28 @@ class Selection:
         return sig
 
 
-# What a fast plan gets from its packet table (``packets.thinning.PacketTable``): frame k's
-# time in microseconds from the first (``times_us``), the frame number of each packet in
-# decode order (``numbers``), their key flags (``key``), whether recovery points were seen
-# (``recovery``) and whether the table reaches the end of the file (``eof``).
-PacketTable = Any
+class FrameTable(Protocol):
+    """What a mode reads of a fast plan's packet table (``table.PacketTable``, which has
+    this shape): stated here, below the packets layer that makes the table."""
+
+    def __len__(self) -> int: ...  # packets
+
+    @property
+    def times_us(self) -> Sequence[int]: ...  # frame k's time in microseconds from the first
+
+    @property
+    def numbers(self) -> Sequence[int]: ...  # each packet's frame number, in decode order
+
+    @property
+    def key(self) -> Sequence[int]: ...  # each packet's key flag (0 or 1), in decode order
+
+    @property
+    def recovery(self) -> bool: ...  # recovery points were seen: the decoder marks more key frames
+
+    @property
+    def eof(self) -> bool: ...  # the table reaches the end of the file
+
+
 Wanted = tuple[list[int], list[str]]  # frame numbers to take, requested frames not there
 
 
@@ -148,7 +166,7 @@ class Mode:
         """How many frames' packets a fast plan must read (None: all)."""
         return None
 
-    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+    def wanted(self, sel: Selection, table: FrameTable, span: range, rate: Fraction) -> Wanted | str:
         """The frame numbers in ``span`` it takes, by the plain pass's rules, read from the
         packet table; and the requested frames the video does not have.  Or why not."""
         return list(span), []
@@ -190,18 +208,19 @@ class Every(Mode, name="every", label="Every Nth frame"):
         return {"every": int(text)}
 
     def describe(self, sel: Selection) -> str:
-        return "every frame" if sel.every == 1 else f"every {_ordinal(sel.every)} frame"
+        every = sel.every or 1
+        return "every frame" if every == 1 else f"every {_ordinal(every)} frame"
 
     def plain(self, sel: Selection) -> tuple[str | None, Picker]:
         return (f"not(mod(n,{sel.every}))" if sel.every and sel.every > 1 else None), TakeAll()
 
     def count(self, sel: Selection, rate: Fraction, frames: int) -> int:
-        return -(-frames // sel.every) if frames > 0 else 0  # exact past 2**53, unlike a float
+        return -(-frames // (sel.every or 1)) if frames > 0 else 0  # exact past 2**53, unlike a float
 
     def slow_reason(self, sel: Selection) -> str | None:
         return super().slow_reason(sel) if (sel.every or 1) == 1 else None
 
-    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+    def wanted(self, sel: Selection, table: FrameTable, span: range, rate: Fraction) -> Wanted | str:
         every = sel.every or 1
         return [k for k in span if k % every == 0], []
 
@@ -214,23 +233,30 @@ class Every(Mode, name="every", label="Every Nth frame"):
 class Fps(Mode, name="fps", label="Frames per second"):
     takes_value = True
 
+    @staticmethod
+    def rate(sel: Selection) -> Fraction:
+        """The rate asked for (``parse_selection`` makes no fps selection without one)."""
+        if sel.fps is None:
+            raise SelectionError("fps wants a rate")
+        return Fraction(sel.fps)
+
     def describe(self, sel: Selection) -> str:
-        return f"{float(sel.fps):g} frames per second"
+        return f"{float(self.rate(sel)):g} frames per second"
 
     def plain(self, sel: Selection) -> tuple[str | None, Picker]:
-        return fps_expr(Fraction(sel.fps)), TakeAll()
+        return fps_expr(self.rate(sel)), TakeAll()
 
     def count(self, sel: Selection, rate: Fraction, frames: int) -> int:
         if frames <= 0:
             return 0
-        step = Fraction(sel.fps) / rate
+        step = self.rate(sel) / rate
         return _fps_count(step.numerator, step.denominator, frames) if step < 1 else frames
 
     def slow_reason(self, sel: Selection) -> str | None:
         return None
 
-    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
-        fps = Fraction(sel.fps)
+    def wanted(self, sel: Selection, table: FrameTable, span: range, rate: Fraction) -> Wanted | str:
+        fps = self.rate(sel)
         # The interval of the frame before the span's first decides whether that one is new.
         last = None if span.start == 0 else fps_interval(table.times_us[span.start - 1], fps)
         out = []
@@ -255,7 +281,7 @@ class Frames(_Chosen, name="frames", label="Chosen frame numbers"):
     def scan_limit(self, sel: Selection) -> int | None:
         return max(sel.frames) + 1 if sel.frames else None
 
-    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+    def wanted(self, sel: Selection, table: FrameTable, span: range, rate: Fraction) -> Wanted | str:
         total = len(table)
         wanted = sorted(sel.frames)
         if not table.eof and wanted and wanted[-1] >= total:
@@ -283,7 +309,7 @@ class Times(_Chosen, name="times", label="Chosen times"):
     def count(self, sel: Selection, rate: Fraction, frames: int) -> int:
         return len(sel.times)
 
-    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+    def wanted(self, sel: Selection, table: FrameTable, span: range, rate: Fraction) -> Wanted | str:
         """The last frame at or before each time."""
         times = table.times_us
         last = times[-1] / 1e6
@@ -313,7 +339,7 @@ class Keyframes(Mode, name="keyframes", label="Key frames only"):
     def slow_reason(self, sel: Selection) -> str | None:
         return None
 
-    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+    def wanted(self, sel: Selection, table: FrameTable, span: range, rate: Fraction) -> Wanted | str:
         if table.recovery:
             return "recovery points (open GOP or intra refresh): the decoder marks more key frames"
         return sorted(n for pos, n in enumerate(table.numbers) if table.key[pos] and n in span), []
@@ -342,7 +368,7 @@ class Scenes(Mode, name="scenes", label="First frame of each shot"):
         # Frame 0 opens the first shot; ffmpeg scores it 0 (nothing before it to differ from).
         return f"eq(n,0)+gt(scene,{sel.scene_threshold:g})", TakeAll()
 
-    def wanted(self, sel: Selection, table: PacketTable, span: range, rate: Fraction) -> Wanted | str:
+    def wanted(self, sel: Selection, table: FrameTable, span: range, rate: Fraction) -> Wanted | str:
         return f"{sel.describe()}: chosen by ffmpeg itself"
 
 
@@ -436,7 +462,7 @@ def _split(text: str, option: str) -> list[str]:
 
 
 def _parse_frames(text: str) -> list[int]:
-    out = []
+    out: list[int] = []
     for item in _split(text, "frames"):
         m = re.fullmatch(r"(\d{1,13})(?:-(\d{1,13}))?", item)
         if not m or max(int(g) for g in m.groups() if g) > MAX_FRAME_NUMBER:

@@ -132,7 +132,7 @@ def dask_client(
             silence_logs=spec.log_level,
         )
     _retell(said, warn)
-    if spec.dashboard_address:
+    if spec.dashboard_address and cluster.scheduler is not None:  # in-process: always there
         cluster.sync(LazyDashboard(cluster.scheduler).install)
     client = Client(cluster)
     try:

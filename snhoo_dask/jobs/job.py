@@ -78,8 +78,11 @@ class Watchdog(threading.Thread):
 
     def run(self) -> None:
         while not self._done.wait(self.every):
+            scheduler = self.client.scheduler
+            if scheduler is None:  # the client closed: no answer, silent_for grows
+                continue
             try:
-                self.client.sync(self.client.scheduler.echo, data=b"", callback_timeout=self.wait)
+                self.client.sync(scheduler.echo, data=b"", callback_timeout=self.wait)
                 self.last_answer = time.monotonic()
             except Exception:  # noqa: BLE001 - no answer, however it failed: silent_for grows
                 pass

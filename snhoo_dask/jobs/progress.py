@@ -152,7 +152,7 @@ _routes_lock = threading.Lock()
 
 def _dispatch(routes: dict[str, Callable[[dict], None]], event) -> None:
     _, msg = event
-    if isinstance(msg, dict) and (handler := routes.get(msg.get("run"))) is not None:
+    if isinstance(msg, dict) and (handler := routes.get(str(msg.get("run")))) is not None:
         handler(msg)
 
 

@@ -208,6 +208,8 @@ def _submit_pieces(client: Client, video: Video, settings: Settings, n: int, tag
 def slots_of(client: Client, wait: float = 10.0) -> int:
     """Worker threads in the cluster now (0 if the scheduler cannot say within ``wait``
     s: a frozen one never answers, and ``scheduler_info`` would wait for it for ever)."""
+    if client.scheduler is None:  # closed: nothing to ask
+        return 0
     try:
         info = client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=wait)
         return sum(w.get("nthreads", 1) for w in info["workers"].values())

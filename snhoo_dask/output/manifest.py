@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from ..fs.fsafe import UnsafePath, open_beneath, open_plain
 from ..model import VideoRecord
@@ -206,7 +207,7 @@ _CHECKS = {
 }
 
 
-def _check(annotation: str):
+def _check(annotation: object) -> Callable[[Any], bool] | None:
     kinds = [k.strip() for k in str(annotation).split("|")]
     optional = "None" in kinds
     checks = [_CHECKS[k] for k in kinds if k in _CHECKS]

@@ -16,6 +16,7 @@ import os
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from urllib.parse import quote
 
 import click
@@ -41,12 +42,12 @@ _TEMPLATES = tornado.template.Loader(os.path.join(os.path.dirname(__file__), "te
 
 def summarize(records: list[VideoRecord]) -> dict:
     """Counts, images and wall time of one run's records."""
-    counts = {OK: 0, PARTIAL: 0, SKIPPED: 0, FAILED: 0}
+    counts: dict[str | None, int] = {OK: 0, PARTIAL: 0, SKIPPED: 0, FAILED: 0}
     for r in records:
         counts[r.status] = counts.get(r.status, 0) + 1
     processed = [r for r in records if r.status in (*WRITTEN, FAILED) and r.finished_at]
-    start = min((r.finished_at - (r.seconds or 0) for r in processed), default=None)
-    end = max((r.finished_at for r in processed), default=None)
+    start = min((_end(r) - (r.seconds or 0) for r in processed), default=None)
+    end = max((_end(r) for r in processed), default=0.0)
     return {
         "total": len(records),
         **counts,
@@ -59,9 +60,14 @@ def summarize(records: list[VideoRecord]) -> dict:
     }
 
 
+def _end(r: VideoRecord) -> float:
+    """When a record that is known to be finished (its ``finished_at`` set) ended."""
+    return r.finished_at or 0.0
+
+
 def ordered(records: list[VideoRecord]) -> list[VideoRecord]:
     """Failures first, then by path, so the problems are what a reader sees first."""
-    return sorted(records, key=lambda r: (_STATUS_ORDER.get(r.status, 4), r.out or ""))
+    return sorted(records, key=lambda r: (_STATUS_ORDER.get(r.status or "", 4), r.out or ""))
 
 
 def throughput_series(records: list[VideoRecord]) -> list[dict]:
@@ -72,13 +78,13 @@ def throughput_series(records: list[VideoRecord]) -> list[dict]:
         if r.status in WRITTEN and r.finished_at and r.worker:
             for worker, frames in r.frames_by_worker().items():
                 by_worker[worker].append((r, frames))
-    starts = [r.finished_at - (r.seconds or 0) for rs in by_worker.values() for r, _ in rs]
+    starts = [_end(r) - (r.seconds or 0) for rs in by_worker.values() for r, _ in rs]
     t0 = min(starts, default=0.0)
     series = []
     for worker, recs in sorted(by_worker.items()):
-        recs.sort(key=lambda rf: rf[0].finished_at)
-        first_start = recs[0][0].finished_at - (recs[0][0].seconds or 0)
-        line = {
+        recs.sort(key=lambda rf: _end(rf[0]))
+        first_start = _end(recs[0][0]) - (recs[0][0].seconds or 0)
+        line: dict[str, Any] = {
             "worker": worker,
             "t": [first_start - t0],
             "n": [0],
@@ -89,7 +95,7 @@ def throughput_series(records: list[VideoRecord]) -> list[dict]:
         total = 0
         for r, frames in recs:
             total += frames
-            line["t"].append(r.finished_at - t0)
+            line["t"].append(_end(r) - t0)
             line["n"].append(total)
             line["video"].append(_shown(r.out or r.video))
             line["frames"].append(frames)

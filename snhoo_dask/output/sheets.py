@@ -17,7 +17,7 @@ import os
 import stat
 import tarfile
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, BinaryIO, TypeGuard
 
 from PIL import Image
 
@@ -72,7 +72,7 @@ def sheet_frames(folder: str, n: int = SHEET_FRAMES) -> list[str]:
         return []
 
 
-def _thumb(source: BinaryIO, width: int) -> Image.Image | None:
+def _thumb(source: IO[bytes], width: int) -> Image.Image | None:
     """A thumbnail ``width`` wide at most, or None for a picture that is unreadable or too big."""
     try:
         with Image.open(source) as im:
@@ -80,9 +80,9 @@ def _thumb(source: BinaryIO, width: int) -> Image.Image | None:
             im.draft("RGB", (width, 1))
             if im.width * im.height > MAX_DECODE_PIXELS:
                 return None
-            im = im.convert("RGB")
-            im.thumbnail((width, width * 3))
-            return im.copy()
+            rgb = im.convert("RGB")
+            rgb.thumbnail((width, width * 3))
+            return rgb.copy()
     except (OSError, ValueError, Image.DecompressionBombError, tarfile.TarError):
         # DecompressionBombError: over twice Image.MAX_IMAGE_PIXELS, refused before decoding.
         return None
@@ -212,7 +212,7 @@ def _frame_of(name: str) -> int | None:
     return int(stem) if stem.isdigit() and len(stem) < 19 else None
 
 
-def _image_name(name: object) -> bool:
+def _image_name(name: object) -> TypeGuard[str]:
     return isinstance(name, str) and _plain_name(name) and name.endswith(IMAGE_EXTENSIONS)
 
 

@@ -1,6 +1,7 @@
 """Decode-less fast paths: plans made from the packets, without decoding what is skipped.
 
-- ``thinning``: the packet table of one video and the fast plans built on it; every image
+- ``table``: the packet table of one video (every packet read once and classed, none decoded).
+- ``thinning``: the fast plans built on the packet table; every image
   a fast plan writes is checked against ffmpeg's frame log, and a plan that cannot prove
   itself raises ``FastPathRejected`` (the video is then decoded the plain way).
 - ``h264_refs``: which H.264 pictures later pictures reference (what may be skipped).
@@ -8,6 +9,7 @@
 """
 
 from .pieces import cut, pieces_wanted
-from .thinning import fast_plan, refusal, scan
+from .table import refusal, scan
+from .thinning import fast_plan
 
 __all__ = ["cut", "fast_plan", "pieces_wanted", "refusal", "scan"]

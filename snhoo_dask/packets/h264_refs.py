@@ -32,7 +32,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from ..errors import FastPathError
 
@@ -427,7 +427,12 @@ class _PictureView(Sequence[Picture]):
     def __len__(self) -> int:
         return len(self.replay)
 
-    def __getitem__(self, pos):  # type: ignore[override]
+    @overload
+    def __getitem__(self, pos: int) -> Picture: ...
+    @overload
+    def __getitem__(self, pos: slice) -> list[Picture]: ...
+
+    def __getitem__(self, pos: int | slice) -> Picture | list[Picture]:
         if isinstance(pos, slice):
             return [self.replay.picture(i) for i in range(len(self))[pos]]
         if pos < 0:
@@ -553,7 +558,7 @@ def _lists(short: list[_Ref], pic: Picture, s: _Slice, poc: int) -> list[tuple[i
             if not found:
                 raise Unsupported("reorders to a picture not held")
             i = index
-            while i + 1 < size and not (entries[i] is not None and entries[i].frame_num == pred):
+            while i + 1 < size and not ((entry := entries[i]) is not None and entry.frame_num == pred):
                 i += 1
             entries[index + 1 : i + 1] = entries[index:i]
             entries[index] = found[0]
@@ -661,11 +666,16 @@ class Pictures:
         pps.u(1, 0)  # CAVLC: no arithmetic coder to set up for skipped macroblocks
         pps.u(1, 1)  # bottom field order count present: written as the picture's own
         pps.ue(0)  # one slice group
-        pps.ue(0), pps.ue(0)  # one reference picture in each list
-        pps.u(1, 0), pps.u(2, 0)  # no weighted prediction
-        pps.se(0), pps.se(0), pps.se(0)  # QP 26; chroma QP offset 0
+        pps.ue(0)  # one reference picture in each list
+        pps.ue(0)
+        pps.u(1, 0)  # no weighted prediction
+        pps.u(2, 0)
+        pps.se(0)  # QP 26; chroma QP offset 0
+        pps.se(0)
+        pps.se(0)
         pps.u(1, 1)  # deblocking control present: the slice turns it off
-        pps.u(1, 0), pps.u(1, 0)  # no constrained intra, no redundant pictures
+        pps.u(1, 0)  # no constrained intra, no redundant pictures
+        pps.u(1, 0)
         sl = _Writer()
         sl.ue(0)  # first macroblock
         sl.ue(5)  # P (every slice of the picture)
@@ -679,7 +689,8 @@ class Pictures:
         if pic.explicit_marking:
             sl.u(1, 1)
             for diff in pic.unused:
-                sl.ue(1), sl.ue(diff)
+                sl.ue(1)
+                sl.ue(diff)
             sl.ue(0)
         else:
             sl.u(1, 0)

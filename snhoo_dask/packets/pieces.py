@@ -8,7 +8,7 @@ each piece decodes on its own, gives the same images as the whole video would, a
 together the pieces give every frame once.  Its packets are remuxed (NUT) into its
 ffmpeg's stdin, as a thinned pass's are; a piece of a sparse selection is thinned too.
 
-Only a video whose packets could be numbered (``thinning.scan``: H.264/HEVC, starting at
+Only a video whose packets could be numbered (``table.scan``: H.264/HEVC, starting at
 an IDR, every packet one picture shown at its own time) is cut; the rest run whole, as one
 task.  A piece names and checks its images as every fed pass does (``thinning.FedNaming``,
 ``selection.Expect``): one that cannot prove them is rejected, and the video is extracted
@@ -18,7 +18,7 @@ whole on the plain path instead.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
@@ -29,7 +29,8 @@ from ..frames.filters import Resize
 from ..frames.plans import Plan
 from ..frames.selection import Selection
 from ..video.probe import VideoInfo, open_container, video_stream
-from .thinning import PacketTable, fed_pass, needed_packets, picture_packets, remux, wanted_numbers
+from .table import PacketTable
+from .thinning import fed_pass, needed_packets, picture_packets, remux, wanted_numbers
 
 if TYPE_CHECKING:
     import av
@@ -148,7 +149,7 @@ def piece_plan(
     piece: Piece,
     path: str,
     resize: Resize | None,
-    times_us: tuple[int, ...],
+    times_us: Sequence[int],
     rate: Fraction | None,
 ) -> Plan:
     """The one pass that takes this piece's share of the selection: fed only its packets,

@@ -22,7 +22,7 @@ from typing import BinaryIO
 try:
     import fcntl
 except ImportError:  # not on Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # optional module: every use checks for None
 
 import numpy as np
 
@@ -108,6 +108,8 @@ class FrameReader(FFmpegReader):
     options then carry the ``-filter_complex`` that joins them.
     """
 
+    _proc: subprocess.Popen[bytes] | None  # ffmpeg, from the start of the pass until finish()
+
     def __init__(
         self,
         path: str,
@@ -190,7 +192,7 @@ class FrameReader(FFmpegReader):
         self._cmd = cmd
         # A session of its own: Ctrl-C at the user's terminal must stop the job in order
         # (the client cancels it), not kill ffmpeg and fail the video it was decoding.
-        self._proc = subprocess.Popen(
+        self._proc = proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE if self._feed is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -199,15 +201,17 @@ class FrameReader(FFmpegReader):
             pass_fds=self._pass_fds,
             env=child_env(),
         )
-        _widen_pipe(self._proc.stdout)
+        _widen_pipe(proc.stdout)
         if self._feed is not None:
             self._feeder = threading.Thread(target=self._feed_ffmpeg, daemon=True)
             self._feeder.start()
 
     def _feed_ffmpeg(self) -> None:
-        stdin = self._proc.stdin
+        stdin = self._proc.stdin if self._proc is not None else None
+        if stdin is None or self._feed is None:
+            return  # no fed pass (stdin is /dev/null)
         try:
-            self._feed(stdin)
+            self._feed(stdin)  # type: ignore[arg-type]  # Popen's IO[bytes] is a binary file
         except (BrokenPipeError, ValueError, OSError):
             pass  # ffmpeg stopped reading: it was stopped on purpose, or its own error says why
         except BaseException as e:  # noqa: BLE001 - kept for finish(): a task must fail with a reason
@@ -240,10 +244,13 @@ class FrameReader(FFmpegReader):
             size = self.outputdepth * self.outputwidth * self.outputheight * self.dtype.itemsize
         if self._buffer is None or self._buffer.size != size:
             self._buffer = np.empty(size, dtype=np.uint8)
-        view = memoryview(self._buffer)
+        view = memoryview(self._buffer.data)
+        stdout = self._proc.stdout if self._proc is not None else None
+        if stdout is None:
+            return np.array([])  # finished: nothing more to read
         got = 0
         while got < size:
-            n = self._proc.stdout.readinto(view[got:])
+            n = stdout.readinto(view[got:])  # type: ignore[attr-defined]  # a BufferedReader: Popen's bufsize=-1
             if not n:
                 return np.array([])
             got += n
@@ -283,7 +290,8 @@ class FrameReader(FFmpegReader):
             else:
                 proc.kill()
                 proc.wait()
-            proc.stdout.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
             if self._feeder is not None:
                 self._feeder.join(timeout=30)  # ffmpeg is gone: its writes fail at once
             self._log.seek(0)

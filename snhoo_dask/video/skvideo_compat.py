@@ -34,9 +34,11 @@ class _Deferred(types.ModuleType):
     def _real(self) -> types.ModuleType:
         real = self.__dict__.get("_loaded")
         if real is None:
-            utils_dir = os.path.dirname(sys.modules["skvideo.utils"].__file__)
+            utils_dir = os.path.dirname(sys.modules["skvideo.utils"].__file__ or "")
             path = os.path.join(utils_dir, self.__name__.rsplit(".", 1)[1] + ".py")
             spec = importlib.util.spec_from_file_location(self.__name__, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"scikit-video's {self.__name__} is not at {path}")
             real = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(real)
             self.__dict__["_loaded"] = real

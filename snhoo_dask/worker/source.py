@@ -59,16 +59,20 @@ def bounded(
 
     def run() -> None:
         try:
-            result = (True, read())
+            value = read()
         except BaseException as e:  # noqa: BLE001 - handed to the waiting task as it was
-            result = (False, e)
+            with lock:
+                if not gave_up:
+                    outcome.append((False, e))
+                    done.set()
+            return
         with lock:
             if not gave_up:
-                outcome.append(result)
+                outcome.append((True, value))
                 done.set()
                 return
-        if result[0] and late is not None:
-            late(result[1])
+        if late is not None:
+            late(value)
 
     threading.Thread(target=run, name="snhoo-source-read", daemon=True).start()
     if not done.wait(seconds):

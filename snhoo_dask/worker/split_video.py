@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
@@ -29,7 +30,7 @@ from ..model import OK, Video, VideoRecord
 from ..output.formats import FolderSink, FrameRow
 from ..output.layout import publish
 from ..packets.pieces import Piece, cut, piece_plan
-from ..packets.thinning import scan
+from ..packets.table import scan
 from ..settings import Settings
 from ..video.probe import VideoInfo, probe
 from .extract import (
@@ -57,7 +58,7 @@ class Split:
     info: VideoInfo | None = None
     source: str | None = None  # the identity read, as records store it
     started: float = 0.0  # wall clock (the pieces run on other machines)
-    times_us: tuple[int, ...] = ()  # every frame's time (the pieces name their images by it)
+    times_us: Sequence[int] = ()  # every frame's time (the pieces name their images by it)
     rate: Fraction | None = None  # constant rate the frames are numbered at, if any
 
 
@@ -198,7 +199,8 @@ def join_pieces(
         _sweep(settings, [r for r in results if isinstance(r, PieceResult)])
         return extract_video(video, settings, plain=f"the fast path was rejected: {rejected[0].reason}")
     pieces = [r for r in results if isinstance(r, PieceResult)]
-    assert split.info is not None and len(pieces) == len(split.pieces)
+    info = split.info
+    assert info is not None and len(pieces) == len(split.pieces)
 
     def body(record: VideoRecord) -> VideoRecord:
         with settings.open_out() as out:
@@ -210,7 +212,7 @@ def join_pieces(
                 rows = _gather(tmp.base, tmp.fd, pieces)
                 if not rows:
                     raise Failure("ffmpeg produced no frames")
-                split.info.fill(record)
+                info.fill(record)
                 record.frames = len(rows)
                 record.size = video.size
                 record.source = split.source

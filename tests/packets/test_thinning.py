@@ -255,7 +255,7 @@ def _sei_units(path: str) -> list[bytes]:
     """Every SEI NAL unit of an H.264 file's packets."""
     import av
 
-    from snhoo_dask.packets.thinning import _nal_length_size, _nal_units
+    from snhoo_dask.packets.table import _nal_length_size, _nal_units
 
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -273,7 +273,7 @@ def _sei_units(path: str) -> list[bytes]:
     ids=["open GOP", "intra refresh", "plain"],
 )
 def test_recovery_points_are_found_in_x264_sei(tmp_path, params, recovery):
-    from snhoo_dask.packets.thinning import _has_recovery_point
+    from snhoo_dask.packets.table import _has_recovery_point
 
     path = encode(tmp_path / "r.mp4", "-c:v", "libx264", "-g", "10", "-x264-params", params, seconds=1.5)
     units = _sei_units(path)
