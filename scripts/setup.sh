@@ -9,7 +9,8 @@ want_test=false
 [ "${1:-}" = "--test" ] && want_test=true
 
 packages=(ffmpeg)
-$want_test && packages+=(chromium docker.io debootstrap ntfs-3g e2fsprogs util-linux)
+# fonts-wqy-microhei: the browser tests' screenshots show Chinese folder names as text, not boxes.
+$want_test && packages+=(chromium fonts-wqy-microhei docker.io debootstrap ntfs-3g e2fsprogs util-linux)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -157,10 +157,18 @@ def count_videos(folder: str, exts: tuple[str, ...], seconds: float = COUNT_SECO
     """(files below ``folder`` ending in one of ``exts``, any case; whether every folder was
     read within ``seconds``).  Walked by descriptor, depth first, at most MAX_DEPTH folders
     open at once: a link is neither followed nor counted."""
-    stop = time.monotonic() + seconds
+    return count_open(open_dir(os.path.realpath(folder)), exts, time.monotonic() + seconds)
+
+
+def count_open(top: int, exts: tuple[str, ...], stop: float) -> tuple[int, bool]:
+    """``count_videos`` below the open folder ``top`` (closed when done) until the monotonic
+    time ``stop``: for a folder already reached by descriptor (the web's folder picker)."""
     found = 0
-    top = open_dir(os.path.realpath(folder))
-    stack = [(top, os.scandir(top))]
+    try:
+        stack = [(top, os.scandir(top))]
+    except OSError:
+        os.close(top)
+        raise
     try:
         while stack:
             if time.monotonic() > stop:

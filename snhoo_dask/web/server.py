@@ -18,7 +18,7 @@ from tornado.netutil import bind_sockets
 
 from ..errors import UsageError
 from ..jobs.cluster import DEFAULT_DASHBOARD, ClusterSpec, dask_client
-from . import auth
+from . import auth, browse
 from . import handlers as h
 from .bodies import HARD_HEADERS, BoundedBodies
 from .runner import Runner
@@ -141,6 +141,9 @@ def make_app(service: Service) -> tornado.web.Application:
             (api + "/resume", h.ApiResume),
             (api + "/stop", h.ApiStop),
             (api + "/video", h.ApiVideo),
+            (r"/api/disks", browse.ApiDisks),
+            (r"/api/disks/eject", browse.ApiEject),
+            (r"/api/folders", browse.ApiFolders),
             (r"/api/.*", h.ApiNotFound),
         ],
         template_path=os.path.join(HERE, "templates"),
