@@ -100,6 +100,15 @@ class Options:
         label="Redo videos that are already done (otherwise they are skipped)",
         section="end",
     )
+    list_videos: bool = option(
+        False,
+        "List every video a run would take (new, skip or redo, and why) and process nothing: "
+        "--dry-run without its cap of 20 videos.",
+        flags=("--list",),
+        # What the terminal prints, not what a job does: the web's job page lists every video.
+        web=False,
+        section="",
+    )
     # The dataset options (settings.dataset_options).
     max_side: int | None = option(
         None,

@@ -19,6 +19,7 @@ from ..options import Options, Selected, declared
 from ..web.auth import TOKEN_ENV
 from ..web.command import OneLineErrors, config_error
 from . import terminal
+from .dry_run import dry_run as dry_run_command
 from .options import OnceEach, OneLineGroup, ignored_with_scheduler, scheduler_address
 from .text import shown
 
@@ -163,7 +164,10 @@ def main() -> None:
 @job_options
 @cluster_options
 @click.option(
-    "--dry-run", is_flag=True, help="List the videos and where their frames would go; process nothing."
+    "--dry-run",
+    is_flag=True,
+    help="Say what a run would do (videos per root and type, new/skip/redo with why, files known "
+    "to fail) and the first 20 videos; process nothing.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
@@ -194,15 +198,16 @@ def run(
     """Extract frames from every video under ROOT(s); a ROOT may also be one video file."""
     ctx = click.get_current_context()
     spec = JobSpec.from_names(options)  # the command's options are named as the spec's fields
+    dry_run = dry_run or spec.list_videos
     try:
         if as_json and dry_run:
-            raise UsageError("--json summarises a run; --dry-run lists its videos as text")
+            raise UsageError("--json summarises a run; --dry-run and --list say what it would do as text")
         address = None if dry_run else scheduler_address(ctx, scheduler, scheduler_file)
         job = build_job(spec, dry_run=dry_run)
     except UsageError as e:
         fail_usage(str(e))
     if dry_run:
-        sys.exit(terminal.dry_run(job))
+        sys.exit(dry_run_command(job, list_all=spec.list_videos))
     level = set_log_level(log_level, verbose)
     if address and (warning := ignored_with_scheduler(ctx)):
         click.echo(warning, err=True)

@@ -9,8 +9,9 @@ from collections import Counter
 from typing import TextIO
 
 from ..jobs.progress import Progress
-from ..jobs.summary import EXAMPLES, Summary
+from ..jobs.summary import EXAMPLES, Summary, failure_reasons
 from ..model import VideoRecord
+from .grouped import reason_lines
 from .text import shown
 
 
@@ -101,11 +102,20 @@ def bar_line(s: Summary | None, p: Progress | None, total: int) -> str:
     return head + (", ".join(parts) + "; " if parts else "") + tail
 
 
-def failure_table(failures: list[VideoRecord], head: str = "FAILED VIDEO") -> str:
-    rows = [(shown(f"{r.root}/{r.video}"), shown(r.error or "")) for r in failures]
+FIRST_FAILURES = 20  # rows of the closing failure table; the rest are counted by reason
+
+
+def failure_table(failures: list[VideoRecord], head: str = "FAILED VIDEO", what: str = "failed") -> str:
+    """The first ``FIRST_FAILURES`` rows; beyond them, how many more and a count by reason
+    (every one stays in manifest.jsonl, report.html and ``--json``)."""
+    rows = [(shown(f"{r.root}/{r.video}"), shown(r.error or "")) for r in failures[:FIRST_FAILURES]]
     width = min(60, max(len(v) for v, _ in rows))
     lines = [f"{head:<{width}}  REASON"]
     lines += [f"{v:<{width}}  {reason}" for v, reason in rows]
+    more = len(failures) - len(rows)
+    if more > 0:
+        lines.append(f"... and {more:,} more {what} videos: all in manifest.jsonl and report.html")
+        lines += reason_lines(failures, what)
     return "\n".join(lines)
 
 
@@ -162,7 +172,7 @@ def closing_lines(s: Summary) -> list[str]:
     if s.failures:
         lines.append("\n" + failure_table(s.failures))
     if s.partials:
-        lines.append("\n" + failure_table(s.partials, "PARTIAL VIDEO"))
+        lines.append("\n" + failure_table(s.partials, "PARTIAL VIDEO", "partial"))
     if s.interrupted:
         lines.append(
             f"\ninterrupted: {s.done} of {s.total} videos finished; rerun the same command to do the rest"
@@ -211,5 +221,6 @@ def summary_json(s: Summary, out: str, report: str | None) -> dict:
         },
         "redone": dict(s.redone),
         "failures": [{"video": f"{r.root}/{r.video}", "out": r.out, "reason": r.error} for r in s.failures],
+        "failure_reasons": dict(failure_reasons(s.failures).most_common()),
         "unsearched": [{"path": p, "reason": r} for p, r in s.unsearched],
     }

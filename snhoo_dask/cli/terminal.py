@@ -15,10 +15,10 @@ from ..errors import JobError
 from ..jobs.cluster import ClusterError, ClusterSpec, dask_client
 from ..jobs.job import Job, open_output
 from ..jobs.lock import OutputBusy, OutputLock
-from ..jobs.summary import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Summary
+from ..jobs.summary import EXIT_FAILED, EXIT_INTERRUPTED, Summary
 from ..video import preload
+from .grouped import warning_lines
 from .progress import ProgressBar, closing_lines, summary_json, summary_line
-from .text import shown
 
 # After an interrupt, how long the cluster may take to close before the process exits
 # without it.  An embedded worker's close waits for the tasks its threads run, and a task
@@ -78,18 +78,8 @@ class _Ending:
 
 
 def warn_unreadable(job: Job) -> None:
-    for path, reason in job.found.problems:
-        _say(f"warning: skipped {shown(path)}: {shown(reason)}")
-
-
-def dry_run(job: Job) -> int:
-    """List the videos and where their frames would go; process nothing."""
-    warn_unreadable(job)
-    for v in job.videos:
-        target = os.path.join(job.settings.out, v.out_rel)
-        click.echo(f"{shown(v.path)}\t-> {shown(target)}{'' if v.suffix else '/'}")
-    _say(f"{len(job.videos)} videos; {job.settings.describe()}; nothing processed (dry run)")
-    return EXIT_OK
+    for line in warning_lines(job.found.problems):
+        _say(line)
 
 
 def run_job(

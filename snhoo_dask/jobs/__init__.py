@@ -3,7 +3,7 @@ job runner) runs, before, around and after the tasks.
 
 - ``discover``: find the videos under the roots (one ``model.Video`` each).
 - ``prepare``: check the output folder (not inside or around another run's output).
-- ``planning``: resume: which videos a finished earlier run already did.
+- ``planning``: resume: which videos a finished earlier run already did; what a run would do (the dry run).
 - ``lock``: one run per output folder.
 - ``tasks``: the one module that submits worker tasks (single videos, batches, pieces).
 - ``job``: a whole job: discover -> plan -> submit -> collect records -> manifest -> report.

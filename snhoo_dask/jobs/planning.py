@@ -2,14 +2,25 @@
 
 discover every video under the roots -> drop those whose finished output matches
 this job's settings (resume).  Pure file-system work; no Dask here.
+
+What a run would do, without running it (``--dry-run``, ``plan``): per video new, skip or
+redo and why, and the files already known to fail.  The decision is resume's own
+(``decide``, the call the run makes under its lock); the manifest only explains it: a video
+with no finished output that an earlier run recorded as failed is redone *because* it
+failed, one recorded as done is redone because its output is missing.
 """
 
 from __future__ import annotations
 
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
 from ..errors import JobError
 from ..fs.bounded import beat
-from ..model import PARTIAL, SKIPPED, Video, VideoRecord
+from ..model import FAILED, PARTIAL, SKIPPED, Video, VideoRecord
 from ..output.layout import Folding, OutputDir, previous_output, probe_folding_at
+from ..output.manifest import latest_of
 from ..settings import Settings, new_record
 from .discover import DEFAULT_EXTENSIONS, Discovery, DiscoveryError, discover
 
@@ -71,19 +82,34 @@ def name_clashes(videos: list[Video], folding: Folding, out: str, shown: int = 3
     )
 
 
-def skip_record(video: Video, settings: Settings, out: OutputDir) -> tuple[VideoRecord | None, str | None]:
-    """(a ``skipped`` record if this video's finished output matches these settings and was
-    made from the file discovery found (same identity, not only the same name and size),
-    else None; why an earlier output of it is redone, or None if there is none)."""
+# What a run does with a video, decided before any task runs (``decide``).
+NEW, SKIP, REDO = "new", "skip", "redo"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a run does with one video: ``SKIP`` (its finished output matches: ``record`` is
+    the ``skipped`` record), ``REDO`` (an earlier output of it is replaced: ``why``) or
+    ``NEW`` (nothing of ours is finished there)."""
+
+    action: str
+    why: str | None = None
+    record: VideoRecord | None = None
+
+
+def decide(video: Video, settings: Settings, out: OutputDir) -> Verdict:
+    """Whether this video's finished output matches these settings and was made from the
+    file discovery found (same identity, not only the same name and size).  The one
+    decision of resume: the run (``split_done``) and the dry run both take it from here."""
     source = video.ident.to_text() if video.ident else None
     previous, redo = previous_output(out, video.out_rel, settings.signature(), video.size, source)
     if previous is None:
-        return None, redo
+        return Verdict(REDO, redo) if redo else Verdict(NEW)
     if previous.status == PARTIAL:
         # Its frames stopped where the file ended: the file may be whole by now (a copy that
         # finished), and with the same file the same frames come out again.
-        return None, "partial (it ended early): tried again"
-    return new_record(video, settings).carry_over(previous).finish(SKIPPED), None
+        return Verdict(REDO, "partial (it ended early): tried again")
+    return Verdict(SKIP, record=new_record(video, settings).carry_over(previous).finish(SKIPPED))
 
 
 def split_done(
@@ -99,11 +125,115 @@ def split_done(
         return [], list(videos)
     skipped, todo = [], []
     for video in videos:
-        record, redo = skip_record(video, settings, out)
-        if record is None:
+        verdict = decide(video, settings, out)
+        if verdict.record is None:
             todo.append(video)
-            if redo and redone is not None:
-                redone[video.path] = redo
+            if verdict.why and redone is not None:
+                redone[video.path] = verdict.why
         else:
-            skipped.append(record)
+            skipped.append(verdict.record)
     return skipped, todo
+
+
+# The failures that say the file itself cannot be read (worker/source.py, video/probe.py):
+# the same file fails the same way again.
+UNREADABLE = ("not a readable video", "the file is empty", "cannot read the video", "broken link")
+
+EMPTY, UNREADABLE_BEFORE = "empty", "unreadable"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One video as a run would take it: the verdict, why (for a redo), and what is known
+    to be wrong with the file (``EMPTY``: 0 bytes; ``UNREADABLE_BEFORE``: the latest run
+    could not read this same file, ``known`` says how)."""
+
+    video: Video
+    action: str
+    why: str | None = None
+    flag: str | None = None
+    known: str | None = None
+
+
+@dataclass
+class Preview:
+    """Every video's plan, in discovery order, and the counts a summary needs."""
+
+    planned: list[Planned] = field(default_factory=list)
+    bytes: int = 0
+    roots: dict[str, list[int]] = field(default_factory=dict)  # root -> [videos, bytes]
+    extensions: Counter = field(default_factory=Counter)
+    actions: Counter = field(default_factory=Counter)
+    whys: Counter = field(default_factory=Counter)  # the kind of a redo's reason -> videos
+    flags: Counter = field(default_factory=Counter)
+    manifest_problem: str | None = None
+
+    def add(self, p: Planned, kind: str | None = None) -> None:
+        v = p.video
+        self.planned.append(p)
+        self.bytes += v.size
+        counts = self.roots.setdefault(v.root, [0, 0])
+        counts[0] += 1
+        counts[1] += v.size
+        self.extensions[os.path.splitext(v.rel)[1].lower() or "(none)"] += 1
+        self.actions[p.action] += 1
+        if p.action == REDO and kind:
+            self.whys[kind] += 1
+        if p.flag:
+            self.flags[p.flag] += 1
+
+    def flagged(self, flag: str, first: int) -> list[Planned]:
+        return [p for p in self.planned if p.flag == flag][:first]
+
+
+def _same_file(rec: VideoRecord, video: Video) -> bool:
+    if rec.source and video.ident is not None:
+        return rec.source == video.ident.to_text()
+    return rec.size == video.size
+
+
+def _explained(
+    verdict: Verdict, rec: VideoRecord | None, overwrite: bool
+) -> tuple[str, str | None, str | None]:
+    """(action, why, the kind of why a summary counts): the run's own verdict, its NEW told
+    apart by what the manifest last said of the video."""
+    if overwrite and verdict.action != NEW:
+        # The run redoes everything without looking (split_done): an output there is replaced.
+        return REDO, "--overwrite redoes it", "--overwrite redoes it"
+    if verdict.action != NEW or rec is None:
+        return verdict.action, verdict.why, verdict.why
+    if rec.status == FAILED:
+        return REDO, f"failed before: {rec.error or 'no reason recorded'}", "failed before"
+    return REDO, f"output missing (recorded {rec.status} by run {rec.run})", "output missing"
+
+
+def plan(videos: list[Video], settings: Settings, overwrite: bool = False) -> Preview:
+    """What a run with ``settings`` would do with each of ``videos`` now."""
+    preview = Preview()
+    records: dict[tuple[str, str], VideoRecord] = {}
+    out: OutputDir | None = None
+    try:
+        out = OutputDir(settings.out)
+    except OSError:
+        pass  # not there yet (a dry run makes nothing): every video is new
+    if out is not None:
+        try:
+            records = latest_of(settings.out, {(v.root, v.rel) for v in videos})
+        except OSError as e:
+            preview.manifest_problem = f"manifest.jsonl could not be read: {e.strerror or e}"
+    try:
+        for video in videos:
+            verdict = decide(video, settings, out) if out is not None else Verdict(NEW)
+            rec = records.get((video.root, video.rel))
+            action, why, kind = _explained(verdict, rec, overwrite)
+            flag = known = None
+            if video.size == 0:
+                flag = EMPTY
+            elif rec is not None and rec.status == FAILED and _same_file(rec, video):
+                if (rec.error or "").startswith(UNREADABLE):
+                    flag, known = UNREADABLE_BEFORE, rec.error
+            preview.add(Planned(video, action, why, flag, known), kind)
+    finally:
+        if out is not None:
+            out.close()
+    return preview

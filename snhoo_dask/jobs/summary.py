@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections import Counter
@@ -23,6 +24,18 @@ RUNNING, DONE, DONE_FAILURES, INTERRUPTED, ERROR = (
     "interrupted",
     "error",
 )
+
+
+def reason_of(record: VideoRecord) -> str:
+    """A failure's reason without the video's own path in it, so that videos that failed
+    the same way (a broken link, each naming itself) count as one reason."""
+    reason = record.error or "no reason recorded"
+    return reason.replace(os.path.join(record.root, *record.video.split("/")), "<video>")
+
+
+def failure_reasons(records: list[VideoRecord]) -> Counter:
+    """How many of ``records`` failed for each reason (``reason_of``)."""
+    return Counter(reason_of(r) for r in records)
 
 
 @dataclass(frozen=True)

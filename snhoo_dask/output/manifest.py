@@ -327,6 +327,33 @@ def latest_records(out: str) -> list[VideoRecord]:
     return latest_per_video(load_latest(out).records)
 
 
+def latest_of(
+    out: str, wanted: set[tuple[str, str]], lines_per_video: int = 10
+) -> dict[tuple[str, str], VideoRecord]:
+    """The latest record of each wanted (root, video) in OUT/manifest.jsonl: read from the
+    end back until every one was found, or ``lines_per_video`` lines per wanted video were
+    read (about that many runs of this size back), so a rerun of the same folders reads one
+    run's block whatever the history, and a video never recorded costs a bounded look.
+    No manifest (or a link in its place): empty.  Unreadable lines are passed over."""
+    try:
+        fd = open_manifest(out)
+    except (FileNotFoundError, UnsafePath):
+        return {}
+    found: dict[tuple[str, str], VideoRecord] = {}
+    budget = max(1, len(wanted)) * lines_per_video
+    try:
+        for _, line in _lines_backward(fd):
+            budget -= 1
+            if budget < 0 or len(found) == len(wanted):
+                break
+            rec = parse_line(line) if line is not None and line.strip() else None
+            if rec is not None and (key := (rec.root, rec.video)) in wanted:
+                found.setdefault(key, rec)
+    finally:
+        os.close(fd)
+    return found
+
+
 def latest_per_video(records: Iterable[VideoRecord]) -> list[VideoRecord]:
     """The last of ``records`` for each (root, video), in the order those were written."""
     latest: dict[tuple[str, str], VideoRecord] = {}
