@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
-import stat
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes
@@ -135,51 +135,111 @@ class Listing:
         }
 
 
-def list_folder(index: int, base: str, rel: bytes, exts: tuple[str, ...]) -> Listing:
-    """The folders directly in ``base``/``rel`` (links left out) with the videos below each,
-    reached by descriptor: UnsafePath for a link or a file on the way.  It may block on a
-    hung disk: run it bounded, off the event loop."""
+def _open(base: str, rel: bytes) -> int:
+    """A descriptor of ``base``/``rel``, walked with no link followed (UnsafePath)."""
     parts = [os.fsdecode(p) for p in rel.split(b"/")] if rel else []
     top = open_dir(base)
     try:
-        fd = walk(top, parts, where=base)
+        return walk(top, parts, where=base)
     finally:
         os.close(top)
-    suffixes = tuple("." + e.lower() for e in exts)
+
+
+def _names(base: str, rel: bytes, suffixes: tuple[str, ...]) -> tuple[list[str], int, bool]:
+    """(the folders directly in ``base``/``rel``, sorted; the videos directly in it; whether
+    folders were left out).  Kinds come from the folder itself (``d_type``), not from a
+    ``stat`` of each entry: a disk mounted on a subfolder that hangs does not hang this."""
+    fd = _open(base, rel)
+    names: list[str] = []
+    videos_here, truncated = 0, False
     try:
-        names: list[str] = []
-        videos_here, truncated = 0, False
         with os.scandir(fd) as entries:
             for entry in entries:
                 try:
-                    mode = entry.stat(follow_symlinks=False).st_mode
+                    if entry.is_dir(follow_symlinks=False):
+                        if len(names) >= MAX_FOLDERS:
+                            truncated = True
+                        else:
+                            names.append(entry.name)
+                    elif entry.is_file(follow_symlinks=False):
+                        videos_here += entry.name.lower().endswith(suffixes)
                 except OSError:
                     continue
-                if stat.S_ISDIR(mode):
-                    if len(names) >= MAX_FOLDERS:
-                        truncated = True
-                        continue
-                    names.append(entry.name)
-                elif stat.S_ISREG(mode):
-                    videos_here += entry.name.lower().endswith(suffixes)
-        names.sort(key=lambda n: (n.casefold(), n))
-        stop = time.monotonic() + COUNT_SECONDS
-        folders = []
-        for i, name in enumerate(names):
-            videos, complete = None, False
-            left = stop - time.monotonic()
-            if left > 0:
-                # Each folder gets its share of what is left: one huge folder cannot leave
-                # all the others without a count.
-                share = time.monotonic() + max(left / (len(names) - i), 0.05)
-                try:
-                    videos, complete = count_open(os.open(name, _DIR, dir_fd=fd), suffixes, share)
-                except OSError:
-                    pass
-            folders.append(Entry(os.fsencode(name), videos, complete))
-        return Listing(index, base, rel, videos_here, folders, truncated)
     finally:
         os.close(fd)
+    names.sort(key=lambda n: (n.casefold(), n))
+    return names, videos_here, truncated
+
+
+class _Count:
+    """The video counts of one folder's subfolders, filled in by a thread of its own; read by
+    whoever waits, also before it ends (a subfolder whose disk hangs never lets it end)."""
+
+    def __init__(self, base: str, rel: bytes, names: list[str], suffixes: tuple[str, ...]) -> None:
+        self.started = time.monotonic()
+        self.found: dict[str, tuple[int, bool]] = {}
+        self.done = threading.Event()
+        self.key = (base, rel)
+        threading.Thread(
+            target=self._run, args=(names, suffixes), daemon=True, name="snhoo-browse-count"
+        ).start()
+
+    def _run(self, names: list[str], suffixes: tuple[str, ...]) -> None:
+        try:
+            fd = _open(*self.key)
+            try:
+                stop = self.started + COUNT_SECONDS
+                for i, name in enumerate(names):
+                    left = stop - time.monotonic()
+                    if left <= 0:
+                        break
+                    # Each folder gets its share of what is left: one huge folder cannot
+                    # leave all the others without a count.
+                    share = time.monotonic() + max(left / (len(names) - i), 0.05)
+                    try:
+                        self.found[name] = count_open(os.open(name, _DIR, dir_fd=fd), suffixes, share)
+                    except OSError:
+                        continue
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+        finally:
+            self.done.set()
+            with _counts_lock:
+                if _counts.get(self.key) is self:
+                    del _counts[self.key]
+
+
+_counts: dict[tuple[str, bytes], _Count] = {}
+_counts_lock = threading.Lock()
+
+
+def _counted(
+    base: str, rel: bytes, names: list[str], suffixes: tuple[str, ...]
+) -> dict[str, tuple[int, bool]]:
+    """What the count of this folder's subfolders found within COUNT_SECONDS of its start;
+    while one is still running (stuck on a hung disk), no second one starts."""
+    with _counts_lock:
+        count = _counts.get((base, rel))
+        if count is None:
+            count = _counts[(base, rel)] = _Count(base, rel, names, suffixes)
+    count.done.wait(max(0.0, count.started + COUNT_SECONDS - time.monotonic()))
+    return dict(count.found)
+
+
+def list_folder(index: int, base: str, rel: bytes, exts: tuple[str, ...]) -> Listing:
+    """The folders directly in ``base``/``rel`` (links left out) with the videos below each,
+    reached by descriptor: UnsafePath for a link or a file on the way; Stuck if the folder
+    does not answer within BROWSE_SECONDS.  A subfolder that does not answer has no count.
+    It waits: run it off the event loop."""
+    suffixes = tuple("." + e.lower() for e in exts)
+    names, videos_here, truncated = bounded(
+        ("browse", base, rel), lambda: _names(base, rel, suffixes), BROWSE_SECONDS
+    )
+    found = _counted(base, rel, names, suffixes)
+    folders = [Entry(os.fsencode(n), *found.get(n, (None, False))) for n in names]
+    return Listing(index, base, rel, videos_here, folders, truncated)
 
 
 class ApiFolders(Api):
@@ -212,9 +272,7 @@ class ApiFolders(Api):
             return
         read = functools.partial(list_folder, index, base, rel, DEFAULT_EXTENSIONS)
         try:
-            listing = await IOLoop.current().run_in_executor(
-                None, bounded, ("browse", base, rel), read, BROWSE_SECONDS
-            )
+            listing = await IOLoop.current().run_in_executor(None, read)
         except Stuck:
             self.write_json({"error": "this folder's disk is not responding", "status": 503}, 503)
             return

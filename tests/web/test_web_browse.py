@@ -191,3 +191,37 @@ def test_in_a_browser_the_picker_picks_a_chinese_folder_and_the_disks_show(lab):
                 page.close()
         finally:
             browser.close()
+
+
+def test_a_folder_on_a_hung_disk_is_not_responding_and_the_rest_still_lists(tmp_path):
+    import signal
+    import time
+
+    from helpers import mount_ntfs
+
+    lab = tmp_path / "lab"
+    touch(str(lab / "day" / "a.mp4"))
+    disk = mount_ntfs(str(lab))  # a disk mounted on the folder lab/ntfs
+    svc, stopped = None, False
+    try:
+        touch(os.path.join(disk.path, "cam", "b.mp4"))
+        svc = start_embedded_serve(str(tmp_path), [str(lab)], [str(tmp_path)])
+        os.kill(disk.proc.pid, signal.SIGSTOP)  # the daemon this test started, by its pid
+        stopped = True
+        time.sleep(1.5)  # past the kernel's attribute cache: every look asks the daemon
+        for _ in range(2):  # the second time too: nothing waits on the stuck first reads again
+            started = time.monotonic()
+            status, top = svc.call(at("0:"))
+            assert status == 200 and time.monotonic() - started < 5, (status, top)
+            counts = {f["name"]: f["videos"] for f in top["folders"]}
+            assert counts == {"day": 1, "ntfs": None}  # listed, not counted
+            started = time.monotonic()
+            status, answer = svc.call(at("0:ntfs"))
+            assert status == 503 and "not responding" in answer["error"]
+            assert time.monotonic() - started < 8
+    finally:
+        if stopped:
+            os.kill(disk.proc.pid, signal.SIGCONT)
+        if svc is not None:
+            svc.stop()
+        disk.unmount()
