@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..disks.state import disk_of, disks_base
 from ..errors import UsageError
 from ..fs.bounded import beat
 from ..fs.fsafe import Identity, identity
@@ -52,7 +53,7 @@ def check_root(root: str, extensions: tuple[str, ...] = DEFAULT_EXTENSIONS) -> s
     path = os.path.abspath(os.path.expanduser(root))
     beat("the root", path)
     if not os.path.exists(path):
-        raise DiscoveryError(f"root {root!r} does not exist")
+        raise DiscoveryError(f"root {root!r} does not exist{_on_gone_disk(path)}")
     if os.path.isfile(path):
         if os.path.splitext(path)[1].lower().lstrip(".") in extensions:
             return path
@@ -64,6 +65,22 @@ def check_root(root: str, extensions: tuple[str, ...] = DEFAULT_EXTENSIONS) -> s
     if not os.access(path, os.R_OK | os.X_OK):
         raise DiscoveryError(f"root {root!r} is not readable (permission denied)")
     return path
+
+
+def _on_gone_disk(path: str) -> str:
+    """Why a missing root is missing, when it lies on a lab disk that is not plugged now
+    (pulled out, ejected): the disks' state files say so."""
+    base = os.path.abspath(disks_base())
+    if not inside(path, [base]):
+        return ""
+    try:
+        disk = disk_of(path, base)
+    except (OSError, ValueError):
+        return ""
+    if disk is None or disk.state == "plugged":
+        return ""
+    why = f" ({disk.reason})" if disk.reason else ""
+    return f": it is on disk {disk.name} of {disk.host}, which is {disk.state}{why}"
 
 
 # Filesystems of the kernel, not of disks: they hold no videos, and /proc's links (every

@@ -1,0 +1,92 @@
+"""Two real disks (loop devices holding ext4 with real videos) attached by the hot-plug
+program, a real ``snhoo-dask serve`` reading them: one is pulled out (its loop device
+detached), the web's disk list says so within seconds, a job on it is refused with the
+reason and a run of the command line on it fails with one line, while a job on the other
+disk completes with its frames.  (What udev and NFS add is the container lab's and a real
+lab's to prove: docs/deploy.md.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from helpers import run_cli, start_embedded_serve
+from test_hotplug import Lab, sh, wait_for  # the loop-device lab of the hot-plug tests
+from videos import make_video
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(
+        os.geteuid() != 0 or subprocess.run(["which", "losetup"], capture_output=True).returncode != 0,
+        reason="needs root and losetup (loop devices and mount)",
+    ),
+]
+
+
+def disk_with_videos(lab: Lab, label: str, src) -> str:
+    """An ext4 image made from the folder ``src`` (``mkfs.ext4 -d``) on a loop device; its
+    kernel name (``loop3``), as udev would pass it."""
+    img = str(lab.tmp / f"{label}.img")
+    sh("truncate", "-s", "32M", img)
+    sh("mkfs.ext4", "-q", "-L", label, "-d", str(src), img)
+    loop = sh("losetup", "--find", "--show", img)
+    lab.loops.append(loop)
+    return os.path.basename(loop)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(tmp_path)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+def test_a_pulled_disk_is_listed_unplugged_and_its_job_fails_with_a_reason_while_the_other_runs(lab):
+    for name in ("one", "two"):
+        make_video(str(lab.tmp / f"src-{name}" / "cam" / "a.mp4"), seconds=1)
+    k1 = disk_with_videos(lab, "SNHOO-one", lab.tmp / "src-one")
+    k2 = disk_with_videos(lab, "SNHOO-two", lab.tmp / "src-two")
+    lab.attach(k1)
+    lab.attach(k2)
+    one, two = lab.wait_state(k1, "plugged"), lab.wait_state(k2, "plugged")
+    frames = lab.tmp / "frames"
+    frames.mkdir()
+    env = {k: lab.env[k] for k in ("SNHOO_DISKS_BASE", "SNHOO_HOTPLUG_CONFIG", "SNHOO_BUSY_COMMAND")}
+    svc = start_embedded_serve(str(lab.tmp), [lab.base], [str(frames)], env=env)
+    try:
+
+        def disks() -> dict:
+            status, answer = svc.call("/api/disks")
+            assert status == 200, answer
+            return {d["name"]: d for d in answer["disks"]}
+
+        assert {n: (d["state"], d["videos"]) for n, d in disks().items()} == {
+            "SNHOO-one": ("plugged", 1),
+            "SNHOO-two": ("plugged", 1),
+        }
+        sh("losetup", "-d", f"/dev/{k1}")  # pulled out, no eject
+        wait_for("the web's list to say unplugged", lambda: disks()["SNHOO-one"]["state"] == "unplugged", 5)
+        assert disks()["SNHOO-two"]["state"] == "plugged"
+
+        status, refused = svc.call("/api/jobs", "POST", {"roots": [one.mountpoint], "out": "from-one"})
+        assert status in (400, 403, 409), refused
+        assert "on disk SNHOO-one of storage2, which is unplugged" in refused["error"], refused
+        assert not (frames / "from-one").exists()
+        res = run_cli("run", one.mountpoint, "--out", str(frames / "cli-one"), env=lab.env, timeout=120)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert "on disk SNHOO-one of storage2, which is unplugged" in res.stderr
+        assert "Traceback" not in res.stderr and not (frames / "cli-one").exists()
+
+        status, job = svc.call("/api/jobs", "POST", {"roots": [two.mountpoint], "out": "from-two"})
+        assert status == 201, job
+        done = svc.wait_job(job["id"], timeout=120)
+        assert done["state"] == "done" and done["ok"] == 1 and done["failed"] == 0, done
+        assert [
+            n for n in os.listdir(frames / "from-two" / "SNHOO-two" / "cam" / "a.mp4") if n.endswith(".jpg")
+        ]
+    finally:
+        svc.stop()
