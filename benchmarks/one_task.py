@@ -15,8 +15,8 @@ import sys
 from snhoo_dask.frames.filters import parse_dedup, parse_resize
 from snhoo_dask.frames.selection import parse_selection
 from snhoo_dask.fs.fsafe import identity
-from snhoo_dask.jobs.prepare import prepare_output
 from snhoo_dask.model import Video
+from snhoo_dask.output.folder import OutputFolder
 from snhoo_dask.settings import Settings
 from snhoo_dask.worker.extract import extract_video
 
@@ -32,9 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     video = os.path.abspath(args.video)
     root, rel = os.path.dirname(video), os.path.basename(video)
-    out = prepare_output(args.out, [root])
+    folder = OutputFolder(args.out)
+    folder.check_apart([root])
+    folder.create()
     settings = Settings(
-        out=out,
+        out=folder.path,
         selection=parse_selection(every=args.every, scenes=args.scenes),
         stage="never",
         resize=parse_resize(args.max_side, None),

@@ -8,7 +8,7 @@ from .frames.filters import Dedup, FilterError, Resize, parse_dedup, parse_resiz
 from .frames.selection import STREAMING_MODES, Selection
 from .model import Video, VideoRecord
 from .options import DEFAULTS, Options
-from .output.layout import OutputDir
+from .output.folder import OutputDir
 from .video.probe import DEFAULT_MAX_PIXELS
 
 
@@ -58,7 +58,7 @@ class RunFacts:
 
     # OUT's inode when the job started: a task refuses an OUT that was replaced since.
     out_ino: int | None = None
-    # The token this run wrote into OUT/.snhoo-run when it took OUT (layout.take_over): a
+    # The token this run wrote into OUT/.snhoo-run when it took OUT (``output.folder.take_over``): a
     # task publishes only while it is still there, never after another run took OUT over.
     fence: str = ""
     # ffmpeg decoder threads; 0 lets ffmpeg choose.  Set to 1 when there are at least as
@@ -102,7 +102,7 @@ class Settings:
 
     def open_out(self) -> OutputDir:
         """OUT as this job's tasks open it: the very folder the job locked, publishing only
-        while the job still holds it (``layout.OutputDir``)."""
+        while the job still holds it (``output.folder.OutputDir``)."""
         return OutputDir(self.out, self.run.out_ino, self.run.fence)
 
     def describe(self) -> str:

@@ -8,13 +8,12 @@ import os
 import signal
 import sys
 import threading
+from contextlib import ExitStack
 
 import click
 
-from ..errors import JobError
 from ..jobs.cluster import ClusterError, ClusterSpec, dask_client
-from ..jobs.job import Job, open_output
-from ..jobs.lock import OutputBusy, OutputLock
+from ..jobs.job import Job
 from ..jobs.summary import EXIT_FAILED, EXIT_INTERRUPTED, Summary
 from ..video import preload
 from .grouped import warning_lines
@@ -90,13 +89,10 @@ def run_job(
     ``as_json``: the summary also goes to stdout as one JSON object (nothing else goes there)."""
     warn_unreadable(job)
     out = job.settings.out
-    try:  # refuse a second run on this output now, not after starting or joining a cluster
-        with open_output(out) as opened, OutputLock(opened):
-            job.check_output(opened)  # nested outputs, names the disk cannot tell apart
-    except OutputBusy as e:
-        raise JobError(str(e)) from None
-    except OSError as e:
-        raise JobError(f"cannot write to the output folder {out}: {e.strerror or e}") from None
+    # OUT is taken now (locked, checked, fenced), not after starting or joining a cluster: a
+    # second run on it is refused at once.  The job runs on it and it is held to the job's end.
+    held = ExitStack()
+    held.enter_context(job.holding())
 
     # Ctrl-C and SIGTERM ask a running job to stop at its next safe point (between
     # records), so an interrupt never falls between writing a record and counting it.
@@ -138,6 +134,8 @@ def run_job(
     except KeyboardInterrupt:
         _say("\ninterrupted before the job started; nothing was processed")
         return EXIT_INTERRUPTED
+    finally:
+        held.close()
     ending.claim()
     for line in closing_lines(summary):
         _say(line)

@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, fields
 
 from ..fs.fsafe import UnsafePath, create_file, open_dir, open_regular
+from ..fs.paths import contains
 
 VERSION = 1
 STATES = ("plugged", "unplugged", "ejected", "refused")
@@ -265,10 +266,6 @@ def write_state(folder: str, state: DiskState) -> str:
     return os.path.join(folder, final)
 
 
-def _contains(mountpoint: str, path: str) -> bool:
-    return path == mountpoint or path.startswith(mountpoint.rstrip("/") + "/")
-
-
 def disk_of(
     path: str, base: str | None = None, states: Iterable[DiskState] | None = None
 ) -> DiskState | None:
@@ -280,7 +277,7 @@ def disk_of(
     path = os.path.normpath(os.path.abspath(path))
     best = None
     for state in read_states(base) if states is None else states:
-        if _contains(state.mountpoint, path) and (
+        if contains(state.mountpoint, path) and (
             best is None or len(state.mountpoint) > len(best.mountpoint)
         ):
             best = state

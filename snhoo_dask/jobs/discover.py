@@ -11,8 +11,9 @@ from ..disks.state import disk_of, disks_base
 from ..errors import UsageError
 from ..fs.bounded import beat
 from ..fs.fsafe import Identity, identity
+from ..fs.paths import contains
 from ..model import Video
-from ..output.layout import RESERVED_NAMES, Folding
+from ..output.folder import RESERVED_NAMES, Folding
 
 DEFAULT_EXTENSIONS = (
     "mp4",
@@ -111,7 +112,7 @@ def pseudo_devices() -> dict[int, str]:
 def root_names(roots: list[str], fold: Callable[[str], str] = str) -> dict[str, str]:
     """A distinct output folder name per root: its own name, plus a short hash if two clash.
 
-    ``fold``: a name as the output disk compares it (``layout.Folding.key``): on a disk that
+    ``fold``: a name as the output disk compares it (``output.folder.Folding.key``): on a disk that
     takes ``Vids`` and ``vids`` for one name, two roots named so clash too."""
     base = {r: (os.path.basename(r.rstrip(os.sep)) or "root") for r in roots}
     folded = [fold(name) for name in base.values()]
@@ -139,7 +140,7 @@ OUTSIDE = "leads outside the allowed folders; not followed"
 
 def inside(path: str, bases: tuple[str, ...] | list[str]) -> bool:
     """Whether the resolved ``path`` is one of ``bases`` or below one (both already resolved)."""
-    return any(path == b or path.startswith(b.rstrip(os.sep) + os.sep) for b in bases)
+    return any(contains(b, path) for b in bases)
 
 
 def discover(
@@ -158,7 +159,7 @@ def discover(
     ``exclude`` is a folder (the output) never to descend into.  With ``confine`` (the
     web service's allowed folders), a folder or file whose resolved path leaves those folders
     is not read, only reported.  ``folding``: how the output disk compares names
-    (``layout.probe_folding``), which the root names allow for.  ``suffix``: after each
+    (``output.folder.probe_folding``), which the root names allow for.  ``suffix``: after each
     video's output name (``settings.out_suffix``).
 
     A root that is one video file is that video under its folder as the root: its output

@@ -23,21 +23,11 @@ from distributed.client import FutureCancelledError
 from ..errors import JobError
 from ..fs.fsafe import disk_gone
 from ..model import FAILED, Video, VideoFailed, VideoRecord
-from ..output.layout import (
-    OutputDir,
-    UnsafePath,
-    nested_output,
-    probe_folding,
-    run_below,
-    sweep_tmp,
-    take_over,
-)
+from ..output.folder import OutputDir, OutputFolder, sweep_tmp
 from ..output.manifest import ManifestWriter
 from ..settings import Settings, new_record
 from .discover import Discovery
-from .lock import OutputBusy, OutputLock
-from .planning import name_clashes, split_done
-from .prepare import nested_in
+from .planning import split_done
 from .progress import JobProgress, Progress, subscribed
 from .summary import Summary
 from .tasks import BatchFailed, Unit, slots_of, submit
@@ -119,16 +109,6 @@ def _manifest(out: OutputDir, summary: Summary) -> Iterator[ManifestWriter]:
             summary.manifest_error = summary.manifest_error or writer.close_error
 
 
-def open_output(path: str) -> OutputDir:
-    """OUT (a resolved path) opened by descriptor; JobError if it cannot be, or a link is on it now."""
-    try:
-        return OutputDir(path)
-    except UnsafePath as e:
-        raise JobError(f"cannot use the output folder: {e}") from None
-    except OSError as e:
-        raise JobError(f"cannot open the output folder {path}: {e.strerror or e}") from None
-
-
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -136,8 +116,11 @@ def new_run_id() -> str:
 class Job:
     """The videos a discovery found, and the settings to extract them with."""
 
-    def __init__(self, found: Discovery, settings: Settings, overwrite: bool = False) -> None:
+    def __init__(
+        self, found: Discovery, settings: Settings, folder: OutputFolder, overwrite: bool = False
+    ) -> None:
         self.settings = settings
+        self.folder = folder  # the owner of OUT (``settings.out`` is its path)
         self.overwrite = overwrite
         self.found = found
         self._futures: list = []
@@ -153,18 +136,17 @@ class Job:
         """The videos discovery found, each with its output name (``Video.out_rel``)."""
         return self.found.videos
 
-    def check_output(self, out: OutputDir) -> None:
-        """JobError if this job may not write into OUT (opened, and locked by the caller): OUT
-        lies inside another run's output, a folder it would write into is another run's
-        output, or its disk would take two videos' output names for one."""
-        problem = (
-            nested_in(out.path)
-            or run_below(out.fd, out.path)
-            or nested_output(out, [v.out_rel for v in self.videos])
-            or name_clashes(self.videos, probe_folding(out.fd), out.path)
-        )
-        if problem:
-            raise JobError(problem)
+    @contextmanager
+    def holding(self) -> Iterator[OutputDir]:
+        """OUT taken for this job's run (``OutputFolder.take``: opened, locked, checked under
+        the lock, taken over) until the block ends; JobError if it cannot be.  A ``run``
+        inside the block runs on it; the command line takes OUT so before it starts a
+        cluster, so that a second run on OUT is refused at once and the lock is taken once."""
+        out = self.folder.take(self.settings.run_id, [v.out_rel for v in self.videos])
+        try:
+            yield out
+        finally:
+            self.folder.release()
 
     def run(
         self,
@@ -175,38 +157,25 @@ class Job:
     ) -> Summary:
         """Run to the end (or until interrupted); every video gets exactly one record.
         ``on_progress``: told the frames done while tasks run (``progress``), from Dask's
-        event loop thread, as each task reports and each record arrives."""
+        event loop thread, as each task reports and each record arrives.  OUT is taken for
+        the run (``holding``) unless the caller holds it already."""
+        if self.folder.opened is not None:
+            return self._run_on(self.folder.opened, client, on_record, lost_grace, on_progress)
+        with self.holding() as out:
+            return self._run_on(out, client, on_record, lost_grace, on_progress)
+
+    def _run_on(
+        self,
+        out: OutputDir,
+        client: Client,
+        on_record: OnRecord,
+        lost_grace: float,
+        on_progress: OnProgress | None,
+    ) -> Summary:
         summary = Summary(total=len(self.videos), unsearched=list(self.found.problems))
         # OUT is opened once: the lock, the manifest and the sweep go through this descriptor,
         # and every task checks that the OUT it opens is this same folder.
-        out = open_output(self.settings.out)
-        try:
-            lock = OutputLock(out)
-            lock.acquire()
-        except OutputBusy as e:
-            out.close()
-            raise JobError(str(e)) from None
-        except UnsafePath as e:
-            out.close()
-            raise JobError(f"cannot use the output folder: {e}") from None
-        except OSError as e:
-            out.close()
-            raise JobError(f"cannot write to the output folder {out.path}: {e.strerror}") from None
-        try:
-            # Under the lock: no other run can start in, around or on OUT in between.
-            self.check_output(out)
-            # From here on, a task of an earlier run on OUT publishes nothing (layout.take_over).
-            self._fence = take_over(out, self.settings.run_id)
-        except BaseException as e:
-            lock.release()
-            out.close()
-            if isinstance(e, TimeoutError):
-                raise JobError(f"the output folder {out.path} stayed busy; try again") from None
-            if isinstance(e, UnsafePath):
-                raise JobError(f"cannot use the output folder: {e}") from None
-            if isinstance(e, OSError):
-                raise JobError(f"cannot write to the output folder {out.path}: {e.strerror}") from None
-            raise
+        self._fence = self.folder.fence
         self._out_ino = out.ino
         self._running = True
         try:
@@ -249,8 +218,6 @@ class Job:
             self._running = False
             if not summary.interrupted:
                 sweep_tmp(out)
-            lock.release()
-            out.close()
         summary.elapsed = time.monotonic() - summary.started
         return summary
 

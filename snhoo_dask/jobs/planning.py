@@ -17,9 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..errors import JobError
-from ..fs.bounded import beat
 from ..model import FAILED, PARTIAL, SKIPPED, Video, VideoRecord
-from ..output.layout import Folding, OutputDir, previous_output, probe_folding_at
+from ..output.folder import Folding, OutputDir, OutputFolder, previous_output
 from ..output.manifest import latest_of
 from ..settings import Settings, new_record
 from .discover import DEFAULT_EXTENSIONS, Discovery, DiscoveryError, discover
@@ -27,12 +26,13 @@ from .discover import DEFAULT_EXTENSIONS, Discovery, DiscoveryError, discover
 
 def find_videos(
     roots: list[str],
-    out: str | None,
+    out: OutputFolder | None,
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
     confine: list[str] | None = None,
     suffix: str = "",
 ) -> Discovery:
-    """Every video under the roots; JobError if a root is unusable or none holds a video.
+    """Every video under the roots; JobError if a root is unusable, none holds a video, or
+    the disk of ``out`` would take two of their output names for one.
 
     ``confine``: folders the walk may not leave (links out of them are reported, not followed).
     ``suffix``: after each video's output name (``settings.out_suffix``); the names are
@@ -41,45 +41,25 @@ def find_videos(
     if not roots:
         raise JobError("give at least one root folder")
     # Asked of the output disk itself (of the folder it will be made in, if it is not there yet).
-    beat("the output folder", out or "")
-    folding = probe_folding_at(out) if out else Folding()
+    folding = out.folding if out is not None else Folding()
     try:
-        found = discover(roots, extensions, exclude=out, confine=confine, folding=folding, suffix=suffix)
+        found = discover(
+            roots,
+            extensions,
+            exclude=out.path if out is not None else None,
+            confine=confine,
+            folding=folding,
+            suffix=suffix,
+        )
     except DiscoveryError as e:
         raise JobError(str(e)) from None
     if not found.videos:
         where = ", ".join(roots)
         raise JobError(f"no videos found under {where} (looked for .{', .'.join(extensions)})")
-    problem = name_clashes(found.videos, folding, out or "")
+    problem = out.clashes(found.videos) if out is not None else None
     if problem:
         raise JobError(problem)
     return found
-
-
-def name_clashes(videos: list[Video], folding: Folding, out: str, shown: int = 3) -> str | None:
-    """Why these videos cannot share the output folder ``out``, whose disk compares names as
-    ``folding`` says: the outputs of two of them would be one name there (``Case.mp4`` and
-    ``case.mp4`` on NTFS), or one's output the folder of another's.  None if they can."""
-    if not folding.folds:
-        return None
-    outputs: dict[str, list[Video]] = {}
-    folders: dict[str, Video] = {}  # the folders the outputs go in, by key: a video below each
-    for v in videos:
-        outputs.setdefault(folding.path_key(v.out_rel), []).append(v)
-        parts = v.out_rel.split("/")
-        for i in range(1, len(parts)):
-            folders.setdefault(folding.path_key("/".join(parts[:i])), v)
-    groups = [vs for vs in outputs.values() if len(vs) > 1]
-    groups += [[vs[0], folders[k]] for k, vs in outputs.items() if k in folders]
-    if not groups:
-        return None
-    said = "; ".join(" and ".join(v.path for v in vs) for vs in groups[:shown])
-    more = f" (and {len(groups) - shown} more)" if len(groups) > shown else ""
-    return (
-        f"the disk of the output folder {out} takes names that differ {folding.describe()} for one "
-        f"name, so these videos would write one output: {said}{more}; rename them, or choose an "
-        "output folder on a disk that tells them apart"
-    )
 
 
 # What a run does with a video, decided before any task runs (``decide``).

@@ -24,11 +24,11 @@ from ..errors import JobError, UsageError
 from ..frames.selection import parse_selection
 from ..fs.bounded import Stalled, watched
 from ..options import Options, Selected, by_name, check
+from ..output.folder import OutputFolder
 from ..settings import Settings, dataset_options, out_suffix
-from .discover import parse_extensions
+from .discover import Discovery, parse_extensions
 from .job import Job, new_run_id
 from .planning import find_videos
-from .prepare import check_apart, prepare_output
 
 
 @dataclass(kw_only=True)
@@ -132,39 +132,40 @@ def build_job(
     is the JobSpec field at fault (``roots``, ``out``, or an option's).
 
     ``confine``: folders discovery may not leave (the web service's allowed folders).
-    ``dry_run``: the output folder is checked but not created (``check_apart``, not
-    ``prepare_output``).  ``claim(out)``: called with the resolved output folder once every
+    ``dry_run``: the output folder is checked but not created (``OutputFolder.check_apart``,
+    not ``create``).  ``claim(out)``: called with the resolved output folder once every
     option passed and before the videos are looked for or the folder is created; it takes
     the folder for this job or raises (the web: two requests for one folder cannot both pass).
     """
     fields, extensions = check_options(spec)
     roots = list(spec.roots)
 
-    def look():
+    def look() -> tuple[OutputFolder, Discovery]:
         try:
-            out = check_apart(spec.out, roots)
+            folder = OutputFolder(spec.out)
+            folder.check_apart(roots)
         except UsageError as e:
             raise _at("out", e) from None
         if claim is not None:
-            claim(out)
+            claim(folder.path)
         try:
-            found = find_videos(roots, out, extensions, confine=confine, suffix=out_suffix(fields["pack"]))
+            found = find_videos(roots, folder, extensions, confine=confine, suffix=out_suffix(fields["pack"]))
         except UsageError as e:
             raise _at("roots", e) from None
         if not dry_run:
             try:
-                out = prepare_output(spec.out, roots)
+                folder.create()
             except UsageError as e:
                 raise _at("out", e) from None
-        return out, found
+        return folder, found
 
     # A root on a disk that hangs would hang the caller in one stat, deaf to Ctrl-C: the
     # folders are read in a thread of their own, and one read that hangs ends the job.
     try:
-        out, found = watched(look, stall_seconds())
+        folder, found = watched(look, stall_seconds())
     except Stalled as e:
         error = JobError(str(e))
         error.field = "out" if e.where.startswith("the output") else "roots"
         raise error from None
-    settings = Settings(out=out, run_id=new_run_id(), **fields)
-    return Job(found, settings, overwrite=spec.overwrite)
+    settings = Settings(out=folder.path, run_id=new_run_id(), **fields)
+    return Job(found, settings, folder, overwrite=spec.overwrite)

@@ -2,7 +2,7 @@
 
 A sink receives each encoded image with its row (``add``), then the rows' table
 (``close``), then the completion record (``seal``), and leaves one finished path that
-``layout.publish`` moves into place in one rename:
+``folder.publish`` moves into place in one rename:
 
 - ``FolderSink`` (``--pack folder``): one file per image in the temporary folder, plus
   frames.csv and .snhoo-done.json listing every file with its size.
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..fs.fsafe import create_file, disk_errors
-from .layout import DONE_FILE, DONE_MEMBER, TAR_NAME, TmpDir
+from .folder import DONE_FILE, DONE_MEMBER, TAR_NAME, TmpDir
 from .scenes import SCENES_FILE, scenes_csv
 
 # --pack: a folder of images per video, or one WebDataset tar per video.
@@ -112,7 +112,7 @@ class FolderSink:
 
     def seal(self, done: dict) -> tuple[int, str]:
         """Write the completion record last, listing every file with its size (resume checks
-        them: ``layout.complete``); return what to publish (the temporary folder, as its
+        them: ``folder.complete``); return what to publish (the temporary folder, as its
         parent's descriptor and its name)."""
         with disk_errors(self.tmp.out_path):
             return self._seal(done)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..fs.fsafe import UnsafePath, open_beneath, open_plain
 from ..model import VideoRecord
-from .layout import MANIFEST, OutputDir
+from .folder import MANIFEST, OutputDir
 
 # Far above any record (the missing list is summarised), far below a memory problem.
 MAX_LINE = 4 * 1024 * 1024

@@ -24,7 +24,7 @@ import tornado.template
 
 from ..fs import fsafe
 from ..model import FAILED, OK, PARTIAL, SKIPPED, WRITTEN, VideoRecord
-from .layout import MANIFEST, REPORT, OutputDir
+from .folder import MANIFEST, REPORT, OutputDir
 from .manifest import Manifest, latest_per_video, load_latest
 from .sheets import video_sheet
 

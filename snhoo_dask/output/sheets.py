@@ -22,7 +22,7 @@ from typing import IO, BinaryIO, TypeGuard
 from PIL import Image
 
 from ..fs import fsafe
-from .layout import IMAGE_EXTENSIONS
+from .folder import IMAGE_EXTENSIONS
 
 SHEET_FRAMES = 4
 THUMB_WIDTH = 128

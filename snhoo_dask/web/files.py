@@ -14,7 +14,7 @@ import stat
 
 from ..fs import fsafe
 from ..output import sheets
-from ..output.layout import REPORT
+from ..output.folder import REPORT
 from ..output.sheets import Listing, video_sheet
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from distributed import Client
 
 from ..errors import JobError
+from ..fs.paths import overlap
 from ..jobs.job import Job
 from ..jobs.progress import Progress
 from ..jobs.summary import ERROR
@@ -33,7 +33,7 @@ class Runner:
         with self._lock:
             # Nor one inside or around another's: a job writing into another's output
             # would replace its frames under its manifest.
-            if any(_nested(out, other) for other in self._claimed):
+            if any(overlap(out, other) for other in self._claimed):
                 return False
             self._claimed.add(out)
             return True
@@ -121,12 +121,3 @@ class Runner:
         if problem:
             log.warning("job %s: %s", job_id, problem)
         return problem
-
-
-def _nested(a: str, b: str) -> bool:
-    """Whether folder ``a`` is ``b``, or lies inside or around it."""
-    try:
-        common = os.path.commonpath([os.path.abspath(a), os.path.abspath(b)])
-    except ValueError:
-        return False
-    return common in (os.path.abspath(a), os.path.abspath(b))

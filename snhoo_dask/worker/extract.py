@@ -27,8 +27,8 @@ from ..frames.pickers import FastPathRejected, FrameRef
 from ..frames.plans import Plan, plan, refetch_pass
 from ..fs.fsafe import disk_gone, fd_path
 from ..model import FAILED, OK, PARTIAL, Video, VideoFailed, VideoRecord
+from ..output.folder import OutputDir, TmpDir, UnsafePath, finished_record, publish
 from ..output.formats import FrameRow, make_sink
-from ..output.layout import OutputDir, TmpDir, UnsafePath, finished_record, publish
 from ..output.writers import make_encoder, wants_planes
 from ..packets.thinning import fast_plan
 from ..settings import Settings, new_record

@@ -27,8 +27,8 @@ from ..frames.length import cut_short
 from ..frames.pickers import FastPathRejected
 from ..fs.fsafe import remove_tree, walk
 from ..model import OK, Video, VideoRecord
+from ..output.folder import publish
 from ..output.formats import FolderSink, FrameRow
-from ..output.layout import publish
 from ..packets.pieces import Piece, cut, piece_plan
 from ..packets.table import scan
 from ..settings import Settings

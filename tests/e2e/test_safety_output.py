@@ -235,7 +235,7 @@ def test_resume_redoes_a_finished_folder_whose_images_were_deleted_or_changed(tm
 def test_a_publish_after_another_run_took_the_output_moves_nothing(tmp_path):
     """The fence itself: a task holding an old token discards its folder with a clear reason."""
     from snhoo_dask.fs.fsafe import create_file
-    from snhoo_dask.output.layout import OutputDir, StaleRun, TmpDir, publish, take_over
+    from snhoo_dask.output.folder import OutputDir, StaleRun, TmpDir, publish, take_over
 
     with OutputDir(str(tmp_path)) as first:
         fence = take_over(first, "20261204T000000-aaaaaa")

@@ -17,8 +17,8 @@ from snhoo_dask.frames.frame_log import FrameLog
 from snhoo_dask.frames.plans import plan
 from snhoo_dask.frames.selection import SelectionError, parse_selection
 from snhoo_dask.options import Options, check
+from snhoo_dask.output.folder import OutputDir, TmpDir, read_done
 from snhoo_dask.output.formats import FrameRow, TarSink
-from snhoo_dask.output.layout import OutputDir, TmpDir, read_done
 from snhoo_dask.settings import Settings, dataset_options
 from snhoo_dask.video.probe import VideoInfo
 

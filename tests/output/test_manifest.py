@@ -8,7 +8,7 @@ import os
 import pytest
 
 from snhoo_dask.model import VideoRecord
-from snhoo_dask.output.layout import OutputDir
+from snhoo_dask.output.folder import OutputDir
 from snhoo_dask.output.manifest import (
     ManifestWriter,
     latest_records,

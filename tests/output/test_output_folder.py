@@ -12,11 +12,11 @@ import pytest
 from snhoo_dask.errors import JobError
 from snhoo_dask.fs.fsafe import create_file
 from snhoo_dask.jobs.discover import root_names
-from snhoo_dask.jobs.prepare import check_apart, prepare_output
-from snhoo_dask.output.layout import (
+from snhoo_dask.output.folder import (
     DONE_FILE,
     TMP_DIR,
     OutputDir,
+    OutputFolder,
     TmpDir,
     UnsafePath,
     publish,
@@ -25,6 +25,20 @@ from snhoo_dask.output.layout import (
 )
 
 SIGNATURE = {"selection": {"mode": "all"}, "format": "jpg", "quality": 90}
+
+
+def check_apart(out: str, roots: list[str]) -> str:
+    folder = OutputFolder(out)
+    folder.check_apart(roots)
+    return folder.path
+
+
+def prepare_output(out: str, roots: list[str] | None = None) -> str:
+    """The output folder as a job's planning makes it: checked, then created."""
+    folder = OutputFolder(out)
+    folder.check_apart(roots or [])
+    folder.create()
+    return folder.path
 
 
 # -- the output folder and the roots ------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from helpers import fill_disk, run_cli, small_fs_fixture
 
 from snhoo_dask.model import VideoRecord
-from snhoo_dask.output.layout import OutputDir
+from snhoo_dask.output.folder import OutputDir
 from snhoo_dask.output.manifest import ManifestWriter, latest_run, load_manifest
 
 pytestmark = pytest.mark.timeout(120)

@@ -10,7 +10,7 @@ from tornado.ioloop import IOLoop
 
 from ...frames.selection import MODE_LIST, MODES
 from ...options import SECTIONS
-from ...output.layout import REPORT
+from ...output.folder import REPORT
 from ...output.sheets import FRAMES_CSV, MAX_IMAGE_BYTES
 from .. import files
 from ..submission import WEB_OPTIONS, RequestError, Submission

@@ -8,13 +8,14 @@ import os
 import socket
 import time
 
-from ..errors import UsageError
-from ..fs.fsafe import open_plain
-from ..output.layout import LOCK_FILE, OutputDir
+from ...errors import UsageError
+from ...fs.fsafe import open_plain
+from .names import LOCK_FILE
+from .opened import OutputDir
 
 
 class OutputBusy(UsageError):
-    pass
+    """Another run holds the output folder's lock."""
 
 
 class OutputLock:
@@ -69,5 +70,5 @@ class OutputLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()

@@ -1,0 +1,73 @@
+"""OUT/.snhoo-tmp: the folders a video's frames are written in before their publish, and
+their sweep after a run that left some behind."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from ...fs.fsafe import disk_errors, is_dir_at, remove_tree, walk
+from .names import TMP_DIR
+from .opened import OutputDir, safe_dirs
+
+
+class TmpDir:
+    """A fresh folder in OUT/.snhoo-tmp (on the output filesystem, so the publish rename is
+    atomic): ``fd`` is the folder, ``base`` its parent, both open until ``remove``."""
+
+    def __init__(self, out: OutputDir) -> None:
+        with disk_errors(out.path):
+            self.base = safe_dirs(out, [TMP_DIR])
+        self.name = uuid.uuid4().hex
+        self.path = os.path.join(out.path, TMP_DIR, self.name)  # for messages only
+        self.out_path = out.path
+        try:
+            with disk_errors(out.path):
+                os.mkdir(self.name, 0o755, dir_fd=self.base)
+                self.fd = walk(self.base, [self.name])
+        except BaseException:
+            os.close(self.base)
+            raise
+
+    def remove(self) -> None:
+        """Delete the folder and what is left in it (after a publish: nothing), close both."""
+        remove_tree(self.base, self.name)
+        os.close(self.fd)
+        os.close(self.base)
+
+    def keep(self) -> None:
+        """Close both, leaving the folder for another task to take over (a piece's images,
+        which the video's join moves out); a sweep removes it if none does."""
+        os.close(self.fd)
+        os.close(self.base)
+
+
+def sweep_tmp(out: OutputDir) -> int:
+    """Remove folders left by interrupted runs or killed workers; return how many."""
+    if not is_dir_at(out.fd, TMP_DIR):
+        return 0  # absent, or a link/file a user put there: never list or delete through it
+    try:
+        base = walk(out.fd, [TMP_DIR])
+    except OSError:
+        return 0
+    try:
+        names = os.listdir(base)
+        for name in names:
+            # Rename first: a task of an interrupted run may still be writing into its folder.
+            # After the (atomic) rename its next write or its publish fails, instead of racing
+            # the removal and publishing a folder with some images deleted.
+            trash = "swept-" + uuid.uuid4().hex
+            try:
+                os.rename(name, trash, src_dir_fd=base, dst_dir_fd=base)
+            except OSError:
+                trash = name
+            remove_tree(base, trash)
+    except OSError:
+        return 0
+    finally:
+        os.close(base)
+    try:
+        os.rmdir(TMP_DIR, dir_fd=out.fd)
+    except OSError:
+        pass
+    return len(names)
