@@ -2,7 +2,8 @@
 program, a real ``snhoo-dask serve`` reading them: one is pulled out (its loop device
 detached), the web's disk list says so within seconds, a job on it is refused with the
 reason and a run of the command line on it fails with one line, while a job on the other
-disk completes with its frames.  (What udev and NFS add is the container lab's and a real
+disk completes with its frames; then the web's eject of that one, refused while a process
+sits in it, done once it has gone.  (What udev and NFS add is the container lab's and a real
 lab's to prove: docs/deploy.md.)"""
 
 from __future__ import annotations
@@ -88,5 +89,21 @@ def test_a_pulled_disk_is_listed_unplugged_and_its_job_fails_with_a_reason_while
         assert [
             n for n in os.listdir(frames / "from-two" / "SNHOO-two" / "cam" / "a.mp4") if n.endswith(".jpg")
         ]
+
+        # The web's Eject: refused while a process sits in the disk (named), then done.
+        sitter = subprocess.Popen(["sleep", "60"], cwd=two.mountpoint)
+        try:
+            status, answer = svc.call("/api/disks/eject", "POST", {"name": "SNHOO-two"})
+            assert status == 409 and "still in use" in answer["error"] and "sleep" in answer["error"], answer
+            assert os.path.ismount(two.mountpoint)
+        finally:
+            sitter.kill()
+            sitter.wait()
+        status, answer = svc.call("/api/disks/eject", "POST", {"name": "SNHOO-two"})
+        assert status == 200 and "ejected" in answer["message"], answer
+        assert not os.path.ismount(two.mountpoint)
+        assert disks()["SNHOO-two"]["state"] == "ejected"
+        status, answer = svc.call("/api/disks/eject", "POST", {"name": "SNHOO-one"})
+        assert status == 409 and "not plugged" in answer["error"], answer
     finally:
         svc.stop()
