@@ -9,4 +9,6 @@ bash tests/ansible/setup_host.sh
 # Lint gate first: a style or lint error fails the run before the slow tests start.
 ruff check .
 ruff format --check .
+# Types: a wrong field on a record or a value used before its None check ([tool.mypy]).
+mypy
 exec python -m pytest tests "$@"

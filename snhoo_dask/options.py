@@ -242,8 +242,9 @@ class Options:
         default_text=str(DEFAULT_MAX_PIXELS),
     )
 
-    def options(self) -> dict[str, object]:
-        """These fields by name (to hand them on as they are)."""
+    def options(self) -> dict[str, Any]:
+        """These fields by name (to hand them on as they are: each value has its field's
+        type, which one dict type cannot state per key)."""
         return {f.name: getattr(self, f.name) for f in fields(Options)}
 
 

@@ -41,13 +41,15 @@ class _KeepFirst(httputil.HTTPMessageDelegate):
     ) -> Awaitable[None] | None:
         if self.conn is not None and isinstance(start_line, httputil.RequestStartLine):
             if len(start_line.path) > MAX_URL:
-                return self.refuse(414, "URI Too Long", f"the address is longer than {MAX_URL // 1024} KiB")
+                self.refuse(414, "URI Too Long", f"the address is longer than {MAX_URL // 1024} KiB")
+                return None
             if sum(len(k) + len(v) + 4 for k, v in headers.get_all()) > MAX_HEADERS:
-                return self.refuse(
+                self.refuse(
                     431,
                     "Request Header Fields Too Large",
                     f"the request headers are larger than {MAX_HEADERS // 1024} KiB",
                 )
+                return None
         return self.inner.headers_received(start_line, headers)
 
     def refuse(self, code: int, reason: str, why: str) -> None:
@@ -61,6 +63,8 @@ class _KeepFirst(httputil.HTTPMessageDelegate):
                 "Connection": "close",
             }
         )
+        if self.conn is None:  # the connection is gone: no one to answer
+            return
         self.conn.write_headers(httputil.ResponseStartLine("HTTP/1.1", code, reason), headers, body)
         self.conn.finish()
 

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import tornado.web
@@ -42,6 +43,12 @@ MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS = "SNHOO_WEB_MAX_CONNECTIONS", 64
 
 HERE = os.path.dirname(__file__)
 log = logging.getLogger("snhoo_dask.web")
+
+
+def _close(stream: IOStream, written: asyncio.Future[None]) -> None:
+    """Close a refused connection once its answer is written (or could not be)."""
+    written.exception()  # retrieved, so a failed write is not logged as never seen
+    stream.close()
 
 
 class ServeError(UsageError):
@@ -95,14 +102,15 @@ class CappedServer(HTTPServer):
         if self._open.get(client, 0) >= self.per_client:
             log.warning("refused a connection from %s: it has %d open already", client, self.per_client)
             done = stream.write(self.BUSY)
-            done.add_done_callback(lambda f: (f.exception(), stream.close()))
+            done.add_done_callback(lambda f: _close(stream, f))
             return
         self._open[client] = self._open.get(client, 0) + 1
         self._client_of[stream] = client
         super().handle_stream(stream, address)
 
     def on_close(self, server_conn) -> None:
-        client = self._client_of.pop(getattr(server_conn, "stream", None), None)
+        stream = getattr(server_conn, "stream", None)
+        client = self._client_of.pop(stream, None) if stream is not None else None
         if client is not None:
             left = self._open.get(client, 1) - 1
             if left > 0:
@@ -177,15 +185,15 @@ def check_bases(allow: list[str], out_base: list[str]) -> PathPolicy:
 def serve(
     host: str = "127.0.0.1",
     port: int = 8888,
-    allow: list[str] = (),
-    out_base: list[str] = (),
+    allow: Sequence[str] = (),
+    out_base: Sequence[str] = (),
     state_dir: str = "snhoo-state",
     scheduler: str | None = None,
     workers: int | None = None,
     threads_per_worker: int = 1,
     dashboard_address: str = DEFAULT_DASHBOARD,
     token: str | None = None,
-    allowed_hosts: list[str] = (),
+    allowed_hosts: Sequence[str] = (),
     limits: Limits | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM; running jobs are then stopped and recorded as interrupted.

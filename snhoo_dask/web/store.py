@@ -6,6 +6,7 @@ cut off, and is shown as interrupted so it can be resumed.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sqlite3
@@ -256,7 +257,8 @@ class JobStore:
             rows = self._db.execute("SELECT * FROM jobs ORDER BY created DESC").fetchall()
         return [_job(r) for r in rows]
 
-    def videos(self, job_id: str) -> list[dict]:
+    # The method ``list`` above hides the builtin in the rest of the class body.
+    def videos(self, job_id: str) -> builtins.list[dict]:
         """The job's videos; ``key`` names each one in a sheet's URL (``video_path``)."""
         with self._lock:
             rows = self._db.execute(
@@ -264,7 +266,7 @@ class JobStore:
             ).fetchall()
         return [_video(r) for r in rows]
 
-    def changes(self, job_id: str, since: int) -> tuple[list[dict], int, bool]:
+    def changes(self, job_id: str, since: int) -> tuple[builtins.list[dict], int, bool]:
         """(the videos changed after change number ``since``, the number to ask from next
         time, whether that is every video of the job): a page polling a running job gets
         what finished since its last look, not the whole job again.  Every video when
@@ -280,7 +282,7 @@ class JobStore:
             cursor = self._seq
         return [_video(r) for r in rows], cursor, whole
 
-    def videos_named(self, job_id: str, names: list[str]) -> list[dict]:
+    def videos_named(self, job_id: str, names: builtins.list[str]) -> builtins.list[dict]:
         """The job's videos whose text (``out_rel``) is one of ``names``."""
         rows = []
         with self._lock:

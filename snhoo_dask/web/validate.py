@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from ..errors import UsageError
 from ..fs.bounded import Stuck, bounded, bounded_all
@@ -116,7 +117,7 @@ class PathPolicy:
         """Every base looked at together, within about ``wait`` s in all (it may block:
         call it off the event loop)."""
         bases = list(dict.fromkeys([*self.allow_bases, *self.out_bases]))
-        found = bounded_all({("base", b.given): (lambda b=b: _look(b.given)) for b in bases}, wait)
+        found = bounded_all({("base", b.given): partial(_look, b.given) for b in bases}, wait)
         looks = {}
         for b in bases:
             got = found[("base", b.given)]

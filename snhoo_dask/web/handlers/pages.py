@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
 import tornado.web
@@ -25,7 +26,7 @@ class SubmitPage(Base):
         await self.form(Submission(roots=[]), None, 200)
 
     async def form(
-        self, sub: Submission, error: RequestError | None, status: int, others: list[RequestError] = ()
+        self, sub: Submission, error: RequestError | None, status: int, others: Sequence[RequestError] = ()
     ) -> None:
         folders = await self.folders()
         self.set_status(status)
@@ -148,8 +149,8 @@ class OutputFile(Base):
             raise tornado.web.HTTPError(404, reason="not a video of this job")
         return video
 
-    async def get(self, job_id: bytes, rest: bytes) -> None:
-        job_id = job_id.decode("ascii")
+    async def get(self, raw_id: bytes, rest: bytes) -> None:
+        job_id = raw_id.decode("ascii")
         job = self.job_or_404(job_id)
         if rest == REPORT.encode():
             await self.report(job)
