@@ -178,3 +178,24 @@ def test_the_public_names_are_there_and_cheap():
     code = "import sys, snhoo_dask; print('distributed' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _package_modules() -> list[str]:
+    return sorted(name for name in _modules(PACKAGE) if name != "snhoo_dask.__main__")
+
+
+def test_every_error_class_is_a_snhoo_error():
+    """An error snhoo-dask defines is one of its own (``errors.SnhooError``): the command line
+    shows it as one line, and a caller can catch every error raised on purpose at once."""
+    import importlib
+    import inspect
+
+    from snhoo_dask.errors import SnhooError
+
+    outside = []
+    for name in _package_modules():
+        module = importlib.import_module(name)
+        for cls_name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == name and issubclass(cls, BaseException) and not issubclass(cls, SnhooError):
+                outside.append(f"{name}.{cls_name}")
+    assert outside == []

@@ -8,10 +8,12 @@ import sys
 
 import click
 
+from ..errors import SnhooError, UsageError
 from ..jobs.summary import EXIT_INTERRUPTED, EXIT_USAGE
+from .text import shown
 
 
-class GivenTwice(click.UsageError):
+class GivenTwice(UsageError):
     """Shown as the command's other usage errors are (``OneLineGroup``)."""
 
 
@@ -29,7 +31,7 @@ class OnceEach(click.Command):
                 if not isinstance(param, click.Option) or param.multiple or param.is_flag or param.count:
                     continue
                 if param in seen and not ctx.resilient_parsing:
-                    raise GivenTwice(f"{max(param.opts, key=len)} given twice", ctx)
+                    raise GivenTwice(f"{max(param.opts, key=len)} given twice")
                 seen.add(param)
                 _not_too_long(param, opts.get(param.name), ctx)
             return opts, rest, order
@@ -49,7 +51,16 @@ _NUMBERS = (click.types.IntParamType, click.types.FloatParamType)
 def _not_too_long(param: click.Option, value: object, ctx: click.Context) -> None:
     if isinstance(param.type, _NUMBERS) and isinstance(value, str) and len(value) > MAX_NUMBER_TEXT:
         name = max(param.opts, key=len)
-        raise GivenTwice(f"{name}: a number of {len(value)} characters is not one it can take", ctx)
+        raise GivenTwice(f"{name}: a number of {len(value)} characters is not one it can take")
+
+
+def exit_status(error: SnhooError) -> int:
+    """The command's exit status for an error raised on purpose: its own ``exit_code`` when
+    it has one (``ReportError``), 2 for a usage error, else 1."""
+    code = getattr(error, "exit_code", None)
+    if isinstance(code, int):
+        return code
+    return EXIT_USAGE if isinstance(error, UsageError) else 1
 
 
 class OneLineGroup(click.Group):
@@ -63,6 +74,9 @@ class OneLineGroup(click.Group):
         except click.UsageError as e:
             click.echo(f"snhoo-dask: error: {e.format_message()}", err=True)  # did-you-mean kept
             sys.exit(EXIT_USAGE)
+        except SnhooError as e:  # raised on purpose: its one line, never a traceback
+            click.echo(f"snhoo-dask: error: {shown(str(e))}", err=True)
+            sys.exit(exit_status(e))
         except click.ClickException as e:
             e.show()
             sys.exit(e.exit_code)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
+from ..errors import SnhooError
 from ..fs.fsafe import open_dir
 from .state import DiskState, read_states
 
@@ -34,7 +35,7 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 STATES_TTL = 1.0
 
 
-class DiskTableError(OSError):
+class DiskTableError(SnhooError, OSError):
     """The disks' state files could not be read in time (the message says which)."""
 
 

@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..errors import SnhooError
+
 T = TypeVar("T")
 
 
-class Stuck(OSError):
+class Stuck(SnhooError, OSError):
     """The call did not answer within its time bound (its disk hangs); it may still be
     running in its own thread."""
 
@@ -88,7 +90,7 @@ def bounded_all(calls: dict[Any, Callable[[], T]], wait: float) -> dict[Any, T |
 # -- a long walk that must not hang ----------------------------------------------------------
 
 
-class Stalled(OSError):
+class Stalled(SnhooError, OSError):
     """A watched call made no progress for its stall bound; ``where`` is what it was
     reading then (as ``beat`` last said)."""
 

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import click
 import tornado.template
 
+from ..errors import SnhooError
 from ..fs import fsafe
 from ..model import FAILED, OK, PARTIAL, SKIPPED, WRITTEN, VideoRecord
 from .folder import MANIFEST, REPORT, OutputDir
@@ -252,7 +253,7 @@ input,select,button{font:inherit;max-width:100%}
 """
 
 
-class ReportError(click.ClickException):
+class ReportError(SnhooError):
     """The report cannot be built; ``message`` is one line.  On the command line (``snhoo-dask
     report``) it is ``snhoo-dask: error: ...`` and exit status ``exit_code``: 2 for a folder
     that is not a job's output, 1 for a manifest that cannot be read or a report that cannot
@@ -260,10 +261,8 @@ class ReportError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
+        self.message = message
         self.exit_code = exit_code
-
-    def show(self, file=None) -> None:
-        click.echo(f"snhoo-dask: error: {self.message}", err=True, file=file)
 
 
 def _warn(message: str) -> None:
