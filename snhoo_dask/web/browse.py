@@ -28,6 +28,7 @@ from tornado.ioloop import IOLoop
 from ..cli.text import shown
 from ..disks.state import MAX_NAME, disks_base, read_states
 from ..disks.table import DiskTableError, count_open, disk_table
+from ..errors import UsageError
 from ..fs.bounded import Stuck, bounded
 from ..fs.fsafe import UnsafePath, open_dir, walk
 from ..jobs.discover import DEFAULT_EXTENSIONS
@@ -43,7 +44,7 @@ MAX_REF = 16384
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class BadRef(ValueError):
+class BadRef(UsageError, ValueError):
     """A folder ref that does not name a folder below an --allow folder."""
 
 
