@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from ..errors import SnhooError
+from ..fs.bounded import Call, start
 from ..fs.fsafe import open_dir
 from .state import DiskState, read_states
 
@@ -61,43 +61,14 @@ class DiskRow:
         return asdict(self)
 
 
-class _Read:
-    """One read of a mount point in a thread of its own; waited for, never joined."""
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self.started = time.monotonic()
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        threading.Thread(target=self._run, args=(fn,), daemon=True, name="snhoo-disk-read").start()
-
-    def _run(self, fn: Callable[[], Any]) -> None:
-        try:
-            self.value = fn()
-        except BaseException as e:  # noqa: BLE001 - reported to whoever waits
-            self.error = e
-        finally:
-            self.done.set()
-
-    def fresh(self, ttl: float) -> bool:
-        return not self.done.is_set() or time.monotonic() - self.started < ttl
+def _read(key: tuple, fn: Callable[[], Any], ttl: float) -> Call:
+    """The read of ``key`` (one of the disks table's) still running or done less than
+    ``ttl`` s ago, else a new one, in a thread of its own (``fs.bounded``)."""
+    return start(("disks", *key), fn, ttl)
 
 
-_reads: dict[tuple, _Read] = {}
-_lock = threading.Lock()
-
-
-def _read(key: tuple, fn: Callable[[], Any], ttl: float) -> _Read:
-    """The read of ``key`` still running or done less than ``ttl`` s ago, else a new one."""
-    with _lock:
-        read = _reads.get(key)
-        if read is None or not read.fresh(ttl):
-            read = _reads[key] = _Read(fn)
-        return read
-
-
-def _wait(read: _Read, deadline: float) -> bool:
-    return read.done.wait(max(0.0, deadline - time.monotonic()))
+def _wait(read: Call, deadline: float) -> bool:
+    return read.wait(deadline)
 
 
 def disk_table(base: str, extensions: tuple[str, ...], wait: float = WAIT_SECONDS) -> list[DiskRow]:
@@ -123,7 +94,7 @@ def disk_table(base: str, extensions: tuple[str, ...], wait: float = WAIT_SECOND
     return [_row(d, reads.get(d.mountpoint), deadline) for d in disks]
 
 
-def _row(d: DiskState, reads: tuple[_Read, _Read] | None, deadline: float) -> DiskRow:
+def _row(d: DiskState, reads: tuple[Call, Call] | None, deadline: float) -> DiskRow:
     state, free, size, videos, complete = d.state, None, d.size_bytes, None, True
     if reads is not None:
         space, count = reads

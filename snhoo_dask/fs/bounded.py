@@ -6,7 +6,8 @@ a call cannot be cancelled; it can only be kept away from whoever must go on ans
 each runs in a daemon thread of its own, and the caller waits at most ``wait`` seconds.
 While a call of one key is still running, no second one is started: asking again waits for
 the same call, and a call already older than the wait answers ``Stuck`` at once, so a hung
-disk costs one thread, not one per request.
+disk costs one thread, not one per request.  A finished call's value may be reused for a
+while (``start``'s ``ttl``: the disks table's free space and video counts).
 """
 
 from __future__ import annotations
@@ -26,39 +27,53 @@ class Stuck(SnhooError, OSError):
     running in its own thread."""
 
 
-class _Call:
-    def __init__(self, key, fn: Callable[[], Any]) -> None:
+class Call:
+    """One call in a daemon thread of its own: waited for, never joined."""
+
+    def __init__(self, key, fn: Callable[[], Any], keep: bool) -> None:
         self.started = time.monotonic()
         self.value: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
-        threading.Thread(target=self._run, args=(key, fn), daemon=True, name="snhoo-bounded").start()
+        threading.Thread(target=self._run, args=(key, fn, keep), daemon=True, name="snhoo-bounded").start()
 
-    def _run(self, key, fn: Callable[[], Any]) -> None:
+    def _run(self, key, fn: Callable[[], Any], keep: bool) -> None:
         try:
             self.value = fn()
         except BaseException as e:  # noqa: BLE001 - handed to whoever waits
             self.error = e
         finally:
             self.done.set()
-            with _lock:
-                if _calls.get(key) is self:
-                    del _calls[key]
+            if not keep:  # its value is never reused: no need to hold it
+                with _lock:
+                    if _calls.get(key) is self:
+                        del _calls[key]
+
+    def fresh(self, ttl: float) -> bool:
+        """Still running, or finished less than ``ttl`` s after it started."""
+        return not self.done.is_set() or time.monotonic() - self.started < ttl
+
+    def wait(self, until: float) -> bool:
+        """Whether it finished by ``until`` (a ``time.monotonic()`` time)."""
+        return self.done.wait(max(0.0, until - time.monotonic()))
 
 
-_calls: dict[Any, _Call] = {}
+_calls: dict[Any, Call] = {}
 _lock = threading.Lock()
 
 
-def _start(key, fn: Callable[[], Any]) -> _Call:
+def start(key, fn: Callable[[], Any], ttl: float = 0.0) -> Call:
+    """The call of ``key`` still running, or one that finished within ``ttl`` s of its
+    start; else ``fn`` started now.  A finished call is never reused with no ``ttl``, even
+    in the moment before it leaves the table (a second look must read again)."""
     with _lock:
         call = _calls.get(key)
-        if call is None:
-            call = _calls[key] = _Call(key, fn)
+        if call is None or not call.fresh(ttl):
+            call = _calls[key] = Call(key, fn, keep=ttl > 0)
         return call
 
 
-def _result(call: _Call, key, until: float):
+def _result(call: Call, key, until: float):
     if not call.done.wait(max(0.0, until - time.monotonic())):
         raise Stuck(f"no answer within {until - call.started:.1f} s: {key!r}")
     if call.error is not None:
@@ -69,14 +84,14 @@ def _result(call: _Call, key, until: float):
 def bounded(key, fn: Callable[[], T], wait: float) -> T:
     """``fn()``'s value (or its exception) if it comes within ``wait`` s of the call's start;
     Stuck otherwise.  ``key`` names what is read: one call per key runs at a time."""
-    call = _start(key, fn)
+    call = start(key, fn)
     return _result(call, key, call.started + wait)
 
 
 def bounded_all(calls: dict[Any, Callable[[], T]], wait: float) -> dict[Any, T | BaseException]:
     """Every call started at once and waited for together (within ``wait`` s in all): key ->
     its value, or the exception it raised, or Stuck."""
-    started = {key: _start(key, fn) for key, fn in calls.items()}
+    started = {key: start(key, fn) for key, fn in calls.items()}
     until = time.monotonic() + wait
     out: dict[Any, T | BaseException] = {}
     for key, call in started.items():

@@ -106,3 +106,12 @@ def test_the_disks_command_prints_the_table_and_json(tmp_path):
     assert res.returncode == 1 and res.stderr.startswith(
         "snhoo-dask: error: eject runs on the disk's storage host (cannot read the hot-plug settings"
     )
+
+
+def test_a_second_look_reads_again_once_the_first_has_answered():
+    """A bounded call that answered is not handed to the next caller of its key (a folder
+    plugged in between two looks is seen by the second): every look here reads anew."""
+    from snhoo_dask.fs.bounded import bounded
+
+    seen = [bounded(("look", "again"), lambda i=i: i, 5.0) for i in range(2000)]
+    assert seen == list(range(2000))
