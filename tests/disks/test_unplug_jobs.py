@@ -107,3 +107,39 @@ def test_a_pulled_disk_is_listed_unplugged_and_its_job_fails_with_a_reason_while
         assert status == 409 and "not plugged" in answer["error"], answer
     finally:
         svc.stop()
+
+
+def test_a_disk_pulled_out_while_its_job_runs_fails_what_it_could_not_read_with_a_reason(lab):
+    for i in range(12):
+        make_video(str(lab.tmp / "src-one" / "cam" / f"v{i:02d}.mp4"), seconds=4, size="320x240")
+    make_video(str(lab.tmp / "src-two" / "cam" / "a.mp4"), seconds=1)
+    k1 = disk_with_videos(lab, "SNHOO-one", lab.tmp / "src-one")
+    k2 = disk_with_videos(lab, "SNHOO-two", lab.tmp / "src-two")
+    lab.attach(k1)
+    lab.attach(k2)
+    one, two = lab.wait_state(k1, "plugged"), lab.wait_state(k2, "plugged")
+    frames = lab.tmp / "frames"
+    frames.mkdir()
+    env = {k: lab.env[k] for k in ("SNHOO_DISKS_BASE", "SNHOO_HOTPLUG_CONFIG", "SNHOO_BUSY_COMMAND")}
+    svc = start_embedded_serve(str(lab.tmp), [lab.base], [str(frames)], env=env)
+    try:
+        status, job = svc.call("/api/jobs", "POST", {"roots": [one.mountpoint], "out": "from-one"})
+        assert status == 201, job
+        wait_for("the first video done", lambda: svc.call(f"/api/jobs/{job['id']}")[1]["ok"] >= 1, 60)
+        sh("losetup", "-d", f"/dev/{k1}")  # pulled out mid-job
+        status, other = svc.call("/api/jobs", "POST", {"roots": [two.mountpoint], "out": "from-two"})
+        assert status == 201, other
+        done = svc.wait_job(job["id"], timeout=180)
+        assert svc.wait_job(other["id"], timeout=120)["ok"] == 1
+        _, rows = svc.call(f"/api/jobs/{job['id']}")
+        videos = rows["videos"]
+        assert len(videos) == 12 and done["state"] == "done_failures", done
+        failed = [v for v in videos if v["status"] == "failed"]
+        assert failed and all(v["reason"] for v in failed), failed
+        for v in videos:
+            assert v["status"] in ("ok", "failed"), v
+            if v["status"] == "ok":  # done before it went, or read from what was open: all there
+                out = frames / "from-one" / "SNHOO-one" / "cam" / os.path.basename(v["out_rel"])
+                assert len([n for n in os.listdir(out) if n.endswith(".jpg")]) == 100, v
+    finally:
+        svc.stop()
