@@ -25,6 +25,7 @@ from .errors import UsageError
 from .frames.filters import DEDUP_FRAC, DEDUP_HI, DEDUP_LO, DEDUP_MAX, MAX_PIXELS_LIMIT, MAX_SIZE, MIN_SIZE
 from .frames.selection import DEFAULT_SCENE_THRESHOLD
 from .output.formats import PACKS
+from .output.shards import DEFAULT_SHARD_SIZE
 from .output.writers import FORMATS
 from .video.hwaccel import HWACCELS
 from .video.probe import DEFAULT_MAX_PIXELS
@@ -163,10 +164,21 @@ class Options:
     )
     pack: str = option(
         "folder",
-        "folder: a folder of images per video; tar: one WebDataset tar per video.",
+        "folder: a folder of images per video; tar: one WebDataset tar per video; shards: "
+        "numbered WebDataset shards of --shard-size with keys unique in the job and a parquet index.",
         label="Output",
         choices=PACKS,
-        choice_labels=("a folder of images per video", "one WebDataset tar per video"),
+        choice_labels=(
+            "a folder of images per video",
+            "one WebDataset tar per video",
+            "numbered WebDataset shards with a parquet index",
+        ),
+        section="dataset",
+    )
+    shard_size: str = option(
+        DEFAULT_SHARD_SIZE,
+        "--pack shards: close a shard once it reaches this size (500MB, 2GB, 1.5GiB).",
+        label="Shard size (with shards)",
         section="dataset",
     )
     keep_partial: bool = option(

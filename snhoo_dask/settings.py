@@ -9,12 +9,13 @@ from .frames.selection import STREAMING_MODES, Selection
 from .model import Video, VideoRecord
 from .options import DEFAULTS, Options
 from .output.folder import OutputDir
+from .output.shards import fragment_rel, parse_size
 from .video.probe import DEFAULT_MAX_PIXELS
 
 
 def out_suffix(pack: str) -> str:
     """Appended to a video's output path: ``cam/a.mp4`` (folder) or ``cam/a.mp4.tar``."""
-    return ".tar" if pack == "tar" else ""
+    return ".tar" if pack in ("tar", "shards") else ""
 
 
 FRAME_IDENTITY = 2
@@ -28,6 +29,7 @@ class DatasetOptions:
     dedup: Dedup | None
     pack: str
     max_pixels: int = DEFAULT_MAX_PIXELS
+    shard_size: int = parse_size(DEFAULTS.shard_size)  # --pack shards: bytes
 
 
 def dataset_options(selection: Selection, options: Options = DEFAULTS) -> DatasetOptions:
@@ -44,11 +46,16 @@ def dataset_options(selection: Selection, options: Options = DEFAULTS) -> Datase
             "scenes",
             selection.mode,
         )
+    try:
+        shard_size = parse_size(options.shard_size)
+    except ValueError as e:
+        raise FilterError.naming("{} must be {what}", "shard_size", what=str(e)) from None
     return DatasetOptions(
         parse_resize(options.max_side, options.square),
         parse_dedup(dedup, options.dedup_hi, options.dedup_lo, options.dedup_frac),
         options.pack,
         DEFAULT_MAX_PIXELS if options.max_pixels is None else options.max_pixels,
+        shard_size,
     )
 
 
@@ -97,6 +104,9 @@ class Settings:
     # Keep a cut-off video's decoded frames as ``partial`` (never ``ok``).  Not in the
     # signature: it changes no image of a complete video, and a partial one is always redone.
     keep_partial: bool = DEFAULTS.keep_partial
+    # --pack shards: bytes a shard reaches before it is closed.  Not in the signature: it
+    # decides where samples go, never what they are.
+    shard_size: int = parse_size(DEFAULTS.shard_size)
     # What the job learned as it started, not what it was asked (never in the signature).
     run: RunFacts = RunFacts()
 
@@ -104,6 +114,11 @@ class Settings:
         """OUT as this job's tasks open it: the very folder the job locked, publishing only
         while the job still holds it (``output.folder.OutputDir``)."""
         return OutputDir(self.out, self.run.out_ino, self.run.fence)
+
+    def output_rel(self, video: Video) -> str:
+        """Where a task publishes this video's output, relative to OUT: its own place, or with
+        --pack shards a fragment the client copies into the shards (``output.shards``)."""
+        return fragment_rel(video) if self.pack == "shards" else video.out_rel
 
     def describe(self) -> str:
         """The selection and what is done to it, for records and the terminal."""

@@ -27,7 +27,7 @@ from ..output.folder import OutputDir, OutputFolder, sweep_tmp
 from ..output.manifest import ManifestWriter
 from ..settings import Settings, new_record
 from .discover import Discovery
-from .planning import split_done
+from .planning import plan_shards, shard_records, split_done
 from .progress import JobProgress, Progress, subscribed
 from .summary import Summary
 from .tasks import BatchFailed, Unit, slots_of, submit
@@ -199,7 +199,8 @@ class Job:
                 for rec in refused:
                     record(rec)
                 # Decided under the lock: no other run can finish a video in between.
-                skipped, todo = split_done(videos, self.settings, self.overwrite, out, summary.redone)
+                plan = plan_shards if self.settings.pack == "shards" else split_done
+                skipped, todo = plan(videos, self.settings, self.overwrite, out, summary.redone)
                 for rec in skipped:
                     record(rec)
                 if todo:
@@ -210,7 +211,12 @@ class Job:
                     self._on_progress = on_progress or (lambda p: None)
                     # Subscribed before the tasks are submitted: no first report is missed.
                     with subscribed(client, self.settings.run_id, self._report):
-                        self._run_tasks(client, todo, record, summary, lost_grace)
+                        if self.settings.pack == "shards":
+                            # The client writes the shards: see output/shards.py for why.
+                            with shard_records(out, self.settings, todo, record) as sharded:
+                                self._run_tasks(client, todo, sharded, summary, lost_grace)
+                        else:
+                            self._run_tasks(client, todo, record, summary, lost_grace)
         except KeyboardInterrupt:
             summary.interrupted = True
             self.cancel(client)

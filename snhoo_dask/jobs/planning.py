@@ -1,7 +1,9 @@
 """Planning a job, before any task runs: which videos, and which are already done.
 
 discover every video under the roots -> drop those whose finished output matches
-this job's settings (resume).  Pure file-system work; no Dask here.
+this job's settings (resume).  Pure file-system work; no Dask here.  With --pack shards,
+the published shards say which videos are done (``plan_shards``), and ``shard_records``
+feeds the one shard writer (``output.shards``) as each video's record arrives.
 
 What a run would do, without running it (``--dry-run``, ``plan``): per video new, skip or
 redo and why, and the files already known to fail.  The decision is resume's own
@@ -14,12 +16,16 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..errors import JobError
-from ..model import FAILED, PARTIAL, SKIPPED, Video, VideoRecord
+from ..model import FAILED, OK, PARTIAL, SKIPPED, WRITTEN, Video, VideoRecord
 from ..output.folder import Folding, OutputDir, OutputFolder, previous_output
 from ..output.manifest import latest_of
+from ..output.shard_index import SHARDS_DIR, Shard, published, retire, write_index
+from ..output.shards import ShardWriter
 from ..settings import Settings, new_record
 from .discover import DEFAULT_EXTENSIONS, Discovery, DiscoveryError, discover
 
@@ -217,3 +223,110 @@ def plan(videos: list[Video], settings: Settings, overwrite: bool = False) -> Pr
         if out is not None:
             out.close()
     return preview
+
+
+def plan_shards(
+    videos: list[Video],
+    settings: Settings,
+    overwrite: bool,
+    out: OutputDir,
+    redone: dict[str, str] | None = None,
+) -> tuple[list[VideoRecord], list[Video]]:
+    """(records of videos whose samples a published shard holds, made with these settings
+    from the same file; the videos still to do).
+
+    A shard holding a video that is done again (other settings, a changed file, a partial
+    video, --overwrite) is taken out of sight first, with every sample in it: no loader
+    then sees that video's old samples beside its new ones, and the other videos in it are
+    done again too.  Shards holding only videos outside this job stay as they are."""
+    shards = published(out)
+    held: dict[tuple[str, str], tuple[Shard, dict]] = {}
+    for shard in shards:
+        for entry in shard.videos:
+            held[(str(entry.get("root_name")), str(entry.get("video")))] = (shard, entry)
+    redo: dict[str, str] = {}  # video path -> why
+    keep: dict[str, tuple[Shard, VideoRecord]] = {}
+    for video in videos:
+        found = held.get((video.root_name, video.rel))
+        if found is None:
+            continue
+        shard, entry = found
+        why = _why_redo(video, settings, entry, overwrite)
+        if why is None:
+            try:
+                keep[video.path] = (shard, VideoRecord.from_dict(entry["record"]))
+            except (TypeError, ValueError, KeyError):
+                why = "made by another version"
+        if why is not None:
+            redo[video.path] = why
+    job = {v.path: v for v in videos}
+    stale = {s.number: s for s in shards for e in s.videos if _path_of(e, job) in redo}
+    for path, (shard, _) in list(keep.items()):
+        if shard.number in stale:
+            del keep[path]
+            redo[path] = f"its shard {shard.names[0]} holds videos done again"
+    retire(out, list(stale.values()))
+    write_index(out)
+    skipped = []
+    for video in videos:
+        if video.path in keep:
+            shard, previous = keep[video.path]
+            rec = new_record(video, settings).carry_over(previous).finish(SKIPPED)
+            skipped.append(rec.finish(SKIPPED, out=f"{SHARDS_DIR}/{shard.names[0]}"))
+    if redone is not None:
+        redone.update(redo)
+    return skipped, [v for v in videos if v.path not in keep]
+
+
+def _path_of(entry: dict, job: dict[str, Video]) -> str | None:
+    for v in job.values():
+        if v.root_name == entry.get("root_name") and v.rel == entry.get("video"):
+            return v.path
+    return None
+
+
+def _why_redo(video: Video, settings: Settings, entry: dict, overwrite: bool) -> str | None:
+    if overwrite:
+        return "--overwrite"
+    if entry.get("signature") != settings.signature():
+        return "made with other settings"
+    record = entry.get("record") or {}
+    source = video.ident.to_text() if video.ident else None
+    if source and record.get("source") and record.get("source") != source:
+        return "from a file that has changed since"
+    if not source and record.get("size") != video.size:
+        return "from a file that has changed since"
+    if record.get("status") != OK:
+        return "partial (it ended early): tried again"
+    return None
+
+
+@contextmanager
+def shard_records(
+    out: OutputDir, settings: Settings, todo: list[Video], record: Callable[[VideoRecord], None]
+) -> Iterator[Callable[[VideoRecord], None]]:
+    """A ``record`` for the tasks' results: a video with images goes into the open shard and
+    is recorded once that shard is published; the last shard is published on the way out
+    (also when the job is interrupted: its videos are finished)."""
+    writer = ShardWriter(out, settings.shard_size, settings.signature(), settings.selection.kind.scored)
+    by_name = {(v.root, v.rel): v for v in todo}
+
+    def add(rec: VideoRecord) -> None:
+        video = by_name.get((rec.root, rec.video))
+        if rec.status not in WRITTEN or video is None:
+            record(rec)
+            return
+        try:
+            done = writer.add(video, rec)
+        except OSError as e:
+            reason = f"could not copy its images into a shard: {e.strerror or e}"
+            record(new_record(video, settings).finish(FAILED, error=reason, frames=0))
+            return
+        for r in done:
+            record(r)
+
+    try:
+        yield add
+    finally:
+        for r in writer.finish():
+            record(r)

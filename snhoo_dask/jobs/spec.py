@@ -89,6 +89,7 @@ def check_options(spec: JobSpec):
         resize=dataset.resize,
         dedup=dataset.dedup,
         pack=dataset.pack,
+        shard_size=dataset.shard_size,
         decode_all=spec.decode_all,
         keep_partial=spec.keep_partial,
         split_seconds=float(spec.split_seconds),

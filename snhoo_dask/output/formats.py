@@ -34,8 +34,9 @@ from ..fs.fsafe import create_file, disk_errors
 from .folder import DONE_FILE, DONE_MEMBER, TAR_NAME, TmpDir
 from .scenes import SCENES_FILE, scenes_csv
 
-# --pack: a folder of images per video, or one WebDataset tar per video.
-PACKS = ("folder", "tar")
+# --pack: a folder of images per video, one WebDataset tar per video, or numbered shards of
+# the whole job (each video's tar is then a fragment the client copies into them: shards.py).
+PACKS = ("folder", "tar", "shards")
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ class TarSink:
 
 
 def make_sink(pack: str, tmp: TmpDir, scored: bool, video: str, root: str) -> Sink:
-    """The sink for ``--pack``: ``folder`` or ``tar``."""
-    if pack == "tar":
+    """The sink for ``--pack``: ``folder``, or ``tar`` (also a shard's fragment)."""
+    if pack in ("tar", "shards"):
         return TarSink(tmp, scored, video, root)
     return FolderSink(tmp, scored)

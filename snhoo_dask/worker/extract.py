@@ -243,7 +243,8 @@ def _run(task: _Task, frame_plan: Plan) -> VideoRecord:
         record.finish(status, seconds=round(time.monotonic() - task.started, 3))
         finished = sink.seal({"signature": settings.signature(), "record": record.to_dict()})
         pause_point("publish", video.rel)
-        if not publish(tmp, finished, out, video.out_rel, settings.signature(), record.size, record.source):
+        target = settings.output_rel(video)
+        if not publish(tmp, finished, out, target, settings.signature(), record.size, record.source):
             # An equal result was published meanwhile; the record must describe what is on disk.
             return done_by_this_run(video, settings, out) or record
         return record

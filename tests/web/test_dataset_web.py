@@ -39,6 +39,7 @@ BAD = [
     ({"max_side": 0}, "max_side", "max side must be from 4"),
     ({"max_side": "big"}, "max_side", "max_side must be from 4 to 16384 pixels"),
     ({"pack": "zip"}, "pack", "pack must be one of folder, tar"),
+    ({"pack": "shards", "shard_size": "lots"}, "shard_size", "shard size must be a size such as 500MB"),
     ({"dedup": "yes"}, "dedup", "true or false"),
     ({"dedup_lo": 10}, "dedup", "dedup lo only applies with dedup"),
     ({"mode": "scenes", "value": "high"}, "value", "scene threshold like 0.3"),
@@ -73,3 +74,24 @@ def test_api_runs_scenes_resized_into_a_tar(service):
     assert code == 202, again
     job = svc.wait_job(reply["id"], timeout=240)
     assert (job["state"], job["ok"], job["skipped"], job["runs"]) == ("done", 0, 1, 2), job
+
+
+def test_api_runs_scenes_into_shards_with_their_scene_list(service):
+    wds = pytest.importorskip("webdataset")
+    svc, out_base = service
+    body = {"roots": ["shots"], "out": "sharded", "mode": "scenes", "value": "", "pack": "shards"}
+    code, reply = svc.call("/api/jobs", "POST", {**body, "shard_size": "20KB"})
+    assert code == 201, reply
+    job = svc.wait_job(reply["id"], timeout=240)
+    assert (job["state"], job["ok"]) == ("done", 1), job
+    tars = sorted(
+        os.path.join(out_base, "sharded", "shards", n)
+        for n in os.listdir(os.path.join(out_base, "sharded", "shards"))
+        if n.endswith(".tar")
+    )
+    metas = [json.loads(s["json"]) for s in wds.WebDataset(tars, shardshuffle=False, empty_check=False)]
+    assert [m["frame"] for m in metas] == SHOT_STARTS
+    assert all(isinstance(m["scene_score"], float) for m in metas[1:])
+    with tarfile.open(tars[-1]) as t:  # the scene list rides in the shard, where loaders skip it
+        (scenes,) = [m for m in t if m.name.startswith("__scenes__/")]
+        assert t.extractfile(scenes).read().splitlines()[0].startswith(b"Scene Number,")
