@@ -220,15 +220,16 @@ def test_client_killed_mid_shard_records_only_published_videos_and_a_rerun_finis
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    # What a loader sees: whole shards only; every video recorded is in one of them.
+    # What a loader sees: whole shards only; every video recorded is in one of them (a video
+    # may be in a shard and not recorded yet: the kill fell between the rename and the record).
     seen = samples(out)
     in_shards = {json.loads(s["json"])["video"] for s in seen}
     recorded = {r["video"] for r in manifest(out)}
-    assert recorded == in_shards and len(seen) == 10 * len(in_shards) and len(in_shards) < 6
+    assert recorded <= in_shards and len(seen) == 10 * len(in_shards) and len(in_shards) < 6
     (cluster.pause / "publish.go").write_text("")
     res = run(cluster, root, out, *ARGS)
     assert res.returncode == 0, res.stderr
     last = {r["video"]: r["status"] for r in manifest(out)[-6:]}
     assert sorted(last) == names
-    assert sorted(v for v, s in last.items() if s == "skipped") == sorted(recorded)
+    assert sorted(v for v, s in last.items() if s == "skipped") == sorted(in_shards)
     assert_every_sample_once(out, names)
