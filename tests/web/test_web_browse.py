@@ -164,6 +164,11 @@ def test_in_a_browser_the_picker_picks_a_chinese_folder_and_the_disks_show(lab):
                 expect(page.locator("#eject-message")).to_contain_text("still in use")
                 expect(page.locator("#eject-message")).to_contain_text("ffmpeg (pid 4242)")
 
+                # A disk's Browse opens it in the picker.
+                row.locator("button", has_text="Browse").click()
+                expect(page.locator("#here")).to_contain_text("USB-A · 1 video")
+                page.locator("#crumbs button", has_text="Allowed folders").click()
+
                 # Browse: the allowed folders, then into the lab, then the Chinese folder.
                 page.locator("#folders button.open", has_text=str(root)).click()
                 expect(page.locator("#folders li.folder", has_text=CHINESE)).to_contain_text("1 video")
