@@ -136,7 +136,12 @@ def test_an_eject_asked_of_a_service_on_another_machine_says_where_to_run_it(tmp
 
 def _fits(page) -> None:
     wide = page.evaluate("document.documentElement.scrollWidth")
-    assert wide <= page.viewport_size["width"], f"the page is {wide} px wide"
+    offenders = page.evaluate(
+        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > "
+        "innerWidth + 1).slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + "
+        "Math.round(e.getBoundingClientRect().right))"
+    )
+    assert wide <= page.viewport_size["width"], f"the page is {wide} px wide: {offenders}"
 
 
 def test_in_a_browser_the_picker_picks_a_chinese_folder_and_the_disks_show(lab):
