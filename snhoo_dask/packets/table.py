@@ -21,7 +21,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..video.probe import ProbeError, VideoInfo, open_container, video_stream
-from . import h264_refs
+from . import h264_headers, h264_refs
 from .h264_refs import Positions
 
 CODECS = ("h264", "hevc")
@@ -159,7 +159,7 @@ def _classify(codec: str, nals: list[bytes | memoryview]) -> _Class | None:
 
 def _has_recovery_point(nal: bytes | memoryview) -> bool:
     """Whether an H.264 SEI NAL unit holds a recovery point message (payload type 6)."""
-    data = h264_refs._rbsp(nal)
+    data = h264_headers._rbsp(nal)
     pos = 1
     while pos < len(data) and data[pos] != 0x80:  # 0x80: the RBSP's trailing bits
         kind = size = 0
