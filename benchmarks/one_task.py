@@ -13,7 +13,7 @@ import os
 import sys
 
 from snhoo_dask.frames.filters import parse_dedup, parse_resize
-from snhoo_dask.frames.selection import parse_selection
+from snhoo_dask.frames.parsing import parse_selection
 from snhoo_dask.fs.fsafe import identity
 from snhoo_dask.model import Video
 from snhoo_dask.output.folder import OutputFolder

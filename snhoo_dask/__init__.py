@@ -28,7 +28,7 @@ _PUBLIC = {
     "Summary": "jobs.summary",
     "Settings": "settings",
     "Selection": "frames.selection",
-    "parse_selection": "frames.selection",
+    "parse_selection": "frames.parsing",
     "Video": "model",
     "VideoRecord": "model",
     "SnhooError": "errors",

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 from ..errors import JobError, UsageError
-from ..frames.selection import parse_selection
+from ..frames.parsing import parse_selection
 from ..fs.bounded import Stalled, watched
 from ..options import Options, Selected, by_name, check
 from ..output.folder import OutputFolder

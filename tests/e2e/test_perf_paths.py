@@ -240,8 +240,8 @@ def test_exact_frames_yield_each_requested_frame_in_order(grey420):
     and fast (only their packets fed), and every image is the right frame."""
     from plans import take
 
+    from snhoo_dask.frames.parsing import parse_selection
     from snhoo_dask.frames.plans import plan
-    from snhoo_dask.frames.selection import parse_selection
     from snhoo_dask.packets.thinning import fast_plan
 
     path = str(grey420 / "slow.mkv")

@@ -16,8 +16,9 @@ from helpers import manifest, run_cli, run_on, start_dask, start_serve
 from PIL import Image
 from videos import make_video
 
+from snhoo_dask.frames.parsing import parse_selection
 from snhoo_dask.frames.plans import plan
-from snhoo_dask.frames.selection import count_selected, parse_selection
+from snhoo_dask.frames.selection import count_selected
 from snhoo_dask.video.probe import VideoInfo, probe
 
 # -- 1. a header that claims a length the file does not hold --------------------------------

@@ -9,6 +9,7 @@ import pytest
 from plans import take
 from videos import make_video
 
+from snhoo_dask.frames.parsing import parse_selection, parse_time
 from snhoo_dask.frames.pickers import TIME_TOLERANCE
 from snhoo_dask.frames.plans import plan
 from snhoo_dask.frames.selection import (
@@ -18,8 +19,6 @@ from snhoo_dask.frames.selection import (
     SelectionError,
     count_selected,
     index_expr,
-    parse_selection,
-    parse_time,
 )
 from snhoo_dask.packets.thinning import fast_plan
 from snhoo_dask.video.probe import probe

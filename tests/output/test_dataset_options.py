@@ -14,8 +14,9 @@ from helpers import run_cli
 from snhoo_dask.errors import UsageError
 from snhoo_dask.frames.filters import Dedup, Resize, parse_dedup, parse_resize, scale_filter
 from snhoo_dask.frames.frame_log import FrameLog
+from snhoo_dask.frames.parsing import parse_selection
 from snhoo_dask.frames.plans import plan
-from snhoo_dask.frames.selection import SelectionError, parse_selection
+from snhoo_dask.frames.selection import SelectionError
 from snhoo_dask.options import Options, check
 from snhoo_dask.output.folder import OutputDir, TmpDir, read_done
 from snhoo_dask.output.formats import FrameRow, TarSink
