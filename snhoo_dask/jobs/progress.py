@@ -51,6 +51,9 @@ class JobProgress:
 
     def __init__(self, todo: list[Video], countable: bool = True) -> None:
         self.sizes = {v.out_rel: v.size for v in todo}
+        # A record names its video by root and path; its ``out`` is where the output went,
+        # which with --pack shards is a shard, not the name the tasks report under.
+        self._names = {(v.root, v.rel): v.out_rel for v in todo}
         self.countable = countable
         self._lock = threading.Lock()
         # Totals kept as they change: a report costs the same in a job of 100,000 videos.
@@ -103,7 +106,7 @@ class JobProgress:
 
     def finished(self, record: VideoRecord) -> None:
         """The video's record: its count is final (a failed one's work stops where it was)."""
-        video = record.out
+        video = self._names.get((record.root, record.video), record.out)
         if video not in self.sizes or video in self._finished:
             return
         with self._lock:

@@ -41,3 +41,16 @@ def test_reports_of_other_videos_and_uncountable_selections():
     p.report({"video": "r/a.mp4", "piece": None, "expected": None, "done": 7})  # e.g. key frames, plain
     snap = p.snapshot()
     assert (snap.frames_done, snap.frames_expected, snap.eta_s) == (7, None, None)
+
+
+def test_a_video_recorded_with_its_shard_counts_as_its_own():
+    # --pack shards: the record's ``out`` is the shard that holds the video's samples.
+    p = JobProgress([video("a.mp4", 1000), video("b.mp4", 1000)])
+    p.report({"video": "r/a.mp4", "piece": None, "expected": 10, "done": 10})
+    p.report({"video": "r/b.mp4", "piece": None, "expected": 10, "done": 4})
+    for name, frames in (("a.mp4", 10), ("b.mp4", 10)):
+        p.finished(
+            VideoRecord(run="x", root="/r", video=name, out="shards/00000.tar", status=OK, frames=frames)
+        )
+    snap = p.snapshot()
+    assert (snap.frames_done, snap.frames_expected) == (20, 20)
