@@ -315,11 +315,18 @@ class Serve:
 
 
 def start_embedded_serve(
-    tmp: str, allow: list[str], out_base: list[str], extra: list[str] | None = None, env: dict | None = None
+    tmp: str,
+    allow: list[str],
+    out_base: list[str],
+    extra: list[str] | None = None,
+    env: dict | None = None,
+    preexec_fn=None,
 ) -> Serve:
     """``snhoo-dask serve`` on its own one-worker cluster, its state in TMP/state."""
     options = ["--workers", "1", "--dashboard-address", "127.0.0.1:0", *(extra or [])]
-    return start_serve(tmp, None, allow, out_base, os.path.join(tmp, "state"), extra=options, env=env)
+    return start_serve(
+        tmp, None, allow, out_base, os.path.join(tmp, "state"), extra=options, env=env, preexec_fn=preexec_fn
+    )
 
 
 def start_serve(
@@ -331,6 +338,7 @@ def start_serve(
     name: str = "serve",
     extra: list[str] | None = None,
     env: dict | None = None,
+    preexec_fn=None,
 ) -> Serve:
     """The installed command, with the options the Ansible role uses; the token is the one
     the service makes and keeps in STATE/token (``extra`` may pass ``--token`` instead)."""
@@ -345,7 +353,11 @@ def start_serve(
     args += extra or []
     log = os.path.join(tmp, f"{name}.log")
     proc = subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=dict(os.environ, **(env or {}))
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "ab"),
+        env=dict(os.environ, **(env or {})),
+        preexec_fn=preexec_fn,
     )
     try:
         wait_for_port(port, timeout=90)

@@ -17,10 +17,10 @@ from ..jobs.spec import JobSpec, build_job
 from ..jobs.summary import EXIT_USAGE
 from ..options import Options, Selected, declared
 from ..web.auth import TOKEN_ENV
-from ..web.command import OneLineErrors, config_error
 from . import terminal
 from .dry_run import dry_run as dry_run_command
 from .options import OnceEach, OneLineGroup, ignored_with_scheduler, scheduler_address
+from .serve_errors import OneLineErrors, config_error
 from .text import shown
 
 

@@ -9,12 +9,10 @@ import signal
 import socket
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import tornado.web
 from distributed import Client
-from tornado.httpserver import HTTPServer
-from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets
 
 from ..errors import UsageError
@@ -22,6 +20,7 @@ from ..jobs.cluster import DEFAULT_DASHBOARD, ClusterSpec, dask_client
 from . import auth, browse
 from . import handlers as h
 from .bodies import HARD_HEADERS, BoundedBodies
+from .connections import DEFAULT_MAX_CONNECTIONS, CappedServer, connection_cap, open_file_limit
 from .runner import Runner
 from .static import STATIC, StaticFile
 from .store import JobStore
@@ -37,18 +36,13 @@ HARD_BODY = 64 * MAX_BODY
 
 # A client that stalls (idle, or sending its headers or body a byte at a time) is cut off
 # after TIMEOUT seconds; no client address holds more than MAX_CONNECTIONS connections at
-# once (the next ones get a 503 and are closed).  Both can be set by the environment.
+# once (the next ones get a 503 and are closed).  Both can be set by the environment.  The
+# cap on all connections comes from the limit on open files (connections.connection_cap).
 TIMEOUT_ENV, DEFAULT_TIMEOUT = "SNHOO_WEB_TIMEOUT", 30.0
-MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS = "SNHOO_WEB_MAX_CONNECTIONS", 64
+MAX_CONNECTIONS_ENV = "SNHOO_WEB_MAX_CONNECTIONS"  # default: DEFAULT_MAX_CONNECTIONS, 64
 
 HERE = os.path.dirname(__file__)
 log = logging.getLogger("snhoo_dask.web")
-
-
-def _close(stream: IOStream, written: asyncio.Future[None]) -> None:
-    """Close a refused connection once its answer is written (or could not be)."""
-    written.exception()  # retrieved, so a failed write is not logged as never seen
-    stream.close()
 
 
 class ServeError(UsageError):
@@ -57,10 +51,12 @@ class ServeError(UsageError):
 
 @dataclass(frozen=True)
 class Limits:
-    """How long a connection may stall, and how many one client address may hold."""
+    """How long a connection may stall, how many one client address may hold, and how many
+    the service holds in all (derived from the open file limit, see connection_cap)."""
 
     timeout: float = DEFAULT_TIMEOUT
     per_client: int = DEFAULT_MAX_CONNECTIONS
+    total: int = field(default_factory=connection_cap)
 
     @classmethod
     def from_env(cls, env=os.environ) -> Limits:
@@ -80,44 +76,6 @@ def _env_number(env, name: str, kind, default, low, high, words: str):
     except ValueError:
         raise ServeError(f"${name} must be {words} from {low} to {high}") from None
     return value
-
-
-class CappedServer(HTTPServer):
-    """Tornado's HTTPServer with at most ``per_client`` connections per client address."""
-
-    BUSY = (
-        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        b"Content-Length: 44\r\nConnection: close\r\nRetry-After: 5\r\n\r\n"
-        b"503: too many connections from this address\n"
-    )
-
-    def initialize(self, *args, per_client: int = DEFAULT_MAX_CONNECTIONS, **kwargs) -> None:
-        super().initialize(*args, **kwargs)
-        self.per_client = per_client
-        self._open: dict[str, int] = {}  # client address -> its open connections
-        self._client_of: dict[IOStream, str] = {}
-
-    def handle_stream(self, stream: IOStream, address) -> None:
-        client = address[0] if isinstance(address, tuple) and address else str(address)
-        if self._open.get(client, 0) >= self.per_client:
-            log.warning("refused a connection from %s: it has %d open already", client, self.per_client)
-            done = stream.write(self.BUSY)
-            done.add_done_callback(lambda f: _close(stream, f))
-            return
-        self._open[client] = self._open.get(client, 0) + 1
-        self._client_of[stream] = client
-        super().handle_stream(stream, address)
-
-    def on_close(self, server_conn) -> None:
-        stream = getattr(server_conn, "stream", None)
-        client = self._client_of.pop(stream, None) if stream is not None else None
-        if client is not None:
-            left = self._open.get(client, 1) - 1
-            if left > 0:
-                self._open[client] = left
-            else:
-                self._open.pop(client, None)
-        super().on_close(server_conn)
 
 
 @dataclass
@@ -276,6 +234,7 @@ async def _main(
         idle_connection_timeout=limits.timeout,
         body_timeout=limits.timeout,
         per_client=limits.per_client,
+        total=limits.total,
     )
     server.add_sockets(sockets)
     stop = asyncio.Event()
@@ -287,6 +246,12 @@ async def _main(
         ", ".join(service.policy.allow),
         ", ".join(service.policy.out_base),
         service.dashboard,
+    )
+    log.info(
+        "at most %d connections at once, %d from one address (%d open files at most)",
+        limits.total,
+        limits.per_client,
+        open_file_limit(),
     )
     if "?token=" in login:
         log.info("open this login URL (the token is kept in the state folder, file 'token'):\n    %s", login)
