@@ -27,9 +27,10 @@ import os
 import re
 import tarfile
 import time
+from typing import Any
 
 from ..fs.fsafe import create_file, disk_errors, open_plain, parts_of, walk
-from ..model import Video, VideoRecord
+from ..model import OK, Video, VideoRecord
 from .folder import DONE_MEMBER, TMP_DIR, OutputDir, TmpDir, safe_dirs
 from .shard_index import SHARDS_DIR, index_columns, next_number, shard_names, write_index, write_parquet
 
@@ -95,7 +96,7 @@ class ShardWriter:
         self.scored = scored
         self._tmp: TmpDir | None = None
         self._tar: tarfile.TarFile | None = None
-        self._file = None
+        self._file: io.BufferedWriter | None = None
         self._rows: list[dict] = []
         self._videos: list[dict] = []
         self._records: list[VideoRecord] = []
@@ -103,17 +104,23 @@ class ShardWriter:
         self._mtime = int(time.time())
         self.published: list[str] = []  # shard names this writer published
 
+    def _opened(self) -> tuple[TmpDir, io.BufferedWriter, tarfile.TarFile]:
+        """The open shard's temporary folder, file and tar (``_open`` made them)."""
+        if self._tmp is None or self._file is None or self._tar is None:
+            raise RuntimeError("no shard is open")
+        return self._tmp, self._file, self._tar
+
     def add(self, video: Video, record: VideoRecord) -> list[VideoRecord]:
         """Copy ``video``'s fragment into the open shard under its unique keys."""
         with disk_errors(self.out.path):
             members = self._read_fragment(video)
             size = sum(len(data) + 1024 for _, data in members)  # a member's header and padding
             done: list[VideoRecord] = []
-            if self._tar is not None and self._rows and self._file.tell() + size > self.limit:
+            if self._file is not None and self._rows and self._file.tell() + size > self.limit:
                 done = self._publish()
             self._open()
             self._copy(video, record, members)
-            if self._file.tell() >= self.limit:
+            if self._opened()[1].tell() >= self.limit:
                 done += self._publish()
             return done
 
@@ -157,9 +164,9 @@ class ShardWriter:
     def _open(self) -> None:
         if self._tar is not None:
             return
-        self._tmp = TmpDir(self.out)
-        self._file = open(create_file(self._tmp.fd, "shard.tar"), "wb")
-        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
+        self._tmp = tmp = TmpDir(self.out)
+        self._file = file = open(create_file(tmp.fd, "shard.tar"), "wb")
+        self._tar = tarfile.open(fileobj=file, mode="w", format=tarfile.PAX_FORMAT)
         self._started = time.time()
 
     def _member(self, name: str, data: bytes) -> None:
@@ -167,7 +174,7 @@ class ShardWriter:
         info.size = len(data)
         info.mtime = self._mtime
         info.mode = 0o644
-        self._tar.addfile(info, io.BytesIO(data))
+        self._opened()[2].addfile(info, io.BytesIO(data))
 
     def _copy(self, video: Video, record: VideoRecord, members: list[tuple[str, bytes]]) -> None:
         vkey = video_key(video.root_name, video.rel)
@@ -190,7 +197,7 @@ class ShardWriter:
             index = int(meta.get("index", int(stem) if stem.isdigit() else 0))
             key = f"{vkey}-{index:07d}"
             seconds = float(meta.get("timestamp", 0.0))
-            row = {
+            row: dict[str, Any] = {
                 "key": key,
                 "file": f"{key}.{ext}",
                 "video": video.rel,
@@ -225,9 +232,10 @@ class ShardWriter:
         self._records.append(record)
 
     def _discard(self) -> None:
-        self._tar.close()
-        self._file.close()
-        self._tmp.remove()
+        tmp, file, tar = self._opened()
+        tar.close()
+        file.close()
+        tmp.remove()
         self._tar = self._file = self._tmp = None
         self._rows, self._videos, self._records = [], [], []
 
@@ -235,12 +243,12 @@ class ShardWriter:
         """Close the shard, write its parquet and stats, rename all three into OUT/shards
         (the tar last: a loader that sees the tar sees a finished shard), and rewrite the
         job's index."""
-        self._tar.close()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        tar_size = self._file.tell()
-        self._file.close()
-        tmp = self._tmp
+        tmp, file, tar = self._opened()
+        tar.close()
+        file.flush()
+        os.fsync(file.fileno())
+        tar_size = file.tell()
+        file.close()
         shards = safe_dirs(self.out, [SHARDS_DIR])
         try:
             number = next_number(shards)
@@ -269,7 +277,7 @@ class ShardWriter:
         finally:
             os.close(shards)
         tmp.remove()
-        records = [r.finish(r.status, out=f"{SHARDS_DIR}/{tar_name}") for r in self._records]
+        records = [r.finish(r.status or OK, out=f"{SHARDS_DIR}/{tar_name}") for r in self._records]
         self.published.append(tar_name)
         self._tar = self._file = self._tmp = None
         self._rows, self._videos, self._records = [], [], []
