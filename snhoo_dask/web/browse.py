@@ -58,7 +58,8 @@ def parse_ref(ref: str, bases: int) -> tuple[int, bytes]:
     if len(ref) > MAX_REF:
         raise BadRef("the folder ref is too long")
     index, sep, rest = ref.partition(":")
-    if not sep or not index.isascii() or not index.isdigit() or int(index) >= bases:
+    # At most 6 digits: Python refuses to read an integer of over 4300 (a 500, not a 400).
+    if not sep or not index.isascii() or not index.isdigit() or len(index) > 6 or int(index) >= bases:
         raise BadRef("not a folder ref of this service (ask /api/folders for them)")
     rel = unquote_to_bytes(rest)
     if rel and any(p in (b"", b".", b"..") or b"\0" in p for p in rel.split(b"/")):

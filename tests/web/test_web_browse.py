@@ -87,7 +87,7 @@ def test_a_link_out_of_allow_is_neither_listed_nor_read(lab):
         status, answer = svc.call(at(ref))
         assert status == 403, (ref, answer)
         assert "symbolic link" in answer["error"] and "s.mp4" not in json.dumps(answer)
-    for ref in ("0:..", "0:day 1/../escape", "0:/etc", "9:", "x"):
+    for ref in ("0:..", "0:day 1/../escape", "0:/etc", "9:", "x", "9" * 5000 + ":", "0:a%00b", "-1:"):
         status, answer = svc.call(at(ref))
         assert status == 400, (ref, answer)
     # Names a form cannot carry are browsable, not pickable; the others are pickable as typed.
