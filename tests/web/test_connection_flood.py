@@ -49,6 +49,16 @@ def answered_busy(s: socket.socket) -> bool:
         return False
 
 
+def answered_soon(url: str, token: str, within: float = 10.0) -> int:
+    """The status of a request to ``url``, asked again while it is 503, up to ``within`` s."""
+    end = time.monotonic() + within
+    while True:
+        code = call(url, token=token)[0]
+        if code != 503 or time.monotonic() > end:
+            return code
+        time.sleep(0.2)
+
+
 def log_lines(path: str) -> list[str]:
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.read().splitlines()
@@ -94,8 +104,10 @@ def test_a_flood_from_many_addresses_is_capped_below_the_open_file_limit(svc):
     finally:
         for s in socks:
             s.close()
-    # Once the flood is over, a fresh request is answered.
-    assert call(svc.url + "/api/jobs", token=svc.token)[0] == 200
+    # Once the flood is over, a fresh request is answered (a 503 for at most a moment: the
+    # service may still be closing its side of the flood's connections, and accepting the
+    # ones that were waiting in its backlog).
+    assert answered_soon(svc.url + "/api/jobs", svc.token) == 200
     added = log_lines(svc.log)[before:]
     assert len(added) <= MAX_LOG_LINES, f"{len(added)} log lines, e.g. {added[:5]}"
     assert not any("Traceback" in line for line in added), added[:20]
