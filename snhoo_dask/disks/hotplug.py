@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import SnhooError
 from ..fs.fsafe import UnsafePath, create_file, open_dir
+from .devices import Probe, gone, is_mount, mounts_of, presence, probe, size_bytes
 from .state import STATE_DIR, DiskState, now, read_folder, safe_host, safe_name, write_state
 
 CONFIG = "/etc/snhoo-dask/hotplug.json"
@@ -108,13 +109,6 @@ class Config:
         return "neither its label nor its UUID is one the lab's rule accepts"
 
 
-@dataclass(frozen=True)
-class Probe:
-    fstype: str | None
-    label: str | None
-    uuid: str | None
-
-
 def log(message: str) -> None:
     """One line for the unit's journal (labels may hold newlines: never a second line)."""
     print(message.encode("unicode_escape").decode("ascii").replace("\\\\", "\\"), flush=True)
@@ -125,77 +119,6 @@ def device_path(kernel_name: str) -> str:
     if not DEVICE.match(kernel_name) or ".." in kernel_name:
         raise HotplugError(f"not a device name: {kernel_name!r}")
     return f"/dev/{kernel_name}"
-
-
-def _decode(value: str) -> str:
-    r"""blkid's ``_ENC`` values: every byte that is not plainly safe written as ``\xNN``."""
-    raw = re.sub(rb"\\x([0-9a-fA-F]{2})", lambda m: bytes([int(m.group(1), 16)]), value.encode("utf-8"))
-    return raw.decode("utf-8", "replace")
-
-
-def probe(device: str) -> Probe:
-    """What filesystem ``device`` holds, read from the device itself."""
-    proc = subprocess.run(["blkid", "-p", "-o", "udev", device], capture_output=True, text=True, timeout=30)
-    fields = dict(ln.split("=", 1) for ln in proc.stdout.splitlines() if "=" in ln)
-    label = fields.get("ID_FS_LABEL_ENC")
-    uuid = fields.get("ID_FS_UUID_ENC")
-    return Probe(
-        fields.get("ID_FS_TYPE"),
-        _decode(label) if label is not None else None,
-        _decode(uuid) if uuid is not None else None,
-    )
-
-
-def _sys(kernel_name: str, rel: str) -> str | None:
-    try:
-        with open(f"/sys/class/block/{kernel_name}/{rel}", encoding="ascii") as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def presence(kernel_name: str) -> tuple[str | None, str | None, str | None]:
-    """What says the device is still the one that was attached: (size, diskseq, loop autoclear)."""
-    return _sys(kernel_name, "size"), _sys(kernel_name, "diskseq"), _sys(kernel_name, "loop/autoclear")
-
-
-def gone(kernel_name: str, seen: tuple[str | None, str | None, str | None]) -> str | None:
-    """Why the device attached as ``seen`` is no longer there, or None.
-
-    A USB disk pulled out leaves no /sys entry; a loop device detached while mounted keeps
-    its size until unmounted but is marked to clear itself (``losetup -d``): both are gone.
-    """
-    size, seq, autoclear = presence(kernel_name)
-    if size is None or size == "0":
-        return "the device went away"
-    if seq != seen[1]:
-        return "the device was replaced by another"
-    if autoclear == "1" and seen[2] == "0":
-        return "the loop device was detached"
-    return None
-
-
-def _mounted(device: str) -> list[str]:
-    """Mount points of ``device`` (by device number) in this namespace."""
-    try:
-        rdev = os.stat(device).st_rdev
-    except OSError:
-        return []
-    want = f"{os.major(rdev)}:{os.minor(rdev)}"
-    points = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) > 4 and parts[2] == want:
-                points.append(parts[4])
-    return points
-
-
-def _is_mount(path: str) -> bool:
-    try:
-        return os.path.ismount(path)
-    except OSError:
-        return True  # a mount whose device is gone answers EIO: treat it as mounted
 
 
 def _run(argv: list[str], seconds: float = 60) -> subprocess.CompletedProcess:
@@ -212,7 +135,7 @@ def _choose_name(config: Config, p: Probe, device: str) -> str:
     states = _states(config)
     for s in states:
         if p.uuid and s.uuid == p.uuid and not (s.state == "plugged" and s.device != device):
-            if not _is_mount(s.mountpoint):
+            if not is_mount(s.mountpoint):
                 return s.name
     taken = {s.name for s in states}
     try:
@@ -305,13 +228,8 @@ def _state(config: Config, p: Probe, device: str, name: str, state: str, reason:
         state=state,
         reason=reason,
         since=now(),
-        size_bytes=_size(os.path.basename(device)),
+        size_bytes=size_bytes(os.path.basename(device)),
     )
-
-
-def _size(kernel_name: str) -> int | None:
-    sectors = _sys(kernel_name, "size")
-    return int(sectors) * 512 if sectors and sectors.isdigit() else None
 
 
 def attach(config: Config, kernel_name: str) -> DiskState | None:
@@ -319,8 +237,8 @@ def attach(config: Config, kernel_name: str) -> DiskState | None:
     this unit leaves alone, i.e. already mounted, or one of the listed disks)."""
     device = device_path(kernel_name)
     with _Lock():
-        if _mounted(device):
-            log(f"{device} is mounted already ({', '.join(_mounted(device))}): left alone")
+        if mounts_of(device):
+            log(f"{device} is mounted already ({', '.join(mounts_of(device))}): left alone")
             return None
         p = probe(device)
         if (p.uuid and p.uuid in config.listed) or (p.label and p.label in config.listed):
@@ -339,7 +257,7 @@ def attach(config: Config, kernel_name: str) -> DiskState | None:
             try:
                 os.mkdir(name, 0o755, dir_fd=dir_fd)
             except FileExistsError:
-                if _is_mount(mountpoint) or os.listdir(mountpoint):
+                if is_mount(mountpoint) or os.listdir(mountpoint):
                     raise HotplugError(f"{mountpoint} is in use: not mounting {device} there") from None
         finally:
             os.close(dir_fd)
@@ -385,7 +303,7 @@ def detach(config: Config, kernel_name: str, reason: str | None = None, lazy: bo
                 continue
             removed = _remove_dropin(config, s.name)
             failed = reload_exports(config) if removed else None
-            if _is_mount(s.mountpoint):
+            if is_mount(s.mountpoint):
                 proc = _run(["umount", *(["-l"] if lazy else []), s.mountpoint])
                 if proc.returncode != 0 and not lazy:
                     if removed:
@@ -419,7 +337,7 @@ def forget_stale(config: Config) -> list[DiskState]:
     done = []
     with _Lock():
         for s in _states(config):
-            if s.state == "plugged" and not _is_mount(s.mountpoint):
+            if s.state == "plugged" and not is_mount(s.mountpoint):
                 _remove_dropin(config, s.name)
                 new = replace(
                     s, state="unplugged", reason="not plugged in since the host started", since=now()
