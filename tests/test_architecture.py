@@ -199,3 +199,16 @@ def test_every_error_class_is_a_snhoo_error():
             if cls.__module__ == name and issubclass(cls, BaseException) and not issubclass(cls, SnhooError):
                 outside.append(f"{name}.{cls_name}")
     assert outside == []
+
+
+MAX_MODULE_LINES = 450
+
+
+def test_no_module_is_over_450_lines():
+    """A module that grows past this is split by concern (a reader holds one job at a time)."""
+    long = {
+        str(path.relative_to(PACKAGE.parent)): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
