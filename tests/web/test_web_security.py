@@ -126,6 +126,17 @@ def test_bodies_and_lists_are_bounded_and_errors_do_not_echo_the_input(env):
     assert svc.call("/api/jobs")[0] == 200  # still serving
 
 
+def test_a_deeply_nested_body_is_a_400_in_one_line_and_logs_no_traceback(env):
+    svc = env.svc
+    logged = len(svc.log_text())
+    for deep in (b"[" * 100_000 + b"]" * 100_000, b'{"roots": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"):
+        code, reply = call(svc.url + "/api/jobs", "POST", raw=deep, token=svc.token)
+        assert code == 400 and "nested" in reply["error"] and "\n" not in reply["error"], reply
+    assert svc.call("/api/jobs")[0] == 200  # still serving
+    new = svc.log_text()[logged:]
+    assert "RecursionError" not in new and "Traceback" not in new, new[-2000:]
+
+
 def test_the_same_root_many_times_runs_each_video_once(env):
     roots = ["day1"] * 60 + ["day1/cam1", os.path.join(env.lab, "day1", "cam2")]
     code, job = env.svc.call(

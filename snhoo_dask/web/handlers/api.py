@@ -42,6 +42,8 @@ class Api(Base):
             return json.loads(self.request.body or b"")
         except ValueError as e:
             raise RequestError(400, f"the request body is not valid JSON: {e}"[:200]) from None
+        except RecursionError:  # the C decoder's depth bound: not a bug of ours, a hostile body
+            raise RequestError(400, "the request body is nested too deeply to be a job") from None
 
 
 class ApiJobs(Api):
