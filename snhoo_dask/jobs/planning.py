@@ -207,9 +207,15 @@ def plan(videos: list[Video], settings: Settings, overwrite: bool = False) -> Pr
             records = latest_of(settings.out, {(v.root, v.rel) for v in videos})
         except OSError as e:
             preview.manifest_problem = f"manifest.jsonl could not be read: {e.strerror or e}"
+    sharded = None
+    if out is not None and settings.pack == "shards":
+        sharded = shard_verdicts(videos, settings, out)[0]
     try:
         for video in videos:
-            verdict = decide(video, settings, out) if out is not None else Verdict(NEW)
+            if sharded is not None:
+                verdict = sharded[video.path]
+            else:
+                verdict = decide(video, settings, out) if out is not None else Verdict(NEW)
             rec = records.get((video.root, video.rel))
             action, why, kind = _explained(verdict, rec, overwrite)
             flag = known = None
@@ -225,6 +231,51 @@ def plan(videos: list[Video], settings: Settings, overwrite: bool = False) -> Pr
     return preview
 
 
+def shard_verdicts(
+    videos: list[Video], settings: Settings, out: OutputDir, overwrite: bool = False
+) -> tuple[dict[str, Verdict], list[Shard]]:
+    """--pack shards' ``decide``: each video's verdict by its path, from the published shards'
+    stats, and the shards a run takes out of sight first (``plan_shards``).  A video in a
+    shard, made with these settings from the same file, is skipped with its shard as ``out``;
+    a shard holding a video done again goes whole, so the other videos in it are done again."""
+    shards = published(out)
+    held: dict[tuple[str, str], tuple[Shard, dict]] = {}
+    for shard in shards:
+        for entry in shard.videos:
+            held[(str(entry.get("root_name")), str(entry.get("video")))] = (shard, entry)
+    verdicts: dict[str, Verdict] = {}
+    in_shard: dict[str, Shard] = {}
+    for video in videos:
+        found = held.get((video.root_name, video.rel))
+        if found is None:
+            verdicts[video.path] = Verdict(NEW)
+            continue
+        shard, entry = found
+        why = _why_redo(video, settings, entry, overwrite)
+        if why is None:
+            try:
+                previous = VideoRecord.from_dict(entry["record"])
+            except (TypeError, ValueError, KeyError):
+                why = "made by another version"
+        if why is not None:
+            verdicts[video.path] = Verdict(REDO, why)
+            continue
+        rec = new_record(video, settings).carry_over(previous).finish(SKIPPED)
+        verdicts[video.path] = Verdict(SKIP, record=rec.finish(SKIPPED, out=f"{SHARDS_DIR}/{shard.names[0]}"))
+        in_shard[video.path] = shard
+    job = {(v.root_name, v.rel): v.path for v in videos}
+    stale = {
+        s.number: s
+        for s in shards
+        for e in s.videos
+        if verdicts.get(job.get((e.get("root_name"), e.get("video"))), Verdict(NEW)).action == REDO
+    }
+    for path, shard in in_shard.items():
+        if shard.number in stale:
+            verdicts[path] = Verdict(REDO, f"its shard {shard.names[0]} holds videos done again")
+    return verdicts, list(stale.values())
+
+
 def plan_shards(
     videos: list[Video],
     settings: Settings,
@@ -232,57 +283,23 @@ def plan_shards(
     out: OutputDir,
     redone: dict[str, str] | None = None,
 ) -> tuple[list[VideoRecord], list[Video]]:
-    """(records of videos whose samples a published shard holds, made with these settings
-    from the same file; the videos still to do).
-
-    A shard holding a video that is done again (other settings, a changed file, a partial
-    video, --overwrite) is taken out of sight first, with every sample in it: no loader
-    then sees that video's old samples beside its new ones, and the other videos in it are
-    done again too.  Shards holding only videos outside this job stay as they are."""
-    shards = published(out)
-    held: dict[tuple[str, str], tuple[Shard, dict]] = {}
-    for shard in shards:
-        for entry in shard.videos:
-            held[(str(entry.get("root_name")), str(entry.get("video")))] = (shard, entry)
-    redo: dict[str, str] = {}  # video path -> why
-    keep: dict[str, tuple[Shard, VideoRecord]] = {}
-    for video in videos:
-        found = held.get((video.root_name, video.rel))
-        if found is None:
-            continue
-        shard, entry = found
-        why = _why_redo(video, settings, entry, overwrite)
-        if why is None:
-            try:
-                keep[video.path] = (shard, VideoRecord.from_dict(entry["record"]))
-            except (TypeError, ValueError, KeyError):
-                why = "made by another version"
-        if why is not None:
-            redo[video.path] = why
-    job = {v.path: v for v in videos}
-    stale = {s.number: s for s in shards for e in s.videos if _path_of(e, job) in redo}
-    for path, (shard, _) in list(keep.items()):
-        if shard.number in stale:
-            del keep[path]
-            redo[path] = f"its shard {shard.names[0]} holds videos done again"
-    retire(out, list(stale.values()))
+    """``split_done`` for --pack shards: (records of videos a published shard holds, the
+    videos still to do), after taking out of sight the shards of videos done again: no loader
+    then sees a video's old samples beside its new ones.  Shards holding only videos outside
+    this job stay as they are."""
+    verdicts, stale = shard_verdicts(videos, settings, out, overwrite)
+    retire(out, stale)
     write_index(out)
-    skipped = []
+    skipped, todo = [], []
     for video in videos:
-        if video.path in keep:
-            shard, previous = keep[video.path]
-            rec = new_record(video, settings).carry_over(previous).finish(SKIPPED)
-            skipped.append(rec.finish(SKIPPED, out=f"{SHARDS_DIR}/{shard.names[0]}"))
-    if redone is not None:
-        redone.update(redo)
-    return skipped, [v for v in videos if v.path not in keep]
-
-
-def _path_of(entry: dict, job: dict[str, Video]) -> str | None:
-    for v in job.values():
-        if v.root_name == entry.get("root_name") and v.rel == entry.get("video"):
-            return v.path
-    return None
+        verdict = verdicts[video.path]
+        if verdict.record is not None:
+            skipped.append(verdict.record)
+            continue
+        todo.append(video)
+        if verdict.why and redone is not None:
+            redone[video.path] = verdict.why
+    return skipped, todo
 
 
 def _why_redo(video: Video, settings: Settings, entry: dict, overwrite: bool) -> str | None:

@@ -129,6 +129,9 @@ def test_shards_read_by_webdataset_match_frames_csv_and_the_parquet_index(cluste
     res = run(cluster, root, out, *opts, "--pack", "shards", "--shard-size", "40KB")
     assert [r["status"] for r in manifest(out)[-6:]].count("skipped") == 5, res.stderr
     assert {t: os.path.getmtime(t) for t in visible(out)} == before
+    # The dry run says what the run did: the videos in the shards are skipped.
+    dry = run(cluster, root, out, *opts, "--pack", "shards", "--dry-run")
+    assert "5 skip (already done with these settings)" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
 
     # Another selection: no sample of the earlier one stays visible.
     run(cluster, root, out, "--every", "10", "--pack", "shards", "--shard-size", "40KB")
