@@ -8,6 +8,7 @@ cycle hidden in a lazy import is still a cycle for whoever reads the code.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,91 @@ def test_no_module_is_over_450_lines():
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
     }
     assert long == {}
+
+
+# ``module.name`` in a docstring: a reference a reader follows.  Ending in one of these it
+# names a file the program reads or writes (``manifest.jsonl``), not code.
+_REF = re.compile(r"``([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)``")
+_DATA_FILES = {"jsonl", "json", "html", "csv", "tar", "txt", "mp4", "lock", "md", "yml", "sh", "service"}
+_DATA_FILES |= {"exports", "parquet", "jpg", "png", "tmp", "log", "d", "conf", "toml", "nut", "js", "css"}
+
+
+def _has(obj: object, names: list[str]) -> bool:
+    """Whether ``obj.a.b...`` exists: an attribute, a dataclass field or an annotation, or
+    (on a class) an attribute its methods set on ``self``."""
+    import inspect
+
+    for n in names:
+        if hasattr(obj, n):
+            obj = getattr(obj, n)
+            continue
+        if not isinstance(obj, type):
+            return False
+        if any(n in getattr(c, "__annotations__", {}) for c in obj.__mro__):
+            return True
+        try:
+            source = inspect.getsource(obj)
+        except (OSError, TypeError):
+            return False
+        return re.search(rf"self\.{n}\b\s*(?::[^=]*)?=", source) is not None
+    return True
+
+
+def _resolves(ref: str, here: str, params: dict[str, str | None], modules: list[str]) -> bool:
+    import importlib
+    import importlib.util
+
+    parts = ref.split(".")
+    if parts[-1] in _DATA_FILES:
+        return True
+    if parts[-1] == "py":  # a module by its file name
+        stem = ".".join(parts[:-1])
+        return any(m == f"snhoo_dask.{stem}" or m.endswith(f".{stem}") for m in modules)
+    if parts[0] in params:  # an argument's attribute: through its annotation, when it has one
+        kind = params[parts[0]]
+        if kind is None or _resolves(".".join([kind, *parts[1:]]), here, {}, modules):
+            return True
+    if parts[0] == "snhoo_dask":
+        parts = parts[1:]
+    if _has(importlib.import_module(here), parts[:1]):
+        return _has(importlib.import_module(here), parts)
+    for k in range(len(parts) - 1, 0, -1):  # a module named by its last components
+        stem = ".".join(parts[:k])
+        for m in modules:
+            if (m == f"snhoo_dask.{stem}" or m.endswith(f".{stem}")) and _has(
+                importlib.import_module(m), parts[k:]
+            ):
+                return True
+    for m in modules:  # a class or function of the package, by its own name
+        if parts[0] in vars(importlib.import_module(m)) and _has(importlib.import_module(m), parts):
+            return True
+    if importlib.util.find_spec(parts[0]) is None:  # not a library either
+        return False
+    obj: object = importlib.import_module(parts[0])
+    for k in range(1, len(parts)):
+        try:
+            obj = importlib.import_module(".".join(parts[: k + 1]))
+        except ImportError:
+            return _has(obj, parts[k:])
+    return True
+
+
+def test_every_dotted_name_a_docstring_gives_exists():
+    """``module.name`` and ``Class.attribute`` in the package's docstrings name code that is
+    there (a renamed or moved name leaves no dangling pointer behind)."""
+    modules = [m for m in _package_modules()]
+    dangling = []
+    for name in modules:
+        tree = ast.parse(_modules(PACKAGE)[name].read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            params: dict[str, str | None] = {}
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]:
+                    annotation = ast.unparse(a.annotation) if a.annotation is not None else None
+                    params[a.arg] = annotation if annotation and annotation.isidentifier() else None
+            for ref in _REF.findall(ast.get_docstring(node, clean=False) or ""):
+                if not _resolves(ref, name, params, modules):
+                    dangling.append(f"{name}: {ref}")
+    assert dangling == []

@@ -5,7 +5,7 @@ picture's presentation time in microseconds, and a ``metadata=mode=print`` filte
 one entry per picture the decoder presents (``seen``).  After the selection and the other
 filters, ``kept()`` writes one entry per picture sent to us.  So the k-th image that comes
 through the pipe has its time in the k-th ``kept`` entry, and its place among all pictures
-presented is where that time stands in ``seen`` (``Naming.plain``).  Nothing is inferred
+presented is where that time stands in ``seen`` (``plans.Naming``).  Nothing is inferred
 from a frame rate or from the container's packets: the decoder's own output is counted.
 
 ffmpeg prints an entry before passing the frame on, and both logs are written unbuffered

@@ -11,7 +11,7 @@ ffmpeg's stdin, as a thinned pass's are; a piece of a sparse selection is thinne
 Only a video whose packets could be numbered (``table.scan``: H.264/HEVC, starting at
 an IDR, every packet one picture shown at its own time) is cut; the rest run whole, as one
 task.  A piece names and checks its images as every fed pass does (``thinning.FedNaming``,
-``selection.Expect``): one that cannot prove them is rejected, and the video is extracted
+``pickers.Expect``): one that cannot prove them is rejected, and the video is extracted
 whole on the plain path instead.
 """
 

@@ -3,8 +3,8 @@
 A task's own result reaches the client only when the whole video (or piece, or batch) is
 done; a 2-minute video decoded in one task would say nothing for half a minute.  So each
 task tells the scheduler, at most every ``EVERY`` s, how many images it has written, as a
-Dask event (``Worker.log_event``); the client subscribes to the topic
-(``Client.subscribe_topic``, ``jobs/progress.py``).
+Dask event (``distributed.Worker.log_event``); the client subscribes to the topic
+(``distributed.Client.subscribe_topic``, ``jobs/progress.py``).
 
 Why events: they ride the worker's existing batched stream to the scheduler and the
 client's existing connection from it, with no state of their own on the scheduler but a
