@@ -263,13 +263,13 @@ def shard_verdicts(
         rec = new_record(video, settings).carry_over(previous).finish(SKIPPED)
         verdicts[video.path] = Verdict(SKIP, record=rec.finish(SKIPPED, out=f"{SHARDS_DIR}/{shard.names[0]}"))
         in_shard[video.path] = shard
-    job = {(v.root_name, v.rel): v.path for v in videos}
-    stale = {
-        s.number: s
-        for s in shards
-        for e in s.videos
-        if verdicts.get(job.get((e.get("root_name"), e.get("video"))), Verdict(NEW)).action == REDO
-    }
+    job: dict[tuple[object, object], str] = {(v.root_name, v.rel): v.path for v in videos}
+
+    def redone(entry: dict) -> bool:  # a video of this job the run does again
+        path = job.get((entry.get("root_name"), entry.get("video")))
+        return path is not None and verdicts.get(path, Verdict(NEW)).action == REDO
+
+    stale = {s.number: s for s in shards for e in s.videos if redone(e)}
     for path, shard in in_shard.items():
         if shard.number in stale:
             verdicts[path] = Verdict(REDO, f"its shard {shard.names[0]} holds videos done again")
