@@ -128,6 +128,7 @@ def build_job(
     confine: list[str] | None = None,
     dry_run: bool = False,
     claim: Callable[[str], None] | None = None,
+    new_or_ours: bool = False,
 ) -> Job:
     """Check ``spec`` and return a Job ready to run, or raise a UsageError whose ``field``
     is the JobSpec field at fault (``roots``, ``out``, or an option's).
@@ -137,6 +138,8 @@ def build_job(
     not ``create``).  ``claim(out)``: called with the resolved output folder once every
     option passed and before the videos are looked for or the folder is created; it takes
     the folder for this job or raises (the web: two requests for one folder cannot both pass).
+    ``new_or_ours``: the output folder must be new, empty or a run's output folder
+    (``OutputFolder.check_new_or_ours``: the web, where the folder may be anyone's).
     """
     fields, extensions = check_options(spec)
     roots = list(spec.roots)
@@ -145,6 +148,8 @@ def build_job(
         try:
             folder = OutputFolder(spec.out)
             folder.check_apart(roots)
+            if new_or_ours:
+                folder.check_new_or_ours()
         except UsageError as e:
             raise _at("out", e) from None
         if claim is not None:

@@ -25,7 +25,7 @@ import tornado.template
 from ..errors import SnhooError
 from ..fs import fsafe
 from ..model import FAILED, OK, PARTIAL, SKIPPED, WRITTEN, VideoRecord
-from .folder import MANIFEST, REPORT, OutputDir
+from .folder import MANIFEST, REPORT, OutputDir, is_report
 from .manifest import Manifest, latest_per_video, load_latest
 from .sheets import video_sheet
 
@@ -291,7 +291,8 @@ def build_report(out: str, warn=_warn) -> str:
     """Write OUT/report.html for the latest run in OUT/manifest.jsonl; return its path.
 
     Written through OUT's descriptor (a link in OUT's place or at report.html is never
-    written through) into a temporary file renamed over the report, which is removed if
+    written through) into a temporary file renamed over the report (only over one that
+    snhoo-dask wrote: a user's report.html stays, ReportError), which is removed if
     the write fails (a full disk leaves no half report behind).  Lines of the manifest
     that are not records are skipped, and ``warn`` is told how many and which (the
     report says it too).  ReportError (one line) when there is no manifest or the report
@@ -306,7 +307,13 @@ def build_report(out: str, warn=_warn) -> str:
     tmp = REPORT + ".tmp"
     try:
         with OutputDir(out) as d:
-            fsafe.remove_entry(d.fd, tmp)  # left by a crash, or a link someone put there: gone, not followed
+            if _present(d.fd, REPORT) and not is_report(d.fd, REPORT):
+                raise ReportError(
+                    f"{path} is not a report snhoo-dask wrote; it is left as it is (move it away "
+                    "to get this job's report)"
+                )
+            if is_report(d.fd, tmp, empty_too=True):
+                fsafe.remove_entry(d.fd, tmp)  # ours, left by a crash; anything else there stays
             fd = fsafe.create_file(d.fd, tmp)  # a folder in its place: FileExistsError, the folder stays
             try:
                 with open(fd, "wb") as f:
@@ -318,6 +325,14 @@ def build_report(out: str, warn=_warn) -> str:
     except OSError as e:
         raise ReportError(f"could not write {path}: {e.strerror or e}") from None
     return path
+
+
+def _present(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def try_build_report(out: str, warn=_warn) -> tuple[str, str | None]:

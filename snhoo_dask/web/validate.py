@@ -238,7 +238,7 @@ def build_job(sub: Submission, policy: PathPolicy, claim: Callable[[str], None])
     try:
         # Discovery follows links; under the service it must not leave the allowed folders.
         allowed = [p for p, state in policy.folders().allow if state == AVAILABLE]
-        return build_spec(spec, confine=allowed, claim=claim)
+        return build_spec(spec, confine=allowed, claim=claim, new_or_ours=True)
     except RequestError:
         raise
     except UsageError as e:

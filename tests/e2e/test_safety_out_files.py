@@ -71,6 +71,10 @@ def test_a_named_pipe_in_place_of_a_file_the_job_reads_is_refused_at_once(tmp_pa
     root, out = tmp_path / "cam", tmp_path / "out"
     make_video(root / "a.mp4", seconds=1)
     out.mkdir()
+    if name == "manifest.jsonl":
+        # A manifest is read only in a run's output folder (in any other it is a user's file,
+        # and the job is refused for it): the folder is one, by its lock.
+        (out / ".snhoo.lock").touch()
     os.mkfifo(out / name)
     started = time.monotonic()
     proc = run(str(root), "--out", str(out), timeout=60)
@@ -136,3 +140,65 @@ def test_web_an_output_around_another_runs_output_is_refused(tmp_path):
     finally:
         svc.stop()
     assert sorted(os.listdir(outs / "o")) == ["deep"]
+
+
+# -- a user's own files in OUT --------------------------------------------------------------------
+
+MINE = {
+    "report.html": ("report.html", "<html>my own notes</html>", "replace"),
+    "manifest.jsonl": ("manifest.jsonl", '{"mine": true}\n', "append to"),
+    ".snhoo-tmp": (".snhoo-tmp/keep.txt", "keep me", "empty"),
+}
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("name", sorted(MINE))
+def test_a_users_own_file_of_the_jobs_name_in_a_new_output_folder_refuses_the_job(tmp_path, name):
+    root, out = tmp_path / "cam", tmp_path / "out"
+    make_video(root / "a.mp4", seconds=1)
+    rel, text, verb = MINE[name]
+    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+    (out / rel).write_text(text)
+    proc = run(str(root), "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert one_error_line(proc) == (
+        f"snhoo-dask: error: the output folder {out} holds {name}, which no snhoo-dask run wrote "
+        f"(it is not the output folder of a run) and a run would {verb}; move it away or choose "
+        "another output folder"
+    )
+    assert (out / rel).read_text() == text
+    assert sorted(os.listdir(out)) == [rel.split("/")[0]]  # nothing of the job's written there
+
+
+@pytest.mark.timeout(180)
+def test_a_users_files_put_in_a_runs_output_folder_are_left_as_they_are(tmp_path):
+    root, out = tmp_path / "cam", tmp_path / "out"
+    make_video(root / "a.mp4", seconds=1)
+    assert run(str(root), "--out", str(out), "--every", "5").returncode == 0
+    (out / ".snhoo-tmp").mkdir()
+    (out / ".snhoo-tmp" / "keep.txt").write_text("keep me")
+    (out / "report.html").write_text("<html>my own notes</html>")
+    proc = run(str(root), "--out", str(out), "--every", "3")  # redoes the video, writes a report
+    assert proc.returncode == 1, proc.stderr  # the frames are there, the promised report is not
+    assert f"warning: {out}/report.html is not a report snhoo-dask wrote; it is left as it is" in proc.stderr
+    assert manifest(out)[-1]["status"] == "ok"
+    assert (out / ".snhoo-tmp" / "keep.txt").read_text() == "keep me"
+    assert (out / "report.html").read_text() == "<html>my own notes</html>"
+    assert sorted(os.listdir(out / ".snhoo-tmp")) == ["keep.txt"]
+
+
+@pytest.mark.timeout(180)
+def test_web_an_existing_folder_of_someones_files_is_refused_as_output(tmp_path):
+    base, outs = tmp_path / "base", tmp_path / "outs"
+    make_video(base / "vids" / "x.mp4", seconds=1)
+    (outs / "theirs").mkdir(parents=True)
+    (outs / "theirs" / "thesis.txt").write_text("their work")
+    svc = start_serve(str(tmp_path), None, [str(base)], [str(outs)], str(tmp_path / "state"),
+                      extra=["--workers", "1", "--dashboard-address", "127.0.0.1:0"])  # fmt: skip
+    try:
+        status, answer = svc.call("/api/jobs", "POST", {"roots": [str(base / "vids")], "out": "theirs"})
+        assert status == 400 and answer["field"] == "out", answer
+        assert "already holds files and is not the output folder of a snhoo-dask run" in answer["error"]
+    finally:
+        svc.stop()
+    assert os.listdir(outs / "theirs") == ["thesis.txt"]

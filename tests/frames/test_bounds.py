@@ -207,6 +207,7 @@ def test_web_jobs_take_max_pixels_and_say_when_the_report_is_missing(tmp_path):
     base, frames = tmp_path / "lab", tmp_path / "frames"
     make_video(base / "cam" / "a.mp4", seconds=1)
     (frames / "broken" / "report.html.tmp").mkdir(parents=True)
+    (frames / "broken" / ".snhoo.lock").touch()  # a run's output folder: the web writes into no other
     dask = start_dask(str(tmp_path), n_workers=1)
     svc = start_serve(str(tmp_path), dask.address, [str(base)], [str(frames)], str(tmp_path / "state"))
     try:

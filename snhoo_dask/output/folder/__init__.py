@@ -9,6 +9,7 @@
 - ``tmp``: the temporary folders in OUT/.snhoo-tmp, and their sweep.
 - ``done``: done records and resume's completion checks.
 - ``publish``: the one-rename publish of a video's frames.
+- ``owned``: what in OUT snhoo-dask may replace, delete or append to (what it made).
 - ``owner``: ``OutputFolder``, which does each of these steps for a job, once.
 """
 
@@ -33,6 +34,7 @@ from .names import (
     TMP_DIR,
 )
 from .opened import OutputDir, safe_dirs
+from .owned import foreign, is_report, made_in_tmp
 from .owner import OutputFolder
 from .publish import publish
 from .tmp import TmpDir, sweep_tmp
@@ -62,6 +64,9 @@ __all__ = [
     "UnsafePath",
     "complete",
     "finished_record",
+    "foreign",
+    "is_report",
+    "made_in_tmp",
     "name_clashes",
     "previous_output",
     "probe_folding",

@@ -7,13 +7,15 @@ import os
 
 from ...errors import JobError
 from ...fs.bounded import beat
-from ...fs.fsafe import UnsafePath
+from ...fs.fsafe import UnsafePath, open_dir
 from ...model import Video
 from .fence import take_over
 from .folding import Folding, name_clashes, probe_folding_at
 from .lock import OutputBusy, OutputLock
+from .names import RUN_MARKERS
 from .nesting import apart, problem
-from .opened import OutputDir
+from .opened import OutputDir, holds
+from .owned import foreign
 
 
 def _resolved(path: str) -> str:
@@ -56,6 +58,29 @@ class OutputFolder:
         found = problem(self.path)
         if found:
             raise JobError(found)
+
+    def check_new_or_ours(self) -> None:
+        """JobError unless the folder is not there yet, is empty, or is a snhoo-dask run's
+        output folder.  For the web service, whose users may name any folder under
+        --out-base: none of them writes into a folder of someone's own files."""
+        beat("the output folder", self.path)
+        try:
+            fd = open_dir(self.path)
+        except FileNotFoundError:
+            return  # made empty for this job
+        except OSError:
+            return  # not a folder, or a link on the way: ``create`` and ``take`` say why
+        try:
+            if holds(fd, RUN_MARKERS) or not os.listdir(fd):
+                return
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        raise JobError(
+            f"the output folder {self.given} already holds files and is not the output folder of a "
+            "snhoo-dask run; choose a new folder (snhoo-dask writes into no folder of someone's own files)"
+        )
 
     @property
     def folding(self) -> Folding:
@@ -103,6 +128,10 @@ class OutputFolder:
             raise JobError(f"cannot open the output folder {self.path}: {e.strerror or e}") from None
         lock = OutputLock(out)
         try:
+            # Before the lock file is made: a folder no run has used says so by having none.
+            refused = foreign(out)
+            if refused:
+                raise JobError(refused)
             lock.acquire()
             # Under the lock: no other run can start in, around or on OUT in between.
             found = problem(out.path, out.fd, rels)

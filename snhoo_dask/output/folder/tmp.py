@@ -9,6 +9,7 @@ import uuid
 from ...fs.fsafe import disk_errors, is_dir_at, remove_tree, walk
 from .names import TMP_DIR
 from .opened import OutputDir, safe_dirs
+from .owned import made_in_tmp
 
 
 class TmpDir:
@@ -43,7 +44,9 @@ class TmpDir:
 
 
 def sweep_tmp(out: OutputDir) -> int:
-    """Remove folders left by interrupted runs or killed workers; return how many."""
+    """Remove folders left by interrupted runs or killed workers; return how many.  Only
+    entries named as snhoo-dask names them go (``owned.made_in_tmp``): a user's file put in
+    .snhoo-tmp stays, and so does the folder then."""
     if not is_dir_at(out.fd, TMP_DIR):
         return 0  # absent, or a link/file a user put there: never list or delete through it
     try:
@@ -51,7 +54,7 @@ def sweep_tmp(out: OutputDir) -> int:
     except OSError:
         return 0
     try:
-        names = os.listdir(base)
+        names = [name for name in os.listdir(base) if made_in_tmp(name)]
         for name in names:
             # Rename first: a task of an interrupted run may still be writing into its folder.
             # After the (atomic) rename its next write or its publish fails, instead of racing
