@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import ExitStack
 
 from distributed import Client
 
@@ -47,11 +48,15 @@ class Runner:
         with self._lock:
             return job_id in self._active
 
-    def start(self, job_id: str, job: Job) -> None:
+    def start(self, job_id: str, job: Job, held: ExitStack | None = None) -> None:
         """Record the run and start it; the job row must already exist and its output folder
-        be claimed: the claim now belongs to the job's thread, which gives it back at the end."""
+        be claimed (and ``held``, taken for it: ``Job.holding``): the claim and the hold now
+        belong to the job's thread, which gives them back at the end."""
         self.store.begin_run(job_id, job.settings.run_id, [(v.out_rel, v.root, v.rel) for v in job.videos])
-        thread = threading.Thread(target=self._run, args=(job_id, job), name=f"job-{job_id}", daemon=True)
+        held = held or ExitStack()
+        thread = threading.Thread(
+            target=self._run, args=(job_id, job, held), name=f"job-{job_id}", daemon=True
+        )
         with self._lock:
             self._active[job_id] = (job, thread)
         thread.start()
@@ -80,12 +85,13 @@ class Runner:
         for _, thread in entries:
             thread.join(wait)
 
-    def _run(self, job_id: str, job: Job) -> None:
+    def _run(self, job_id: str, job: Job, held: ExitStack) -> None:
         try:
             self._run_job(job_id, job)
         except Exception:  # noqa: BLE001 - logged; the job's state stands
             log.exception("job %s: could not record its end", job_id)
         finally:
+            held.close()  # the folder's lock, once its report is written
             # Only now is the output folder free again (and the report there to link to).
             with self._lock:
                 self._active.pop(job_id, None)

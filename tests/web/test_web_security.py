@@ -236,23 +236,28 @@ def test_eight_concurrent_jobs_on_one_output_one_runs_the_others_get_409(env):
     assert (done["state"], done["ok"], done["failed"]) == ("done", 2, 0), done
 
 
-def test_a_job_refused_by_another_runs_lock_leaves_that_runs_report_alone(env):
+def test_a_job_on_a_folder_another_run_holds_is_a_409_at_submit_and_leaves_it_alone(env):
     out = os.path.join(env.frames, "cli-owned")
     os.makedirs(out)
     with open(os.path.join(out, "report.html"), "w") as f:
         f.write("the running CLI job's report")
+    before = env.svc.job_ids()
     fd = os.open(os.path.join(out, ".snhoo.lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a `snhoo-dask run` writing there holds it
-        code, job = env.svc.call("/api/jobs", "POST", {"roots": ["day1"], "out": "cli-owned"})
-        assert code == 201, job
-        done = env.svc.wait_job(job["id"])
+        spec = {"roots": ["day1/cam1"], "out": "cli-owned", "mode": "every", "value": "25"}
+        code, reply = env.svc.call("/api/jobs", "POST", spec)
+        assert code == 409 and "in use" in reply["error"] and reply["field"] == "out", reply
+        assert env.svc.job_ids() == before  # no job that could only end in error
+        with open(os.path.join(out, "report.html")) as f:
+            assert f.read() == "the running CLI job's report"
+        assert not os.path.exists(os.path.join(out, "manifest.jsonl"))
     finally:
         os.close(fd)
-    assert done["state"] == "error" and "in use" in done["message"], done
-    with open(os.path.join(out, "report.html")) as f:
-        assert f.read() == "the running CLI job's report"
-    assert not os.path.exists(os.path.join(out, "manifest.jsonl"))
+    # The refusal let go of the folder: once the other run is over, the same job runs.
+    code, job = env.svc.call("/api/jobs", "POST", spec)
+    assert code == 201, job
+    assert env.svc.wait_job(job["id"])["state"] == "done"
 
 
 def test_an_unplugged_allowed_folder_is_shown_refused_then_used_once_it_appears(env):

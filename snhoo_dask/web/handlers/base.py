@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import functools
 import os
+from contextlib import ExitStack
 from urllib.parse import urlencode
 
 import tornado.escape
 import tornado.web
 from tornado.ioloop import IOLoop
 
+from ...errors import JobError
 from ...fs.bounded import Stuck, bounded, bounded_all
+from ...jobs.job import Job
 from .. import auth, files
 from ..store import ERROR
 from ..submission import MAX_BODY, RequestError, Submission
@@ -180,20 +183,27 @@ class Base(tornado.web.RequestHandler):
                 )
             claimed.append(out)
 
+        def prepare() -> tuple[Job, ExitStack]:
+            job = build_job(sub, svc.policy, claim)
+            return job, _taken(job)
+
+        held: ExitStack | None = None
         try:
-            job = await IOLoop.current().run_in_executor(None, build_job, sub, svc.policy, claim)
+            job, held = await IOLoop.current().run_in_executor(None, prepare)
             if job_id is None:
                 job_id = job.settings.run_id
                 svc.store.create(
                     job_id, sub.spec(), job.settings.out, _roots(job), job.settings.selection.describe()
                 )
             try:
-                svc.runner.start(job_id, job)
+                svc.runner.start(job_id, job, held)
             except Exception as e:
                 # The job row exists: it must not stay "running" with nothing behind it.
                 svc.store.finish(job_id, ERROR, f"could not start: {type(e).__name__}")
                 raise
         except BaseException:
+            if held is not None:
+                held.close()
             for out in claimed:
                 svc.runner.release(out)
             raise
@@ -205,6 +215,19 @@ class Base(tornado.web.RequestHandler):
             raise RequestError(409, "this job is already running")
         spec = dict(job["spec"], overwrite=False)  # resume = skip what is already done
         await self.start(Submission.from_json(spec), job_id)
+
+
+def _taken(job: Job) -> ExitStack:
+    """The job's output folder taken for it now (opened, locked, checked, taken over; see
+    ``Job.holding``), until the ExitStack is closed: a folder another run holds (a
+    ``snhoo-dask run`` writing there) is a 409 to the request, not a job that can only end
+    in error."""
+    held = ExitStack()
+    try:
+        held.enter_context(job.holding())
+    except JobError as e:
+        raise RequestError(409, str(e), "out") from None
+    return held
 
 
 def _roots(job) -> list[str]:
