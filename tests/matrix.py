@@ -283,6 +283,100 @@ _input(
     tags=["hevc"],
 )(lambda out, deps: ffmpeg(*testsrc(4), *X265, "-x265-params", _RADL, out))
 
+# -- which stream, which picture, which time (issue 35) ----------------------------------------
+
+
+def _two_streams(out: str, deps: dict[str, str]) -> None:
+    small, large = testsrc(4, size="320x240"), testsrc(4, size="640x360")
+    large[-1] += ",hue=h=90"  # the two streams' pictures tell apart at a glance
+    ffmpeg(
+        *small, *large, "-map", "0", "-map", "1", *X264, "-preset", "veryfast", "-g", "60",
+        *["-disposition:v:0", "0", "-disposition:v:1", "0"], out,
+    )  # fmt: skip
+
+
+_input(
+    "two-streams-mkv",
+    "two-streams.mkv",
+    "two video streams, 320x240 then 640x360 (hue turned), neither flagged default: ffmpeg "
+    "takes the larger, stream 1",
+    tags=["streams"],
+)(_two_streams)
+
+
+def _cover(out: str, deps: dict[str, str]) -> None:
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(out)) as tmp:
+        cover = os.path.join(tmp, "cover.png")
+        ffmpeg(*testsrc(1, size="1280x720"), "-frames:v", "1", cover)
+        ffmpeg("-i", cover, "-i", deps["h264-mp4"], "-map", "0", "-map", "1:v:0", "-c", "copy",
+               "-disposition:v:0", "attached_pic", out)  # fmt: skip
+
+
+_input(
+    "cover-mp4",
+    "cover.mp4",
+    "h264-mp4 behind a 1280x720 PNG cover picture (attached_pic, stream 0): never the video",
+    ["h264-mp4"],
+    ["streams"],
+)(_cover)
+
+_input(
+    "crop-mp4",
+    "crop.mp4",
+    "x264 coded 640x368, the SPS cropping 6/10/4/12 px (left/right/top/bottom): 624x352, which "
+    "libavcodec gives as 630x352 unless -flags unaligned",
+    tags=["crop"],
+)(
+    lambda out, deps: ffmpeg(
+        *testsrc(4, size="640x368"),
+        *X264,
+        "-preset",
+        "veryfast",
+        "-g",
+        "60",
+        "-bsf:v",
+        "h264_metadata=crop_left=6:crop_right=10:crop_top=4:crop_bottom=12",
+        out,
+    )  # fmt: skip
+)
+
+_input(
+    "gap-mp4",
+    "gap.mp4",
+    "3 s x264 at 24000/1001 fps whose frame 47 (1.96 s) is shown until 602.0 s: a 10-minute "
+    "pause (timelapses, paused recordings)",
+    tags=["vfr", "gap"],
+)(
+    lambda out, deps: ffmpeg(
+        *["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24000/1001:duration=3"],
+        *["-vf", "setpts='if(gt(N,47),PTS+600/TB,PTS)'", "-vsync", "passthrough"],
+        *X264,
+        "-preset",
+        "veryfast",
+        "-g",
+        "30",
+        out,
+    )  # fmt: skip
+)
+
+
+def _piped_webm(out: str, deps: dict[str, str]) -> None:
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", *testsrc(4)]
+    cmd += ["-c:v", "libvpx-vp9", "-g", "60", "-deadline", "realtime", "-cpu-used", "8"]
+    cmd += ["-b:v", "0", "-crf", "35", "-pix_fmt", "yuv420p", "-f", "webm", "-"]
+    with open(out, "wb") as f:  # written to a pipe: no duration, no cues
+        done = subprocess.run(cmd, stdout=f, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+
+
+_input(
+    "piped-webm",
+    "piped.webm",
+    "VP9 realtime WebM written to a pipe: no duration and no cues in the file",
+    tags=["vpx"],
+)(_piped_webm)
+
 # -- damaged ----------------------------------------------------------------------------------
 
 
@@ -501,8 +595,10 @@ def ids(tag: str | None = None, exclude: Iterable[str] = ("source", "x264-varian
 SELECTIONS = ["all", "every", "fps", "frames", "times", "keyframes"]
 # Exact times: on frame boundaries (0.5 and 1 s are frames 15 and 30 at 30 fps, exactly,
 # in every container here), between frames, in MM:SS.mmm, in the last frame of a 4 s input
-# (3.95) and past its end (4.5: listed missing or answered with the last frame).
-TIMES_SHORT = "0,0.5,1,1.234,00:02.001,3.3,3.95,4.5"
+# (3.95) and past its end (4.5: listed missing or answered with the last frame); in gap-mp4's
+# 10-minute pause (00:10:00: frame 47, shown since 1.96 s) and after it (602.1: frame 50),
+# past every other input's end.
+TIMES_SHORT = "0,0.5,1,1.234,00:02.001,3.3,3.95,4.5,00:10:00,602.1"
 TIMES_LONG = "0,1.234,7.5,00:20.020,35.9"
 
 

@@ -4,13 +4,14 @@ alone (no snhoo_dask code).
 The definition the product follows: frame k is the k-th picture ffmpeg's decoder presents
 for the video stream plain ``ffmpeg -i FILE`` picks (its own choice: the most pixels, a
 default flag first, cover art last), after edit lists, in presentation order, each decoded picture
-once (``-vsync passthrough``).  Its time is its presentation timestamp minus the first
+once (``-vsync passthrough``), as the stream's exact crop (``-flags unaligned``: without it
+libavcodec drops a left crop that leaves its planes unaligned, 630 wide for a 624-wide stream).  Its time is its presentation timestamp minus the first
 presented picture's.  Rotation tags are applied and container colour tags honoured, as
 plain ``ffmpeg -i file -vsync passthrough out%d.png`` does.
 
 ``decode(path)`` runs, once per file (cached next to it):
 
-* ``ffmpeg -i FILE -an -sn -dn -vsync passthrough -autoscale 0 -vf showinfo -f rawvideo
+* ``ffmpeg -flags unaligned -i FILE -an -sn -dn -vsync passthrough -autoscale 0 -vf showinfo -f rawvideo
   -pix_fmt rgb24`` (no ``-map``: ffmpeg chooses the stream, and its "Stream mapping" line
   says which): every presented picture as RGB at its own size (a stream whose size
   changes midway gives each picture at the size it was coded at), with showinfo's line
@@ -44,12 +45,16 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image
 
-ORACLE_VERSION = 6
+ORACLE_VERSION = 7
 _SHOWINFO = re.compile(
     r"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:(\S+).*?\bs:(\d+)x(\d+)\b.*?\biskey:(\d)\s+type:(\w)"
 )
 _TIMEBASE = re.compile(r"config in time_base:\s*(\d+)/(\d+)")
 _MAPPED = re.compile(r"^\s*Stream #0:(\d+)\S* -> #0:0", re.M)
+
+
+# The decoder option that presents the stream's exact crop (see the module's docstring).
+EXACT_CROP = ["-flags", "unaligned"]
 
 
 class OracleError(Exception):
@@ -161,7 +166,8 @@ def decode(path: str, cache: str | None = None) -> Oracle:
 
 
 def _decode_into(path: str, raw: str) -> tuple[list[Frame], list[str]]:
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "info", "-i", "file:" + path, "-an", "-sn", "-dn"]
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "info", *EXACT_CROP, "-i", "file:" + path]
+    cmd += ["-an", "-sn", "-dn"]
     cmd += ["-vsync", "passthrough", "-autoscale", "0", "-vf", "showinfo", "-f", "rawvideo"]
     cmd += ["-pix_fmt", "rgb24", "-y", raw]
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -219,7 +225,8 @@ def _mark_unstable(path: str, raw: str, frames: list[Frame], notes: list[str]) -
     mark the pictures that differ (how a damaged picture is concealed depends on how the
     decoder's threads share the work, so no one decode of it is *the* picture)."""
     alt = raw + ".threads1"
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", "file:" + path, "-an", "-sn", "-dn"]
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", *EXACT_CROP, "-i", "file:" + path]
+    cmd += ["-an", "-sn", "-dn"]
     cmd += ["-vsync", "passthrough", "-autoscale", "0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-y", alt]
     subprocess.run(cmd, capture_output=True)
     if not os.path.exists(alt) or os.path.getsize(alt) != os.path.getsize(raw):

@@ -2,10 +2,10 @@
 for every selection, on every way of extracting it.
 
 The definition the product follows: frame k is the k-th picture ffmpeg's decoder
-presents for the first video stream, after edit lists, in presentation order, each
-decoded picture once; its time is its presentation timestamp minus the first picture's;
-rotation tags applied, container colour tags honoured, as plain ``ffmpeg -i FILE -vsync
-passthrough out%d.png`` does.  ``tests/oracle.py`` decodes each input with plain ffmpeg and
+presents for the video stream plain ffmpeg picks, as its exact crop (``-flags unaligned``),
+after edit lists, in presentation order, each decoded picture once; its time is its
+presentation timestamp minus the first picture's; rotation tags applied, container colour
+tags honoured, as plain ``ffmpeg -i FILE -vsync passthrough out%d.png`` does.  ``tests/oracle.py`` decodes each input with plain ffmpeg and
 ffprobe only; nothing here trusts snhoo_dask's own probing.
 
 For each input x selection x path, one ``snhoo-dask run`` over a root holding many inputs
@@ -49,7 +49,8 @@ REPEATS = {"rot90-mov", "rot180-mp4", "rot270-mov", "vp9-mkv", "av1-webm", "skv-
 # ... and every frame ("all") on one input of each kind that goes wrong differently.
 ALL_SUBSET = [
     "h264-mp4", "rot90-mp4", "avi-h264", "vp9-webm", "cut-mp4", "cut-mkv", "concat-mp4",
-    "reschange-ts", "colr709-mp4", "vfr-mkv", "hevc-radl-mp4", "damaged-mp4",
+    "reschange-ts", "colr709-mp4", "vfr-mkv", "hevc-radl-mp4", "damaged-mp4", "two-streams-mkv",
+    "crop-mp4",
 ]  # fmt: skip
 BATCHES = {
     "short": SHORT if FULL else [i for i in SHORT if i not in REPEATS],
@@ -323,5 +324,10 @@ def test_expected_sets_follow_the_definition(mx: Matrix) -> None:
     vfr = mx.oracle("vfr-mkv")  # every 10th source frame dropped: 9 pictures a third of a second
     assert len(vfr) == 108
     assert oracle.expected(oracle.Selection("times", "0.3"), vfr).required == {8}  # source 8 at 0.267
+    gap = mx.oracle("gap-mp4")  # frame 47 (1.96 s) is shown until 602.0 s
+    assert oracle.expected(oracle.Selection("times", "00:10:00,602.1"), gap).required == {47, 50}
+    two = mx.oracle("two-streams-mkv")  # ffmpeg's own choice: the larger stream
+    crop = mx.oracle("crop-mp4")  # the exact crop, not libavcodec's aligned 630 wide
+    assert (two.frames[0].width, crop.frames[0].width, crop.frames[0].height) == (640, 624, 352)
     cut = mx.oracle("cut-mp4")  # the edit list starts it at 3.3 s: the key frame at 4 s is frame 21
     assert cut.keys[0] == 21 and abs(float(cut.frames[21].time) - 0.7) < 0.001
