@@ -16,6 +16,7 @@ import click
 from ..jobs.job import Job
 from ..jobs.planning import EMPTY, NEW, REDO, SKIP, UNREADABLE_BEFORE, Planned, Preview, plan
 from ..jobs.summary import EXIT_OK
+from ..output.shard_index import SHARDS_DIR
 from .disks import size_text
 from .grouped import warning_lines
 from .text import shown
@@ -79,9 +80,13 @@ def summary_lines(preview: Preview, job: Job) -> list[str]:
     return lines
 
 
-def video_line(p: Planned, out: str) -> str:
-    """``redo  /v/a.mp4<TAB>-> /out/v/a.mp4/  (why: ...)  [known: ...]``."""
-    target = os.path.join(out, p.video.out_rel) + ("" if p.video.suffix else "/")
+def video_line(p: Planned, out: str, shards: bool = False) -> str:
+    """``redo  /v/a.mp4<TAB>-> /out/v/a.mp4/  (why: ...)  [known: ...]``; with ``shards``,
+    its frames go into OUT/shards/ (a shard's tar holds many videos)."""
+    if shards:
+        target = os.path.join(out, SHARDS_DIR) + "/"
+    else:
+        target = os.path.join(out, p.video.out_rel) + ("" if p.video.suffix else "/")
     line = f"{p.action:<4}  {shown(p.video.path)}\t-> {shown(target)}"
     if p.why:
         line += f"  (why: {shown(p.why)})"
@@ -105,7 +110,7 @@ def dry_run(job: Job, list_all: bool = False, say: Callable[[str], None] = _say)
         say(line)
     shown_videos = preview.planned if list_all else preview.planned[:FIRST_VIDEOS]
     for p in shown_videos:
-        click.echo(video_line(p, job.settings.out))
+        click.echo(video_line(p, job.settings.out, job.settings.pack == "shards"))
     if len(shown_videos) < len(preview.planned):
         more = len(preview.planned) - len(shown_videos)
         say(f"... and {_n(more, 'more video')}: --list lists every one")

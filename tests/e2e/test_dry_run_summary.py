@@ -121,3 +121,23 @@ def test_25_failures_show_20_rows_and_a_count_by_reason_and_warnings_are_grouped
     assert len(summary["failures"]) == 25  # the full list stays for scripts
     assert summary["failure_reasons"]["the file is empty (0 bytes)"] == 15
     assert sum(summary["failure_reasons"].values()) == 25
+
+
+def test_dry_run_with_shards_takes_the_shards_verdict_and_writes_nothing(shared_cluster, tmp_path):
+    root, out = tmp_path / "cam", tmp_path / "out"
+    for name in ("a.mp4", "b.mp4"):
+        make_video(root / name, seconds=1)
+    first = run_on(shared_cluster, str(root), "--out", str(out), "--every", "10", "--pack", "shards")
+    assert first.returncode == 0, first.stderr
+    make_video(root / "c.mp4", seconds=1)
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    same = run_cli("run", str(root), "--out", str(out), "--every", "10", "--pack", "shards", "--dry-run")
+    assert same.returncode == 0, same.stderr
+    lines = verdicts(same.stdout)
+    assert lines["a.mp4"].startswith("skip") and lines["b.mp4"].startswith("skip"), same.stdout
+    assert lines["c.mp4"].startswith("new"), same.stdout
+    assert f"\t-> {out}/shards/" in lines["c.mp4"]
+    other = run_cli("run", str(root), "--out", str(out), "--every", "5", "--pack", "shards", "--dry-run")
+    assert "(why: made with other settings)" in verdicts(other.stdout)["a.mp4"], other.stdout
+    # The run would retire the shard and rewrite the index; its dry run touched nothing.
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
