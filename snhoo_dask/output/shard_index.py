@@ -24,6 +24,13 @@ INDEX = "samples.parquet"  # in OUT: every sample of every published shard
 _NUMBERED = re.compile(r"^(\d{5,})(?:\.tar|\.parquet|_stats\.json)$")
 
 
+def is_shard(out_rel: str) -> bool:
+    """Whether a record's ``out`` is a shard (``shards/00003.tar``): many videos' images, not
+    one video's output."""
+    parts = out_rel.split("/")
+    return len(parts) == 2 and parts[0] == SHARDS_DIR and re.match(r"^\d{5,}\.tar$", parts[1]) is not None
+
+
 def shard_names(number: int) -> tuple[str, str, str]:
     """(tar, parquet, stats) of shard ``number``: 00000.tar, 00000.parquet, 00000_stats.json."""
     stem = f"{number:05d}"

@@ -23,6 +23,7 @@ from PIL import Image
 
 from ..fs import fsafe
 from .folder import IMAGE_EXTENSIONS
+from .shard_index import is_shard
 
 SHEET_FRAMES = 4
 THUMB_WIDTH = 128
@@ -137,6 +138,8 @@ def video_sheet(out_fd: int, out_rel: str, n: int = SHEET_FRAMES, width: int = T
     """A JPEG strip of a few frames of one video, whose output (folder or tar) is ``out_rel``
     below the open output folder ``out_fd``; None if it has none or is not reached without
     following a link."""
+    if is_shard(out_rel):
+        return None  # its images are many videos': none of them is shown as this one's
     try:
         parts = fsafe.parts_of(out_rel)
         parent = fsafe.walk(out_fd, parts[:-1])
@@ -281,7 +284,10 @@ def _tar_listing(f: BinaryIO, start: int, count: int) -> Listing:
 
 def _output(out_fd: int, out_rel: str) -> tuple[int, bool]:
     """The open output of one video (a folder, or a ``.tar`` file) and whether it is a tar;
-    OSError when it is neither, or is not reached without following a link."""
+    OSError when it is neither, or is not reached without following a link (or is a shard of
+    many videos, --pack shards: its images would be shown as this video's)."""
+    if is_shard(out_rel):
+        raise FileNotFoundError(f"{out_rel} is a shard of many videos")
     parts = fsafe.parts_of(out_rel)
     parent = fsafe.walk(out_fd, parts[:-1])
     try:

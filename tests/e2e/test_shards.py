@@ -26,6 +26,8 @@ from helpers import (
 )
 from videos import make_video
 
+from snhoo_dask.output.sheets import frame_listing, video_sheet
+
 wds = pytest.importorskip("webdataset")
 pq = pytest.importorskip("pyarrow.parquet")
 
@@ -91,6 +93,13 @@ def test_shards_read_by_webdataset_match_frames_csv_and_the_parquet_index(cluste
     assert [os.path.basename(t) for t in tars] == [f"{i:05d}.tar" for i in range(len(tars))]
     for r in good.values():
         assert r["out"].startswith("shards/") and os.path.exists(out / r["out"])
+    # The report's and the web's pictures of a video never show a shard's (other videos') images.
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for r in good.values():
+            assert video_sheet(fd, r["out"]) is None and frame_listing(fd, r["out"], 0, 10) is None
+    finally:
+        os.close(fd)
 
     got = samples(out)
     keys = [s["__key__"] for s in got]
