@@ -257,7 +257,10 @@ def test_a_job_on_a_folder_another_run_holds_is_a_409_at_submit_and_leaves_it_al
     # The refusal let go of the folder: once the other run is over, the same job runs.
     code, job = env.svc.call("/api/jobs", "POST", spec)
     assert code == 201, job
-    assert env.svc.wait_job(job["id"])["state"] == "done"
+    done = env.svc.wait_job(job["id"])
+    assert (done["ok"], done["failed"]) == (1, 0), done
+    with open(os.path.join(out, "report.html")) as f:  # still the user's (not snhoo-dask's) file
+        assert f.read() == "the running CLI job's report"
 
 
 def test_an_unplugged_allowed_folder_is_shown_refused_then_used_once_it_appears(env):
