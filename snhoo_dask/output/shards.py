@@ -31,11 +31,10 @@ from typing import Any
 
 from ..fs.fsafe import create_file, disk_errors, open_plain, parts_of, walk
 from ..model import OK, Video, VideoRecord
-from .folder import DONE_MEMBER, TMP_DIR, OutputDir, TmpDir, safe_dirs
+from .folder import DONE_MEMBER, FRAGMENTS, TMP_DIR, OutputDir, TmpDir, safe_dirs
 from .shard_index import SHARDS_DIR, index_columns, next_number, shard_names, write_index, write_parquet
 
 DEFAULT_SHARD_SIZE = "1GB"
-FRAGMENTS = "fragments"  # in OUT/.snhoo-tmp: the videos' tars the workers publish for the client
 SCENES_PREFIX = "__scenes__/"  # a video's scene list in its shard: WebDataset readers skip __...__/
 _UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
 _UNITS.update({"KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4, "K": 1000, "M": 1000**2})

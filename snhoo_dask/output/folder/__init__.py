@@ -21,6 +21,7 @@ from .lock import OutputBusy, OutputLock
 from .names import (
     DONE_FILE,
     DONE_MEMBER,
+    FRAGMENTS,
     IMAGE_EXTENSIONS,
     LOCK_FILE,
     MANIFEST,
@@ -42,6 +43,7 @@ from .tmp import TmpDir, sweep_tmp
 __all__ = [
     "DONE_FILE",
     "DONE_MEMBER",
+    "FRAGMENTS",
     "FOLDING_UNKNOWN",
     "IMAGE_EXTENSIONS",
     "LOCK_FILE",

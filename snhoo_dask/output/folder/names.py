@@ -13,6 +13,7 @@ OUT/.snhoo-run                     which run may publish into OUT (``fence``)
 from __future__ import annotations
 
 TMP_DIR = ".snhoo-tmp"
+FRAGMENTS = "fragments"  # in OUT/.snhoo-tmp: the videos' tars the workers publish for the client (shards)
 DONE_FILE = ".snhoo-done.json"
 MANIFEST = "manifest.jsonl"
 REPORT = "report.html"

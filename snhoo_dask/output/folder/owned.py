@@ -14,12 +14,13 @@ import os
 import re
 
 from ...fs.fsafe import open_plain
-from .names import MANIFEST, REPORT, RUN_MARKERS, TMP_DIR
+from .names import FRAGMENTS, MANIFEST, REPORT, RUN_MARKERS, TMP_DIR
 from .opened import OutputDir, holds
 
 # The names snhoo-dask gives in .snhoo-tmp: a temporary folder (uuid4 hex, ``TmpDir``), a
-# replaced output on its way out (``publish``), a swept folder (``sweep_tmp``).
-_MADE_IN_TMP = re.compile(r"(?:old-|swept-)?[0-9a-f]{32}\Z")
+# replaced output on its way out (``publish``), a swept folder (``sweep_tmp``), the shards'
+# fragments (``FRAGMENTS``).
+_MADE_IN_TMP = re.compile(rf"(?:(?:old-|swept-)?[0-9a-f]{{32}}|{FRAGMENTS})\Z")
 # The start of every report snhoo-dask writes (templates/report.html), in its first bytes.
 REPORT_MARK = b"<title>snhoo-dask report: "
 _HEAD = 1024
