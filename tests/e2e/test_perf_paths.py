@@ -59,6 +59,7 @@ SPECS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["jpg", "png"])
 @pytest.mark.parametrize("spec, expected", SPECS, ids=["all", "every", "frames", "times"])
 def test_planes_and_rgb_paths_write_exactly_the_selected_frames(
@@ -151,6 +152,7 @@ def _never_read(path) -> None:
     os.utime(path, (0, os.stat(path).st_mtime))
 
 
+@pytest.mark.slow
 def test_playlists_and_concat_lists_fail_and_nothing_outside_is_read(shared_cluster, tmp_path):
     root, outside, out = tmp_path / "cam", tmp_path / "outside", tmp_path / "out"
     make_video(root / "good.mp4", seconds=1, fps=10)
@@ -205,6 +207,7 @@ def test_ffmpeg_itself_refuses_a_playlist(tmp_path):
     assert reason and "ffmpeg failed while decoding" in reason
 
 
+@pytest.mark.slow
 def test_a_file_that_is_no_video_is_failed_before_it_is_copied(shared_cluster, tmp_path):
     root, out = tmp_path / "cam", tmp_path / "out"
     make_video(root / "good.mp4", seconds=1, fps=10)

@@ -148,6 +148,7 @@ def test_only_a_video_that_would_finish_alone_is_cut():
     assert pieces_wanted([900_000], 2, 2) == [4]
 
 
+@pytest.mark.slow
 @pytest.mark.cluster
 def test_pieces_run_on_separate_worker_processes(shared_cluster, videos, tmp_path):
     """Pieces on real ``dask worker`` processes: each piece's rows travel to the join's

@@ -300,6 +300,7 @@ def test_scan_says_why_it_cannot_number_the_frames(tmp_path):
     assert scan(vp9, probe(vp9)) == "vp9: the fast paths read H.264 and HEVC packets only"
 
 
+@pytest.mark.slow
 def test_a_rotated_mp4_gives_the_same_images_fast_and_decoded_whole(tmp_path):
     """The display matrix does not survive the remux: the fast path restates ffmpeg's
     autorotation as filters (``probe._turn``) and its images are the plain path's."""

@@ -46,6 +46,7 @@ def test_auto_decodes_on_the_cpu_where_there_is_no_gpu(root, tmp_path):
     assert {v: r["decoder"] for v, r in records.items()} == {"long.mp4": "cpu", "short.mp4": "cpu"}
 
 
+@pytest.mark.slow
 @no_gpu
 def test_a_failure_that_is_not_the_decoders_is_not_retried(root, tmp_path):
     """No frame asked for exists.  Frames are counted by decoding (the plain path: the
