@@ -3,12 +3,14 @@ the k-th picture the decoder presents), on the plain path and on the fast path."
 
 import math
 import subprocess
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
 from plans import take
 from videos import make_video
 
+from snhoo_dask.frames.filters import FilterError
 from snhoo_dask.frames.parsing import parse_selection, parse_time
 from snhoo_dask.frames.pickers import TIME_TOLERANCE
 from snhoo_dask.frames.plans import plan
@@ -20,7 +22,9 @@ from snhoo_dask.frames.selection import (
     count_selected,
     index_expr,
 )
+from snhoo_dask.options import DEFAULTS
 from snhoo_dask.packets.thinning import fast_plan
+from snhoo_dask.settings import dataset_options
 from snhoo_dask.video.probe import probe
 
 
@@ -255,5 +259,23 @@ def test_each_mode_answers_every_question_from_its_one_object(mode):
     assert sel.describe() and kind.label
     select, picker = kind.plain(sel)
     assert (select is None) == (mode == "all") and picker is not None
-    assert (mode in STREAMING_MODES) == kind.streaming
     assert (kind.slow_reason(sel) is None) == (mode in ("every", "fps", "frames", "times", "keyframes"))
+
+
+# The modes whose frames come from one stream of every decoded picture: the ones --dedup
+# thins out (docs/datasets.md).  Stated here, not read from the modes' flags.
+DEDUP_MODES = {"all", "every", "fps", "scenes"}
+
+
+@pytest.mark.parametrize("mode", [m.name for m in MODE_LIST])
+def test_dedup_is_taken_with_the_streaming_modes_and_refused_with_the_others(mode):
+    """--dedup with a mode that picks frames one by one is a usage error naming the mode;
+    with a streaming mode it is a plan whose one pass deduplicates."""
+    sel = parse_selection(**MODE_BY_NAME[mode].arguments(SAMPLE_VALUES.get(mode, "")))
+    dedup = replace(DEFAULTS, dedup=True)
+    if mode in DEDUP_MODES:
+        assert dataset_options(sel, dedup).dedup
+    else:
+        with pytest.raises(FilterError, match=f"not with --{mode}:"):
+            dataset_options(sel, dedup)
+    assert set(STREAMING_MODES) == DEDUP_MODES
