@@ -38,6 +38,27 @@ def stopped(pid: int) -> bool:
         return f.read().rpartition(")")[2].split()[0] == "T"
 
 
+def waits_on_fuse(pid: int) -> bool:
+    """Whether a thread of process ``pid`` is blocked in the kernel waiting for a FUSE
+    daemon's answer (its wait channel, as ``ps -o wchan`` shows it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/wchan", encoding="ascii") as f:
+                channel = f.read()
+        except OSError:
+            continue  # the thread ended
+        if "fuse" in channel or channel == "request_wait_answer":
+            return True
+    return False
+
+
+def stuck_on_the_disk(proc) -> None:
+    """Wait until the run's task is blocked on the stopped disk (not merely released)."""
+    wait_until(
+        lambda: waits_on_fuse(proc.pid) or proc.poll() is not None, 30, "the task to block on the disk"
+    )
+
+
 def run_held(tmp_path, disk, point: str, *options: str):
     """``snhoo-dask run`` on the disk's root with its task held at ``point``; (process, OUT, pause)."""
     out, pause = tmp_path / "out", tmp_path / "pause"
@@ -112,7 +133,7 @@ def test_a_source_disk_that_stops_answering_fails_the_video_within_the_timeout(
 def test_a_second_interrupt_while_the_cluster_closes_ends_the_run_at_once(tmp_path, source_disk):
     proc, out, pause = run_held(tmp_path, source_disk, "open")
     freeze_and_release(source_disk, pause, "open")
-    time.sleep(2)
+    stuck_on_the_disk(proc)
     proc.send_signal(signal.SIGTERM)
     time.sleep(3)  # the job has stopped (it looks every second); the cluster waits for the task
     assert proc.poll() is None
@@ -131,7 +152,7 @@ def test_an_interrupt_ends_the_run_while_a_task_waits_on_a_stopped_disk(tmp_path
     video's folder); at ``opened``, it waits out --timeout for its probe's thread."""
     proc, out, pause = run_held(tmp_path, source_disk, point, "--timeout", "300")
     freeze_and_release(source_disk, pause, point)
-    time.sleep(2)  # the task is now stuck on the disk
+    stuck_on_the_disk(proc)
     assert proc.poll() is None
     err, took = interrupt(proc)
     assert took < 20, (took, err)
