@@ -163,6 +163,20 @@ def wait_until(predicate, timeout: float, what: str, step: float = 0.05):
 # -- what a run leaves in OUT -----------------------------------------------------------------
 
 
+def waits_on_fuse(pid: int) -> bool:
+    """Whether a thread of process ``pid`` is blocked in the kernel waiting for a FUSE
+    daemon's answer (its wait channel, as ``ps -o wchan`` shows it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/wchan", encoding="ascii") as f:
+                channel = f.read()
+        except OSError:
+            continue  # the thread ended
+        if "fuse" in channel or channel == "request_wait_answer":
+            return True
+    return False
+
+
 def manifest(out) -> list[dict]:
     """OUT/manifest.jsonl as dicts, in order; [] when no run has written one."""
     path = os.path.join(out, "manifest.jsonl")

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import cli_popen, mount_ntfs
+from helpers import cli_popen, mount_ntfs, wait_until, waits_on_fuse
 from videos import make_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -59,7 +59,8 @@ def test_a_hung_root_is_reported_within_the_stall_bound(hung_root, tmp_path):
 
 def test_ctrl_c_while_a_root_hangs_exits_130_at_once(hung_root, tmp_path):
     proc = cli_popen("run", hung_root, "--out", str(tmp_path / "out"), "--workers", "1")
-    time.sleep(3)  # well into the hung look (the stall bound, 30 s, is far off)
+    # Well into the hung look (the stall bound, 30 s, is far off): a thread waits on the disk.
+    wait_until(lambda: waits_on_fuse(proc.pid) or proc.poll() is not None, 20, "the look to hang")
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     code, err = ended(proc, 10)

@@ -14,7 +14,7 @@ import signal
 import time
 
 import pytest
-from helpers import cli_popen, manifest, mount_ntfs, wait_until
+from helpers import cli_popen, manifest, mount_ntfs, wait_until, waits_on_fuse
 from videos import make_video
 
 pytestmark = pytest.mark.slow
@@ -36,20 +36,6 @@ def source_disk(tmp_path):
 def stopped(pid: int) -> bool:
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
         return f.read().rpartition(")")[2].split()[0] == "T"
-
-
-def waits_on_fuse(pid: int) -> bool:
-    """Whether a thread of process ``pid`` is blocked in the kernel waiting for a FUSE
-    daemon's answer (its wait channel, as ``ps -o wchan`` shows it)."""
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/wchan", encoding="ascii") as f:
-                channel = f.read()
-        except OSError:
-            continue  # the thread ended
-        if "fuse" in channel or channel == "request_wait_answer":
-            return True
-    return False
 
 
 def stuck_on_the_disk(proc) -> None:
