@@ -196,7 +196,7 @@ def _number(value: object, integer: bool) -> bool:
     return math.isfinite(value) and abs(value) <= MAX_NUMBER
 
 
-# Per field annotation (record.py writes them as text), what a value may be.
+# Per field annotation (model.py's VideoRecord writes them as text: postponed annotations), what a value may be.
 _CHECKS = {
     "str": lambda v: isinstance(v, str),
     "int": lambda v: _number(v, True),
