@@ -71,6 +71,7 @@ def start_dask(
     worker_env: dict | None = None,
     hosts: list[str] | None = None,
     nthreads: int = 1,
+    scheduler_args: tuple[str, ...] = ("--dashboard-address", ":0"),
 ) -> DaskProcesses:
     """A real ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1; ``hosts``: the
     address each worker binds to instead (other 127.x addresses stand for other machines,
@@ -82,7 +83,7 @@ def start_dask(
     log_dir = os.path.join(tmp_path, "dask-logs")
     os.makedirs(log_dir, exist_ok=True)
     sched = subprocess.Popen(
-        ["dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
+        ["dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), *scheduler_args],
         stdout=subprocess.DEVNULL,
         stderr=open(os.path.join(log_dir, "scheduler.log"), "wb"),
     )

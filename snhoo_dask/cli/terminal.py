@@ -13,6 +13,7 @@ from contextlib import ExitStack
 import click
 
 from ..jobs.cluster import ClusterError, ClusterSpec, dask_client
+from ..jobs.dashboard import dashboard_link
 from ..jobs.job import Job
 from ..jobs.summary import EXIT_FAILED, EXIT_INTERRUPTED, Summary
 from ..video import preload
@@ -119,7 +120,9 @@ def run_job(
     try:
         with dask_client(cluster, warn=lambda message: _say(f"warning: {message}")) as client:
             _say(f"{len(job.videos)} videos, {job.settings.describe()}, output {out}")
-            _say(f"Dask dashboard: {client.dashboard_link}")
+            link = dashboard_link(client, cluster.scheduler is None, cluster.dashboard_address)
+            if link:  # none to open: say nothing rather than a link to a 404
+                _say(f"Dask dashboard: {link}")
             bar = ProgressBar(len(job.videos), enabled=not quiet)
             summary = job.run(
                 client, on_record=lambda record, totals: bar.update(totals), on_progress=bar.update_frames

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
+import urllib.error
+import urllib.request
 
-from distributed import Scheduler
+from distributed import Client, Scheduler
 from tornado import web
 
 _DASK_DASHBOARD = "distributed.dashboard.scheduler"
@@ -64,3 +67,48 @@ class _BuildOnFirstVisit(web.RequestHandler):
         # Back to the same page, which Dask's dashboard now serves.  Only as a path of this
         # server: "//host/..." (or "/\\host/...") would send the browser to another site.
         self.redirect("/" + self.request.uri.lstrip("/\\"))
+
+
+PROBE_SECONDS = 3.0  # a remote scheduler's dashboard page asked for at most this long
+
+
+def dashboard_link(client: Client, embedded: bool, address: str) -> str | None:
+    """The Dask dashboard's address to show, or None where there is none to open.
+
+    Dask gives a link whenever the scheduler's HTTP server listens, and it always does: also
+    for a scheduler started with ``--no-dashboard`` (its /status is a 404) or without Bokeh
+    (a page asking to install it).  So an embedded cluster's link is shown only with a
+    dashboard address and Bokeh importable (LazyDashboard builds it then), and a remote
+    scheduler's only if its status page is not one of those two.  A page that cannot be
+    asked for here (TLS, a slow network) keeps its link: that says nothing of the browser's."""
+    try:
+        link = client.dashboard_link
+    except Exception:  # noqa: BLE001 - Dask's KeyError when the scheduler lists no dashboard
+        return None
+    if not link:
+        return None
+    if embedded:
+        return link if address and _bokeh_there() else None
+    return link if _has_dashboard(link) else None
+
+
+def _bokeh_there() -> bool:
+    """Whether Bokeh can be imported, without importing it (that is LazyDashboard's 0.5 s)."""
+    try:
+        return importlib.util.find_spec("bokeh") is not None
+    except (ImportError, ValueError):  # a broken or blocked install
+        return False
+
+
+def _has_dashboard(link: str) -> bool:
+    try:
+        with urllib.request.urlopen(link, timeout=PROBE_SECONDS) as answer:
+            return b"needs bokeh" not in answer.read(65536).lower()
+    except urllib.error.HTTPError as e:
+        return e.code != 404
+    except ConnectionRefusedError:
+        return False
+    except urllib.error.URLError as e:
+        return not isinstance(e.reason, ConnectionRefusedError)
+    except OSError:  # a timeout: unknown here
+        return True

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import tornado.web
-from distributed import Client
 from tornado.netutil import bind_sockets
 
 from ..errors import UsageError
 from ..jobs.cluster import DEFAULT_DASHBOARD, ClusterSpec, dask_client
+from ..jobs.dashboard import dashboard_link
 from . import auth, browse
 from . import handlers as h
 from .bodies import HARD_HEADERS, BoundedBodies
@@ -186,7 +186,14 @@ def serve(
         spec = ClusterSpec(scheduler, workers, threads_per_worker, dashboard_address)
         with dask_client(spec, warn=log.warning) as client:
             _show_request_errors()
-            service = Service(store, Runner(client, store), policy, _dashboard(client), secret, hosts)
+            service = Service(
+                store,
+                Runner(client, store),
+                policy,
+                dashboard_link(client, not scheduler, dashboard_address),
+                secret,
+                hosts,
+            )
             try:
                 asyncio.run(
                     _main(service, sockets, auth.login_url(host, port, secret if from_file else None), limits)
@@ -212,13 +219,6 @@ def _show_request_errors() -> None:
     app_log.addHandler(handler)
     app_log.setLevel(logging.ERROR)
     app_log.propagate = False
-
-
-def _dashboard(client: Client) -> str | None:
-    try:
-        return client.dashboard_link
-    except Exception:  # noqa: BLE001 - a scheduler without a dashboard is fine
-        return None
 
 
 async def _main(

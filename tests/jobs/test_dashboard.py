@@ -8,6 +8,8 @@ import sys
 import textwrap
 
 import pytest
+from helpers import run_cli, start_dask
+from videos import make_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -57,3 +59,34 @@ def test_dashboard_answers_at_once_builds_on_first_visit_and_redirects_only_to_i
     assert seen["status"]["status"] == 200 and seen["status"]["bokeh"]
     assert seen["unknown"]["status"] == 404
     assert seen["bokeh_after_visit"] is True
+
+
+@pytest.mark.parametrize(
+    "scheduler_args, shown",
+    [(("--no-dashboard",), False), (("--dashboard-address", ":0"), True)],
+    ids=["no-dashboard", "dashboard"],
+)
+def test_a_dashboard_link_is_printed_only_when_the_scheduler_has_a_dashboard(tmp_path, scheduler_args, shown):
+    """``dask scheduler --no-dashboard`` still listens for HTTP (its /status is a 404), and
+    Dask still gives a link to it: the run prints none then."""
+    cluster = start_dask(tmp_path, n_workers=1, scheduler_args=scheduler_args)
+    try:
+        make_video(str(tmp_path / "v" / "a.mp4"), seconds=1)
+        res = run_cli(
+            "run",
+            str(tmp_path / "v"),
+            "--out",
+            str(tmp_path / "o"),
+            "--scheduler",
+            cluster.address,
+            "--every",
+            "10",
+            timeout=120,
+        )
+    finally:
+        cluster.stop()
+    assert res.returncode == 0, res.stderr
+    links = [line for line in res.stderr.splitlines() if line.startswith("Dask dashboard:")]
+    assert len(links) == (1 if shown else 0), res.stderr
+    if shown:
+        assert links[0].endswith("/status")
