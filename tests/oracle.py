@@ -572,6 +572,23 @@ def judge(
         said = sorted(_first_number(m) for m in record.get("missing") or [])
         if said != sorted(int(m) for m in want.missing):
             v.add("record", f"missing {record.get('missing')}, expected {list(want.missing)}")
+    if record.get("duration") == 0 and oracle.times[-1] > 0:
+        # Unknown is not zero (a WebM written to a pipe states none): a truncation check
+        # against 0 s can never fire.
+        v.add("record", f"duration 0 for pictures reaching {float(oracle.times[-1]):.3f} s")
+    if sel.kind == "times":
+        # A time the record lists as missing must be one with no frame (before the first, or
+        # at or past the last one's end): a time in a pause has its frame, however long ago.
+        end = oracle.times[-1] + oracle.frame_interval()
+        absent = [
+            float(t)
+            for t in map(parse_time, sel.value.split(","))
+            if shown_at(oracle.times, t) is None or t >= end
+        ]
+        for item in record.get("missing") or []:
+            found = re.match(r"time (-?[\d.e+-]+)s", str(item))
+            if not found or not any(abs(float(found.group(1)) - t) < 1e-3 for t in absent):
+                v.add("record", f"lists {item!r} missing, but that time has its frame")
     sizes, searches = {}, 0
     for k, n in sorted(written.items()):
         if k >= len(oracle):
