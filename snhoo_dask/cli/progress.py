@@ -182,7 +182,19 @@ def closing_lines(s: Summary) -> list[str]:
             lines.append(f"snhoo-dask: error: {problem}")
     if s.unsearched:
         lines.append(f"snhoo-dask: error: {s.unsearched_message}")
+    if s.merged:
+        lines.append(merged_note(s.merged))
     return lines
+
+
+def merged_note(merged: list[tuple[str, str]], first: int = 3) -> str:
+    """One line for the hard-linked duplicates a run decoded once."""
+    pairs = "; ".join(f"{shown(a)} is {shown(b)}" for a, b in merged[:first])
+    more = f"; and {len(merged) - first} more" if len(merged) > first else ""
+    return (
+        f"note: {len(merged)} video(s) are hard links to a file found under another name, "
+        f"decoded once under that name: {pairs}{more}"
+    )
 
 
 def summary_line(s: Summary) -> str:
@@ -223,4 +235,5 @@ def summary_json(s: Summary, out: str, report: str | None) -> dict:
         "failures": [{"video": f"{r.root}/{r.video}", "out": r.out, "reason": r.error} for r in s.failures],
         "failure_reasons": dict(failure_reasons(s.failures).most_common()),
         "unsearched": [{"path": p, "reason": r} for p, r in s.unsearched],
+        "merged": [{"path": p, "same_as": same} for p, same in s.merged],
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..disks.state import disk_of, disks_base
 from ..errors import UsageError
@@ -133,6 +133,10 @@ class Discovery:
     videos: list[Video]
     problems: list[tuple[str, str]]  # (path, reason) for folders that could not be read
     folding: Folding = Folding()  # how the output disk compares names (root names allow for it)
+    # (path left out, path taken): one file under two names (a hard link, same device and
+    # inode), decoded once under the name reached first.  The same name reached twice (a
+    # root given twice, links to one folder or file) is not one of them.
+    merged: list[tuple[str, str]] = field(default_factory=list)
 
 
 OUTSIDE = "leads outside the allowed folders; not followed"
@@ -183,10 +187,11 @@ def discover(
     problems: list[tuple[str, str]] = []
     exclude_real = os.path.realpath(exclude) if exclude else None
     seen: set[tuple[int, int]] = set()  # folders walked, over all roots
-    taken: set[object] = set()  # video files taken, over all roots
+    taken: dict[object, str] = {}  # video files taken, over all roots -> their real path
+    merged: list[tuple[str, str]] = []
     for given_root in given:
         if given_root in files:
-            _take_file(given_root, names, walked, bases, taken, videos, problems, suffix)
+            _take_file(given_root, names, walked, bases, taken, videos, problems, suffix, merged)
             continue
         root = given_root
         stack = [root]
@@ -236,8 +241,10 @@ def discover(
                         ident = _identity(entry)
                         key = (ident.dev, ident.ino) if ident else real
                         if key in taken:
+                            if taken[key] != real:
+                                merged.append((real, taken[key]))
                             continue
-                        taken.add(key)
+                        taken[key] = real
                         # Broken links and non-regular files are kept: extraction fails them
                         # with a reason instead of letting them vanish from the job.
                         rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
@@ -246,7 +253,7 @@ def discover(
                 except OSError as e:
                     problems.append((entry.path, e.strerror or str(e)))
             stack.extend(reversed(subfolders))
-    return Discovery(videos, problems, folding)
+    return Discovery(videos, problems, folding, merged)
 
 
 def _take_file(
@@ -254,10 +261,11 @@ def _take_file(
     names: dict[str, str],
     walked: list[str],
     bases: tuple[str, ...] | None,
-    taken: set[object],
+    taken: dict[object, str],
     videos: list[Video],
     problems: list[tuple[str, str]],
     suffix: str,
+    merged: list[tuple[str, str]],
 ) -> None:
     """A root that is one video file: that video, under its folder as the root."""
     root = os.path.dirname(path)
@@ -273,9 +281,12 @@ def _take_file(
     except OSError as e:
         problems.append((path, e.strerror or str(e)))
         return
-    if (ident.dev, ident.ino) in taken:
+    key = (ident.dev, ident.ino)
+    if key in taken:
+        if taken[key] != real:
+            merged.append((real, taken[key]))
         return
-    taken.add((ident.dev, ident.ino))
+    taken[key] = real
     videos.append(Video(root, names[root], os.path.basename(path), ident.size, suffix, real, ident))
 
 

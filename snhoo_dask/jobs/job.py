@@ -172,7 +172,9 @@ class Job:
         lost_grace: float,
         on_progress: OnProgress | None,
     ) -> Summary:
-        summary = Summary(total=len(self.videos), unsearched=list(self.found.problems))
+        summary = Summary(
+            total=len(self.videos), unsearched=list(self.found.problems), merged=list(self.found.merged)
+        )
         # OUT is opened once: the lock, the manifest and the sweep go through this descriptor,
         # and every task checks that the OUT it opens is this same folder.
         self._fence = self.folder.fence

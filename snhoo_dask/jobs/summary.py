@@ -61,6 +61,8 @@ class Summary:
     partials: list[VideoRecord] = field(default_factory=list)
     # Folders discovery could not read: videos in them were never seen, so not a success.
     unsearched: list[tuple[str, str]] = field(default_factory=list)
+    # Hard-linked duplicates decoded once (discovery's ``merged``: path left out, path taken).
+    merged: list[tuple[str, str]] = field(default_factory=list)
     manifest_error: str | None = None
     # report.html could not be written: the frames are fine, a file the run promises is not.
     report_error: str | None = None

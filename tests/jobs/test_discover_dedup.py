@@ -1,8 +1,11 @@
 """Discovery takes each video once over all roots, and under ``confine`` never leaves it."""
 
+import json
 import os
 
-from helpers import touch
+import pytest
+from helpers import run_cli, touch
+from videos import make_video
 
 from snhoo_dask.jobs.discover import OUTSIDE, discover
 from snhoo_dask.jobs.planning import find_videos
@@ -45,6 +48,21 @@ def test_two_links_to_one_folder_and_a_hard_linked_file_count_once(tmp_path):
     found = discover([str(tmp_path / "link1"), str(tmp_path / "link2")])
     # The walk lists a folder's files before its subfolders: the link to b.mp4 reaches it first.
     assert rels(found) == ["link1/a.mp4", "link1/b-link.mp4", "link1/cam/deep/c.mov"]
+    # Only the hard link is one file under two names: the links to one folder or file are not.
+    assert found.merged == [(str(root / "cam" / "a-again.mp4"), str(root / "a.mp4"))]
+
+
+@pytest.mark.slow
+def test_a_run_notes_the_hard_linked_duplicate_it_decoded_once(tmp_path):
+    root = tmp_path / "day"
+    make_video(str(root / "a.mp4"), seconds=1)
+    os.link(root / "a.mp4", root / "same.mp4")
+    res = run_cli("run", str(root), "--out", str(tmp_path / "o"), "--every", "10", "--workers", "1", "--json")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["merged"] == [{"path": str(root / "same.mp4"), "same_as": str(root / "a.mp4")}]
+    assert "note: 1 video(s) are hard links" in res.stderr and "same.mp4 is " in res.stderr, res.stderr
+    assert os.listdir(tmp_path / "o" / "day") == ["a.mp4"]  # decoded once, under its first name
 
 
 def test_confined_discovery_does_not_follow_links_out_of_the_allowed_folders(tmp_path):
