@@ -74,7 +74,7 @@ WEB_BODY = {
 def cli_job(monkeypatch, *args: str):
     """The Job ``snhoo-dask run ... --dry-run`` builds, caught where the dry run lists it."""
     jobs = []
-    monkeypatch.setattr(commands.terminal, "dry_run", lambda job: jobs.append(job) or 0)
+    monkeypatch.setattr(commands, "dry_run_command", lambda job, list_all=False: jobs.append(job) or 0)
     result = CliRunner().invoke(commands.main, ["run", *args, "--dry-run"])
     assert result.exit_code == 0, result.output
     (job,) = jobs
