@@ -88,6 +88,7 @@ class FolderSink:
         self.sizes: dict[str, int] = {}  # each file written, by name: the done record lists them
 
     def add(self, name: str, data: bytes, row: FrameRow) -> None:
+        self.tmp.check()
         with disk_errors(self.tmp.out_path), open(create_file(self.tmp.fd, name), "wb") as f:
             f.write(data)
         self.rows.append(row)
@@ -96,6 +97,7 @@ class FolderSink:
     def close(self, end: tuple[int, float] | None = None) -> None:
         """Write frames.csv, one row per image, in frame order; with scene scores and
         ``end`` (frames decoded, seconds reached), scenes.csv too."""
+        self.tmp.check()
         if self.scored and end is not None:
             data = scene_list(self.rows, end)
             with disk_errors(self.tmp.out_path), open(create_file(self.tmp.fd, SCENES_FILE), "wb") as f:

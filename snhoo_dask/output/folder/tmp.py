@@ -6,10 +6,15 @@ from __future__ import annotations
 import os
 import uuid
 
+from ...errors import SnhooError
 from ...fs.fsafe import disk_errors, is_dir_at, remove_tree, walk
 from .names import TMP_DIR
 from .opened import OutputDir, safe_dirs
 from .owned import made_in_tmp
+
+
+class TmpSwept(SnhooError, OSError):
+    """A task's temporary folder was swept away under it: the task stops writing."""
 
 
 class TmpDir:
@@ -26,9 +31,21 @@ class TmpDir:
             with disk_errors(out.path):
                 os.mkdir(self.name, 0o755, dir_fd=self.base)
                 self.fd = walk(self.base, [self.name])
+                self.ino = os.fstat(self.fd).st_ino
         except BaseException:
             os.close(self.base)
             raise
+
+    def check(self) -> None:
+        """Before each file written here: the folder must still be this one under its name.
+        A sweep (``sweep_tmp``: a later run on OUT) renames it away, and a task writing by
+        descriptor would otherwise go on filling the swept folder after that run ended."""
+        try:
+            here = os.stat(self.name, dir_fd=self.base, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            here = None
+        if here != self.ino:
+            raise TmpSwept(f"{self.path} was swept by a later run on {self.out_path}; this task stops")
 
     def remove(self) -> None:
         """Delete the folder and what is left in it (after a publish: nothing), close both."""
@@ -57,8 +74,8 @@ def sweep_tmp(out: OutputDir) -> int:
         names = [name for name in os.listdir(base) if made_in_tmp(name)]
         for name in names:
             # Rename first: a task of an interrupted run may still be writing into its folder.
-            # After the (atomic) rename its next write or its publish fails, instead of racing
-            # the removal and publishing a folder with some images deleted.
+            # After the (atomic) rename its next write (TmpDir.check) or its publish fails,
+            # instead of racing the removal; what it wrote in between goes with the next sweep.
             trash = "swept-" + uuid.uuid4().hex
             try:
                 os.rename(name, trash, src_dir_fd=base, dst_dir_fd=base)
