@@ -161,7 +161,7 @@ def resumes(tmp: Path, sizes: list[int]) -> None:
         assert dry.code == 0 and f"would do: 0 new, {n:,} skip" in dry.stderr, dry.stderr[-2000:]
         r = ran([*SNHOO, *args, "--dashboard-address", "127.0.0.1:0", "-q"])
         assert r.code == 0, r.stderr[-2000:]
-        assert f"0 ok, {n} skipped, 0 failed of {n} videos" in r.stderr, r.stderr[-2000:]
+        assert f"0 ok, {n} skipped, 0 failed of {n:,} videos" in r.stderr, r.stderr[-2000:]
         per = "-" if first is None else f"{(r.wall - first[1]) / (n - first[0]) * 1e3:.3f}"
         first = first or (n, r.wall)
         say(f"| {n:,} | {r.wall:.2f} | {r.cpu:.2f} | {r.peak_mb:.0f} | {per} | {dry.wall:.2f}, {dry.lines} |")

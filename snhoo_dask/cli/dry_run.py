@@ -19,7 +19,7 @@ from ..jobs.summary import EXIT_OK
 from ..output.shard_index import SHARDS_DIR
 from .disks import size_text
 from .grouped import warning_lines
-from .text import shown
+from .text import plural, shown
 
 FIRST_VIDEOS = 20  # videos listed without --list
 ROOTS_SHOWN = 10  # roots summarised one a line, then "and N more"
@@ -31,10 +31,6 @@ def _say(line: str) -> None:
     click.echo(line, err=True)
 
 
-def _n(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
-
-
 def _some(items: list[Planned], total: int) -> str:
     names = ", ".join(shown(p.video.path) for p in items)
     return names + (f" and {total - len(items):,} more" if total > len(items) else "")
@@ -44,15 +40,15 @@ def summary_lines(preview: Preview, job: Job) -> list[str]:
     """The dry run's summary, each line bounded (names are capped, not listed)."""
     total = len(preview.planned)
     lines = [
-        f"{_n(total, 'video')}, {size_text(preview.bytes)} under {_n(len(preview.roots), 'root')}; "
+        f"{plural(total, 'video')}, {size_text(preview.bytes)} under {plural(len(preview.roots), 'root')}; "
         f"{job.settings.describe()}; output {shown(job.settings.out)}; nothing processed (dry run)"
     ]
     for root, (videos, size) in list(preview.roots.items())[:ROOTS_SHOWN]:
-        lines.append(f"  {shown(root)}: {_n(videos, 'video')}, {size_text(size)}")
+        lines.append(f"  {shown(root)}: {plural(videos, 'video')}, {size_text(size)}")
     if len(preview.roots) > ROOTS_SHOWN:
         rest = list(preview.roots.values())[ROOTS_SHOWN:]
         lines.append(
-            f"  and {_n(len(rest), 'more root')}: {_n(sum(v for v, _ in rest), 'video')}, "
+            f"  and {plural(len(rest), 'more root')}: {plural(sum(v for v, _ in rest), 'video')}, "
             f"{size_text(sum(s for _, s in rest))}"
         )
     exts = ", ".join(f"{shown(e)} {n:,}" for e, n in preview.extensions.most_common())
@@ -73,7 +69,7 @@ def summary_lines(preview: Preview, job: Job) -> list[str]:
         n = preview.flags[flag]
         if n:
             lines.append(
-                f"known to fail: {_n(n, noun)}{words}: {_some(preview.flagged(flag, FLAGGED_SHOWN), n)}"
+                f"known to fail: {plural(n, noun)}{words}: {_some(preview.flagged(flag, FLAGGED_SHOWN), n)}"
             )
     if preview.manifest_problem:
         lines.append(f"warning: {shown(preview.manifest_problem)}")
@@ -113,5 +109,5 @@ def dry_run(job: Job, list_all: bool = False, say: Callable[[str], None] = _say)
         click.echo(video_line(p, job.settings.out, job.settings.pack == "shards"))
     if len(shown_videos) < len(preview.planned):
         more = len(preview.planned) - len(shown_videos)
-        say(f"... and {_n(more, 'more video')}: --list lists every one")
+        say(f"... and {plural(more, 'more video')}: --list lists every one")
     return EXIT_OK

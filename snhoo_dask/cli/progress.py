@@ -12,7 +12,7 @@ from ..jobs.progress import Progress
 from ..jobs.summary import EXAMPLES, Summary, failure_reasons
 from ..model import VideoRecord
 from .grouped import reason_lines
-from .text import shown
+from .text import plural, shown
 
 
 class ProgressBar:
@@ -119,10 +119,6 @@ def failure_table(failures: list[VideoRecord], head: str = "FAILED VIDEO", what:
     return "\n".join(lines)
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def _some(names: list[str], total: int) -> str:
     """The first names, and how many more there are."""
     more = total - len(names)
@@ -192,7 +188,7 @@ def merged_note(merged: list[tuple[str, str]], first: int = 3) -> str:
     pairs = "; ".join(f"{shown(a)} is {shown(b)}" for a, b in merged[:first])
     more = f"; and {len(merged) - first} more" if len(merged) > first else ""
     return (
-        f"note: {len(merged)} video(s) are hard links to a file found under another name, "
+        f"note: {plural(len(merged), 'video')} {'is a hard link' if len(merged) == 1 else 'are hard links'} to a file found under another name, "
         f"decoded once under that name: {pairs}{more}"
     )
 
@@ -202,8 +198,8 @@ def summary_line(s: Summary) -> str:
     return (
         f"{s.ok} ok, {s.skipped} skipped, {s.failed} failed"
         + (f", {s.partial} partial" if s.partial else "")
-        + f" of {s.total} videos; "
-        f"{s.images} images in {s.elapsed:.1f} s ({rate:.1f} images/s)"
+        + f" of {plural(s.total, 'video')}; "
+        f"{plural(s.images, 'image')} in {s.elapsed:.1f} s ({rate:.1f} images/s)"
     )
 
 

@@ -19,6 +19,7 @@ from ..jobs.summary import EXIT_FAILED, EXIT_INTERRUPTED, Summary
 from ..video import preload
 from .grouped import warning_lines
 from .progress import ProgressBar, closing_lines, summary_json, summary_line
+from .text import plural
 
 # After an interrupt, how long the cluster may take to close before the process exits
 # without it.  An embedded worker's close waits for the tasks its threads run, and a task
@@ -119,7 +120,7 @@ def run_job(
         threading.Thread(target=_preload_quietly, name="snhoo-preload", daemon=True).start()
     try:
         with dask_client(cluster, warn=lambda message: _say(f"warning: {message}")) as client:
-            _say(f"{len(job.videos)} videos, {job.settings.describe()}, output {out}")
+            _say(f"{plural(len(job.videos), 'video')}, {job.settings.describe()}, output {out}")
             link = dashboard_link(client, cluster.scheduler is None, cluster.dashboard_address)
             if link:  # none to open: say nothing rather than a link to a 404
                 _say(f"Dask dashboard: {link}")

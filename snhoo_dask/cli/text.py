@@ -29,3 +29,8 @@ def shown(text: str | None) -> str:
         else:
             out.append(c)
     return "".join(out)
+
+
+def plural(n: int, word: str) -> str:
+    """``1 video``, ``2 videos``, ``12,000 videos``: the count the terminal says of a thing."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"

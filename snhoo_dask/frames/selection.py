@@ -241,7 +241,8 @@ class Fps(Mode, name="fps", label="Frames per second"):
         return Fraction(sel.fps)
 
     def describe(self, sel: Selection) -> str:
-        return f"{float(self.rate(sel)):g} frames per second"
+        rate = float(self.rate(sel))
+        return f"{rate:g} frame per second" if rate == 1 else f"{rate:g} frames per second"
 
     def plain(self, sel: Selection) -> tuple[str | None, Picker]:
         return fps_expr(self.rate(sel)), TakeAll()

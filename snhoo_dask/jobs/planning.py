@@ -24,7 +24,7 @@ from ..errors import JobError
 from ..model import FAILED, OK, PARTIAL, SKIPPED, WRITTEN, Video, VideoRecord
 from ..output.folder import Folding, OutputDir, OutputFolder, previous_output
 from ..output.manifest import latest_of
-from ..output.shard_index import SHARDS_DIR, Shard, published, retire, write_index
+from ..output.shard_index import SHARDS_DIR, Shard, check_index, published, retire, write_index
 from ..output.shards import ShardWriter
 from ..settings import Settings, new_record
 from .discover import DEFAULT_EXTENSIONS, Discovery, DiscoveryError, discover
@@ -287,6 +287,7 @@ def plan_shards(
     videos still to do), after taking out of sight the shards of videos done again: no loader
     then sees a video's old samples beside its new ones.  Shards holding only videos outside
     this job stay as they are."""
+    check_index(out)
     verdicts, stale = shard_verdicts(videos, settings, out, overwrite)
     retire(out, stale)
     write_index(out)

@@ -16,11 +16,19 @@ import stat
 import uuid
 from dataclasses import dataclass
 
+from ..errors import JobError
 from ..fs.fsafe import create_file, is_dir_at, open_plain, walk
-from .folder import OutputDir, TmpDir
+from .folder import SAMPLES, SHARDS_DIR, OutputDir, TmpDir
 
-SHARDS_DIR = "shards"
-INDEX = "samples.parquet"  # in OUT: every sample of every published shard
+INDEX = SAMPLES
+# In the index's parquet metadata: how a later run tells its own index from a user's file.
+_MARK = (b"snhoo-dask", b"samples index")
+
+
+class ForeignIndex(JobError):
+    """OUT/samples.parquet is not an index snhoo-dask wrote: it is never replaced."""
+
+
 _NUMBERED = re.compile(r"^(\d{5,})(?:\.tar|\.parquet|_stats\.json)$")
 
 
@@ -155,9 +163,39 @@ def retire(out: OutputDir, shards: list[Shard]) -> None:
     write_index(out)
 
 
+def index_is_ours(out: OutputDir) -> bool:
+    """Whether OUT/samples.parquet is absent or an index snhoo-dask wrote (a plain file whose
+    parquet metadata carries our mark); a user's file, link or folder there is not."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        fd = open_plain(out.fd, INDEX)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        with open(fd, "rb") as f:
+            meta = pq.read_schema(f).metadata or {}
+    except (OSError, pa.ArrowException):  # not a parquet file at all: a user's
+        return False
+    return meta.get(_MARK[0]) == _MARK[1]
+
+
+def check_index(out: OutputDir) -> None:
+    """ForeignIndex (one line) when OUT/samples.parquet is a user's file the job would replace."""
+    if not index_is_ours(out):
+        raise ForeignIndex(
+            f"{os.path.join(out.path, INDEX)} is not an index snhoo-dask wrote and --pack shards "
+            "would replace it; move it away or choose another output folder"
+        )
+
+
 def write_index(out: OutputDir) -> None:
     """OUT/samples.parquet: every sample of every published shard with its shard, rewritten
-    whole (made aside, renamed over the last one)."""
+    whole (made aside, renamed over the last one).  A file there that is not an index of
+    ours (one put there during the run) is left as it is."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -178,6 +216,9 @@ def write_index(out: OutputDir) -> None:
     else:
         cols = index_columns(scored)
         table = pa.table({c: pa.array([], pa.string()) for c in cols})
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _MARK[0]: _MARK[1]})
+    if not index_is_ours(out):
+        return
     tmp = TmpDir(out)
     try:
         with open(create_file(tmp.fd, INDEX), "wb") as f:

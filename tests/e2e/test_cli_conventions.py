@@ -211,3 +211,16 @@ def test_a_busy_dashboard_port_is_one_line_of_ours_and_v_logs(tmp_path):
     assert len(warned) == 1 and warned[0].startswith(f"warning: port {port} is in use"), res.stderr
     assert "UserWarning" not in res.stderr and "node.py" not in res.stderr
     assert "distributed.scheduler - INFO - " in res.stderr  # -v: Dask's own log lines
+
+
+@pytest.mark.slow
+def test_one_of_a_thing_is_said_in_the_singular(tmp_path):
+    make_video(tmp_path / "cam" / "a.mp4", seconds=1)
+    res = run_cli(
+        "run", str(tmp_path / "cam"), "--out", str(tmp_path / "out"), "--fps", "1",
+        "--workers", "1", "--dashboard-address", "127.0.0.1:0",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    first = res.stderr.splitlines()[0]
+    assert first == f"1 video, 1 frame per second, output {tmp_path / 'out'}", res.stderr
+    assert "1 ok, 0 skipped, 0 failed of 1 video; 1 image in " in res.stderr, res.stderr

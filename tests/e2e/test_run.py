@@ -297,7 +297,7 @@ def test_embedded_local_cluster_and_dashboard_link(tmp_path, one_video):
     )
     assert result.returncode == 0, result.stderr
     assert "Dask dashboard: http://127.0.0.1:" in result.stderr
-    assert "1 ok, 0 skipped, 0 failed of 1 videos; 10 images" in result.stderr
+    assert "1 ok, 0 skipped, 0 failed of 1 video; 10 images" in result.stderr
     (rec,) = manifest(out)
     assert rec["status"] == "ok" and rec["frames"] == 10
 

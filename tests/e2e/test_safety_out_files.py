@@ -202,3 +202,26 @@ def test_web_an_existing_folder_of_someones_files_is_refused_as_output(tmp_path)
     finally:
         svc.stop()
     assert os.listdir(outs / "theirs") == ["thesis.txt"]
+
+
+@pytest.mark.timeout(240)
+def test_a_users_samples_parquet_in_the_output_folder_is_never_replaced_by_shards(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    root, out = tmp_path / "cam", tmp_path / "out"
+    make_video(root / "a.mp4", seconds=1)
+    assert run(str(root), "--out", str(out), "--every", "10").returncode == 0  # a run's folder now
+    (out / "samples.parquet").write_bytes(b"my own table, not a parquet file")
+    proc = run(str(root), "--out", str(out), "--every", "10", "--pack", "shards")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"snhoo-dask: error: {out}/samples.parquet is not an index snhoo-dask wrote and --pack "
+        "shards would replace it; move it away or choose another output folder"
+    )
+    assert (out / "samples.parquet").read_bytes() == b"my own table, not a parquet file"
+    assert not (out / "shards").exists()
+    # Once it is moved away the job writes its own index, and a rerun may replace that one.
+    (out / "samples.parquet").unlink()
+    assert run(str(root), "--out", str(out), "--every", "10", "--pack", "shards").returncode == 0
+    assert pq.read_table(out / "samples.parquet").num_rows == 3
+    assert run(str(root), "--out", str(out), "--every", "5", "--pack", "shards").returncode == 0
+    assert pq.read_table(out / "samples.parquet").num_rows == 5  # our own index, replaced

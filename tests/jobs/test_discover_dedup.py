@@ -61,7 +61,7 @@ def test_a_run_notes_the_hard_linked_duplicate_it_decoded_once(tmp_path):
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["merged"] == [{"path": str(root / "same.mp4"), "same_as": str(root / "a.mp4")}]
-    assert "note: 1 video(s) are hard links" in res.stderr and "same.mp4 is " in res.stderr, res.stderr
+    assert "note: 1 video is a hard link" in res.stderr and "same.mp4 is " in res.stderr, res.stderr
     assert os.listdir(tmp_path / "o" / "day") == ["a.mp4"]  # decoded once, under its first name
 
 

@@ -5,6 +5,7 @@ OUT/report.html                    the job's report
 OUT/<root name>/<rel video path>/  finished frames of one video (appears whole or not at all)
     000123.jpg ... frames.csv .snhoo-done.json
 OUT/<root name>/<rel video path>.tar   the same, packed (--pack tar; see formats)
+OUT/shards/, OUT/samples.parquet     --pack shards: the numbered shards and their index
 OUT/.snhoo-tmp/                    folders being written; swept at start and end of a run
 OUT/.snhoo.lock                    the lock of the run on OUT now (``lock``)
 OUT/.snhoo-run                     which run may publish into OUT (``fence``)
@@ -17,6 +18,8 @@ FRAGMENTS = "fragments"  # in OUT/.snhoo-tmp: the videos' tars the workers publi
 DONE_FILE = ".snhoo-done.json"
 MANIFEST = "manifest.jsonl"
 REPORT = "report.html"
+SAMPLES = "samples.parquet"  # --pack shards: every sample of every published shard
+SHARDS_DIR = "shards"  # --pack shards: the numbered shards
 LOCK_FILE = ".snhoo.lock"
 DONE_MEMBER = "__snhoo_done__"  # a tar's completion record: what .snhoo-done.json is to a folder
 TAR_NAME = "frames.tar"  # the tar's name inside the video's temporary folder
