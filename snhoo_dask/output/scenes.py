@@ -8,7 +8,7 @@ One row per shot: the columns, their order, the 1-based frame numbers and the
 
 Written without the line of cut timecodes PySceneDetect puts above the header by default
 (its ``list-scenes --skip-cuts`` form): with it the file is not one table, and ``csv``,
-``pandas.read_csv`` or a spreadsheet would take the cut list for the header.  The cuts are
+pandas' read_csv or a spreadsheet would take the cut list for the header.  The cuts are
 the Start Timecode column from the second row on.
 
 Shot k starts at the k-th image written (``--scenes`` writes the first frame of each shot);
