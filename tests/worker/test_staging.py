@@ -79,7 +79,9 @@ def test_the_command_line_flags_map_to_modes(monkeypatch, tmp_path):
     from snhoo_dask.cli import commands
 
     seen = []
-    monkeypatch.setattr(commands, "dry_run_command", lambda job, list_all=False: seen.append(job.settings.stage) or 0)
+    monkeypatch.setattr(
+        commands, "dry_run_command", lambda job, list_all=False: seen.append(job.settings.stage) or 0
+    )
     for flags in ([], ["--stage"], ["--no-stage"]):
         (tmp_path / "v").mkdir(exist_ok=True)
         (tmp_path / "v" / "a.mp4").write_bytes(b"")  # discovery only: no video is read
