@@ -109,15 +109,23 @@ def split_done(
     videos to do whose earlier output is replaced: video path -> why."""
     if overwrite:
         return [], list(videos)
+    return _split(videos, lambda video: decide(video, settings, out), redone)
+
+
+def _split(
+    videos: list[Video], verdict_of: Callable[[Video], Verdict], redone: dict[str, str] | None
+) -> tuple[list[VideoRecord], list[Video]]:
+    """(the skipped records, the videos to do) by each video's verdict; ``redone`` gets why
+    of each one whose earlier output is replaced."""
     skipped, todo = [], []
     for video in videos:
-        verdict = decide(video, settings, out)
-        if verdict.record is None:
-            todo.append(video)
-            if verdict.why and redone is not None:
-                redone[video.path] = verdict.why
-        else:
+        verdict = verdict_of(video)
+        if verdict.record is not None:
             skipped.append(verdict.record)
+            continue
+        todo.append(video)
+        if verdict.why and redone is not None:
+            redone[video.path] = verdict.why
     return skipped, todo
 
 
@@ -260,8 +268,12 @@ def shard_verdicts(
         if why is not None:
             verdicts[video.path] = Verdict(REDO, why)
             continue
-        rec = new_record(video, settings).carry_over(previous).finish(SKIPPED)
-        verdicts[video.path] = Verdict(SKIP, record=rec.finish(SKIPPED, out=f"{SHARDS_DIR}/{shard.names[0]}"))
+        rec = (
+            new_record(video, settings)
+            .carry_over(previous)
+            .finish(SKIPPED, out=f"{SHARDS_DIR}/{shard.names[0]}")
+        )
+        verdicts[video.path] = Verdict(SKIP, record=rec)
         in_shard[video.path] = shard
     job: dict[tuple[object, object], str] = {(v.root_name, v.rel): v.path for v in videos}
 
@@ -291,16 +303,7 @@ def plan_shards(
     verdicts, stale = shard_verdicts(videos, settings, out, overwrite)
     retire(out, stale)
     write_index(out)
-    skipped, todo = [], []
-    for video in videos:
-        verdict = verdicts[video.path]
-        if verdict.record is not None:
-            skipped.append(verdict.record)
-            continue
-        todo.append(video)
-        if verdict.why and redone is not None:
-            redone[video.path] = verdict.why
-    return skipped, todo
+    return _split(videos, lambda video: verdicts[video.path], redone)
 
 
 def _why_redo(video: Video, settings: Settings, entry: dict, overwrite: bool) -> str | None:

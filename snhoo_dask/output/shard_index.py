@@ -199,6 +199,8 @@ def write_index(out: OutputDir) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if not index_is_ours(out):
+        return
     shards = published(out)
     tables = []
     if shards:
@@ -217,8 +219,6 @@ def write_index(out: OutputDir) -> None:
         cols = index_columns(scored)
         table = pa.table({c: pa.array([], pa.string()) for c in cols})
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _MARK[0]: _MARK[1]})
-    if not index_is_ours(out):
-        return
     tmp = TmpDir(out)
     try:
         with open(create_file(tmp.fd, INDEX), "wb") as f:
