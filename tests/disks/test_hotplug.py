@@ -151,15 +151,6 @@ class Lab:
             subprocess.run(["losetup", "-d", loop], check=False)
 
 
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
 def options(point: str) -> list[str]:
     return sh("findmnt", "-n", "-o", "OPTIONS", "--mountpoint", point).split(",")
 

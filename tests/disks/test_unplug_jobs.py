@@ -37,18 +37,10 @@ def disk_with_videos(lab: Lab, label: str, src) -> str:
     return os.path.basename(loop)
 
 
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
-def test_a_pulled_disk_is_listed_unplugged_and_its_job_fails_with_a_reason_while_the_other_runs(lab):
-    for name in ("one", "two"):
-        make_video(str(lab.tmp / f"src-{name}" / "cam" / "a.mp4"), seconds=1)
+def two_disks_served(lab: Lab):
+    """Disks SNHOO-one and SNHOO-two made from lab.tmp/src-one and src-two, attached and
+    plugged, and a real ``serve`` allowed to read them: (loop names, their disks, the
+    output base, the service)."""
     k1 = disk_with_videos(lab, "SNHOO-one", lab.tmp / "src-one")
     k2 = disk_with_videos(lab, "SNHOO-two", lab.tmp / "src-two")
     lab.attach(k1)
@@ -58,6 +50,13 @@ def test_a_pulled_disk_is_listed_unplugged_and_its_job_fails_with_a_reason_while
     frames.mkdir()
     env = {k: lab.env[k] for k in ("SNHOO_DISKS_BASE", "SNHOO_HOTPLUG_CONFIG", "SNHOO_BUSY_COMMAND")}
     svc = start_embedded_serve(str(lab.tmp), [lab.base], [str(frames)], env=env)
+    return k1, k2, one, two, frames, svc
+
+
+def test_a_pulled_disk_is_listed_unplugged_and_its_job_fails_with_a_reason_while_the_other_runs(lab):
+    for name in ("one", "two"):
+        make_video(str(lab.tmp / f"src-{name}" / "cam" / "a.mp4"), seconds=1)
+    k1, k2, one, two, frames, svc = two_disks_served(lab)
     try:
 
         def disks() -> dict:
@@ -113,15 +112,7 @@ def test_a_disk_pulled_out_while_its_job_runs_fails_what_it_could_not_read_with_
     for i in range(12):
         make_video(str(lab.tmp / "src-one" / "cam" / f"v{i:02d}.mp4"), seconds=4, size="320x240")
     make_video(str(lab.tmp / "src-two" / "cam" / "a.mp4"), seconds=1)
-    k1 = disk_with_videos(lab, "SNHOO-one", lab.tmp / "src-one")
-    k2 = disk_with_videos(lab, "SNHOO-two", lab.tmp / "src-two")
-    lab.attach(k1)
-    lab.attach(k2)
-    one, two = lab.wait_state(k1, "plugged"), lab.wait_state(k2, "plugged")
-    frames = lab.tmp / "frames"
-    frames.mkdir()
-    env = {k: lab.env[k] for k in ("SNHOO_DISKS_BASE", "SNHOO_HOTPLUG_CONFIG", "SNHOO_BUSY_COMMAND")}
-    svc = start_embedded_serve(str(lab.tmp), [lab.base], [str(frames)], env=env)
+    k1, k2, one, two, frames, svc = two_disks_served(lab)
     try:
         status, job = svc.call("/api/jobs", "POST", {"roots": [one.mountpoint], "out": "from-one"})
         assert status == 201, job
